@@ -1,0 +1,244 @@
+"""Configs: one pydantic model per YAML section, unknown keys and bad values rejected before any work.
+
+A run config has four sections. ``data`` is a discriminated union on ``modality``; ``method`` and ``model``
+name a registered class and their other keys are validated against that class's keyword arguments (so a
+YAML section maps 1:1 onto a constructor); ``train`` drives the generic trainer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from biolatent.errors import ConfigError
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class _DataBase(BaseModel):
+    model_config = _STRICT
+
+    path: Path | None = Field(None, description="input file or folder")
+    dataset: str | None = Field(None, description="name in the dataset registry, instead of a path")
+    metadata: Path | None = Field(None, description="table (tsv/csv) with an id column + any columns")
+    id_column: str = "id"
+
+    @model_validator(mode="after")
+    def _path_or_dataset(self) -> _DataBase:
+        if (self.path is None) == (self.dataset is None):
+            raise ValueError("give exactly one of data.path or data.dataset")
+        return self
+
+
+class CountsData(_DataBase):
+    """Single-cell or bulk expression in an AnnData .h5ad file."""
+
+    modality: Literal["counts"] = "counts"
+    layer: str | None = Field(None, description="layer holding the values; None = X, 'raw' = raw.X")
+    values: Literal["auto", "counts", "continuous"] = "auto"
+    min_total: float = Field(0.0, ge=0, description="drop samples whose total is <= this")
+
+
+class DnaData(_DataBase):
+    """DNA sequences in FASTA, tokenised as overlapping k-mers (DNABERT)."""
+
+    modality: Literal["dna"] = "dna"
+    kmer: int = Field(6, ge=3, le=6)
+    max_length: int | None = Field(None, ge=8, description="bases per sequence; None = the longest")
+
+
+class Image2dData(_DataBase):
+    """A folder of PNG/TIFF images or a whole-slide crop (SVS/TIFF) cut into tiles."""
+
+    modality: Literal["image2d"] = "image2d"
+    image_size: int = Field(64, ge=8, description="side of the square images given to the encoder")
+    tile_size: int = Field(64, ge=8, description="slides: tile side in pixels at level 0")
+    min_tissue_fraction: float = Field(0.5, ge=0, le=1, description="slides: drop background tiles")
+    max_samples: int | None = Field(None, ge=1)
+
+
+DataConfig = Annotated[CountsData | DnaData | Image2dData, Field(discriminator="modality")]
+MODALITIES = ("counts", "dna", "image2d")
+
+
+class MethodSection(BaseModel):
+    """``name`` picks a registered method; every other key is one of its keyword hyper-parameters."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+
+class ModelSection(BaseModel):
+    """``name`` picks a registered encoder (default per modality and method); other keys are its kwargs."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str | None = None
+
+
+class TrainConfig(BaseModel):
+    model_config = _STRICT
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_epochs: int = Field(0, ge=0)
+    seed: int = 0
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int | Literal["auto"] = "auto"
+    strategy: Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp"] = "auto"
+    precision: Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true"] = "32-true"
+    num_workers: int = Field(0, ge=0)
+    gradient_clip: float | None = Field(1.0, gt=0)
+
+
+class RunConfig(BaseModel):
+    model_config = _STRICT
+
+    data: DataConfig
+    method: MethodSection
+    model: ModelSection = Field(default_factory=ModelSection)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    def hash(self) -> str:
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def keyword_model(cls: type, *, skip: tuple[str, ...] = ()) -> type[BaseModel]:
+    """A strict pydantic model of ``cls.__init__``'s keyword-only arguments (types and defaults)."""
+    fields: dict[str, Any] = {}
+    hints = _resolved_hints(cls.__init__)
+    for param in inspect.signature(cls.__init__).parameters.values():
+        if param.kind is not inspect.Parameter.KEYWORD_ONLY or param.name in skip:
+            continue
+        annotation = hints.get(param.name, Any)
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[param.name] = (annotation, default)
+    return create_model(f"{cls.__name__}Kwargs", __config__=_STRICT, **fields)
+
+
+def _resolved_hints(func: Any) -> dict[str, Any]:
+    import typing
+
+    try:
+        return typing.get_type_hints(func)
+    except Exception:  # unresolvable forward references: fall back to no type check
+        return {}
+
+
+def validate_kwargs(section: str, name: str, cls: type, values: dict[str, Any], skip: tuple[str, ...]) -> dict:
+    """Check ``values`` against ``cls``'s keyword arguments; return them with defaults filled in."""
+    model = keyword_model(cls, skip=skip)
+    try:
+        return model(**values).model_dump()
+    except ValidationError as exc:
+        valid = ", ".join(sorted(model.model_fields)) or "(none)"
+        raise ConfigError(f"{_first_error(exc, prefix=section)} (valid keys for {name!r}: {valid})") from None
+
+
+def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
+    """``["train.epochs=3", "method.temperature=0.2"]`` -> nested dict; values parsed as YAML scalars."""
+    nested: dict[str, Any] = {}
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set expects section.key=value, got {item!r}")
+        dotted, raw = item.split("=", 1)
+        keys = dotted.strip().split(".")
+        if len(keys) < 2 or not all(keys):
+            raise ConfigError(f"--set expects section.key=value, got {item!r}")
+        node = nested
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = yaml.safe_load(raw) if raw != "" else None
+    return nested
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping with the sections data, method, model, train")
+    return raw
+
+
+def load_config(
+    source: str | Path | dict[str, Any], overrides: list[str] | None = None, base_dir: Path | None = None
+) -> RunConfig:
+    """Read a YAML file (or a dict), apply ``--set`` overrides, validate every section.
+
+    Relative data paths are resolved against the YAML file's folder (or ``base_dir``).
+    """
+    if isinstance(source, dict):
+        raw = source
+    else:
+        raw = read_yaml(source)
+        base_dir = base_dir or Path(source).resolve().parent
+    raw = deep_merge(raw, parse_overrides(overrides))
+    try:
+        config = RunConfig(**raw)
+    except ValidationError as exc:
+        raise ConfigError(_first_error(exc)) from None
+    except TypeError as exc:
+        raise ConfigError(f"config must be a mapping of sections: {exc}") from None
+    if base_dir is not None:
+        for key in ("path", "metadata"):
+            value = getattr(config.data, key)
+            if value is not None and not Path(value).expanduser().is_absolute():
+                setattr(config.data, key, (base_dir / Path(value).expanduser()).resolve())
+    from biolatent.build import resolve_sections
+
+    return resolve_sections(config)
+
+
+def _first_error(exc: ValidationError, prefix: str | None = None) -> str:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"] if not str(p).startswith("function-after")]
+    # a discriminated union puts the tag ("counts") into the location: drop it
+    loc = [p for p in loc if p not in MODALITIES] or loc
+    where = ".".join(([prefix] if prefix else []) + loc) or (prefix or "config")
+    if err["type"] == "extra_forbidden":
+        return f"{where}: unknown key{_valid_keys_hint(loc)}"
+    if err["type"] == "union_tag_invalid":
+        return f"{where}.modality: must be one of {', '.join(MODALITIES)}"
+    if err["type"] == "union_tag_not_found":
+        return f"{where}.modality is required (one of {', '.join(MODALITIES)})"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg}"
+
+
+def _valid_keys_hint(loc: list[str]) -> str:
+    models: dict[str, type[BaseModel]] = {"train": TrainConfig}
+    if len(loc) == 2 and loc[0] in models:
+        return f" (valid keys: {', '.join(models[loc[0]].model_fields)})"
+    if len(loc) == 2 and loc[0] == "data":
+        keys = sorted(set(CountsData.model_fields) | set(DnaData.model_fields) | set(Image2dData.model_fields))
+        return f" (valid keys across modalities: {', '.join(keys)})"
+    if len(loc) == 1:
+        return f" (valid sections: {', '.join(RunConfig.model_fields)})"
+    return ""
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,1 @@
+"""Data per modality: loading into a SampleSet, views (augmentations), simulators."""
