@@ -1,0 +1,37 @@
+"""Batched, seeded augmentation views, one ``nn.Module`` per modality.
+
+Every view: ``sample_params(n, device, generator=None) -> dict[str, Tensor]`` draws all random
+parameters; ``apply(x, params)`` is deterministic given them; ``forward(x, generator=None)`` does both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from biolatent.data.samples import DataInfo
+from biolatent.data.views.base import ViewModule
+from biolatent.data.views.counts import CountsViews
+from biolatent.data.views.dna import DnaViews
+from biolatent.data.views.image import ImageViews
+
+VIEWS: dict[str, type[ViewModule]] = {"counts": CountsViews, "dna": DnaViews, "image2d": ImageViews}
+
+__all__ = ["VIEWS", "CountsViews", "DnaViews", "ImageViews", "ViewModule", "build_views"]
+
+
+def build_views(info: DataInfo, **overrides: Any) -> nn.Module:
+    """The default views of ``info.modality`` built from the data facts; ``overrides`` win."""
+    if info.modality not in VIEWS:
+        raise ValueError(f"no views for modality {info.modality!r}; known: {', '.join(sorted(VIEWS))}")
+    from_info: dict[str, Any]
+    if info.modality == "counts":
+        from_info = {"is_counts": info.is_counts, "n_features": info.n_features}
+    elif info.modality == "dna":
+        from_info = {"max_length": info.max_length}
+    else:
+        if info.image_size is None and "image_size" not in overrides:
+            raise ValueError("image views need info.image_size (or an image_size override)")
+        from_info = {"image_size": info.image_size}
+    return VIEWS[info.modality](**{**from_info, **overrides})
