@@ -1,0 +1,118 @@
+"""Masked k-mer language modelling (Ji, Zhou, Liu & Davuluri 2021, Bioinformatics, "DNABERT"; masking
+recipe of Devlin et al. 2019, "BERT").
+
+Overlapping k-mers share k-1 bases with each neighbour, so a lone masked k-mer could be read off its
+neighbours; DNABERT therefore masks contiguous spans of k tokens. Span centres are drawn independently per
+maskable token with probability ``1 - (1 - mask_probability) ** (1 / k)``, so that the expected masked
+fraction (away from sequence ends) is ``mask_probability``; each sequence gets at least one span. Masked
+tokens become [MASK] (80%), a random k-mer (10%) or stay unchanged (10%). [PAD], [CLS], [SEP] are never
+masked. The loss is the cross-entropy on masked tokens. ``views`` are not used.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from biolatent.data.sequence import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS
+from biolatent.errors import ConfigError
+from biolatent.methods.base import SSLMethod
+from biolatent.types import LossOutput
+
+
+def span_mask(
+    tokens: torch.Tensor,
+    attention_mask: torch.Tensor,
+    k: int,
+    probability: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Boolean (B, T) mask of contiguous k-token spans over maskable tokens (see module docstring)."""
+    maskable = (attention_mask > 0) & (tokens != PAD_ID) & (tokens != CLS_ID) & (tokens != SEP_ID)
+    p_centre = 1.0 - (1.0 - probability) ** (1.0 / k)
+    noise = torch.rand(tokens.shape, generator=generator, device="cpu").to(tokens.device)
+    centres = (noise < p_centre) & maskable
+    # a sequence without any centre gets one at its maskable token of lowest noise
+    empty = ~centres.any(dim=1) & maskable.any(dim=1)
+    forced = torch.where(maskable, noise, torch.full_like(noise, 2.0)).argmin(dim=1)
+    centres[empty, forced[empty]] = True
+    # token j is masked when a centre lies in [j - (k - 1 - a), j + a] with a = (k - 1) // 2
+    a = (k - 1) // 2
+    padded = F.pad(centres.float(), (k - 1 - a, a))
+    covered = padded.unfold(1, k, 1).amax(dim=-1) > 0
+    return covered & maskable
+
+
+class MaskedKmerModel(SSLMethod):
+    """BERT-style masked language model over k-mer tokens; ``embed`` is the encoder's pooled output."""
+
+    name: ClassVar[str] = "mlm"
+    modalities: ClassVar[tuple[str, ...]] = ("dna",)
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        *,
+        views: nn.Module | None = None,
+        mask_probability: float = 0.15,
+        mask_token_fraction: float = 0.8,
+        random_token_fraction: float = 0.1,
+    ) -> None:
+        super().__init__(encoder, views=views)
+        if not (hasattr(encoder, "tokenizer") and hasattr(encoder, "forward_tokens")):
+            raise ConfigError("method mlm needs a k-mer token encoder (model.name: bert)")
+        if not 0.0 < mask_probability < 1.0:
+            raise ConfigError(f"method.mask_probability must be in (0, 1), got {mask_probability}")
+        if (
+            mask_token_fraction < 0
+            or random_token_fraction < 0
+            or mask_token_fraction + random_token_fraction > 1
+        ):
+            raise ConfigError(
+                "method.mask_token_fraction + method.random_token_fraction must be within [0, 1]"
+            )
+        self.mask_probability = mask_probability
+        self.mask_token_fraction, self.random_token_fraction = mask_token_fraction, random_token_fraction
+        self.k = int(encoder.tokenizer.k)
+        self.vocab_size = int(encoder.tokenizer.vocab_size)
+        hidden = int(encoder.out_dim)
+        self.head = nn.Sequential(
+            nn.Linear(hidden, hidden), nn.GELU(), nn.LayerNorm(hidden), nn.Linear(hidden, self.vocab_size)
+        )
+
+    def tokenize(self, bases: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tokenize = getattr(self.encoder, "tokenize", None)
+        return tokenize(bases) if tokenize is not None else self.encoder.tokenizer(bases)
+
+    def mask_tokens(
+        self, tokens: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (corrupted tokens, boolean mask of the positions to predict)."""
+        mask = span_mask(tokens, attention_mask, self.k, self.mask_probability)
+        u = torch.rand(tokens.shape, device=tokens.device)
+        random_ids = torch.randint_like(tokens, len(SPECIAL_TOKENS), self.vocab_size)
+        corrupted = torch.where(
+            mask & (u < self.mask_token_fraction), torch.full_like(tokens, MASK_ID), tokens
+        )
+        upper = self.mask_token_fraction + self.random_token_fraction
+        use_random = mask & (u >= self.mask_token_fraction) & (u < upper)
+        return torch.where(use_random, random_ids, corrupted), mask
+
+    def logits(self, tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) tokens -> (B, T, vocab) prediction logits."""
+        return self.head(self.encoder.forward_tokens(tokens, attention_mask))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
+        tokens, attention_mask = self.tokenize(batch["x"])
+        corrupted, mask = self.mask_tokens(tokens, attention_mask)
+        logits = self.logits(corrupted, attention_mask)[mask]
+        labels = tokens[mask]
+        if labels.numel() == 0:  # nothing maskable (all padding): a zero loss that keeps the graph
+            zero = self.logits(corrupted, attention_mask).sum() * 0.0
+            return LossOutput(zero, {"loss": 0.0, "masked_accuracy": 0.0})
+        loss = F.cross_entropy(logits, labels)
+        accuracy = (logits.detach().argmax(dim=-1) == labels).float().mean()
+        return LossOutput(loss, {"loss": float(loss.detach()), "masked_accuracy": float(accuracy)})

@@ -1,0 +1,30 @@
+"""Method registry: names used in ``method.name``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from biolatent.errors import ConfigError
+from biolatent.methods.base import SSLMethod
+from biolatent.methods.mae import MAE
+from biolatent.methods.mlm import MaskedKmerModel
+from biolatent.methods.simclr import SimCLR
+from biolatent.methods.vae import VAE
+
+METHODS: dict[str, type[SSLMethod]] = {
+    "simclr": SimCLR,
+    "vae": VAE,
+    "mlm": MaskedKmerModel,
+    "mae": MAE,
+}
+
+
+def build_method(
+    name: str, encoder: nn.Module, *, views: nn.Module | None = None, **hparams: Any
+) -> SSLMethod:
+    """``METHODS[name](encoder, views=views, **hparams)``; ``check_data`` is the caller's next step."""
+    if name not in METHODS:
+        raise ConfigError(f"method.name: unknown method {name!r} (valid: {', '.join(METHODS)})")
+    return METHODS[name](encoder, views=views, **hparams)

@@ -1,0 +1,79 @@
+"""SimCLR (Chen, Kornblith, Norouzi & Hinton 2020, ICML, "A simple framework for contrastive learning of
+visual representations"): two random views per sample, a projection head, the NT-Xent loss.
+
+Without injected ``views`` a light ``DefaultPerturbation`` is used (feature/pixel dropout, base
+substitutions): it trains, but the modality views of ``biolatent.data.views`` are what SimCLR needs.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from biolatent.errors import ConfigError
+from biolatent.methods.base import SSLMethod
+from biolatent.methods.perturb import DefaultPerturbation
+from biolatent.types import LossOutput
+
+
+def nt_xent_logits(
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine similarities / temperature of all 2N projections, self-pairs excluded -> (logits, positives).
+
+    Row i of the (2N, 2N) logits is anchor i (views 1 then views 2); its positive is column ``positives[i]``.
+    """
+    z = F.normalize(torch.cat([z1, z2], dim=0), dim=1)
+    n = z1.shape[0]
+    logits = z @ z.T / temperature
+    logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return logits, positives
+
+
+def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """Normalised temperature-scaled cross-entropy, averaged over the 2N anchors (paper's Eq. 1 and L)."""
+    logits, positives = nt_xent_logits(z1, z2, temperature)
+    return F.cross_entropy(logits, positives)
+
+
+class SimCLR(SSLMethod):
+    """Encoder -> projection head (Linear, ReLU, Linear) -> NT-Xent. ``embed`` is the encoder output."""
+
+    name: ClassVar[str] = "simclr"
+    modalities: ClassVar[tuple[str, ...]] = ("counts", "dna", "image2d")
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        *,
+        views: nn.Module | None = None,
+        projection_dim: int = 128,
+        temperature: float = 0.1,
+    ) -> None:
+        super().__init__(encoder, views=views if views is not None else DefaultPerturbation())
+        if temperature <= 0:
+            raise ConfigError(f"method.temperature must be > 0, got {temperature}")
+        hidden = int(encoder.out_dim)
+        self.temperature = temperature
+        self.projector = nn.Sequential(
+            nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, projection_dim)
+        )
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
+        x = batch["x"]
+        if x.shape[0] < 2:
+            raise ConfigError("simclr needs at least 2 samples per batch (train.batch_size)")
+        assert self.views is not None
+        z1 = self.projector(self.encoder(self.views(x)))
+        z2 = self.projector(self.encoder(self.views(x)))
+        logits, positives = nt_xent_logits(z1, z2, self.temperature)
+        loss = F.cross_entropy(logits, positives)
+        accuracy = (logits.detach().argmax(dim=1) == positives).float().mean()
+        return LossOutput(loss, {"loss": float(loss.detach()), "accuracy": float(accuracy)})
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}"

@@ -1,0 +1,50 @@
+"""Encoder registry: names used in ``model.name``, the modalities each supports, defaults per method."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from biolatent.errors import ConfigError
+from biolatent.models.mlp import MLPEncoder
+from biolatent.models.resnet import ResNetEncoder
+from biolatent.models.sequence import BertSequenceEncoder
+from biolatent.models.vit import ViTEncoder
+
+ENCODERS: dict[str, type[nn.Module]] = {
+    "mlp": MLPEncoder,
+    "resnet": ResNetEncoder,
+    "vit": ViTEncoder,
+    "bert": BertSequenceEncoder,
+}
+
+ENCODER_MODALITIES: dict[str, tuple[str, ...]] = {
+    "mlp": ("counts",),
+    "resnet": ("image2d",),
+    "vit": ("image2d",),
+    "bert": ("dna",),
+}
+
+_DEFAULTS = {"counts": "mlp", "dna": "bert", "image2d": "resnet"}
+
+
+def default_encoder(modality: str, method: str) -> str:
+    """counts -> mlp, dna -> bert, image2d -> resnet (vit for mae, which needs patches)."""
+    if modality not in _DEFAULTS:
+        raise ConfigError(f"data.modality: no encoder for {modality!r} (valid: {', '.join(_DEFAULTS)})")
+    if modality == "image2d" and method == "mae":
+        return "vit"
+    return _DEFAULTS[modality]
+
+
+def build_encoder(name: str, info: Any, **hparams: Any) -> nn.Module:
+    """``ENCODERS[name].from_data(info, **hparams)`` after checking the name and the modality."""
+    if name not in ENCODERS:
+        raise ConfigError(f"model.name: unknown encoder {name!r} (valid: {', '.join(ENCODERS)})")
+    if info.modality not in ENCODER_MODALITIES[name]:
+        raise ConfigError(
+            f"encoder {name!r} does not work with data.modality {info.modality!r} "
+            f"(it supports: {', '.join(ENCODER_MODALITIES[name])})"
+        )
+    return ENCODERS[name].from_data(info, **hparams)

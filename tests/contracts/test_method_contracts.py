@@ -1,0 +1,136 @@
+"""Every registered method x supported modality: loss, gradients, embeddings, one optimiser step;
+every method x unsupported modality: refused by check_data."""
+
+import inspect
+
+import pytest
+import torch
+
+from biolatent.config import validate_kwargs
+from biolatent.data.samples import DataInfo
+from biolatent.data.sequence import PAD_BASE
+from biolatent.errors import ConfigError, DataError
+from biolatent.methods.base import SSLMethod
+from biolatent.methods.registry import METHODS, build_method
+from biolatent.models.registry import build_encoder, default_encoder
+
+MODALITIES = ("counts", "dna", "image2d")
+INFOS = {
+    "counts": DataInfo("counts", n_features=30, is_counts=True),
+    "dna": DataInfo("dna", max_length=40),
+    "image2d": DataInfo("image2d", channels=3, image_size=32),
+}
+SMALL_ENCODER = {
+    "mlp": {"hidden_dims": (16,), "out_dim": 8},
+    "resnet": {"widths": (4, 8), "blocks": (1, 1)},
+    "vit": {"patch_size": 8, "dim": 16, "depth": 1, "heads": 2},
+    "bert": {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32, "kmer": 3},
+}
+SMALL_METHOD = {
+    "simclr": {"projection_dim": 8},
+    "vae": {"latent_dim": 4, "decoder_hidden": 16},
+    "mlm": {},
+    "mae": {"decoder_dim": 8, "decoder_depth": 1, "decoder_heads": 2},
+}
+
+
+class SimpleViews(torch.nn.Module):
+    """Simple random views: feature/pixel noise and dropout for floats, base substitutions for DNA."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_floating_point():
+            return (x * (torch.rand_like(x) > 0.2) + 0.05 * torch.rand_like(x)).clamp(min=0)
+        change = (torch.rand(x.shape) < 0.1) & (x != PAD_BASE)
+        return torch.where(change, torch.randint_like(x, 0, 4), x)
+
+
+def make_input(modality: str, batch: int = 8) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(1)
+    if modality == "counts":
+        return torch.poisson(torch.full((batch, 30), 3.0), generator=gen)
+    if modality == "dna":
+        x = torch.randint(0, 4, (batch, 40), generator=gen)
+        x[: batch // 2, 31:] = PAD_BASE
+        return x
+    return torch.rand(batch, 3, 32, 32, generator=gen)
+
+
+def build(name: str, modality: str) -> SSLMethod:
+    encoder_name = default_encoder(modality, name)
+    encoder = build_encoder(encoder_name, INFOS[modality], **SMALL_ENCODER[encoder_name])
+    return build_method(name, encoder, views=SimpleViews(), **SMALL_METHOD[name])
+
+
+SUPPORTED = [(n, m) for n, cls in METHODS.items() for m in cls.modalities]
+UNSUPPORTED = [(n, m) for n, cls in METHODS.items() for m in MODALITIES if m not in cls.modalities]
+
+
+@pytest.mark.parametrize(("name", "modality"), SUPPORTED)
+def test_method_contract(name: str, modality: str) -> None:
+    torch.manual_seed(0)
+    method = build(name, modality)
+    method.check_data(INFOS[modality])
+    batch = {"x": make_input(modality), "index": torch.arange(8)}
+    method.train()
+    out = method(batch)
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    assert "loss" in out.metrics and all(isinstance(v, float) for v in out.metrics.values())
+    out.loss.backward()
+    grads = [p.grad for p in method.encoder.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+    method.eval()
+    with torch.no_grad():
+        emb = method.embed(batch["x"])
+        emb_small = method.embed(batch["x"][:3])
+    assert emb.ndim == 2 and emb.shape[0] == 8 and emb_small.shape == (3, emb.shape[1])
+    assert torch.isfinite(emb).all()
+
+    method.train()
+    optimizer = torch.optim.Adam(method.parameters(), lr=1e-2)
+    torch.manual_seed(5)
+    before = method(batch).loss
+    optimizer.zero_grad()
+    before.backward()
+    optimizer.step()
+    torch.manual_seed(5)
+    after = method(batch).loss
+    assert after.item() != pytest.approx(before.item(), rel=1e-6, abs=1e-8)
+    method.on_train_batch_end(1, 10)
+
+
+@pytest.mark.parametrize(("name", "modality"), UNSUPPORTED)
+def test_unsupported_modality_refused(name: str, modality: str) -> None:
+    supported = METHODS[name].modalities[0]
+    method = build(name, supported)
+    with pytest.raises((DataError, ConfigError)):
+        method.check_data(INFOS[modality])
+    # and with the default encoder of the unsupported modality, building or checking refuses
+    with pytest.raises((DataError, ConfigError)):
+        encoder_name = default_encoder(modality, name)
+        encoder = build_encoder(encoder_name, INFOS[modality], **SMALL_ENCODER[encoder_name])
+        build_method(name, encoder, **SMALL_METHOD[name]).check_data(INFOS[modality])
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_method_signature(name: str) -> None:
+    cls = METHODS[name]
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    assert params[0].name == "encoder"
+    keyword = [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert "views" in {p.name for p in keyword}
+    for param in keyword:
+        assert (
+            param.default is not inspect.Parameter.empty and param.annotation is not inspect.Parameter.empty
+        )
+    defaults = validate_kwargs("method", name, cls, {}, skip=("views",))
+    assert set(defaults) == {p.name for p in keyword} - {"views"}
+    assert cls.__doc__ or inspect.getmodule(cls).__doc__
+    with pytest.raises(ConfigError):
+        validate_kwargs("method", name, cls, {"not_a_key": 1}, skip=("views",))
+
+
+def test_unknown_method() -> None:
+    with pytest.raises(ConfigError, match="unknown method"):
+        build_method("byol", torch.nn.Linear(2, 2))
