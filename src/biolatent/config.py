@@ -156,8 +156,21 @@ def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
         node = nested
         for key in keys[:-1]:
             node = node.setdefault(key, {})
-        node[keys[-1]] = yaml.safe_load(raw) if raw != "" else None
+        node[keys[-1]] = _parse_scalar(raw)
     return nested
+
+
+def _parse_scalar(raw: str) -> Any:
+    """YAML scalar parsing, plus floats such as ``1e-4`` that YAML 1.1 reads as strings."""
+    if raw == "":
+        return None
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

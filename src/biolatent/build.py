@@ -1,0 +1,75 @@
+"""From a validated config to live objects: resolve defaults, then build encoder + views + method."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from biolatent.config import MethodSection, ModelSection, RunConfig, validate_kwargs
+from biolatent.errors import ConfigError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from biolatent.data.samples import DataInfo
+
+# arguments the builder injects (never from YAML)
+_METHOD_INJECTED = ("views",)
+
+
+def resolve_sections(config: RunConfig) -> RunConfig:
+    """Fill the method and model sections with their defaults; reject unknown names, keys and values."""
+    from biolatent.methods.registry import METHODS
+    from biolatent.models.registry import ENCODER_MODALITIES, ENCODERS, default_encoder
+
+    modality = config.data.modality
+    name = config.method.name
+    if name not in METHODS:
+        raise ConfigError(f"method.name: unknown method {name!r} (valid: {', '.join(METHODS)})")
+    method_cls = METHODS[name]
+    if modality not in method_cls.modalities:
+        raise ConfigError(
+            f"method {name!r} does not work with data.modality {modality!r} "
+            f"(it supports: {', '.join(method_cls.modalities)})"
+        )
+    method_kwargs = validate_kwargs(
+        "method", name, method_cls, config.method.model_extra or {}, skip=_METHOD_INJECTED
+    )
+
+    model_name = config.model.name or default_encoder(modality, name)
+    if model_name not in ENCODERS:
+        raise ConfigError(f"model.name: unknown encoder {model_name!r} (valid: {', '.join(ENCODERS)})")
+    if modality not in ENCODER_MODALITIES[model_name]:
+        raise ConfigError(
+            f"encoder {model_name!r} does not work with data.modality {modality!r} "
+            f"(it supports: {', '.join(ENCODER_MODALITIES[model_name])})"
+        )
+    model_kwargs = validate_kwargs("model", model_name, ENCODERS[model_name], config.model.model_extra or {}, ())
+    return config.model_copy(
+        update={
+            "method": MethodSection(name=name, **method_kwargs),
+            "model": ModelSection(name=model_name, **model_kwargs),
+        }
+    )
+
+
+def section_kwargs(section: MethodSection | ModelSection) -> dict:
+    return dict(section.model_extra or {})
+
+
+def build_encoder(config: RunConfig, info: DataInfo) -> nn.Module:
+    from biolatent.models.registry import build_encoder as build
+
+    assert config.model.name is not None, "config must be resolved first"
+    return build(config.model.name, info, **section_kwargs(config.model))
+
+
+def build_method(config: RunConfig, info: DataInfo) -> nn.Module:
+    """Encoder + views + method, checked against the data (a method that cannot use it refuses here)."""
+    from biolatent.data.views import build_views
+    from biolatent.methods.registry import build_method as build
+
+    method = build(
+        config.method.name, build_encoder(config, info), views=build_views(info), **section_kwargs(config.method)
+    )
+    method.check_data(info)
+    return method

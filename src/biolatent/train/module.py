@@ -1,0 +1,95 @@
+"""The generic LightningModule: wraps any method (``forward(batch) -> LossOutput``) and trains it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import lightning as L
+import torch
+
+from biolatent.types import LossOutput
+
+EpochEndHook = Callable[[int, dict[str, float], "MethodModule"], None]
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Learning-rate factor: linear warm-up, then cosine decay to zero (Loshchilov & Hutter 2017)."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class MethodModule(L.LightningModule):
+    def __init__(
+        self,
+        method: torch.nn.Module,
+        *,
+        lr: float,
+        weight_decay: float,
+        warmup_steps: int,
+        total_steps: int,
+        step_offset: int = 0,
+        epoch_offset: int = 0,
+        resume_optimizer: dict | None = None,
+        seed: int = 0,
+        on_epoch_end: EpochEndHook | None = None,
+    ) -> None:
+        super().__init__()
+        self.method = method
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup_steps = warmup_steps
+        self.total_steps = total_steps
+        self.step_offset = step_offset
+        self.epoch_offset = epoch_offset
+        self._resume_optimizer = resume_optimizer
+        self.seed = seed
+        self._on_epoch_end = on_epoch_end
+        self._sums: dict[str, float] = {}
+        self._count = 0
+
+    def configure_optimizers(self):  # type: ignore[override]
+        params = [p for p in self.method.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        offset, warmup, total = self.step_offset, self.warmup_steps, self.total_steps
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step + offset, warmup, total)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        if self._resume_optimizer is not None:
+            self.trainer.optimizers[0].load_state_dict(self._resume_optimizer)
+            self._resume_optimizer = None
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        out: LossOutput = self.method(batch)
+        size = int(batch["x"].shape[0])
+        self.log("loss", out.loss.detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=size)
+        values = {"loss": float(out.loss.detach())} | {k: float(v) for k, v in out.metrics.items()}
+        for key, value in values.items():
+            self._sums[key] = self._sums.get(key, 0.0) + value * size
+        self._count += size
+        return out.loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:  # type: ignore[override]
+        hook = getattr(self.method, "on_train_batch_end", None)
+        if hook is not None:
+            hook(self.step_offset + self.global_step, self.total_steps)
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:  # type: ignore[override]
+        # Random views and dropout draw from a stream seeded by (seed, step, rank): a step's randomness does not
+        # depend on what ran before it (data-loader internals included), so a resumed run repeats an unbroken one.
+        step = self.step_offset + self.global_step
+        torch.manual_seed((self.seed * 1_000_003 + step * 7_919 + self.global_rank * 104_729) % 2**63)
+
+    def on_train_epoch_start(self) -> None:
+        self._sums, self._count = {}, 0
+
+    def on_train_epoch_end(self) -> None:
+        means = {k: v / max(1, self._count) for k, v in self._sums.items()}
+        means["lr"] = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+        if self._on_epoch_end is not None and self.trainer.is_global_zero:
+            self._on_epoch_end(self.epoch_offset + self.current_epoch + 1, means, self)

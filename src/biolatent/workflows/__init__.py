@@ -1,0 +1,1 @@
+"""What each CLI command does, as plain functions (the CLI only parses arguments and prints)."""

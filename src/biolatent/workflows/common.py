@@ -1,0 +1,43 @@
+"""Pieces shared by the workflows: run-directory files, the data facts a run was trained on."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from biolatent import provenance
+from biolatent.config import RunConfig, dump_config, load_config
+from biolatent.data.samples import DataInfo
+from biolatent.errors import BiolatentError
+from biolatent.rundir import read_json, write_json, write_text
+
+CONFIG_FILE = "config.yaml"
+DATA_INFO_FILE = "data_info.json"
+WEIGHTS_FILE = "model.safetensors"
+EMBEDDINGS_FILE = "embeddings.h5ad"
+
+
+def write_run_header(run_dir: Path, command: str, config: RunConfig, **extra: object) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / CONFIG_FILE, dump_config(config))
+    write_json(
+        run_dir / "provenance.json",
+        provenance.collect(command, config_hash=config.hash(), seed=config.train.seed, **extra),
+    )
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise BiolatentError(f"{run_dir} is not a biolatent run directory (no {CONFIG_FILE})")
+    return load_config(run_dir / CONFIG_FILE)
+
+
+def save_data_info(run_dir: Path, info: DataInfo) -> None:
+    write_json(run_dir / DATA_INFO_FILE, dataclasses.asdict(info))
+
+
+def load_data_info(run_dir: Path) -> DataInfo:
+    path = run_dir / DATA_INFO_FILE
+    if not path.is_file():
+        raise BiolatentError(f"{run_dir} has no {DATA_INFO_FILE}: run `biolatent pretrain` first")
+    return DataInfo(**read_json(path))

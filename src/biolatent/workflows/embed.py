@@ -1,0 +1,70 @@
+"""``biolatent embed``: a trained run + data -> ``embeddings.h5ad``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from biolatent.build import build_method
+from biolatent.config import RunConfig, dump_config, read_yaml
+from biolatent.data.samples import DataInfo, SampleSet
+from biolatent.embed import compute_embeddings, write_embeddings
+from biolatent.errors import DataError
+from biolatent.provenance import collect
+from biolatent.rundir import read_json, update_json
+from biolatent.train.checkpoint import load_weights
+from biolatent.workflows.common import EMBEDDINGS_FILE, WEIGHTS_FILE, load_data_info, load_run_config
+
+
+def data_config_for(config: RunConfig, data: str | Path | None, info: DataInfo):
+    """The run's data section, or another data source given as a YAML (its data section) or a path."""
+    data_cfg = config.data
+    if data is not None:
+        data = Path(data)
+        if data.suffix in {".yaml", ".yml"}:
+            section = read_yaml(data).get("data")
+            if not isinstance(section, dict):
+                raise DataError(f"{data} has no data section")
+            section = {**section}
+            for key in ("path", "metadata"):
+                if section.get(key) and not Path(section[key]).is_absolute():
+                    section[key] = str((data.parent / section[key]).resolve())
+            data_cfg = type(config.data)(**{**section, "modality": config.data.modality})
+        else:
+            data_cfg = data_cfg.model_copy(update={"path": data.resolve(), "dataset": None, "metadata": None})
+    if info.modality == "dna":  # positions were learned for this many bases
+        data_cfg = data_cfg.model_copy(update={"max_length": info.max_length})
+    return data_cfg
+
+
+def check_compatible(trained: DataInfo, samples: SampleSet, trained_features: list[str] | None) -> None:
+    new = samples.info
+    if trained.modality == "counts" and new.n_features != trained.n_features:
+        raise DataError(f"the model was trained on {trained.n_features} features, this data has {new.n_features}")
+    if trained_features and samples.feature_names and list(samples.feature_names) != list(trained_features):
+        raise DataError("the feature names (genes) differ from those the model was trained on, or their order does")
+    if trained.modality == "image2d" and new.channels != trained.channels:
+        raise DataError(f"the model was trained on {trained.channels}-channel images, these have {new.channels}")
+
+
+def embed_run(run_dir: Path, data: str | Path | None = None, out: Path | None = None, say=print) -> Path:
+    from biolatent.data.loaders import load_samples
+
+    config = load_run_config(run_dir)
+    info = load_data_info(run_dir)
+    samples = load_samples(data_config_for(config, data, info))
+    feature_file = run_dir / "features.json"
+    check_compatible(info, samples, read_json(feature_file) if feature_file.is_file() else None)
+    method = build_method(config, info)
+    load_weights(run_dir / WEIGHTS_FILE, method)
+    say(f"embedding {len(samples)} samples ...")
+    embeddings = compute_embeddings(method, samples.x, batch_size=max(config.train.batch_size, 64))
+    out = out or run_dir / EMBEDDINGS_FILE
+    write_embeddings(out, embeddings, samples.obs, collect("embed", config_hash=config.hash()), dump_config(config))
+    update_json(run_dir / "metrics.json", "embed", {
+        "n_samples": float(embeddings.shape[0]),
+        "dim": float(embeddings.shape[1]),
+        "mean_norm": float(np.linalg.norm(embeddings, axis=1).mean()),
+    })
+    return out

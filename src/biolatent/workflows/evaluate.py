@@ -1,0 +1,125 @@
+"""``biolatent evaluate`` / ``biolatent probe``: label-efficiency sweeps with every baseline side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from biolatent import provenance
+from biolatent.errors import DataError
+from biolatent.rundir import update_json, write_json, write_text
+
+DEFAULT_FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+def label_codes(obs: pd.DataFrame, label: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+    from biolatent.evaluate.splits import prepare_labels
+
+    if label not in obs.columns:
+        raise DataError(f"label column {label!r} not found (columns: {', '.join(map(str, obs.columns)) or 'none'})")
+    return prepare_labels(obs[label])
+
+
+def _write_outputs(out_dir: Path, per_seed: pd.DataFrame, settings: dict, say) -> dict:
+    from biolatent.evaluate.efficiency import headline, summarise, write_efficiency
+    from biolatent.evaluate.plots import plot_label_efficiency
+    from biolatent.rundir import atomic_path
+
+    summary = summarise(per_seed)
+    write_efficiency(summary, out_dir / "efficiency.tsv")
+    with atomic_path(out_dir / "efficiency_per_seed.tsv") as tmp:
+        per_seed.to_csv(tmp, sep="\t", index=False)
+    plot_label_efficiency(summary, out_dir / "efficiency.png")
+    head = headline(summary)
+    update_json(out_dir / "metrics.json", "evaluate", {**settings, "headline": head})
+    say(f"label efficiency -> {out_dir / 'efficiency.tsv'}")
+    return head
+
+
+def evaluate_run(
+    run_dir: Path,
+    label: str,
+    *,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    seeds: int = 3,
+    supervised_steps: int = 300,
+    test_fraction: float = 0.2,
+    say=print,
+) -> dict:
+    """SSL probes vs random-init probes vs PCA-of-raw-features probes vs the supervised baseline."""
+    from biolatent.build import build_encoder, build_method
+    from biolatent.data.features import raw_features
+    from biolatent.data.loaders import load_samples
+    from biolatent.data.views import build_views
+    from biolatent.embed import EMBEDDING_KEY, compute_embeddings, read_embeddings
+    from biolatent.evaluate.efficiency import pca_features, run_label_efficiency
+    from biolatent.train.supervised import supervised_baseline
+    from biolatent.workflows.common import EMBEDDINGS_FILE, load_data_info, load_run_config
+    from biolatent.workflows.embed import data_config_for, embed_run
+
+    config = load_run_config(run_dir)
+    info = load_data_info(run_dir)
+    samples = load_samples(data_config_for(config, None, info))
+    codes, classes, keep = label_codes(samples.obs, label)
+    if not (run_dir / EMBEDDINGS_FILE).is_file():
+        embed_run(run_dir, say=say)
+    adata = read_embeddings(run_dir / EMBEDDINGS_FILE)
+    if list(adata.obs_names) != samples.ids:
+        raise DataError(f"{run_dir / EMBEDDINGS_FILE} does not hold the run's samples: re-run `biolatent embed`")
+    keep_t = torch.as_tensor(np.flatnonzero(keep))
+    x = samples.x[keep_t]
+
+    say("random-init encoder and PCA baselines ...")
+    torch.manual_seed(config.train.seed)
+    random_method = build_method(config, info)
+    representations = {
+        "ssl": np.asarray(adata.obsm[EMBEDDING_KEY])[keep],
+        "random_init": compute_embeddings(random_method, x),
+        "pca": pca_features(raw_features(samples)[keep], seed=config.train.seed),
+    }
+    finetune = supervised_baseline(
+        lambda: build_encoder(config, info), lambda: build_views(info), x, codes, len(classes),
+        config.train, supervised_steps,
+    )
+    per_seed = run_label_efficiency(
+        representations, codes, len(classes), list(fractions), list(range(seeds)),
+        test_fraction=test_fraction, finetune=finetune, progress=say,
+    )
+    settings = {"label": label, "classes": classes, "n_labelled": int(keep.sum()), "fractions": list(fractions),
+                "seeds": seeds, "supervised_steps": supervised_steps, "test_fraction": test_fraction}
+    return _write_outputs(run_dir, per_seed, settings, say)
+
+
+def probe_embeddings(
+    embeddings: Path,
+    label: str,
+    out_dir: Path,
+    *,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    seeds: int = 3,
+    test_fraction: float = 0.2,
+    key: str = "X_biolatent",
+    say=print,
+) -> dict:
+    """Linear and kNN probes on an embeddings file from anywhere (AnnData with obsm[key] or X)."""
+    from biolatent.embed import read_embeddings
+    from biolatent.evaluate.efficiency import run_label_efficiency
+
+    adata = read_embeddings(embeddings, key)
+    codes, classes, keep = label_codes(adata.obs, label)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    settings = {"embeddings": str(embeddings), "label": label, "classes": classes, "n_labelled": int(keep.sum()),
+                "fractions": list(fractions), "seeds": seeds, "test_fraction": test_fraction, "key": key}
+    import yaml
+
+    write_text(out_dir / "config.yaml", yaml.safe_dump(settings, sort_keys=False))
+    write_json(out_dir / "provenance.json", provenance.collect("probe"))
+    per_seed = run_label_efficiency(
+        {"ssl": np.asarray(adata.obsm[key], dtype=np.float32)[keep]}, codes, len(classes), list(fractions),
+        list(range(seeds)), test_fraction=test_fraction, progress=say,
+    )
+    return _write_outputs(out_dir, per_seed, settings, say)

@@ -1,0 +1,94 @@
+"""``biolatent pretrain``: config -> data -> method -> training -> weights, in a run directory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from biolatent.build import build_method
+from biolatent.config import RunConfig
+from biolatent.errors import BiolatentError
+from biolatent.rundir import update_json, write_json
+from biolatent.train.checkpoint import save_weights
+from biolatent.workflows.common import (
+    WEIGHTS_FILE,
+    load_run_config,
+    save_data_info,
+    write_run_header,
+)
+
+
+def check_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> RunConfig:
+    """A new run needs an empty folder; a resumed run must use the config it started with."""
+    from biolatent.train.fit import LAST_CHECKPOINT
+
+    if not resume:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise BiolatentError(f"run directory {run_dir} is not empty: pass --resume to continue it or another --out")
+        return config
+    if not (run_dir / LAST_CHECKPOINT).is_file():
+        raise BiolatentError(f"nothing to resume in {run_dir}: no checkpoint (checkpoints/last.safetensors)")
+    saved = load_run_config(run_dir)
+    comparable = {"train": {"epochs"}}
+    if config.model_dump(exclude=comparable) != saved.model_dump(exclude=comparable):
+        raise BiolatentError(
+            f"the config differs from the one {run_dir} was started with (only train.epochs may change on resume)"
+        )
+    return config
+
+
+def pretrain(
+    config: RunConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+    say=print,
+) -> dict[str, float]:
+    from biolatent.data.loaders import load_samples
+    from biolatent.train.fit import fit
+
+    config = check_run_dir(run_dir, config, resume)
+    say(f"loading {config.data.modality} data ...")
+    samples = load_samples(config.data)
+    torch.manual_seed(config.train.seed)  # the initial weights are part of a seeded run
+    method = build_method(config, samples.info)
+    n_params = sum(p.numel() for p in method.parameters())
+    say(f"{len(samples)} samples; method {config.method.name} with encoder {config.model.name} "
+        f"({n_params / 1e6:.2f} M parameters)")
+    write_run_header(run_dir, "pretrain", config, n_samples=len(samples))
+    save_data_info(run_dir, samples.info)
+    if samples.feature_names is not None:
+        write_json(run_dir / "features.json", list(samples.feature_names))
+
+    epochs_before = _completed_epochs(run_dir) if resume else 0
+    started = time.perf_counter()
+    history = fit(method, samples.x, config.train, run_dir=run_dir, resume=resume,
+                  callbacks=callbacks, progress=progress)
+    seconds = time.perf_counter() - started
+    save_weights(run_dir / WEIGHTS_FILE, method, {"method": config.method.name, "encoder": config.model.name,
+                                                  "config_hash": config.hash()})
+    final = history.iloc[-1].to_dict() if len(history) else {}
+    metrics = {f"final_{k}": float(v) for k, v in final.items() if k not in {"epoch", "time_s"}}
+    epochs_run = config.train.epochs - epochs_before
+    metrics.update({
+        "epochs": float(config.train.epochs),
+        "n_samples": float(len(samples)),
+        "n_parameters": float(n_params),
+        "train_seconds": seconds,
+        "samples_per_second": len(samples) * max(epochs_run, 1) / max(seconds, 1e-9),
+    })
+    update_json(run_dir / "metrics.json", "pretrain", metrics)
+    return metrics
+
+
+def _completed_epochs(run_dir: Path) -> int:
+    from biolatent.rundir import read_json
+    from biolatent.train.fit import LAST_CHECKPOINT
+
+    return int(read_json((run_dir / LAST_CHECKPOINT).with_suffix(".json"))["epoch"])

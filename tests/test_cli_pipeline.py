@@ -1,0 +1,116 @@
+"""The commands end to end on tiny data, and their one-line errors on bad input."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+EFFICIENCY_COLUMNS = ["representation", "probe", "fraction", "metric", "mean", "ci_low", "ci_high", "n_seeds"]
+
+
+@pytest.mark.parametrize(
+    ("modality", "method", "label"),
+    [("counts", "vae", "cell_type"), ("dna", "mlm", "label"), ("image2d", "simclr", "label")],
+)
+def test_pretrain_embed_evaluate_report(run_cli, tiny_config, tmp_path, modality, method, label):
+    import scanpy as sc
+
+    run = tmp_path / "run"
+    result = run_cli("pretrain", tiny_config(modality, method), "--out", run, "--quiet")
+    assert result.code == 0, result.err
+    for name in ("config.yaml", "provenance.json", "metrics.json", "history.tsv", "model.safetensors"):
+        assert (run / name).is_file(), name
+
+    assert run_cli("embed", run).code == 0
+    adata = sc.read_h5ad(run / "embeddings.h5ad")  # readable by scanpy as is
+    assert label in adata.obs.columns and adata.obsm["X_biolatent"].shape[0] == adata.n_obs
+    assert json.loads(adata.uns["biolatent"]["provenance"])["command"] == "embed"
+
+    result = run_cli("evaluate", run, "--label", label, "--fractions", "0.25,1.0", "--seeds", "2",
+                     "--supervised-steps", "5")
+    assert result.code == 0, result.err
+    table = pd.read_csv(run / "efficiency.tsv", sep="\t")
+    assert list(table.columns) == EFFICIENCY_COLUMNS
+    assert set(table.representation) == {"ssl", "random_init", "pca", "supervised"}
+    assert set(table.metric) == {"accuracy", "balanced_accuracy", "auroc", "f1"}
+    assert (table.n_seeds == 2).all() and table["mean"].between(0, 1).all()
+    assert (run / "efficiency.png").is_file()
+
+    assert run_cli("report", run).code == 0
+    html = (run / "report.html").read_text()
+    assert "data:image/png;base64," in html and "efficiency" in html.lower()
+
+
+def test_probe_on_an_embeddings_file(run_cli, tiny_config, tmp_path):
+    run = tmp_path / "run"
+    assert run_cli("pretrain", tiny_config("counts", "simclr"), "--out", run, "--quiet").code == 0
+    assert run_cli("embed", run).code == 0
+    out = tmp_path / "probe"
+    result = run_cli("probe", run / "embeddings.h5ad", "--label", "cell_type", "--fractions", "0.5,1",
+                     "--seeds", "2", "--out", out)
+    assert result.code == 0, result.err
+    table = pd.read_csv(out / "efficiency.tsv", sep="\t")
+    assert set(table.representation) == {"ssl"} and set(table.probe) == {"linear", "knn"}
+    assert {"config.yaml", "provenance.json", "metrics.json"} <= {p.name for p in out.iterdir()}
+
+
+def _assert_one_line_error(result, pattern: str) -> None:
+    import re
+
+    assert result.code != 0
+    lines = [line for line in result.err.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.err  # one error line, the last thing said
+    assert "Traceback" not in result.err
+    assert re.search(pattern, errors[0]), errors[0]
+
+
+def test_bad_inputs_give_one_line_errors_and_write_nothing(run_cli, tiny_config, tmp_path, counts_h5ad):
+    import yaml
+
+    def write_config(path: Path, config: dict) -> Path:
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    out = tmp_path / "run"
+    _assert_one_line_error(run_cli("pretrain", tmp_path / "missing.yaml", "--out", out), "config file not found")
+    _assert_one_line_error(
+        run_cli("pretrain", tiny_config("counts", "vae"), "--set", "train.epoch=2", "--out", out),
+        r"train\.epoch: unknown key")
+    missing_data = write_config(tmp_path / "m.yaml", {"data": {"modality": "counts", "path": "nope.h5ad"},
+                                                      "method": {"name": "vae"}})
+    _assert_one_line_error(run_cli("pretrain", missing_data, "--out", out), "nope.h5ad")
+    corrupt = tmp_path / "corrupt.h5ad"
+    corrupt.write_bytes(counts_h5ad.read_bytes()[:500])
+    truncated = write_config(tmp_path / "t.yaml", {"data": {"modality": "counts", "path": str(corrupt)},
+                                                   "method": {"name": "vae"}})
+    _assert_one_line_error(run_cli("pretrain", truncated, "--out", out), "corrupt.h5ad")
+    assert not out.exists()
+
+
+def test_evaluate_label_errors(run_cli, tiny_config, tmp_path):
+    run = tmp_path / "run"
+    assert run_cli("pretrain", tiny_config("counts", "vae", epochs=1), "--out", run, "--quiet").code == 0
+    _assert_one_line_error(run_cli("evaluate", run, "--label", "nope"), "label column 'nope' not found")
+    _assert_one_line_error(run_cli("evaluate", run, "--label", "cell_type", "--fractions", "0,2"),
+                           "fractions must lie in")
+    _assert_one_line_error(run_cli("report", tmp_path / "no-such-run"), "run directory not found")
+    assert not (run / "efficiency.tsv").exists()
+
+
+def test_cli_help_for_every_command(run_cli):
+    for command in ("pretrain", "embed", "evaluate", "probe", "report", "demo", "data"):
+        result = run_cli(command, "--help")
+        assert result.code == 0 and "Usage" in result.out, command
+
+
+def test_console_script_reports_errors_without_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("biolatent")
+    proc = subprocess.run([str(exe), "pretrain", str(tmp_path / "none.yaml")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith("error: config file not found") and "Traceback" not in proc.stderr

@@ -1,0 +1,81 @@
+from pathlib import Path
+
+import pytest
+
+from biolatent.config import load_config, parse_overrides
+from biolatent.errors import ConfigError
+
+
+def _minimal(modality: str, method: str, path: str = "x") -> dict:
+    return {"data": {"modality": modality, "path": path}, "method": {"name": method}}
+
+
+@pytest.mark.parametrize(
+    ("modality", "method", "encoder"),
+    [("counts", "vae", "mlp"), ("counts", "simclr", "mlp"), ("dna", "mlm", "bert"),
+     ("image2d", "simclr", "resnet"), ("image2d", "mae", "vit")],
+)
+def test_minimal_config_gets_defaults_per_modality(modality, method, encoder):
+    config = load_config(_minimal(modality, method))
+    assert config.model.name == encoder
+    assert config.train.epochs >= 1 and config.train.batch_size >= 2
+    # every hyper-parameter of the method is filled in, so the resolved config is complete
+    assert config.method.model_extra
+
+
+def test_unknown_train_key_names_valid_keys():
+    raw = _minimal("counts", "vae") | {"train": {"epoch": 3}}
+    with pytest.raises(ConfigError, match=r"train\.epoch: unknown key \(valid keys: epochs, batch_size"):
+        load_config(raw)
+
+
+def test_unknown_method_key_names_valid_keys():
+    raw = _minimal("counts", "vae")
+    raw["method"]["temprature"] = 0.1
+    with pytest.raises(ConfigError, match=r"method\.temprature.*valid keys for 'vae': .*latent_dim"):
+        load_config(raw)
+
+
+def test_bad_value_and_bad_choice():
+    with pytest.raises(ConfigError, match=r"data\.modality: must be one of counts, dna, image2d"):
+        load_config(_minimal("rna", "vae"))
+    with pytest.raises(ConfigError, match=r"data\.kmer"):
+        load_config({"data": {"modality": "dna", "path": "x", "kmer": 9}, "method": {"name": "mlm"}})
+    with pytest.raises(ConfigError, match=r"unknown method 'simclear' \(valid: simclr"):
+        load_config(_minimal("counts", "simclear"))
+    with pytest.raises(ConfigError, match=r"method 'mlm' does not work with data.modality 'counts'"):
+        load_config(_minimal("counts", "mlm"))
+    with pytest.raises(ConfigError, match=r"exactly one of data\.path or data\.dataset"):
+        load_config({"data": {"modality": "counts"}, "method": {"name": "vae"}})
+
+
+def test_set_overrides_parse_yaml_scalars_and_apply():
+    assert parse_overrides(["train.epochs=3", "model.hidden_dims=[8, 4]", "train.lr=1e-4"]) == {
+        "train": {"epochs": 3, "lr": 1e-4}, "model": {"hidden_dims": [8, 4]}}
+    config = load_config(_minimal("counts", "vae"), ["train.epochs=7", "method.latent_dim=4"])
+    assert config.train.epochs == 7 and config.method.model_extra["latent_dim"] == 4
+    with pytest.raises(ConfigError, match=r"section\.key=value"):
+        parse_overrides(["epochs"])
+
+
+def test_relative_paths_resolve_against_the_yaml_folder(tmp_path: Path):
+    (tmp_path / "sub").mkdir()
+    config_path = tmp_path / "sub" / "run.yaml"
+    config_path.write_text("data: {modality: counts, path: cells.h5ad}\nmethod: {name: vae}\n")
+    assert load_config(config_path).data.path == (tmp_path / "sub" / "cells.h5ad").resolve()
+
+
+def test_missing_and_invalid_yaml(tmp_path: Path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_every_example_config_validates():
+    configs = sorted(Path(__file__).parents[1].joinpath("configs").glob("*.yaml"))
+    assert len(configs) >= 5
+    for path in configs:
+        load_config(path)
