@@ -1,0 +1,67 @@
+"""Classification metrics from class probabilities, and Student-t intervals over repeat seeds."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
+
+from biolatent.errors import DataError
+
+METRICS = ("accuracy", "balanced_accuracy", "auroc", "f1")
+
+
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Accuracy, balanced accuracy, macro one-vs-rest AUROC and macro F1 of ``argmax(proba)``.
+
+    ``balanced_accuracy`` averages recall over the classes present in ``y_true``; ``f1`` is sklearn's macro
+    F1 (over classes present in ``y_true`` or predicted). ``auroc`` averages, over the classes present in
+    ``y_true``, the AUROC of ``proba[:, c]`` for "class c vs the rest"; NaN when ``y_true`` holds one class.
+    """
+    y_true = np.asarray(y_true)
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2 or proba.shape != (y_true.shape[0], n_classes):
+        raise DataError(f"probabilities must have shape ({y_true.shape[0]}, {n_classes}), got {proba.shape}")
+    if y_true.size == 0:
+        raise DataError("no test samples to score")
+    if not np.isfinite(proba).all():
+        raise DataError("probabilities hold NaN or inf values")
+    if y_true.min() < 0 or y_true.max() >= n_classes:
+        raise DataError(f"labels must be class codes in [0, {n_classes}), got {y_true.min()}..{y_true.max()}")
+    y_pred = proba.argmax(axis=1)
+    present = np.unique(y_true)
+    auroc = math.nan  # undefined with a single class in y_true
+    if present.size > 1:
+        auroc = float(np.mean([roc_auc_score(y_true == c, proba[:, c]) for c in present]))
+    with warnings.catch_warnings():  # "y_pred contains classes not in y_true": expected with few labels
+        warnings.simplefilter("ignore", UserWarning)
+        balanced = float(balanced_accuracy_score(y_true, y_pred))
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": balanced,
+        "auroc": auroc,
+        "f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+    }
+
+
+def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, lo, hi)``: Student-t confidence interval of the mean over repeats (NaN values ignored).
+
+    One value gives ``(v, nan, nan)``; no value gives three NaNs; identical values give a zero-width interval.
+    """
+    if not 0 < level < 1:
+        raise DataError(f"confidence level must lie in (0, 1), got {level}")
+    array = np.asarray(values, dtype=np.float64).ravel()
+    array = array[np.isfinite(array)]
+    if array.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(array.mean())
+    if array.size == 1:
+        return mean, math.nan, math.nan
+    sem = float(array.std(ddof=1)) / math.sqrt(array.size)
+    half = float(stats.t.ppf(0.5 + level / 2, df=array.size - 1)) * sem
+    return mean, mean - half, mean + half

@@ -1,0 +1,109 @@
+"""Figures of the evaluation: label-efficiency curves with CI bands, singular spectrum.
+
+``*_figure`` functions return a matplotlib ``Figure`` (no pyplot state, Agg canvas) for the report to
+inline; ``plot_*`` save it as a PNG atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+from biolatent.errors import DataError
+from biolatent.evaluate.quality import effective_rank, singular_spectrum
+from biolatent.rundir import atomic_path
+
+METRIC_LABELS = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced accuracy",
+    "auroc": "AUROC (macro OvR)",
+    "f1": "F1 (macro)",
+}
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_figure(figure: Figure, path: str | Path, dpi: int = 120) -> Path:
+    """Save ``figure`` as PNG at ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=dpi)
+    return Path(path)
+
+
+def _percent(value: float, _pos: object = None) -> str:
+    return f"{value * 100:g}%"
+
+
+def label_efficiency_figure(
+    summary: pd.DataFrame, metrics: Sequence[str] = ("balanced_accuracy", "auroc")
+) -> Figure:
+    """One panel per metric: mean vs label fraction (log x), one line + CI band per representation/probe."""
+    if summary.empty:
+        raise DataError("efficiency summary is empty: nothing to plot")
+    metrics = [m for m in metrics if (summary["metric"] == m).any()]
+    if not metrics:
+        raise DataError("efficiency summary has none of the metrics to plot")
+    fractions = np.unique(summary["fraction"].to_numpy(dtype=float))
+    figure = _new_figure(4.6 * len(metrics) + 1.6, 3.8)
+    axes = figure.subplots(1, len(metrics), squeeze=False)[0]
+    groups = list(dict.fromkeys(zip(summary["representation"], summary["probe"], strict=True)))
+    colours = {group: f"C{i % 10}" for i, group in enumerate(groups)}
+    for ax, metric in zip(axes, metrics, strict=True):
+        for rep, probe in groups:
+            rows = summary[(summary["representation"] == rep) & (summary["probe"] == probe)
+                           & (summary["metric"] == metric)].sort_values("fraction")
+            if rows.empty:
+                continue
+            x = rows["fraction"].to_numpy(dtype=float)
+            dashed = rep == "supervised"
+            ax.plot(x, rows["mean"], marker="o", ms=4, color=colours[(rep, probe)],
+                    linestyle="--" if dashed else "-", label=f"{rep} ({probe})")
+            ax.fill_between(x, rows["ci_low"].to_numpy(dtype=float), rows["ci_high"].to_numpy(dtype=float),
+                            color=colours[(rep, probe)], alpha=0.15, linewidth=0)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(fractions))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FuncFormatter(_percent))
+        ax.set_xlabel("labelled fraction of the train pool")
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside right center", fontsize="small", frameon=False)
+    return figure
+
+
+def plot_label_efficiency(
+    summary: pd.DataFrame, path: str | Path, metrics: Sequence[str] = ("balanced_accuracy", "auroc")
+) -> Path:
+    """Save :func:`label_efficiency_figure` as a PNG (atomic)."""
+    return save_figure(label_efficiency_figure(summary, metrics), path)
+
+
+def spectrum_figure(embeddings: np.ndarray) -> Figure:
+    """Normalised singular values (log y) with the effective rank in the title."""
+    spectrum = singular_spectrum(embeddings)
+    rank = effective_rank(embeddings)
+    figure = _new_figure(5.0, 3.6)
+    ax = figure.subplots()
+    ax.plot(np.arange(1, spectrum.size + 1), spectrum / spectrum[0], marker=".", color="C0")
+    ax.set_yscale("log")
+    ax.set_xlabel("component")
+    ax.set_ylabel("singular value / largest")
+    ax.set_title(f"effective rank {rank:.1f} of {spectrum.size} dimensions")
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def plot_spectrum(embeddings: np.ndarray, path: str | Path) -> Path:
+    """Save :func:`spectrum_figure` as a PNG (atomic)."""
+    return save_figure(spectrum_figure(embeddings), path)

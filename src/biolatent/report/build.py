@@ -1,0 +1,221 @@
+"""Build RUN/report.html from whatever the run directory holds; each missing piece names its command.
+
+Every section is built independently: a missing file gives "not run" with the command that makes it, an
+unreadable one gives its error, and neither stops the rest of the report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biolatent.errors import DataError
+from biolatent.report.figures import figure_to_base64, history_figure, png_file_to_base64, read_history
+from biolatent.rundir import write_text
+
+EMBEDDING_KEY = "X_biolatent"
+PRETRAIN = "biolatent pretrain CONFIG.yaml --out RUN"
+EVALUATE = "biolatent evaluate RUN --label COLUMN"
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+
+
+@dataclass
+class Fig:
+    key: str
+    caption: str
+    base64: str
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    source: str
+    command: str
+    status: str = "ok"  # ok | missing | error
+    message: str = ""
+    pre: str | None = None
+    notes: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Fig] = field(default_factory=list)
+    details: list[Table] = field(default_factory=list)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float | np.floating):
+        return "n/a" if not np.isfinite(value) else f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_fmt(v) for v in value)
+    return "n/a" if value is None else str(value)
+
+
+def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(obj, dict):
+        items: list[tuple[str, Any]] = []
+        for key, value in obj.items():
+            items += _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+        return items
+    return [(prefix, obj)]
+
+
+def _config(run_dir: Path, section: Section) -> None:
+    section.pre = (run_dir / section.source).read_text(encoding="utf-8")
+
+
+def _read_json_object(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path.name} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path.name} does not hold a JSON object")
+    return data
+
+
+def _provenance(run_dir: Path, section: Section) -> None:
+    rows = [[key, _fmt(value)] for key, value in _flatten(_read_json_object(run_dir / section.source))]
+    section.tables.append(Table(["key", "value"], rows))
+
+
+def _metrics(run_dir: Path, section: Section) -> None:
+    rows = []
+    for name, values in _read_json_object(run_dir / section.source).items():
+        for key, value in _flatten(values):
+            rows.append([name, key, _fmt(value)])
+    section.tables.append(Table(["section", "key", "value"], rows))
+
+
+def _history(run_dir: Path, section: Section) -> None:
+    history = read_history(run_dir / section.source)
+    section.notes.append(f"{len(history)} epochs.")
+    section.figures.append(Fig("training-curves", "Training curves (one panel per metric)",
+                               figure_to_base64(history_figure(history))))
+
+
+def _embeddings(run_dir: Path, section: Section) -> None:
+    import anndata
+
+    from biolatent.evaluate.plots import spectrum_figure
+    from biolatent.evaluate.quality import effective_rank
+    from biolatent.report.umap_plot import plottable_columns, umap_coordinates, umap_figure
+
+    try:
+        adata = anndata.read_h5ad(run_dir / section.source)
+    except Exception as exc:  # h5py/anndata raise many types for a corrupt file
+        raise DataError(f"cannot read {section.source}: {exc}") from None
+    if EMBEDDING_KEY not in adata.obsm:
+        raise DataError(f"{section.source} has no obsm[{EMBEDDING_KEY!r}]")
+    x = np.asarray(adata.obsm[EMBEDDING_KEY], dtype=np.float64)
+    rank = effective_rank(x)
+    section.tables.append(Table(["samples", "dimensions", "effective rank"],
+                                [[str(x.shape[0]), str(x.shape[1]), f"{rank:.2f}"]]))
+    section.figures.append(Fig("spectrum", "Singular spectrum of the embeddings (effective rank, Roy & "
+                               "Vetterli 2007)", figure_to_base64(spectrum_figure(x))))
+    columns = plottable_columns(adata.obs)
+    skipped = [str(c) for c in adata.obs.columns if str(c) not in {name for name, _ in columns}]
+    if skipped:
+        section.notes.append("Not used for colouring (single value or one value per sample): "
+                             + ", ".join(skipped) + ".")
+    if not columns:
+        section.notes.append("No metadata column to colour the UMAP by.")
+        return
+    coords, index = umap_coordinates(x)
+    if index.size < x.shape[0]:
+        section.notes.append(f"UMAP on a random subsample of {index.size} of {x.shape[0]} samples.")
+    obs = adata.obs.iloc[index]
+    for name, kind in columns:
+        figure = umap_figure(coords, obs[name], kind, name)
+        caption = f"UMAP coloured by {name} ({kind})"
+        section.figures.append(Fig(f"umap-{name}", caption, figure_to_base64(figure)))
+
+
+def _efficiency(run_dir: Path, section: Section) -> None:
+    from biolatent.evaluate.efficiency import headline, read_efficiency
+    from biolatent.evaluate.plots import label_efficiency_figure
+
+    summary = read_efficiency(run_dir / section.source)
+    head = headline(summary)
+    at = summary[(summary["metric"] == head["metric"]) & np.isclose(summary["fraction"], head["fraction"])]
+    rows = [[r.representation, r.probe, _fmt(r.mean), f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]",
+             str(r.n_seeds)] for r in at.itertuples()]
+    caption = (f"Balanced accuracy at {head['fraction'] * 100:g}% of the training labels "
+               "(mean, 95% CI over seeds)")
+    section.tables.append(Table(["representation", "probe", "balanced accuracy", "95% CI", "seeds"], rows,
+                                caption))
+    ratio = head.get("ssl_fraction_of_supervised")
+    if ratio is not None:
+        section.notes.append(f"SSL linear probe reaches {ratio * 100:.1f}% of the supervised baseline's "
+                             f"balanced accuracy with {head['fraction'] * 100:g}% of the labels.")
+    try:
+        b64 = figure_to_base64(label_efficiency_figure(summary))
+    except DataError:
+        if not (run_dir / "efficiency.png").is_file():
+            raise
+        b64 = png_file_to_base64(run_dir / "efficiency.png")
+    section.figures.append(Fig("efficiency", "Label efficiency: metric vs labelled fraction (95% CI bands; "
+                               "supervised dashed)", b64))
+    section.details.append(Table(list(summary.columns), [[_fmt(v) for v in row] for row in
+                                                         summary.itertuples(index=False)], "All results"))
+
+
+SECTIONS: list[tuple[str, str, str, str, Callable[[Path, Section], None]]] = [
+    ("config", "Configuration", "config.yaml", PRETRAIN, _config),
+    ("provenance", "Provenance", "provenance.json", PRETRAIN, _provenance),
+    ("metrics", "Metrics", "metrics.json", PRETRAIN, _metrics),
+    ("training", "Training curves", "history.tsv", PRETRAIN, _history),
+    ("embeddings", "Embeddings", "embeddings.h5ad", "biolatent embed RUN", _embeddings),
+    ("efficiency", "Label efficiency", "efficiency.tsv", EVALUATE, _efficiency),
+]
+
+
+def build_sections(run_dir: Path) -> list[Section]:
+    """One :class:`Section` per run-directory file, in report order."""
+    sections = []
+    for key, title, source, command, fill in SECTIONS:
+        section = Section(key, title, source, command.replace("RUN", str(run_dir)))
+        if not (run_dir / source).is_file():
+            section.status = "missing"
+            section.message = f"{source} not found: this step was not run. Make it with `{section.command}`."
+        else:
+            try:
+                fill(run_dir, section)
+            except (DataError, OSError, ValueError, KeyError) as exc:
+                section.status = "error"
+                section.message = f"{source} could not be used: {' '.join(str(exc).split())}"
+                section.figures.clear()
+                section.tables.clear()
+        sections.append(section)
+    return sections
+
+
+def render(run_dir: Path, sections: list[Section]) -> str:
+    """The HTML text (jinja2 template ``templates/report.html``, autoescape on)."""
+    import jinja2
+
+    template_text = resources.files("biolatent.report").joinpath("templates/report.html").read_text("utf-8")
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(template_text).render(
+        run_name=run_dir.resolve().name, run_dir=str(run_dir), sections=sections,
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def build_report(run_dir: Path) -> Path:
+    """Write ``run_dir/report.html`` (one self-contained file) atomically and return its path."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"run directory not found: {run_dir}")
+    return write_text(run_dir / "report.html", render(run_dir, build_sections(run_dir)))

@@ -1,0 +1,113 @@
+"""report.html from a synthetic run directory: sections, inlined figures, skipped columns, missing steps."""
+
+import base64
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from biolatent.errors import DataError
+from biolatent.evaluate.efficiency import run_label_efficiency, summarise, write_efficiency
+from biolatent.report import build_report
+from biolatent.report.umap_plot import plottable_columns
+
+
+def _figures(html: str) -> dict[str, bytes]:
+    found = re.findall(r'<figure data-figure="([^"]+)">\s*<img alt="[^"]*" src="data:image/png;base64,([^"]+)"',
+                       html)
+    return {key: base64.b64decode(data) for key, data in found}
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    import anndata
+
+    run = tmp_path_factory.mktemp("run")
+    rng = np.random.default_rng(0)
+    n = 60
+    cell_type = rng.choice(["T", "B", "NK"], n)
+    centres = {"T": 0.0, "B": 4.0, "NK": 8.0}
+    emb = np.stack([rng.normal(centres[c], 1.0, 8) for c in cell_type]).astype(np.float32)
+    obs = pd.DataFrame({
+        "cell_type": pd.Categorical(cell_type),
+        "score": rng.normal(size=n),
+        "sample_id": [f"cell-{i:03d}" for i in range(n)],
+        "plate": ["p1"] * n,
+    }, index=[f"c{i}" for i in range(n)])
+    adata = anndata.AnnData(obs=obs)
+    adata.obsm["X_biolatent"] = emb
+    adata.write_h5ad(run / "embeddings.h5ad")
+    (run / "config.yaml").write_text("method:\n  name: vae\ntrain:\n  epochs: 5  # <b>not bold</b>\n")
+    (run / "provenance.json").write_text(json.dumps({"version": "0.1.0", "libraries": {"numpy": "2"}}))
+    (run / "metrics.json").write_text(json.dumps({"pretrain": {"final_loss": 1.25}, "evaluate": {"label": "x"}}))
+    pd.DataFrame({"epoch": range(5), "loss": np.linspace(3, 1, 5), "elbo": np.linspace(-3, -1, 5),
+                  "time_s": np.arange(5.0)}).to_csv(run / "history.tsv", sep="\t", index=False)
+    codes = pd.Categorical(cell_type).codes.astype(np.int64)
+    per_seed = run_label_efficiency({"ssl": emb, "random_init": rng.normal(size=(n, 8))}, codes, 3,
+                                    [0.1, 0.5, 1.0], [0, 1], probes=("linear",))
+    write_efficiency(summarise(per_seed), run / "efficiency.tsv")
+    path = build_report(run)
+    return run, path, path.read_text(encoding="utf-8")
+
+
+def test_report_has_every_section_and_is_self_contained(full_run):
+    run, path, html = full_run
+    assert path == run / "report.html"
+    for key in ("config", "provenance", "metrics", "training", "embeddings", "efficiency"):
+        assert f'<section id="{key}" data-status="ok">' in html
+    assert "Not run" not in html
+    assert 'src="http' not in html and "href=\"http" not in html and "<link" not in html
+    assert "<script" not in html
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in html  # config shown, escaped
+    assert "libraries.numpy" in html and "final_loss" in html and "1.25" in html
+
+
+def test_report_inlines_one_png_per_expected_figure(full_run):
+    figures = _figures(full_run[2])
+    assert set(figures) == {"training-curves", "spectrum", "umap-cell_type", "umap-score", "efficiency"}
+    assert all(data.startswith(b"\x89PNG\r\n\x1a\n") for data in figures.values())
+    assert "UMAP coloured by sample_id" not in full_run[2]
+
+
+def test_report_headline_table(full_run):
+    html = full_run[2]
+    assert "Balanced accuracy at 10% of the training labels" in html
+    assert re.search(r"<td>ssl</td><td>linear</td><td>[0-9.]+</td>", html)
+    assert re.search(r"<td>random_init</td><td>linear</td>", html)
+    assert "effective rank" in html
+
+
+def test_plottable_columns_skip_ids_and_constants():
+    obs = pd.DataFrame({
+        "group": ["a", "b"] * 10, "flag": [True, False] * 10, "score": np.linspace(0, 1, 20),
+        "id": [f"s{i}" for i in range(20)], "index_number": range(20), "const": 1.0,
+        "dose": [1, 2, 3, 4] * 5,
+    })
+    assert plottable_columns(obs) == [("group", "categorical"), ("flag", "categorical"),
+                                      ("score", "numeric"), ("dose", "numeric")]
+
+
+def test_report_with_only_config_names_missing_steps(tmp_path):
+    (tmp_path / "config.yaml").write_text("method:\n  name: simclr\n")
+    html = build_report(tmp_path).read_text(encoding="utf-8")
+    assert '<section id="config" data-status="ok">' in html and "simclr" in html
+    for key in ("provenance", "metrics", "training", "embeddings", "efficiency"):
+        assert f'<section id="{key}" data-status="missing">' in html
+    assert "biolatent pretrain" in html and "biolatent embed" in html and "biolatent evaluate" in html
+    assert "data:image/png;base64," not in html
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "report.html"]  # no temp files
+
+
+def test_corrupt_piece_is_reported_not_fatal(tmp_path):
+    (tmp_path / "metrics.json").write_text("{not json")
+    (tmp_path / "efficiency.tsv").write_text("a\tb\n1\t2\n")
+    html = build_report(tmp_path).read_text(encoding="utf-8")
+    assert '<section id="metrics" data-status="error">' in html and "not valid JSON" in html
+    assert '<section id="efficiency" data-status="error">' in html
+
+
+def test_missing_run_dir_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="run directory not found"):
+        build_report(tmp_path / "nope")
