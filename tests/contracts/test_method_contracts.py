@@ -17,14 +17,14 @@ from biolatent.models.registry import build_encoder, default_encoder
 MODALITIES = ("counts", "dna", "image2d")
 INFOS = {
     "counts": DataInfo("counts", n_features=30, is_counts=True),
-    "dna": DataInfo("dna", max_length=40),
+    "dna": DataInfo("dna", max_length=40, kmer=3),
     "image2d": DataInfo("image2d", channels=3, image_size=32),
 }
 SMALL_ENCODER = {
     "mlp": {"hidden_dims": (16,), "out_dim": 8},
     "resnet": {"widths": (4, 8), "blocks": (1, 1)},
     "vit": {"patch_size": 8, "dim": 16, "depth": 1, "heads": 2},
-    "bert": {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32, "kmer": 3},
+    "bert": {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32},
 }
 SMALL_METHOD = {
     "simclr": {"projection_dim": 8},

@@ -98,7 +98,7 @@ def test_dna(dna_files):
     fasta, meta = dna_files
     samples = load_samples(DnaData(path=fasta, metadata=meta, kmer=4))
     assert samples.x.shape == (80, 40) and samples.x.dtype.is_signed and not samples.x.dtype.is_floating_point
-    assert samples.info.max_length == 40 and samples.extra["kmer"] == 4
+    assert samples.info.max_length == 40 and samples.info.kmer == 4
     assert list(samples.obs.columns) == ["label", "length"] and (samples.obs["length"] == 40).all()
     assert samples.ids == [r for r, _ in read_fasta(fasta)]
     assert samples.obs["label"].tolist() == read_table(meta)["label"].tolist()

@@ -1,0 +1,76 @@
+"""Shared output helpers of the benchmark scripts: a markdown table, and JSON + markdown files on disk."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def format_value(value: Any) -> str:
+    """A table cell: floats with 3-4 significant digits, everything else as ``str``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if value == 0:
+            return "0"
+        magnitude = abs(value)
+        if magnitude >= 1000:
+            return f"{value:,.0f}"
+        if magnitude >= 1:
+            return f"{value:.4g}" if magnitude < 100 else f"{value:.1f}"
+        return f"{value:.3g}"
+    return str(value)
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """GitHub markdown table of ``rows`` restricted to ``columns`` (in that order)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(format_value(row.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def host_info() -> dict[str, Any]:
+    """Library versions and the machine, for the provenance of a result file."""
+    import torch
+
+    info: dict[str, Any] = {
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if torch.cuda.is_available():
+        info["cuda"] = torch.version.cuda
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def write_results(
+    out_dir: Path, stem: str, payload: dict[str, Any], markdown: str
+) -> tuple[Path, Path]:
+    """Write ``out_dir/stem.json`` (``payload``) and ``out_dir/stem.md`` (``markdown``); return both paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    tmp = json_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(json_path)
+    tmp = md_path.with_suffix(".md.tmp")
+    tmp.write_text(markdown.rstrip() + "\n", encoding="utf-8")
+    tmp.replace(md_path)
+    return json_path, md_path
