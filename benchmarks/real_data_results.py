@@ -105,7 +105,7 @@ def main() -> None:
                       "", efficiency_table(run_dir), "",
                       "Headline at 10% labels: " + ", ".join(f"{k} {v:.3f}" for k, v in head.items()
                                                            if isinstance(v, float))]
-        sections.append("\n".join(lines))
+        sections.append("\n".join(lines) + "\n")
     doc = ["# Real-data results", "",
            "Written by `python benchmarks/real_data_results.py` (`make results`) on "
            f"{platform.processor() or platform.machine()} ({platform.platform()}); every number below comes from "
@@ -114,7 +114,7 @@ def main() -> None:
            "(log-normalised counts, 4-mer spectrum, pixels); `supervised` = the same encoder trained from "
            f"scratch on the labelled fraction only ({args.supervised_steps} steps). Test set: fixed stratified "
            "20% hold-out.", "", *sections, ""]
-    write_text(args.doc, "\n\n".join(doc))
+    write_text(args.doc, "\n".join(doc))
     print(f"wrote {args.doc}")
 
 

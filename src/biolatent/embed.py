@@ -38,11 +38,13 @@ def compute_embeddings(method: torch.nn.Module, x: torch.Tensor, batch_size: int
 def _h5_safe_obs(obs: pd.DataFrame) -> pd.DataFrame:
     """Columns AnnData can write: mixed-type object columns become strings; the index is the id."""
     safe = obs.copy()
-    safe.index = safe.index.astype(str)
-    safe.index.name = None
+    # object dtype, not pandas' newer string arrays, which older anndata readers cannot write or read
+    safe.index = pd.Index([str(i) for i in safe.index], dtype=object)
     for column in safe.columns:
-        if safe[column].dtype == object:
-            safe[column] = safe[column].map(lambda v: "" if v is None or v != v else str(v))
+        dtype = safe[column].dtype
+        if dtype == object or (pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)):
+            values = [("" if _missing(v) else str(v)) for v in safe[column]]
+            safe[column] = pd.Series(values, index=safe.index, dtype=object)
     return safe
 
 
@@ -53,7 +55,8 @@ def write_embeddings(
 
     if embeddings.shape[0] != len(obs):
         raise ValueError(f"{embeddings.shape[0]} embeddings for {len(obs)} samples")
-    adata = anndata.AnnData(obs=_h5_safe_obs(obs))
+    obs = _h5_safe_obs(obs)
+    adata = anndata.AnnData(obs=obs, var=pd.DataFrame(index=pd.Index([], dtype=object)))
     adata.obsm[EMBEDDING_KEY] = embeddings
     adata.uns["biolatent"] = {"provenance": json.dumps(provenance, default=str), "config": config_yaml}
     with atomic_path(path) as tmp:
@@ -75,3 +78,10 @@ def read_embeddings(path: str | Path, key: str = EMBEDDING_KEY):
     if not np.isfinite(values).all():
         raise DataError(f"{path}: obsm[{key!r}] holds NaN or inf values")
     return adata
+
+
+def _missing(value: object) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # list-like values are not missing
+        return False

@@ -58,9 +58,22 @@ def collect(command: str, config_hash: str | None = None, seed: int | None = Non
         "platform": platform.platform(),
         "libraries": library_versions(),
     }
+    info["device"] = _device()
     if config_hash is not None:
         info["config_hash"] = config_hash
     if seed is not None:
         info["seed"] = seed
     info.update(extra)
     return info
+
+
+def _device() -> str:
+    """The accelerator a run could use (name of the first CUDA device), else 'cpu'."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    except Exception:  # provenance must never break a run
+        pass
+    return "cpu"

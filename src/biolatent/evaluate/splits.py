@@ -22,7 +22,7 @@ def prepare_labels(values: pd.Series) -> tuple[np.ndarray, list[str], np.ndarray
     """
     name = values.name if values.name is not None else "label"
     series = pd.Series(values).reset_index(drop=True)
-    missing = series.isna().to_numpy()
+    missing = series.isna().to_numpy(dtype=bool, copy=True)  # writable under copy-on-write (pandas 3)
     if series.dtype == object or isinstance(series.dtype, pd.StringDtype):
         missing |= series.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
     keep = ~missing
