@@ -42,7 +42,9 @@ def _h5_safe_obs(obs: pd.DataFrame) -> pd.DataFrame:
     safe.index = pd.Index([str(i) for i in safe.index], dtype=object)
     for column in safe.columns:
         dtype = safe[column].dtype
-        if dtype == object or (pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)):
+        if pd.api.types.is_object_dtype(dtype) or (
+            pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
+        ):
             values = [("" if _missing(v) else str(v)) for v in safe[column]]
             safe[column] = pd.Series(values, index=safe.index, dtype=object)
     return safe
