@@ -114,3 +114,17 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
                           timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("error: config file not found") and "Traceback" not in proc.stderr
+
+
+def test_probe_refuses_a_label_with_one_class_and_a_missing_file(run_cli, tmp_path):
+    import anndata
+    import numpy as np
+
+    adata = anndata.AnnData(obs=pd.DataFrame({"site": ["a"] * 20}, index=[f"s{i}" for i in range(20)]))
+    adata.obsm["X_biolatent"] = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    adata.write_h5ad(tmp_path / "emb.h5ad")
+    out = tmp_path / "probe"
+    _assert_one_line_error(run_cli("probe", tmp_path / "emb.h5ad", "--label", "site", "--out", out),
+                           "label column 'site' has one class")
+    assert not (out / "efficiency.tsv").exists()
+    _assert_one_line_error(run_cli("probe", tmp_path / "none.h5ad", "--label", "site"), "none.h5ad")
