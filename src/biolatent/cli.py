@@ -54,6 +54,8 @@ def pretrain(
     cfg = load_config(config, set_)
     run_dir = out or Path("runs") / config.stem
     metrics = run(cfg, run_dir, resume=resume, progress=not quiet, say=_say)
+    if not metrics:  # a secondary DDP process: the first one reports
+        return
     _say(f"final loss {metrics.get('final_loss', float('nan')):.4f}; "
          f"{metrics['samples_per_second']:.0f} samples/s")
     typer.echo(str(run_dir))

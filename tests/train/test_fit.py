@@ -85,3 +85,24 @@ def test_warmup_cosine_schedule():
     assert warmup_cosine(10, 10, 100) == pytest.approx(1.0)
     assert warmup_cosine(55, 10, 100) == pytest.approx(0.5)
     assert warmup_cosine(100, 10, 100) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_through_the_cli(tiny_config, tmp_path):
+    """strategy/devices pass through to Lightning: two processes train, only the first writes the run."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("biolatent")
+    run = tmp_path / "ddp"
+    proc = subprocess.run(
+        [str(exe), "pretrain", str(tiny_config("counts", "simclr", epochs=2)), "--out", str(run), "--quiet",
+         "--set", "train.strategy=ddp", "--set", "train.devices=2", "--set", "train.accelerator=cpu"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    history = (run / "history.tsv").read_text().splitlines()
+    assert len(history) == 3
+    weights = load_file(str(run / "model.safetensors"))
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())

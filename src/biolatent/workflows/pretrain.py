@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,7 +54,9 @@ def pretrain(
     from biolatent.data.loaders import load_samples
     from biolatent.train.fit import fit
 
-    config = check_run_dir(run_dir, config, resume)
+    primary = launched_rank() == 0  # DDP launches one process per device; only the first writes files
+    if primary:
+        config = check_run_dir(run_dir, config, resume)
     say(f"loading {config.data.modality} data ...")
     samples = load_samples(config.data)
     torch.manual_seed(config.train.seed)  # the initial weights are part of a seeded run
@@ -61,16 +64,19 @@ def pretrain(
     n_params = sum(p.numel() for p in method.parameters())
     say(f"{len(samples)} samples; method {config.method.name} with encoder {config.model.name} "
         f"({n_params / 1e6:.2f} M parameters)")
-    write_run_header(run_dir, "pretrain", config, n_samples=len(samples))
-    save_data_info(run_dir, samples.info)
-    if samples.feature_names is not None:
-        write_json(run_dir / "features.json", list(samples.feature_names))
+    if primary:
+        write_run_header(run_dir, "pretrain", config, n_samples=len(samples))
+        save_data_info(run_dir, samples.info)
+        if samples.feature_names is not None:
+            write_json(run_dir / "features.json", list(samples.feature_names))
 
     epochs_before = _completed_epochs(run_dir) if resume else 0
     started = time.perf_counter()
     history = fit(method, samples.x, config.train, run_dir=run_dir, resume=resume,
                   callbacks=callbacks, progress=progress)
     seconds = time.perf_counter() - started
+    if not primary:
+        return {}
     save_weights(run_dir / WEIGHTS_FILE, method, {"method": config.method.name, "encoder": config.model.name,
                                                   "config_hash": config.hash()})
     final = history.iloc[-1].to_dict() if len(history) else {}
@@ -92,3 +98,12 @@ def _completed_epochs(run_dir: Path) -> int:
     from biolatent.train.fit import LAST_CHECKPOINT
 
     return int(read_json((run_dir / LAST_CHECKPOINT).with_suffix(".json"))["epoch"])
+
+
+def launched_rank() -> int:
+    """This process's rank when a distributed launcher (Lightning, torchrun) started it, else 0."""
+    for variable in ("RANK", "LOCAL_RANK", "NODE_RANK"):
+        value = os.environ.get(variable, "0")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 0
