@@ -128,3 +128,20 @@ def test_probe_refuses_a_label_with_one_class_and_a_missing_file(run_cli, tmp_pa
                            "label column 'site' has one class")
     assert not (out / "efficiency.tsv").exists()
     _assert_one_line_error(run_cli("probe", tmp_path / "none.h5ad", "--label", "site"), "none.h5ad")
+
+
+def test_embed_other_data_checks_the_features(run_cli, tiny_config, tmp_path, counts_h5ad):
+    from biolatent.data.simulate import write_counts_dataset
+
+    run = tmp_path / "run"
+    assert run_cli("pretrain", tiny_config("counts", "vae", epochs=1), "--out", run, "--quiet").code == 0
+    out = tmp_path / "other.h5ad"
+    result = run_cli("embed", run, "--data", counts_h5ad, "--out", out)
+    assert result.code == 0, result.err
+    import anndata
+
+    assert anndata.read_h5ad(out).obsm["X_biolatent"].shape[0] == anndata.read_h5ad(counts_h5ad).n_obs
+    other = write_counts_dataset(tmp_path / "genes", n_cells=30, n_genes=25, n_types=2, seed=1)
+    _assert_one_line_error(run_cli("embed", run, "--data", other, "--out", tmp_path / "x.h5ad"),
+                           "trained on 40 features, this data has 25")
+    assert not (tmp_path / "x.h5ad").exists()
