@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench lint results clean
+.PHONY: demo test test-fast bench lint results hail-env clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,5 +34,13 @@ bench: $(STAMP)
 results: $(STAMP)
 	$(BIN)/python benchmarks/real_data_results.py
 
+# the Hail (Spark) GWAS engine: an environment of its own (hail pins rich<13 and typer<1); needs Java
+hail-env: .venv-hail/bin/hail-installed
+
+.venv-hail/bin/hail-installed:
+	$(PYTHON) -m venv .venv-hail
+	.venv-hail/bin/pip install -q hail==0.2.139
+	touch .venv-hail/bin/hail-installed
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-hail build *.egg-info

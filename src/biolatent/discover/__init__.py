@@ -1,0 +1,1 @@
+"""Discovery from embeddings: latent phenotypes, clusters, GWAS and heritability (reads arrays, never a model)."""

@@ -1,0 +1,1 @@
+"""Genotypes, quality control, GWAS and heritability."""

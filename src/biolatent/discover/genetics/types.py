@@ -1,0 +1,49 @@
+"""The in-memory genotype matrix every genetics module consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+VARIANT_COLUMNS = ("chrom", "pos", "id", "ref", "alt")
+
+
+@dataclass
+class Genotypes:
+    """Dosages of the ALT allele (0..2, float32, NaN = missing call), samples x variants.
+
+    ``samples``: the sample ids (PLINK: IID; VCF: sample names). ``variants``: one row per variant with the
+    columns chrom, pos, id, ref, alt (``alt`` is the counted allele, plink2's A1).
+    """
+
+    dosages: np.ndarray
+    samples: list[str]
+    variants: pd.DataFrame
+
+    def __post_init__(self) -> None:
+        n, m = self.dosages.shape
+        if n != len(self.samples) or m != len(self.variants):
+            raise ValueError(f"dosages {self.dosages.shape} do not match {len(self.samples)} samples x "
+                             f"{len(self.variants)} variants")
+        missing = [c for c in VARIANT_COLUMNS if c not in self.variants.columns]
+        if missing:
+            raise ValueError(f"variants table lacks columns {missing}")
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.dosages.shape[0])
+
+    @property
+    def n_variants(self) -> int:
+        return int(self.dosages.shape[1])
+
+    def subset(self, sample_index: np.ndarray | None = None, variant_index: np.ndarray | None = None) -> Genotypes:
+        s = np.arange(self.n_samples) if sample_index is None else np.asarray(sample_index)
+        v = np.arange(self.n_variants) if variant_index is None else np.asarray(variant_index)
+        return Genotypes(
+            self.dosages[np.ix_(s, v)],
+            [self.samples[i] for i in s],
+            self.variants.iloc[v].reset_index(drop=True),
+        )
