@@ -65,9 +65,9 @@ def toy(tmp_path, monkeypatch):
     return calls
 
 
-def test_registry_lists_the_three_datasets():
+def test_registry_lists_the_datasets():
     names = [r.name for r in list_datasets()]
-    assert names == ["pbmc68k", "oct4-mafk", "cmu1-tiles"]
+    assert names == ["pbmc68k", "oct4-mafk", "cmu1-tiles", "geuvadis-chr22"]
     for recipe in list_datasets():
         assert set(recipe.members) == set(recipe.sha256) and recipe.data_config["modality"] == recipe.modality
         assert all(len(h) == 64 for h in recipe.sha256.values())

@@ -130,6 +130,10 @@ def _cached(recipe: DatasetRecipe, folder: Path) -> bool:
 def fetch(name: str, progress: Progress = print) -> Path:
     """The prepared folder of dataset ``name`` (obtained, verified, converted and cached on first use)."""
     recipe = get_recipe(name)
+    if getattr(recipe, "source", "pip") == "apt":
+        from biolatent.datasets.apt import fetch_apt
+
+        return fetch_apt(name, progress)
     root = cache_dir()
     folder = root / recipe.name
     if _cached(recipe, folder):
