@@ -1,0 +1,251 @@
+"""Linear-regression GWAS of many traits at once (the numpy engine), the same model as ``plink2 --glm``.
+
+For each trait y and variant g: OLS of y on [1, covariates, g]; BETA/SE/T_STAT of g, two-sided P from
+Student's t with n - k - 1 df (k = intercept + covariates). All traits and a chunk of variants are handled
+by a few matrix products (Frisch-Waugh-Lovell): traits are residualised once on the orthonormal basis Q of
+the covariate matrix; then per variant ``beta = <g_r, y_r> / <g_r, g_r>``.
+
+Missing phenotypes: a sample without a value is dropped for that trait only. Traits are grouped by their
+missingness pattern; each group has its own Q. Missing genotype calls (as in plink2): the sample is dropped
+for that variant. With W the mask of called samples and M = 1 - W, regressing y_r on [Q, g] over W needs
+only masked sums: ``A = Q'WQ = I - Q'MQ``, ``b_y = Q'W y_r = -Q'M y_r``, ``b_g = Q'W g``; the per-variant
+re-projection on the covariates is then ``gg = g'Wg - b_g'A^-1 b_g``, ``gy = g'W y_r - b_g'A^-1 b_y``,
+``yy = y_r'W y_r - b_y'A^-1 b_y`` (M is sparse: the correction costs O(missing calls)). Variants that are
+monomorphic or all-missing among a trait's samples, or collinear with the covariates, get NaN statistics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+import scipy.sparse
+from scipy import special, stats
+
+from biolatent.discover.genetics.types import Genotypes
+from biolatent.errors import DataError
+
+GWAS_COLUMNS = ["#CHROM", "POS", "ID", "REF", "ALT", "A1", "TRAIT", "OBS_CT", "BETA", "SE", "T_STAT", "P",
+                "LOG10_P"]
+_COLLINEAR_TOL = 1e-8  # a variant whose residual variance is below this fraction of its variance is untested
+_LOG_P_SWITCH = 1e-250  # below this p, LOG10_P comes from the log-space continued fraction
+
+
+def t_log10_p(t: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """-log10 of the two-sided Student-t p-value, accurate far below the smallest double (1e-308)."""
+    t, df = np.broadcast_arrays(np.asarray(t, float), np.asarray(df, float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 2.0 * special.stdtr(df, -np.abs(t))
+        out = -np.log10(p)
+    tiny = np.isfinite(t) & (df > 0) & ~(p > _LOG_P_SWITCH)
+    if tiny.any():
+        out[tiny] = -_log_t_two_sided(t[tiny], df[tiny]) / np.log(10.0)
+    return out
+
+
+def _log_t_two_sided(t: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """ln P(|T| > |t|) = ln I_x(df/2, 1/2), x = df / (df + t^2), by the continued fraction of I_x in log space."""
+    a, b = df / 2.0, 0.5
+    log_den = np.log(df + t * t)
+    x = np.exp(np.log(df) - log_den)
+    log_prefix = a * (np.log(df) - log_den) + b * (2.0 * np.log(np.abs(t)) - log_den) - np.log(a) - special.betaln(a, b)
+    tiny = 1e-300
+    c = np.ones_like(x)
+    d = 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / np.where(np.abs(d) < tiny, tiny, d)
+    h = d.copy()
+    for m in range(1, 20001):  # Lentz's algorithm (Numerical Recipes' betacf)
+        for aa in (m * (b - m) * x / ((a - 1 + 2 * m) * (a + 2 * m)),
+                   -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 1 + 2 * m))):
+            d = 1.0 + aa * d
+            d = 1.0 / np.where(np.abs(d) < tiny, tiny, d)
+            c = 1.0 + aa / c
+            c = np.where(np.abs(c) < tiny, tiny, c)
+            step = d * c
+            h = h * step
+        if np.all(np.abs(step - 1.0) < 1e-15):
+            break
+    return log_prefix + np.log(h)
+
+
+def genomic_inflation(p: np.ndarray | pd.Series) -> float:
+    """Genomic control lambda: median of the 1-df chi-square statistics of ``p`` over its expected median."""
+    p = np.asarray(p, float)
+    p = p[np.isfinite(p)]
+    if p.size == 0:
+        return float("nan")
+    return float(np.median(stats.chi2.isf(p, 1)) / stats.chi2.ppf(0.5, 1))
+
+
+def _numeric(table: pd.DataFrame, what: str) -> pd.DataFrame:
+    out = table.copy()
+    out.index = out.index.astype(str)
+    for column in out.columns:
+        values = pd.to_numeric(out[column], errors="coerce")
+        if values.notna().sum() != out[column].notna().sum():
+            raise DataError(f"{what} {column!r} has non-numeric values")
+        out[column] = values.astype(float)
+    return out
+
+
+def _collinear_message(x: np.ndarray, names: list[str], context: str) -> str | None:
+    """None if ``x`` has full column rank, else a one-line message naming the collinear columns."""
+    scale = np.linalg.norm(x, axis=0)
+    xs = x / np.where(scale > 0, scale, 1.0)
+    _, r, piv = scipy.linalg.qr(xs, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(r))
+    rank = int(np.sum(diag > 1e-9 * max(diag[0], 1e-300)))
+    if rank == x.shape[1]:
+        return None
+    kept, dropped = piv[:rank], piv[rank:]
+    coef = np.linalg.lstsq(xs[:, kept], xs[:, dropped[0]], rcond=None)[0]
+    partners = [names[kept[i]] for i in np.flatnonzero(np.abs(coef) > 1e-6)]
+    return (f"the covariate matrix{context} is singular (rank {rank} of {x.shape[1]} columns): "
+            f"{', '.join(repr(names[i]) for i in dropped)} collinear with "
+            f"{', '.join(map(repr, partners)) or 'nothing (all zero)'}")
+
+
+def _match(genotypes: Genotypes, phenotypes: pd.DataFrame, covariates: pd.DataFrame | None) -> tuple:
+    """Matched rows of the genotypes, aligned phenotypes/covariates, and the summary of the matching."""
+    geno_ids = [str(s) for s in genotypes.samples]
+    phen = _numeric(phenotypes, "trait")
+    cov = None if covariates is None else _numeric(covariates, "covariate")
+    if phen.shape[1] == 0:
+        raise DataError("the phenotype table has no trait columns")
+    wanted = set(phen.index) if cov is None else set(phen.index) & set(cov.index)
+    rows = [i for i, s in enumerate(geno_ids) if s in wanted]
+    if not rows:
+        if cov is not None and set(phen.index) & set(geno_ids):
+            other, example = "covariates", cov.index[0] if len(cov) else "none"
+        else:
+            other, example = "phenotypes", phen.index[0] if len(phen) else "none"
+        raise DataError(f"no sample ids in common between genotypes (e.g. {geno_ids[0]!r}) and {other} "
+                        f"(e.g. {example!r})")
+    ids = [geno_ids[i] for i in rows]
+    complete = np.ones(len(ids), bool) if cov is None else cov.reindex(ids).notna().all(axis=1).to_numpy()
+    rows, ids = [r for r, ok in zip(rows, complete, strict=True) if ok], [s for s, ok in zip(ids, complete,
+                                                                                            strict=True) if ok]
+    if not rows:
+        raise DataError("every matched sample has a missing covariate value")
+    summary = {"n_genotyped": len(geno_ids), "n_phenotyped": len(phen), "n_matched": len(complete),
+               "n_genotyped_unmatched": len(geno_ids) - len(complete),
+               "n_phenotyped_unmatched": len(set(phen.index) - set(geno_ids)),
+               "n_missing_covariate": int((~complete).sum()), "n_samples": len(ids)}
+    cov_x = np.empty((len(ids), 0)) if cov is None else cov.reindex(ids).to_numpy(float)
+    cov_names = [] if cov is None else [str(c) for c in cov.columns]
+    return np.asarray(rows), phen.reindex(ids), cov_x, cov_names, summary
+
+
+def _trait_groups(y: np.ndarray, x: np.ndarray, names: list[str], traits: list[str]) -> list[dict]:
+    """Traits sharing a missingness pattern: their samples, covariate basis Q and residualised values."""
+    patterns: dict[bytes, list[int]] = {}
+    for t, trait in enumerate(traits):
+        have = ~np.isnan(y[:, t])
+        values = y[have, t]
+        if values.size == 0 or np.ptp(values) == 0:
+            raise DataError(f"trait {trait!r} is constant (or has no values) over the matched samples: "
+                            f"nothing to regress")
+        patterns.setdefault(have.tobytes(), []).append(t)
+    groups = []
+    for key, members in patterns.items():
+        have = np.frombuffer(key, dtype=bool)
+        xs = x[have]
+        label = f" among the {have.sum()} samples with trait {traits[members[0]]!r}"
+        message = _collinear_message(xs, names, label if not have.all() else "")
+        if message:
+            raise DataError(message)
+        if have.sum() <= xs.shape[1] + 1:
+            raise DataError(f"trait {traits[members[0]]!r} has {have.sum()} samples for {xs.shape[1] + 1} "
+                            f"parameters: too few to regress")
+        q = np.linalg.qr(xs)[0]
+        yv = y[np.ix_(have, members)]
+        yr = yv - q @ (q.T @ yv)
+        groups.append({"rows": np.flatnonzero(have), "traits": np.asarray(members), "q": q, "yr": yr,
+                       "yy": np.einsum("nt,nt->t", yr, yr),
+                       "qy": (q[:, :, None] * yr[:, None, :]).reshape(len(q), -1),
+                       "qq": (q[:, :, None] * q[:, None, :]).reshape(len(q), -1)})
+    return groups
+
+
+def _chunk_stats(g: np.ndarray, grp: dict) -> tuple[np.ndarray, ...]:
+    """(obs count, beta, se, t, df) of every variant column of ``g`` for the traits of ``grp``."""
+    q, yr, n = grp["q"], grp["yr"], grp["q"].shape[0]
+    k, nt, m = q.shape[1], yr.shape[1], g.shape[1]
+    miss = np.isnan(g)
+    obs = n - miss.sum(axis=0)
+    mean = np.nansum(g, axis=0) / np.maximum(obs, 1)
+    gc = np.where(miss, 0.0, g - mean)
+    gy, ss = gc.T @ yr, np.einsum("nm,nm->m", gc, gc)
+    bg = gc.T @ q  # (m, k)
+    gg, yy = ss - np.einsum("mk,mk->m", bg, bg), np.broadcast_to(grp["yy"], (m, nt)).copy()
+    holes = np.flatnonzero((obs < n) & (obs > 0))
+    if holes.size:
+        mt = scipy.sparse.csc_matrix(miss[:, holes].astype(float)).T.tocsr()
+        a = np.eye(k) - (mt @ grp["qq"]).reshape(-1, k, k)
+        by = -(mt @ grp["qy"]).reshape(-1, k, nt)
+        bad = np.linalg.cond(a) > 1e10
+        a[bad] = np.eye(k)
+        sol = np.linalg.solve(a, np.concatenate([bg[holes, :, None], by], axis=2))
+        gg[holes] = ss[holes] - np.einsum("jk,jk->j", bg[holes], sol[:, :, 0])
+        gy[holes] -= np.einsum("jk,jkt->jt", bg[holes], sol[:, :, 1:])
+        yy[holes] = yy[holes] - mt @ (yr * yr) - np.einsum("jkt,jkt->jt", by, sol[:, :, 1:])
+        gg[holes[bad]] = np.nan
+    df = (obs - k - 1).astype(float)
+    poly = np.where(miss, -np.inf, g).max(axis=0) > np.where(miss, np.inf, g).min(axis=0)
+    ok = poly & (ss > 0) & (gg > _COLLINEAR_TOL * ss) & (df > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beta = np.where(ok[:, None], gy / gg[:, None], np.nan)
+        rss = np.maximum(yy - beta * gy, 0.0)
+        se = np.sqrt(rss / df[:, None] / gg[:, None])
+    return obs, beta, se, beta / se, df
+
+
+def linear_gwas(genotypes: Genotypes, phenotypes: pd.DataFrame, covariates: pd.DataFrame | None = None, *,
+                chunk_size: int = 2048) -> pd.DataFrame:
+    """OLS of every trait on every variant (+ intercept + covariates): the long plink2-style table.
+
+    ``phenotypes`` / ``covariates``: index = sample ids matched to ``genotypes.samples``; one column per trait
+    / covariate. Samples with a missing covariate are dropped; a missing trait value drops the sample for
+    that trait, a missing call for that variant. Rows are trait-major, variants in genotype order; A1 = ALT
+    (the counted allele). ``table.attrs["summary"]`` holds the sample matching and untested-variant counts.
+    """
+    if chunk_size < 1:
+        raise DataError(f"chunk_size must be >= 1, got {chunk_size}")
+    rows, phen, cov_x, cov_names, summary = _match(genotypes, phenotypes, covariates)
+    traits = [str(c) for c in phen.columns]
+    x = np.column_stack([np.ones(len(rows)), cov_x])
+    message = _collinear_message(x, ["intercept", *cov_names], "")
+    if message:
+        raise DataError(message)
+    groups = _trait_groups(phen.to_numpy(float), x, ["intercept", *cov_names], traits)
+    m, nt = genotypes.n_variants, len(traits)
+    obs_ct = np.zeros((m, nt), np.int64)
+    beta, se, tstat, df = (np.full((m, nt), np.nan) for _ in range(4))
+    for start in range(0, m, chunk_size):
+        stop = min(start + chunk_size, m)
+        block = np.asarray(genotypes.dosages[:, start:stop], dtype=np.float64)[rows]
+        for grp in groups:
+            cols = grp["traits"]
+            o, b, s, t, d = _chunk_stats(block[grp["rows"]], grp)
+            obs_ct[start:stop, cols] = o[:, None]
+            beta[start:stop, cols], se[start:stop, cols], tstat[start:stop, cols] = b, s, t
+            df[start:stop, cols] = d[:, None]
+    with np.errstate(invalid="ignore"):
+        p = 2.0 * special.stdtr(df, -np.abs(tstat))
+        log10_p = t_log10_p(tstat, df)
+    untested = np.isnan(beta)
+    summary.update({"n_variants": m, "n_traits": nt, "n_variants_untested": int(untested.all(axis=1).sum()),
+                    "n_results_untested": int(untested.sum()), "covariates": cov_names})
+    variants = genotypes.variants
+    alt = np.tile(variants["alt"].astype(str).to_numpy(object), nt)
+    table = pd.DataFrame({
+        "#CHROM": np.tile(variants["chrom"].astype(str).to_numpy(object), nt),
+        "POS": np.tile(variants["pos"].to_numpy(np.int64), nt),
+        "ID": np.tile(variants["id"].astype(str).to_numpy(object), nt),
+        "REF": np.tile(variants["ref"].astype(str).to_numpy(object), nt), "ALT": alt, "A1": alt,
+        "TRAIT": np.repeat(np.asarray(traits, object), m),
+        "OBS_CT": obs_ct.T.ravel(), "BETA": beta.T.ravel(), "SE": se.T.ravel(), "T_STAT": tstat.T.ravel(),
+        "P": p.T.ravel(), "LOG10_P": log10_p.T.ravel(),
+    })
+    table.attrs["summary"] = summary
+    return table

@@ -1,0 +1,96 @@
+"""QC: the HWE exact test against brute-force enumeration; each filter on constructed data; config errors."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from biolatent.discover.genetics.qc import QCConfig, hwe_exact_p, hwe_pvalues, minor_allele_frequency, run_qc
+from biolatent.discover.genetics.types import Genotypes
+from biolatent.errors import DataError
+
+
+def _brute_force_het_distribution(n: int) -> dict[int, Counter]:
+    """For every count k of allele A among 2n gametes: how many of the C(2n, k) equally likely placements of the
+    A copies into n diploid individuals give h heterozygotes (HWE given the allele counts, no formula used)."""
+    table: dict[int, Counter] = {}
+    for placed in itertools.product((0, 1), repeat=2 * n):
+        hets = sum(placed[2 * i] != placed[2 * i + 1] for i in range(n))
+        table.setdefault(sum(placed), Counter())[hets] += 1
+    return table
+
+
+@pytest.mark.parametrize("n", range(1, 8))
+def test_hwe_exact_equals_brute_force_enumeration(n):
+    table = _brute_force_het_distribution(n)
+    for hom_aa in range(n + 1):
+        for het in range(n + 1 - hom_aa):
+            hom_bb = n - hom_aa - het
+            dist = table[2 * hom_aa + het]
+            total = sum(dist.values())
+            probs = {h: c / total for h, c in dist.items()}
+            expected = sum(p for p in probs.values() if p <= probs[het] * (1 + 1e-9))
+            assert hwe_exact_p(het, hom_aa, hom_bb) == pytest.approx(min(1.0, expected), rel=1e-9, abs=1e-12)
+            assert hwe_exact_p(het, hom_bb, hom_aa) == pytest.approx(min(1.0, expected), rel=1e-9, abs=1e-12)
+
+
+def test_hwe_vectorised_matches_scalar_and_extremes():
+    rng = np.random.default_rng(1)
+    dosages = rng.integers(0, 3, (40, 30)).astype(np.float32)
+    dosages[rng.random(dosages.shape) < 0.1] = np.nan
+    expected = [hwe_exact_p(int((c == 1).sum()), int((c == 0).sum()), int((c == 2).sum()))
+                for c in dosages.T]
+    np.testing.assert_allclose(hwe_pvalues(dosages), expected, rtol=1e-12)
+    assert hwe_exact_p(0, 100, 0) == 1.0  # monomorphic
+    assert hwe_exact_p(200, 0, 0) < 1e-50  # all heterozygous: far from HWE
+    assert hwe_exact_p(0, 100, 100) < 1e-50  # no heterozygotes
+
+
+def test_maf_uses_non_missing_calls():
+    x = np.array([[2, np.nan, 0], [2, np.nan, 0], [np.nan, np.nan, 1], [0, np.nan, 0]], dtype=np.float32)
+    maf = minor_allele_frequency(x)
+    assert maf[0] == pytest.approx(1 / 3) and np.isnan(maf[1]) and maf[2] == pytest.approx(1 / 8)
+
+
+def _designed() -> Genotypes:
+    """200 samples; columns: good, all-missing, 10% missing, monomorphic, maf 0.0025, all-het, good (+ a bad
+    sample with 3 of 7 calls missing)."""
+    rng = np.random.default_rng(0)
+    n = 200
+    good = rng.binomial(2, 0.4, (n, 2)).astype(np.float32)
+    cols = [good[:, 0], np.full(n, np.nan), good[:, 0].copy(), np.zeros(n), np.zeros(n), np.ones(n), good[:, 1]]
+    cols[2][:20] = np.nan
+    cols[4][0] = 1  # one ALT copy in 400: MAF 0.0025
+    x = np.stack(cols, axis=1).astype(np.float32)
+    x[5, [0, 2, 6]] = np.nan  # sample 5 misses 2 of the 5 variants left after the missingness filter
+    variants = pd.DataFrame({"chrom": "1", "pos": np.arange(7) + 1, "id": [f"v{j}" for j in range(7)], "ref": "A",
+                             "alt": "G"})
+    return Genotypes(x, [f"s{i}" for i in range(n)], variants)
+
+
+def test_run_qc_each_filter():
+    kept, report = run_qc(_designed(), QCConfig())
+    assert kept.variants.id.tolist() == ["v0", "v6"]
+    assert "s5" not in kept.samples and kept.n_samples == 199
+    assert report["variants_removed"] == {"missingness": 2, "maf": 2, "hwe": 1}
+    assert report["n_all_missing"] == 1 and report["samples_removed"] == {"call_rate": 1}
+    assert (report["n_variants_before"], report["n_variants_after"]) == (7, 2)
+    assert (report["n_samples_before"], report["n_samples_after"]) == (200, 199)
+    loose, report = run_qc(_designed(), QCConfig(min_maf=0.0, max_variant_missing=0.2, min_hwe_p=0.0,
+                                                 min_sample_call_rate=0.0))
+    assert loose.variants.id.tolist() == ["v0", "v2", "v3", "v4", "v5", "v6"]  # only the all-missing one goes
+    assert report["variants_removed"]["missingness"] == 1 and report["n_all_missing"] == 1
+
+
+def test_qc_errors():
+    with pytest.raises(DataError, match="min_maf"):
+        QCConfig(min_maf=0.7)
+    with pytest.raises(DataError, match="min_sample_call_rate"):
+        QCConfig(min_sample_call_rate=-1)
+    geno = _designed()
+    with pytest.raises(DataError, match="QC removed every variant"):
+        run_qc(geno.subset(variant_index=np.array([1, 3])))
