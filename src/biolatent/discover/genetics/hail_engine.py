@@ -8,15 +8,19 @@ those samples for that variant: the engines agree exactly on variants without mi
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from biolatent.discover.genetics.qc import QCConfig
 from biolatent.errors import BiolatentError
 
 _SCRIPT = Path(__file__).with_name("hail_scripts") / "linear_regression.py"
@@ -50,31 +54,53 @@ def hail_available() -> str | None:
 
 def hail_gwas(
     bed_prefix: str | Path, phenotypes: pd.DataFrame, covariates: pd.DataFrame | None = None, *,
-    timeout: int = 3600,
+    qc: QCConfig | None = None, n_pcs: int = 0, timeout: int = 3600,
 ) -> pd.DataFrame:
     """Linear regression of every trait on every variant of a PLINK file set, run by Hail.
 
-    ``phenotypes`` / ``covariates``: index = sample ids (PLINK IID), one column per trait / covariate.
-    Returns the plink2-style table of the numpy engine (one row per variant and trait).
+    ``phenotypes`` / ``covariates``: index = sample ids (PLINK IID), one column per trait / covariate. ``qc``:
+    the thresholds of ``run_qc``, applied by Hail first; ``n_pcs``: that many ``hl.hwe_normalized_pca`` scores
+    join the covariates. Returns the table of the numpy engine (``GWAS_COLUMNS`` of ``gwas``, LOG10_P from
+    T_STAT); ``attrs["report"]`` holds Hail's QC counts, the samples used and the PC scores.
     """
+    from biolatent.discover.genetics.gwas import GWAS_COLUMNS as NUMPY_COLUMNS
+    from biolatent.discover.genetics.gwas import t_log10_p
+
     reason = hail_available()
     if reason:
         raise BiolatentError(f"the hail engine is not available: {reason}")
+    if n_pcs < 0:
+        raise BiolatentError(f"the number of genetic PCs must be >= 0, got {n_pcs}")
     with tempfile.TemporaryDirectory(prefix="biolatent-hail-") as tmp:
         tmp_dir = Path(tmp)
-        pheno_path, covar_path = tmp_dir / "pheno.tsv", tmp_dir / "covar.tsv"
+        pheno_path, covar_path, report_path = tmp_dir / "pheno.tsv", tmp_dir / "covar.tsv", tmp_dir / "report.json"
         _write_table(phenotypes, pheno_path)
         command = [find_hail_python() or "", str(_SCRIPT), "--bfile", str(bed_prefix), "--pheno", str(pheno_path),
-                   "--out", str(tmp_dir / "gwas.tsv")]
+                   "--out", str(tmp_dir / "gwas.tsv"), "--report", str(report_path), "--pcs", str(n_pcs)]
+        n_covariates = 0
         if covariates is not None and covariates.shape[1] > 0:
             _write_table(covariates, covar_path)
             command += ["--covar", str(covar_path)]
+            n_covariates = covariates.shape[1]
+        if qc is not None:
+            command += ["--qc", f"{qc.max_variant_missing!r},{qc.min_sample_call_rate!r},{qc.min_maf!r},"
+                                f"{qc.min_hwe_p!r}"]
         proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
         if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+            errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception)\b", line)]
+            last = (errors or lines or ["no output"])[-1]
             raise BiolatentError(f"the hail engine failed: {last}")
-        table = pd.read_csv(tmp_dir / "gwas.tsv", sep="\t", dtype={"#CHROM": str, "ID": str})
-    return table[GWAS_COLUMNS]
+        table = pd.read_csv(tmp_dir / "gwas.tsv", sep="\t", dtype={"#CHROM": str, "ID": str, "TRAIT": str})
+        report = json.loads(report_path.read_text())
+    order = {str(t): i for i, t in enumerate(phenotypes.columns)}
+    table = table.iloc[np.argsort(table["TRAIT"].astype(str).map(order).to_numpy(), kind="stable")]
+    table = table[GWAS_COLUMNS].reset_index(drop=True)
+    df = table["OBS_CT"].to_numpy(float) - (n_covariates + n_pcs + 2)
+    table["LOG10_P"] = t_log10_p(table["T_STAT"].to_numpy(float), df)
+    table = table[NUMPY_COLUMNS]
+    table.attrs["report"] = report
+    return table
 
 
 def _write_table(frame: pd.DataFrame, path: Path) -> None:

@@ -1,0 +1,131 @@
+"""``biolatent gwas``: GWAS of every trait of a phenotype table, with QC, genetic PCs, clumping and plots.
+
+Writes into ``out_dir``: ``gwas.tsv`` (one long table, all traits, the plink2 ``--glm`` columns
+``GWAS_FILE_COLUMNS``; a p-value below the smallest double is written in text from its log, e.g. ``3.1e-412``),
+``lead_variants.tsv`` (plink-style clumping, p1 = 5e-8), ``plots/manhattan_<trait>.png`` and
+``plots/qq_<trait>.png``, ``metrics.json`` (section ``gwas``), ``config.yaml`` and ``provenance.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from biolatent import provenance
+from biolatent.discover.genetics.qc import QCConfig
+from biolatent.discover.genetics.types import Genotypes
+from biolatent.rundir import atomic_path, update_json, write_json, write_text
+
+GWAS_FILE = "gwas.tsv"
+LEADS_FILE = "lead_variants.tsv"
+GENOME_WIDE = 5e-8
+GWAS_FILE_COLUMNS = ["#CHROM", "POS", "ID", "REF", "ALT", "A1", "TRAIT", "OBS_CT", "BETA", "SE", "T_STAT", "P"]
+
+
+def p_text(p: np.ndarray, log10_p: np.ndarray) -> np.ndarray:
+    """P as text (``%.10g``); where P underflowed to 0, ``m e-k`` from -log10 P; NaN as ``NA``."""
+    p, log10_p = np.asarray(p, float), np.asarray(log10_p, float)
+    out = np.char.mod("%.10g", p).astype(object)
+    out[np.isnan(p)] = "NA"
+    for i in np.flatnonzero((p == 0) & np.isfinite(log10_p)):
+        exponent = int(np.ceil(log10_p[i]))
+        mantissa = 10.0 ** (exponent - log10_p[i])
+        if round(mantissa, 6) >= 10.0:
+            mantissa, exponent = mantissa / 10.0, exponent - 1
+        out[i] = f"{mantissa:.6g}e-{exponent}"
+    return out
+
+
+def write_gwas_table(table: pd.DataFrame, path: Path) -> Path:
+    """``table`` (from ``linear_gwas`` / ``gwas_scan``) as ``gwas.tsv`` with ``GWAS_FILE_COLUMNS``, atomically."""
+    out = table[GWAS_FILE_COLUMNS].copy()
+    p, log10_p = table["P"].to_numpy(float), table["LOG10_P"].to_numpy(float)
+    if ((p == 0) & np.isfinite(log10_p)).any():
+        out["P"] = p_text(p, log10_p)
+    with atomic_path(path) as tmp:
+        out.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.10g")
+    return path
+
+
+def write_gwas_results(table: pd.DataFrame, genotypes: Genotypes, out_dir: Path,
+                       say: Callable[[str], object]) -> dict[str, Any]:
+    """gwas.tsv, lead_variants.tsv and the plots of ``table`` in ``out_dir``; per-trait summary (lambda, hits)."""
+    from biolatent.discover.genetics.clump import clump
+    from biolatent.discover.genetics.gwas import genomic_inflation
+    from biolatent.discover.genetics.gwas_plots import gwas_plots
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_gwas_table(table, out_dir / GWAS_FILE)
+    leads = clump(table, genotypes)
+    with atomic_path(out_dir / LEADS_FILE) as tmp:
+        leads.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.10g")
+    gwas_plots(table, out_dir / "plots")
+    per_trait = {}
+    for trait, part in table.groupby("TRAIT", sort=False):
+        log10_p = part["LOG10_P"].to_numpy(float)
+        per_trait[str(trait)] = {
+            "lambda_gc": genomic_inflation(part["P"].to_numpy(float)),
+            "n_hits": int(np.sum(log10_p > -np.log10(GENOME_WIDE))),
+            "n_leads": int((leads["TRAIT"] == trait).sum()),
+            "max_log10_p": float(np.nanmax(log10_p)) if np.isfinite(log10_p).any() else None,
+            "lead_variants": leads.loc[leads["TRAIT"] == trait, "ID"].astype(str).tolist()[:20],
+        }
+    for trait, values in per_trait.items():
+        say(f"{trait}: lambda_GC = {values['lambda_gc']:.3f}, {values['n_hits']} variants at p < 5e-8, "
+            f"{values['n_leads']} lead variants")
+    return per_trait
+
+
+def say_summary(summary: dict[str, Any], say: Callable[[str], object]) -> None:
+    say(f"{summary['n_samples']} samples ({summary['n_genotyped_unmatched']} genotyped without phenotypes, "
+        f"{summary['n_phenotyped_unmatched']} phenotyped without genotypes), {summary['n_variants']} variants, "
+        f"{summary['n_traits']} traits")
+    if summary["n_variants_untested"]:
+        say(f"{summary['n_variants_untested']} variants untested (monomorphic, all calls missing or collinear "
+            f"with the covariates): NA statistics")
+
+
+def run_gwas(
+    genotypes_path: str | Path,
+    phenotypes_tsv: str | Path,
+    covariates_tsv: str | Path | None,
+    out_dir: str | Path,
+    *,
+    engine: str = "numpy",
+    qc: QCConfig | None = None,
+    n_pcs: int = 0,
+    say: Callable[[str], object] = print,
+) -> Path:
+    """Run the GWAS of every phenotype column; return the path of ``gwas.tsv``."""
+    from biolatent.discover.genetics.engines import gwas_scan
+    from biolatent.io import read_table
+
+    out_dir = Path(out_dir)
+    phenotypes = read_table(phenotypes_tsv, id_column="id")
+    covariates = None if covariates_tsv is None else read_table(covariates_tsv, id_column="id")
+    table, genotypes, info = gwas_scan(genotypes_path, phenotypes, covariates, engine=engine, qc=qc, n_pcs=n_pcs,
+                                       say=say)
+    summary = table.attrs["summary"]
+    say_summary(summary, say)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    settings = {"genotypes": str(genotypes_path), "phenotypes": str(phenotypes_tsv),
+                "covariates": None if covariates_tsv is None else str(covariates_tsv), "engine": engine,
+                "qc": None if qc is None else asdict(qc), "n_pcs": n_pcs}
+    write_text(out_dir / "config.yaml", yaml.safe_dump({"gwas": settings}, sort_keys=False))
+    write_json(out_dir / "provenance.json", provenance.collect("gwas", **settings))
+    per_trait = write_gwas_results(table, genotypes, out_dir, say)
+    update_json(out_dir / "metrics.json", "gwas", {
+        **settings, **{k: v for k, v in summary.items() if k != "covariates"}, "covariate_names": summary["covariates"],
+        "qc_report": info.get("qc"), "genetic_pcs": info.get("pcs"), "genome_wide_p": GENOME_WIDE,
+        "traits": per_trait,
+    })
+    path = out_dir / GWAS_FILE
+    say(f"gwas -> {path}")
+    return path

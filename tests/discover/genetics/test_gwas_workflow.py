@@ -1,0 +1,106 @@
+"""run_gwas: the run directory it writes (genotype reader replaced by a stub), and its one-line errors."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from biolatent.discover.genetics.gwas import linear_gwas
+from biolatent.discover.genetics.types import Genotypes
+from biolatent.errors import DataError
+from biolatent.workflows.gwas import run_gwas
+
+RNG = np.random.default_rng(0)
+N, M = 300, 60
+DOSAGES = RNG.binomial(2, RNG.uniform(0.1, 0.5, M), (N, M)).astype(np.float32)
+GENOTYPES = Genotypes(DOSAGES, [f"s{i}" for i in range(N)], pd.DataFrame({
+    "chrom": np.repeat(["1", "2"], M // 2), "pos": np.tile(np.arange(1, M // 2 + 1) * 10_000, 2),
+    "id": [f"rs{j}" for j in range(M)], "ref": "C", "alt": "T"}))
+
+
+@pytest.fixture
+def stub_reader(monkeypatch):
+    name = "biolatent.discover.genetics.genotypes"
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        module = types.ModuleType(name)
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(module, "read_genotypes", lambda path: GENOTYPES, raising=False)
+
+
+def _write(tmp_path, frame: pd.DataFrame, name: str):
+    path = tmp_path / name
+    frame.rename_axis("id").to_csv(path, sep="\t")
+    return path
+
+
+def test_run_gwas_writes_run_directory(tmp_path, stub_reader):
+    rng = np.random.default_rng(1)
+    phen = pd.DataFrame({"hit": 1.0 * DOSAGES[:, 10] + rng.normal(size=N), "null trait": rng.normal(size=N)},
+                        index=GENOTYPES.samples)
+    cov = pd.DataFrame({"pc1": rng.normal(size=N)}, index=GENOTYPES.samples)
+    lines: list[str] = []
+    out = tmp_path / "run"
+    path = run_gwas("geno", _write(tmp_path, phen, "phen.tsv"), _write(tmp_path, cov, "cov.tsv"), out,
+                    say=lines.append)
+    assert path == out / "gwas.tsv"
+    table = pd.read_csv(path, sep="\t", dtype={"#CHROM": str})
+    expected = linear_gwas(GENOTYPES, phen, cov)
+    np.testing.assert_allclose(table.BETA, expected.BETA, rtol=1e-9)
+    assert list(table.columns) == ["#CHROM", "POS", "ID", "REF", "ALT", "A1", "TRAIT", "OBS_CT", "BETA", "SE",
+                                   "T_STAT", "P"]
+    np.testing.assert_allclose(table.P, expected.P, rtol=1e-9)
+    leads = pd.read_csv(out / "lead_variants.tsv", sep="\t")
+    assert list(leads.ID) == ["rs10"] and list(leads.TRAIT) == ["hit"]
+    metrics = json.loads((out / "metrics.json").read_text())["gwas"]
+    assert metrics["n_samples"] == N and metrics["n_variants"] == M
+    assert metrics["traits"]["hit"]["n_hits"] == int((expected[expected.TRAIT == "hit"].P < 5e-8).sum()) >= 1
+    assert 0.5 < metrics["traits"]["null trait"]["lambda_gc"] < 2.0
+    for name in ("manhattan_hit.png", "qq_hit.png", "manhattan_null_trait.png", "qq_null_trait.png"):
+        assert (out / "plots" / name).read_bytes()[:4] == b"\x89PNG"
+    assert (out / "config.yaml").is_file()
+    assert json.loads((out / "provenance.json").read_text())["command"] == "gwas"
+    assert any("300 samples" in line for line in lines)
+
+
+def test_run_gwas_id_mismatch_is_one_line_error(tmp_path, stub_reader):
+    phen = pd.DataFrame({"y": np.arange(5.0)}, index=[f"other{i}" for i in range(5)])
+    with pytest.raises(DataError, match="no sample ids in common") as info:
+        run_gwas("geno", _write(tmp_path, phen, "phen.tsv"), None, tmp_path / "run")
+    assert "\n" not in str(info.value)
+
+
+def test_p_below_the_smallest_double_is_written_from_its_log():
+    from biolatent.workflows.gwas import p_text
+
+    text = p_text(np.array([0.5, 0.0, np.nan, 0.0]), np.array([-np.log10(0.5), 412.0 - np.log10(3.1), np.nan, 500.0]))
+    assert list(text) == ["0.5", "3.1e-412", "NA", "1e-500"]
+
+
+def test_run_gwas_with_qc_and_genetic_pcs_equals_the_steps_by_hand(tmp_path, stub_reader):
+    from biolatent.discover.genetics.pcs import genetic_pcs
+    from biolatent.discover.genetics.qc import QCConfig, run_qc
+
+    rng = np.random.default_rng(2)
+    phen = pd.DataFrame({"y": rng.normal(size=N)}, index=GENOTYPES.samples).iloc[:250]
+    qc = QCConfig(min_maf=0.2)
+    out = tmp_path / "run"
+    path = run_gwas("geno", _write(tmp_path, phen, "phen.tsv"), None, out, qc=qc, n_pcs=3, say=lambda _: None)
+    kept, report = run_qc(GENOTYPES, qc)
+    assert report["variants_removed"]["maf"] > 0
+    pcs = genetic_pcs(kept.subset(sample_index=np.arange(250)), 3)
+    expected = linear_gwas(kept, phen, pcs)
+    table = pd.read_csv(path, sep="\t")
+    assert list(table.ID) == list(expected.ID) and len(table) == kept.n_variants
+    np.testing.assert_allclose(table.BETA, expected.BETA, rtol=1e-9)
+    np.testing.assert_allclose(table.P, expected.P, rtol=1e-8)
+    metrics = json.loads((out / "metrics.json").read_text())["gwas"]
+    assert metrics["qc_report"]["n_variants_after"] == kept.n_variants
+    assert metrics["genetic_pcs"]["pc_names"] == ["PC1", "PC2", "PC3"] and metrics["n_samples"] == 250
