@@ -171,6 +171,12 @@ def _efficiency(run_dir: Path, section: Section) -> None:
                                                          summary.itertuples(index=False)], "All results"))
 
 
+def _discovery(run_dir: Path, section: Section) -> None:
+    from biolatent.report.discovery import fill_discovery
+
+    fill_discovery(run_dir, section)
+
+
 SECTIONS: list[tuple[str, str, str, str, Callable[[Path, Section], None]]] = [
     ("config", "Configuration", "config.yaml", PRETRAIN, _config),
     ("provenance", "Provenance", "provenance.json", PRETRAIN, _provenance),
@@ -178,7 +184,12 @@ SECTIONS: list[tuple[str, str, str, str, Callable[[Path, Section], None]]] = [
     ("training", "Training curves", "history.tsv", PRETRAIN, _history),
     ("embeddings", "Embeddings", "embeddings.h5ad", "biolatent embed RUN", _embeddings),
     ("efficiency", "Label efficiency", "efficiency.tsv", EVALUATE, _efficiency),
+    ("discovery", "Discovery: latent phenotypes, GWAS and heritability", "discover/summary.json",
+     "biolatent discover RUN/embeddings.h5ad --genotypes PLINK_PREFIX|VCF --out RUN/discover", _discovery),
 ]
+
+
+OPTIONAL_SECTIONS = frozenset({"discovery"})  # left out, not "not run", when their file is absent
 
 
 def build_sections(run_dir: Path) -> list[Section]:
@@ -186,6 +197,8 @@ def build_sections(run_dir: Path) -> list[Section]:
     sections = []
     for key, title, source, command, fill in SECTIONS:
         section = Section(key, title, source, command.replace("RUN", str(run_dir)))
+        if key in OPTIONAL_SECTIONS and not (run_dir / source).is_file():
+            continue
         if not (run_dir / source).is_file():
             section.status = "missing"
             section.message = f"{source} not found: this step was not run. Make it with `{section.command}`."

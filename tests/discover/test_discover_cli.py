@@ -1,0 +1,204 @@
+"""``biolatent discover``, ``gwas`` and ``h2`` through the real entry point on simulated genotypes with a truth.
+
+The embeddings are a linear mix of two heritable traits (h2 = 0.6, five causal variants each, one of large
+effect) and noise dimensions, so the latent phenotypes must carry genetic signal: GWAS hits at causal
+variants and h2 well above zero for the leading trait. Bad inputs end with exit code 1, one ``error:`` line
+and no output folder.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from biolatent.discover.genetics.genotypes import write_plink
+from biolatent.discover.genetics.simulate import simulate_genotypes
+from biolatent.discover.genetics.types import Genotypes
+from biolatent.embed import write_embeddings
+
+N = 400
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cohort")
+    geno = simulate_genotypes(N, sequence_length=1_000_000, min_maf=0.05, seed=21)
+    rng = np.random.default_rng(22)
+    z = (geno.dosages - geno.dosages.mean(0)) / geno.dosages.std(0)
+    causal = rng.choice(geno.n_variants, size=(2, 5), replace=False)
+    genetic = []
+    for row in causal:
+        effects = np.array([3.0, 1.0, 1.0, 1.0, 1.0])
+        g = z[:, row] @ effects
+        genetic.append(g / g.std() * np.sqrt(0.6) + rng.normal(size=N) * np.sqrt(0.4))
+    latent = np.column_stack(genetic) @ np.array([[1.0, 0.5, 0.0], [0.0, 0.8, 1.0]])
+    embeddings = np.column_stack([latent, rng.normal(size=(N, 3)) * 0.3]).astype(np.float32)
+    obs = pd.DataFrame({"batch": rng.choice(["a", "b"], N)}, index=pd.Index(geno.samples, name="id"))
+    emb_path = write_embeddings(folder / "embeddings.h5ad", embeddings, obs, {"command": "test"})
+    prefix = write_plink(geno, folder / "geno")
+    covariates = pd.DataFrame({"id": geno.samples, "age": rng.normal(50, 10, N), "sex": rng.choice(["F", "M"], N)})
+    covariates.to_csv(folder / "covariates.tsv", sep="\t", index=False)
+    causal_ids = set(geno.variants["id"].to_numpy()[causal.ravel()])
+    return {"folder": folder, "embeddings": emb_path, "prefix": prefix, "geno": geno, "causal": causal_ids,
+            "covariates": folder / "covariates.tsv"}
+
+
+def test_discover_end_to_end_finds_the_simulated_genetics(run_cli, cohort, tmp_path):
+    out = tmp_path / "discover"
+    result = run_cli("discover", cohort["embeddings"], "--genotypes", cohort["prefix"], "--covariates",
+                     cohort["covariates"], "--n-components", "3", "--pcs", "2", "--out", out)
+    assert result.code == 0, result.err
+    assert result.out.strip() == str(out / "report.html")
+    phenotypes = pd.read_csv(out / "phenotypes.tsv", sep="\t")
+    assert list(phenotypes.columns) == ["id", "Z0", "Z1", "Z2"] and len(phenotypes) == N
+    np.testing.assert_allclose(phenotypes[["Z0", "Z1", "Z2"]].mean(), 0.0, atol=0.01)  # inverse-normal scores
+    gwas = pd.read_csv(out / "gwas" / "gwas.tsv", sep="\t")
+    assert list(gwas.columns) == ["#CHROM", "POS", "ID", "REF", "ALT", "A1", "TRAIT", "OBS_CT", "BETA", "SE",
+                                  "T_STAT", "P"]
+    assert set(gwas.TRAIT) == {"Z0", "Z1", "Z2"} and (gwas.OBS_CT == N).all()
+    leads = pd.read_csv(out / "gwas" / "lead_variants.tsv", sep="\t")
+    assert len(leads) >= 1
+    hits = gwas[gwas.P < 5e-8]
+    near_causal = {
+        v for v in hits.ID
+        if any(abs(int(v.split(":")[1]) - int(c.split(":")[1])) < 50_000 for c in cohort["causal"])
+    }
+    assert len(near_causal) >= 0.9 * hits.ID.nunique()  # hits lie at the causal loci
+    h2 = pd.read_csv(out / "h2.tsv", sep="\t")
+    assert list(h2.columns[:5]) == ["trait", "h2", "se", "method", "n"]
+    best = h2.sort_values("h2").iloc[-1]
+    assert best.h2 > 0.25 and best.ci_low > 0  # the signal is heritable, not noise
+    rg = pd.read_csv(out / "rg.tsv", sep="\t")
+    assert len(rg) == 3 and set(rg.columns) >= {"trait_1", "trait_2", "rg", "se"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["id_matching"]["n_matched"] == N and summary["gwas"]["genetic_pcs"]["pc_names"] == ["PC1", "PC2"]
+    assert "age" in summary["gwas"]["covariate_names"] and "sex_M" in summary["gwas"]["covariate_names"]
+    assert (out / "clusters" / "clusters.tsv").is_file() and (out / "clusters" / "associations.tsv").is_file()
+    html = (out / "report.html").read_text()
+    assert "Manhattan plot of Z0" in html and "Lead variants" in html and "data:image/png;base64" in html
+
+
+def test_report_of_a_run_includes_the_discovery_section(run_cli, cohort, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(cohort["embeddings"], run / "embeddings.h5ad")
+    result = run_cli("discover", run / "embeddings.h5ad", "--genotypes", cohort["prefix"], "--n-components", "2",
+                     "--pcs", "0", "--no-qc", "--h2-method", "he", "--cluster-method", "kmeans", "--n-clusters", "2")
+    assert result.code == 0, result.err
+    assert (run / "discover" / "h2.tsv").is_file()  # default output folder: next to the embeddings
+    assert run_cli("report", run).code == 0
+    assert "Discovery: latent phenotypes, GWAS and heritability" in (run / "report.html").read_text()
+
+
+def test_gwas_and_h2_commands_on_the_written_phenotypes(run_cli, cohort, tmp_path):
+    pheno = tmp_path / "pheno.tsv"
+    rng = np.random.default_rng(5)
+    geno = cohort["geno"]
+    pd.DataFrame({"id": geno.samples, "y": geno.dosages[:, 3] + rng.normal(size=N)}).to_csv(pheno, sep="\t",
+                                                                                               index=False)
+    result = run_cli("gwas", "--genotypes", cohort["prefix"], "--phenotypes", pheno, "--pcs", "2", "--out",
+                     tmp_path / "g")
+    assert result.code == 0, result.err
+    table = pd.read_csv(tmp_path / "g" / "gwas.tsv", sep="\t")
+    assert table.sort_values("P").iloc[0].ID == geno.variants.id[3]
+    result = run_cli("h2", "--genotypes", cohort["prefix"], "--phenotypes", pheno, "--out", tmp_path / "h")
+    assert result.code == 0, result.err
+    assert list(pd.read_csv(tmp_path / "h" / "h2.tsv", sep="\t").columns[:5]) == ["trait", "h2", "se", "method", "n"]
+
+
+def _one_line_error(result, *fragments: str) -> None:
+    assert result.code == 1
+    lines = [line for line in result.err.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.err
+    assert "Traceback" not in result.err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_discover_ids_that_do_not_overlap(run_cli, cohort, tmp_path):
+    folder = tmp_path / "other"
+    folder.mkdir()
+    obs = pd.DataFrame(index=pd.Index([f"x{i}" for i in range(30)], name="id"))
+    emb = write_embeddings(folder / "e.h5ad", np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32), obs,
+                           {})
+    out = tmp_path / "out"
+    _one_line_error(run_cli("discover", emb, "--genotypes", cohort["prefix"], "--out", out), "no sample id in common")
+    assert not out.exists()
+
+
+def _pheno(tmp_path, values: dict[str, np.ndarray], samples: list[str], name: str = "p.tsv"):
+    path = tmp_path / name
+    pd.DataFrame({"id": samples, **values}).to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_gwas_constant_trait(run_cli, cohort, tmp_path):
+    pheno = _pheno(tmp_path, {"flat": np.ones(N)}, cohort["geno"].samples)
+    out = tmp_path / "out"
+    _one_line_error(run_cli("gwas", "--genotypes", cohort["prefix"], "--phenotypes", pheno, "--out", out),
+                    "'flat'", "constant")
+    assert not out.exists()
+
+
+def test_gwas_singular_covariates(run_cli, cohort, tmp_path):
+    samples = cohort["geno"].samples
+    rng = np.random.default_rng(1)
+    pheno = _pheno(tmp_path, {"y": rng.normal(size=N)}, samples)
+    age = rng.normal(50, 10, N)
+    covar = _pheno(tmp_path, {"age": age, "age_months": age * 12}, samples, "c.tsv")
+    out = tmp_path / "out"
+    _one_line_error(run_cli("gwas", "--genotypes", cohort["prefix"], "--phenotypes", pheno, "--covariates", covar,
+                            "--out", out), "singular", "age_months")
+    assert not out.exists()
+
+
+def test_gwas_variant_with_all_calls_missing(run_cli, cohort, tmp_path):
+    geno = cohort["geno"]
+    dosages = geno.dosages[:, :40].copy()
+    dosages[:, 7] = np.nan
+    prefix = write_plink(Genotypes(dosages, geno.samples, geno.variants.iloc[:40].reset_index(drop=True)),
+                         tmp_path / "holes")
+    pheno = _pheno(tmp_path, {"y": np.random.default_rng(2).normal(size=N)}, geno.samples)
+    result = run_cli("gwas", "--genotypes", prefix, "--phenotypes", pheno, "--no-qc", "--out", tmp_path / "noqc")
+    assert result.code == 0, result.err
+    assert "1 variants untested" in result.err
+    table = pd.read_csv(tmp_path / "noqc" / "gwas.tsv", sep="\t")
+    assert np.isnan(table.loc[7, "BETA"]) and table.drop(index=7).BETA.notna().all() and table.loc[7, "OBS_CT"] == 0
+    result = run_cli("gwas", "--genotypes", prefix, "--phenotypes", pheno, "--out", tmp_path / "qc")
+    assert result.code == 0, result.err
+    table = pd.read_csv(tmp_path / "qc" / "gwas.tsv", sep="\t")
+    assert geno.variants.id[7] not in set(table.ID) and len(table) == 39  # QC removed it
+    assert json.loads((tmp_path / "qc" / "metrics.json").read_text())["gwas"]["qc_report"]["n_all_missing"] == 1
+
+
+@pytest.mark.parametrize(("suffix", "n_dropped", "message"), [
+    (".fam", 1, "the .fam lacks samples"),  # same .bed size: caught by the padding bits
+    (".fam", 4, "bytes, but"),
+    (".bim", 1, "bytes, but"),
+])
+def test_gwas_bed_bim_fam_count_mismatch(run_cli, cohort, tmp_path, suffix, n_dropped, message):
+    import shutil
+
+    prefix = tmp_path / "broken"
+    for part in (".bed", ".bim", ".fam"):
+        shutil.copy(f"{cohort['prefix']}{part}", f"{prefix}{part}")
+    lines = (tmp_path / f"broken{suffix}").read_text().splitlines()
+    (tmp_path / f"broken{suffix}").write_text("\n".join(lines[:-n_dropped]) + "\n")
+    pheno = _pheno(tmp_path, {"y": np.arange(N, dtype=float)}, cohort["geno"].samples)
+    out = tmp_path / "out"
+    for command in ("gwas", "h2"):
+        _one_line_error(run_cli(command, "--genotypes", prefix, "--phenotypes", pheno, "--out", out),
+                        "bed/bim/fam mismatch", message)
+        assert not out.exists()
+
+
+def test_discover_unknown_choice(run_cli, cohort, tmp_path):
+    _one_line_error(run_cli("discover", cohort["embeddings"], "--genotypes", cohort["prefix"], "--engine", "spark"),
+                    "--engine must be numpy or hail")
+    _one_line_error(run_cli("discover", cohort["embeddings"], "--genotypes", cohort["prefix"], "--cluster-method",
+                            "kmeans"), "needs the number of clusters k")
