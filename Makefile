@@ -30,6 +30,11 @@ bench: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -e ".[bench]"
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/vae_vs_scvi.py
+	$(BIN)/python benchmarks/gwas_vs_plink2.py
+	$(BIN)/python benchmarks/gwas_vs_plink2.py --dataset geuvadis-chr22
+	$(BIN)/python benchmarks/reml_scaling.py
+	$(BIN)/python benchmarks/simulation_truth.py
+	$(BIN)/python benchmarks/geuvadis_discover.py
 
 results: $(STAMP)
 	$(BIN)/python benchmarks/real_data_results.py
