@@ -132,6 +132,7 @@ def demo(
     run_demo(out, epochs=epochs, seeds=seeds, say=typer.echo)
 
 
+DOSAGE_HELP = "VCF FORMAT/DS dosages instead of hard calls (numpy engine)"
 QC_HELP = "plink-style QC before the scan: --maf, --geno, --hwe, --mind (off: --no-qc)"
 
 
@@ -156,13 +157,14 @@ def gwas(
     hwe: Annotated[float, typer.Option(help="minimum Hardy-Weinberg exact p-value")] = 1e-6,
     mind: Annotated[float, typer.Option(help="maximum fraction of missing calls per sample")] = 0.05,
     pcs: Annotated[int, typer.Option(help="genetic PCs of the analysed samples added as covariates")] = 0,
+    dosage: Annotated[bool, typer.Option(help=DOSAGE_HELP)] = False,
 ) -> None:
     """Linear regression of every trait on every variant (plink2 --glm columns) -> OUT/gwas.tsv."""
     from biolatent.workflows.gwas import run_gwas
 
     config = _qc_config(qc, maf, geno, hwe, mind)
     typer.echo(str(run_gwas(genotypes, phenotypes, covariates, out, engine=_engine(engine), qc=config, n_pcs=pcs,
-                            say=_say)))
+                            dosage=dosage, say=_say)))
 
 
 @app.command()
@@ -184,6 +186,7 @@ def discover(
     cluster_method: Annotated[str, typer.Option(help="leiden, kmeans or gmm")] = "leiden",
     n_clusters: Annotated[int | None, typer.Option(help="k for kmeans/gmm")] = None,
     polygenic_score: Annotated[str | None, typer.Option(help="obs column tested against the clusters")] = None,
+    dosage: Annotated[bool, typer.Option(help=DOSAGE_HELP)] = False,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
 ) -> None:
     """Latent phenotypes -> clusters -> GWAS -> h2 of an embeddings file -> OUT/report.html."""
@@ -197,7 +200,8 @@ def discover(
     settings = DiscoverSettings(
         decorrelate=decorrelate, n_components=n_components, engine=_engine(engine),  # type: ignore[arg-type]
         qc=_qc_config(qc, maf, geno, hwe, mind), n_pcs=pcs, h2_method=h2_method,  # type: ignore[arg-type]
-        cluster_method=cluster_method, n_clusters=n_clusters, polygenic_score=polygenic_score, seed=seed)
+        cluster_method=cluster_method, n_clusters=n_clusters, polygenic_score=polygenic_score, dosage=dosage,
+        seed=seed)
     folder = out if out is not None else embeddings.parent / "discover"
     typer.echo(str(run_discover(embeddings, genotypes, folder, covariates_tsv=covariates, settings=settings,
                                 say=_say)))
@@ -236,6 +240,49 @@ def data_list() -> None:
     for recipe in list_datasets():
         source = f"{recipe.package}=={recipe.version}"
         typer.echo(f"{recipe.name:<15} {recipe.modality:<10} {source:<32} {recipe.description}")
+
+
+SIMULATORS = ("heart",)
+
+
+@data_app.command("simulate")
+def data_simulate(
+    kind: Annotated[str, typer.Argument(help="what to simulate: heart (3D+time cine phantom)")],
+    out: Annotated[Path, typer.Option(help="output folder (cine/*.nii.gz, meta.tsv)")],
+    n: Annotated[int, typer.Option(help="number of subjects (ignored with --genotypes)")] = 100,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    png: Annotated[bool, typer.Option(help="also write slices/<id>.png (ED/ES short axis, long axis) for 2D methods")]
+    = False,
+    genotypes: Annotated[Path | None, typer.Option(help="PLINK prefix or VCF: one subject per sample, parameters "
+                                                        "driven by the genotypes")] = None,
+    h2: Annotated[float, typer.Option(help="with --genotypes: heritability of every parameter")] = 0.5,
+    n_causal: Annotated[int, typer.Option(help="with --genotypes: causal variants per parameter")] = 20,
+) -> None:
+    """Write a synthetic cohort with a known truth; prints the path of meta.tsv."""
+    from biolatent.data.simulate.heart import PARAMETERS, simulate_heart_cohort
+    from biolatent.errors import BiolatentError
+
+    if kind not in SIMULATORS:
+        raise BiolatentError(f"unknown simulator {kind!r} (choose from {', '.join(SIMULATORS)})")
+    if (out / "meta.tsv").exists():
+        raise BiolatentError(f"{out} already holds a cohort (meta.tsv): choose another --out")
+    parameters = None
+    if genotypes is not None:
+        from biolatent.discover.genetics.genotypes import read_genotypes
+        from biolatent.discover.genetics.simulate import heart_parameters
+
+        if not 0.0 <= h2 <= 1.0:
+            raise BiolatentError(f"--h2 must lie in [0, 1], got {h2}")
+        parameters, _, causal = heart_parameters(read_genotypes(genotypes), dict.fromkeys(PARAMETERS, h2), n_causal,
+                                                 seed=seed)
+    elif n < 1:
+        raise BiolatentError(f"--n must be >= 1, got {n}")
+    meta = simulate_heart_cohort(n, out, seed=seed, parameters=parameters, write_png=png, progress=_say)
+    if genotypes is not None:
+        import json
+
+        (out / "causal_variants.json").write_text(json.dumps(causal, indent=1))
+    typer.echo(str(meta))
 
 
 @data_app.command("fetch")

@@ -202,3 +202,32 @@ def test_discover_unknown_choice(run_cli, cohort, tmp_path):
                     "--engine must be numpy or hail")
     _one_line_error(run_cli("discover", cohort["embeddings"], "--genotypes", cohort["prefix"], "--cluster-method",
                             "kmeans"), "needs the number of clusters k")
+
+
+def test_gwas_dosage_from_vcf(run_cli, tmp_path):
+    from biolatent.discover.genetics.genotypes import read_genotypes
+    from biolatent.discover.genetics.gwas import linear_gwas
+
+    rng = np.random.default_rng(8)
+    n, m = 80, 12
+    dosage = np.clip(rng.binomial(2, 0.4, (n, m)) + rng.normal(0, 0.15, (n, m)), 0, 2).round(3)
+    samples = [f"p{i}" for i in range(n)]
+    lines = ["##fileformat=VCFv4.2", "##contig=<ID=1>",
+             '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+             '##FORMAT=<ID=DS,Number=A,Type=Float,Description="ALT dosage">',
+             "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", *samples])]
+    for j in range(m):
+        calls = [f"{'0/0' if d < 0.5 else '0/1' if d < 1.5 else '1/1'}:{d}" for d in dosage[:, j]]
+        lines.append("\t".join(["1", str(1000 * (j + 1)), f"rs{j}", "A", "G", ".", "PASS", ".", "GT:DS", *calls]))
+    vcf = tmp_path / "d.vcf"
+    vcf.write_text("\n".join(lines) + "\n")
+    pheno = _pheno(tmp_path, {"y": dosage[:, 3] + rng.normal(size=n)}, samples)
+    result = run_cli("gwas", "--genotypes", vcf, "--phenotypes", pheno, "--no-qc", "--dosage", "--out", tmp_path / "d")
+    assert result.code == 0, result.err
+    table = pd.read_csv(tmp_path / "d" / "gwas.tsv", sep="\t")
+    expected = linear_gwas(read_genotypes(vcf, dosage=True), pd.read_csv(pheno, sep="\t", index_col="id"))
+    np.testing.assert_allclose(table.BETA, expected.BETA, rtol=1e-9)
+    hard = run_cli("gwas", "--genotypes", vcf, "--phenotypes", pheno, "--no-qc", "--out", tmp_path / "h")
+    assert hard.code == 0 and not np.allclose(pd.read_csv(tmp_path / "h" / "gwas.tsv", sep="\t").BETA, table.BETA)
+    _one_line_error(run_cli("gwas", "--genotypes", vcf, "--phenotypes", pheno, "--dosage", "--engine", "hail",
+                            "--out", tmp_path / "x"), "hard calls")

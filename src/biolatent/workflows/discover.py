@@ -50,6 +50,7 @@ class DiscoverSettings:
     engine: Literal["numpy", "hail"] = "numpy"
     qc: QCConfig | None = field(default_factory=QCConfig)
     n_pcs: int = 5
+    dosage: bool = False
     h2_method: Literal["greml", "he"] = "greml"
     cluster_method: str = "leiden"
     n_clusters: int | None = None
@@ -163,7 +164,7 @@ def run_discover(
                                                        None if covariates_tsv is None else Path(covariates_tsv),
                                                        settings, say)
     table, genotypes, info = gwas_scan(genotypes_path, phenotypes, covariates, engine=settings.engine, qc=settings.qc,
-                                       n_pcs=settings.n_pcs, say=say)
+                                       n_pcs=settings.n_pcs, dosage=settings.dosage, say=say)
     say_summary(table.attrs["summary"], say)
     h2, rg, n_grm_variants = _heritability(phenotypes, genotypes, info["covariates"], settings, say)
 

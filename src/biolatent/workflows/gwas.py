@@ -100,6 +100,7 @@ def run_gwas(
     engine: str = "numpy",
     qc: QCConfig | None = None,
     n_pcs: int = 0,
+    dosage: bool = False,
     say: Callable[[str], object] = print,
 ) -> Path:
     """Run the GWAS of every phenotype column; return the path of ``gwas.tsv``."""
@@ -110,14 +111,14 @@ def run_gwas(
     phenotypes = read_table(phenotypes_tsv, id_column="id")
     covariates = None if covariates_tsv is None else read_table(covariates_tsv, id_column="id")
     table, genotypes, info = gwas_scan(genotypes_path, phenotypes, covariates, engine=engine, qc=qc, n_pcs=n_pcs,
-                                       say=say)
+                                       dosage=dosage, say=say)
     summary = table.attrs["summary"]
     say_summary(summary, say)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = {"genotypes": str(genotypes_path), "phenotypes": str(phenotypes_tsv),
                 "covariates": None if covariates_tsv is None else str(covariates_tsv), "engine": engine,
-                "qc": None if qc is None else asdict(qc), "n_pcs": n_pcs}
+                "qc": None if qc is None else asdict(qc), "n_pcs": n_pcs, "dosage": dosage}
     write_text(out_dir / "config.yaml", yaml.safe_dump({"gwas": settings}, sort_keys=False))
     write_json(out_dir / "provenance.json", provenance.collect("gwas", **settings))
     per_trait = write_gwas_results(table, genotypes, out_dir, say)

@@ -32,7 +32,7 @@ def stub_reader(monkeypatch):
     except ImportError:
         module = types.ModuleType(name)
         monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.setattr(module, "read_genotypes", lambda path: GENOTYPES, raising=False)
+    monkeypatch.setattr(module, "read_genotypes", lambda path, **_: GENOTYPES, raising=False)
 
 
 def _write(tmp_path, frame: pd.DataFrame, name: str):

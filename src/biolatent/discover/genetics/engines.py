@@ -134,12 +134,14 @@ def gwas_scan(
     engine: str = "numpy",
     qc: QCConfig | None = None,
     n_pcs: int = 0,
+    dosage: bool = False,
     say: Callable[[str], object] = print,
 ) -> tuple[pd.DataFrame, Genotypes, dict[str, Any]]:
     """(GWAS table, the genotypes it refers to, {"qc", "pcs", "covariates", "engine"}) of ``phenotypes``.
 
     ``phenotypes`` / ``covariates``: index = sample ids. ``qc=None`` skips QC; ``n_pcs`` genetic PCs of the
     analysed samples join the covariates (``info["covariates"]``: the covariates the regression used).
+    ``dosage``: VCF FORMAT/DS dosages instead of hard calls (numpy engine only; PLINK 1 files hold hard calls).
     """
     from biolatent.discover.genetics.genotypes import read_genotypes
 
@@ -147,7 +149,9 @@ def gwas_scan(
         raise DataError(f"unknown GWAS engine {engine!r} (choose from {', '.join(ENGINES)})")
     if n_pcs < 0:
         raise DataError(f"the number of genetic PCs must be >= 0, got {n_pcs}")
-    genotypes = read_genotypes(genotypes_path)
+    if dosage and engine == "hail":
+        raise DataError("the hail engine reads hard calls (PLINK 1): use --engine numpy for dosages")
+    genotypes = read_genotypes(genotypes_path, dosage=dosage)
     say(f"genotypes: {genotypes.n_samples} samples x {genotypes.n_variants} variants ({genotypes_path})")
     if engine == "numpy":
         table, used, info = _numpy_scan(genotypes, phenotypes, covariates, qc, n_pcs, say)

@@ -109,3 +109,30 @@ def simulate_traits(
         causal[name] = ids[chosen].tolist()
     phenotypes = pd.DataFrame(columns, index=pd.Index(genotypes.samples, name="id"))
     return phenotypes, causal
+
+
+def heart_parameters(
+    genotypes: Genotypes,
+    h2: dict[str, float],
+    n_causal: int,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]]]:
+    """Heart phantom parameters driven by genotypes: (parameters in their units, standard scores, causal ids).
+
+    Each parameter named in ``h2`` (see ``biolatent.data.simulate.heart.PARAMETERS``) gets an additive
+    random-effects score (``simulate_traits(..., rescale=False)``: genetic variance h2, total ~1), mapped to
+    the parameter's population mean and SD (then clipped to its physiological range); the other parameters
+    are drawn at random by the cohort simulator. Index: the genotype sample ids.
+    """
+    from biolatent.data.simulate.heart import PARAMETERS, parameters_from_scores
+
+    unknown = [name for name in h2 if name not in PARAMETERS]
+    if unknown:
+        raise DataError(f"unknown heart parameters {unknown} (known: {', '.join(PARAMETERS)})")
+    names = list(h2)
+    scores, causal = simulate_traits(genotypes, [h2[n] for n in names], n_causal=n_causal, n_traits=len(names),
+                                     seed=seed, rescale=False)
+    scores.columns = names
+    causal = {name: causal[f"trait_{i + 1}"] for i, name in enumerate(names)}
+    parameters = parameters_from_scores(scores)[names]
+    return parameters, scores, causal
