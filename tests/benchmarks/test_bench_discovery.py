@@ -39,3 +39,15 @@ def test_gwas_vs_plink2_quick(tmp_path):
     payload = json.loads((tmp_path / "gwas_vs_plink2-cpu-quick.json").read_text())
     assert payload["agreement"]["max_rel_diff_beta"] < 1e-4 and payload["agreement"]["n_na_plink2"] == 0
     assert [row["tool"].split()[0] for row in payload["rows"]] == ["biolatent", "plink2"]
+
+
+@pytest.mark.slow
+def test_genotype_image_chain_quick(tmp_path):
+    """genotype -> heart phantom -> SimCLR -> discover runs, and the latents carry the cavity size."""
+    _run("genotype_image_chain.py", tmp_path, "--work-dir", str(tmp_path / "work"))
+    payload = json.loads((tmp_path / "genotype_image_chain-cpu-quick.json").read_text())
+    rows = {row["parameter"]: row for row in payload["parameters"]}
+    assert set(rows) == {"cavity_volume", "wall_thickness", "ejection_fraction", "twist"}
+    assert rows["cavity_volume"]["ridge_r2_ssl"] > 0.5
+    assert len(payload["latent_traits"]) == 8
+    assert (tmp_path / "work" / "discover" / "report.html").is_file()
