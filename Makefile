@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/reml_scaling.py
 	$(BIN)/python benchmarks/simulation_truth.py
 	$(BIN)/python benchmarks/geuvadis_discover.py
+	$(BIN)/python benchmarks/genotype_image_chain.py
 
 results: $(STAMP)
 	$(BIN)/python benchmarks/real_data_results.py

@@ -42,8 +42,9 @@ from biolatent.workflows.pretrain import pretrain
 
 H2 = {"cavity_volume": 0.6, "wall_thickness": 0.4, "ejection_fraction": 0.4, "twist": 0.3}
 LOCUS_KB = 250.0
-PARAM_COLUMNS = ("parameter", "h2_simulated", "h2_true_param", "se_true_param", "ridge_r2_ssl", "ridge_r2_random",
-                 "best_latent", "best_latent_abs_r", "h2_best_latent", "se_best_latent")
+PARAM_COLUMNS = ("parameter", "h2_simulated", "h2_realised", "h2_true_param", "se_true_param", "leads_true_param",
+                 "leads_true_at_causal", "ridge_r2_ssl", "ridge_r2_random", "best_latent", "best_latent_abs_r",
+                 "h2_best_latent", "se_best_latent")
 LATENT_COLUMNS = ("trait", "h2", "se", "n_leads", "leads_at_causal_loci", "max_log10_p")
 
 
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     genotypes = simulate_genotypes(args.people, sequence_length=2_000_000, n_chromosomes=2, seed=args.seed)
     prefix = write_plink(genotypes, work / "genotypes")
-    parameters, _, causal = heart_parameters(genotypes, H2, n_causal=args.causal, seed=args.seed + 1)
+    parameters, scores, causal = heart_parameters(genotypes, H2, n_causal=args.causal, seed=args.seed + 1)
+    realised = scores.attrs["realised_h2"]
     meta_path = simulate_heart_cohort(len(parameters), work / "cohort", seed=args.seed + 2, parameters=parameters,
                                       write_png=True)
     meta = pd.read_csv(meta_path, sep="\t", dtype={"id": str}).set_index("id")
@@ -131,6 +133,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     leads = pd.read_csv(out / "gwas" / "lead_variants.tsv", sep="\t")
     summary = pd.read_json(out / "summary.json", typ="series")
 
+    from biolatent.discover.genetics.clump import clump
+    from biolatent.discover.genetics.gwas import linear_gwas
+
+    truth_gwas = linear_gwas(genotypes, parameters)
+    truth_leads = clump(truth_gwas, genotypes)
     grm, _ = genetic_relationship_matrix(genotypes)
     truth_h2 = h2_table(parameters, grm, [str(s) for s in genotypes.samples], None, "greml").set_index("trait")
     all_causal = [pos for name in H2 for pos in _positions(causal[name])]
@@ -140,9 +147,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         y = meta.loc[ids, name].to_numpy(float)
         r = latent.apply(lambda column, y=meta.loc[latent.index, name].to_numpy(float): np.corrcoef(column, y)[0, 1])
         best = r.abs().idxmax()
+        own_leads = truth_leads.loc[truth_leads.TRAIT == name, "ID"].astype(str).tolist()
         param_rows.append({
-            "parameter": name, "h2_simulated": simulated, "h2_true_param": truth_h2.loc[name, "h2"],
-            "se_true_param": truth_h2.loc[name, "se"], "ridge_r2_ssl": ridge_r2(x, y),
+            "parameter": name, "h2_simulated": simulated, "h2_realised": realised[name],
+            "h2_true_param": truth_h2.loc[name, "h2"], "se_true_param": truth_h2.loc[name, "se"],
+            "leads_true_param": len(own_leads),
+            "leads_true_at_causal": sum(at_causal_locus(v, _positions(causal[name])) for v in own_leads),
+            "ridge_r2_ssl": ridge_r2(x, y),
             "ridge_r2_random": ridge_r2(random_x, meta.loc[random_ids, name].to_numpy(float)),
             "best_latent": best, "best_latent_abs_r": float(abs(r[best])), "h2_best_latent": latent_h2.loc[best, "h2"],
             "se_best_latent": latent_h2.loc[best, "se"]})
@@ -161,7 +172,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{genotypes.n_variants} variants, {args.epochs} epochs, {seconds:.0f} s)\n\n"
                 "## Parameters: the truth and what the latents carry\n\n"
                 f"{markdown_table(param_rows, PARAM_COLUMNS)}\n\n"
-                f"h2_true_param: GREML of the simulated parameter itself (the ceiling); ridge_r2: 5-fold CV R^2 of "
+                f"h2_realised: genetic share of the parameter's variance in this cohort (the truth GREML "
+                f"estimates); h2_true_param: GREML of the simulated parameter itself (the ceiling for a latent "
+                f"trait); leads_true_param: clumped lead variants (p < 5e-8) of the parameter's own GWAS, and how "
+                f"many lie within {LOCUS_KB:.0f} kb of its causal variants; ridge_r2: 5-fold CV R^2 of "
                 f"the parameter from the SSL embeddings and from the same encoder at random initialisation; "
                 f"best_latent: the latent trait (PCA of the site-adjusted embeddings) most correlated with it.\n\n"
                 f"## Latent traits\n\n{markdown_table(latent_rows, LATENT_COLUMNS)}\n\n"

@@ -81,6 +81,9 @@ def simulate_traits(
 ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """Additive traits ``trait_1..trait_T``; returns (phenotypes indexed by sample id, causal variant ids per trait).
 
+    ``phenotypes.attrs["realised_h2"]``: per trait, the genetic share of the sample variance (``h2`` itself
+    with ``rescale=True``, around it otherwise).
+
     ``h2`` is one value for all traits or one per trait; causal variants are drawn among the polymorphic ones,
     independently for each trait.
     """
@@ -95,7 +98,7 @@ def simulate_traits(
         raise DataError(f"n_causal = {n_causal} but only {z.shape[1]} polymorphic variants")
     rng = np.random.default_rng(seed)
     n = genotypes.n_samples
-    columns, causal = {}, {}
+    columns, causal, realised = {}, {}, {}
     for t, value in enumerate(h2s, start=1):
         chosen = np.sort(rng.choice(z.shape[1], size=n_causal, replace=False))
         g = z[:, chosen] @ rng.standard_normal(n_causal)
@@ -107,7 +110,9 @@ def simulate_traits(
         name = f"trait_{t}"
         columns[name] = g + rng.standard_normal(n) * np.sqrt(1.0 - value)
         causal[name] = ids[chosen].tolist()
+        realised[name] = float(g.var() / columns[name].var())
     phenotypes = pd.DataFrame(columns, index=pd.Index(genotypes.samples, name="id"))
+    phenotypes.attrs["realised_h2"] = realised  # genetic share of the sample variance
     return phenotypes, causal
 
 
@@ -132,7 +137,9 @@ def heart_parameters(
     names = list(h2)
     scores, causal = simulate_traits(genotypes, [h2[n] for n in names], n_causal=n_causal, n_traits=len(names),
                                      seed=seed, rescale=False)
+    realised = scores.attrs["realised_h2"]
     scores.columns = names
+    scores.attrs["realised_h2"] = {name: realised[f"trait_{i + 1}"] for i, name in enumerate(names)}
     causal = {name: causal[f"trait_{i + 1}"] for i, name in enumerate(names)}
     parameters = parameters_from_scores(scores)[names]
     return parameters, scores, causal
