@@ -85,7 +85,8 @@ def single_gene_control(prefix: str, expression: pd.DataFrame, covariates: pd.Da
     best = []
     for start in range(0, traits.shape[1], chunk):
         table = linear_gwas(genotypes, traits.iloc[:, start:start + chunk], covariates.reindex(genotypes.samples))
-        top = table.loc[table.groupby("TRAIT", sort=False)["LOG10_P"].idxmax(), ["TRAIT", "POS", "LOG10_P"]]
+        best_rows = table.groupby("TRAIT", sort=False, observed=True)["LOG10_P"].idxmax()
+        top = table.loc[best_rows, ["TRAIT", "POS", "LOG10_P"]]
         best.append(top)
     best = pd.concat(best, ignore_index=True)
     best["distance_kb"] = np.abs(best["POS"].to_numpy() - best["TRAIT"].map(tss).to_numpy()) / 1000.0

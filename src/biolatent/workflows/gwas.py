@@ -67,7 +67,7 @@ def write_gwas_results(table: pd.DataFrame, genotypes: Genotypes, out_dir: Path,
         leads.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.10g")
     gwas_plots(table, out_dir / "plots")
     per_trait = {}
-    for trait, part in table.groupby("TRAIT", sort=False):
+    for trait, part in table.groupby("TRAIT", sort=False, observed=True):
         log10_p = part["LOG10_P"].to_numpy(float)
         per_trait[str(trait)] = {
             "lambda_gc": genomic_inflation(part["P"].to_numpy(float)),

@@ -61,7 +61,7 @@ def clump(gwas: pd.DataFrame, genotypes: Genotypes, *, p1: float = 5e-8, p2: flo
     if "TRAIT" not in gwas.columns or "LOG10_P" not in gwas.columns:
         raise DataError("the GWAS table needs TRAIT and LOG10_P columns (from linear_gwas)")
     rows = []
-    for trait, table in gwas.groupby("TRAIT", sort=False):
+    for trait, table in gwas.groupby("TRAIT", sort=False, observed=True):
         score = table["LOG10_P"].to_numpy(float)
         candidates = np.flatnonzero(score > -np.log10(p1))
         if candidates.size == 0:

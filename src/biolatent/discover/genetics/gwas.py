@@ -31,11 +31,14 @@ _COLLINEAR_TOL = 1e-8  # a variant whose residual variance is below this fractio
 _LOG_P_SWITCH = 1e-250  # below this p, LOG10_P comes from the log-space continued fraction
 
 
-def t_log10_p(t: np.ndarray, df: np.ndarray) -> np.ndarray:
-    """-log10 of the two-sided Student-t p-value, accurate far below the smallest double (1e-308)."""
+def t_log10_p(t: np.ndarray, df: np.ndarray, p: np.ndarray | None = None) -> np.ndarray:
+    """-log10 of the two-sided Student-t p-value, accurate far below the smallest double (1e-308).
+
+    ``p``: the p-values when already computed (``2 * stdtr(df, -|t|)``), to save their recomputation.
+    """
     t, df = np.broadcast_arrays(np.asarray(t, float), np.asarray(df, float))
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = 2.0 * special.stdtr(df, -np.abs(t))
+        p = 2.0 * special.stdtr(df, -np.abs(t)) if p is None else np.asarray(p, float)
         out = -np.log10(p)
     tiny = np.isfinite(t) & (df > 0) & ~(p > _LOG_P_SWITCH)
     if tiny.any():
@@ -219,33 +222,39 @@ def linear_gwas(genotypes: Genotypes, phenotypes: pd.DataFrame, covariates: pd.D
         raise DataError(message)
     groups = _trait_groups(phen.to_numpy(float), x, ["intercept", *cov_names], traits)
     m, nt = genotypes.n_variants, len(traits)
-    obs_ct = np.zeros((m, nt), np.int64)
-    beta, se, tstat, df = (np.full((m, nt), np.nan) for _ in range(4))
+    obs_ct = np.zeros((nt, m), np.int64)  # trait-major, the row order of the table
+    beta, se, tstat, df = (np.full((nt, m), np.nan) for _ in range(4))
     for start in range(0, m, chunk_size):
         stop = min(start + chunk_size, m)
         block = np.asarray(genotypes.dosages[:, start:stop], dtype=np.float64)[rows]
         for grp in groups:
             cols = grp["traits"]
             o, b, s, t, d = _chunk_stats(block[grp["rows"]], grp)
-            obs_ct[start:stop, cols] = o[:, None]
-            beta[start:stop, cols], se[start:stop, cols], tstat[start:stop, cols] = b, s, t
-            df[start:stop, cols] = d[:, None]
+            obs_ct[cols, start:stop] = o[None, :]
+            beta[cols, start:stop], se[cols, start:stop], tstat[cols, start:stop] = b.T, s.T, t.T
+            df[cols, start:stop] = d[None, :]
     with np.errstate(invalid="ignore"):
         p = 2.0 * special.stdtr(df, -np.abs(tstat))
-        log10_p = t_log10_p(tstat, df)
+        log10_p = t_log10_p(tstat, df, p=p)
     untested = np.isnan(beta)
-    summary.update({"n_variants": m, "n_traits": nt, "n_variants_untested": int(untested.all(axis=1).sum()),
+    summary.update({"n_variants": m, "n_traits": nt, "n_variants_untested": int(untested.all(axis=0).sum()),
                     "n_results_untested": int(untested.sum()), "covariates": cov_names})
     variants = genotypes.variants
-    alt = np.tile(variants["alt"].astype(str).to_numpy(object), nt)
+    variant_codes = np.tile(np.arange(m), nt)
+
+    def per_variant(column: str) -> pd.Categorical:
+        """Text column repeated for every trait, as a categorical (codes, not 13 million Python strings)."""
+        values = variants[column].astype(str).to_numpy(object)
+        categories, codes = np.unique(values, return_inverse=True)
+        return pd.Categorical.from_codes(codes[variant_codes], categories=categories)
+
+    alt = per_variant("alt")
     table = pd.DataFrame({
-        "#CHROM": np.tile(variants["chrom"].astype(str).to_numpy(object), nt),
-        "POS": np.tile(variants["pos"].to_numpy(np.int64), nt),
-        "ID": np.tile(variants["id"].astype(str).to_numpy(object), nt),
-        "REF": np.tile(variants["ref"].astype(str).to_numpy(object), nt), "ALT": alt, "A1": alt,
-        "TRAIT": np.repeat(np.asarray(traits, object), m),
-        "OBS_CT": obs_ct.T.ravel(), "BETA": beta.T.ravel(), "SE": se.T.ravel(), "T_STAT": tstat.T.ravel(),
-        "P": p.T.ravel(), "LOG10_P": log10_p.T.ravel(),
+        "#CHROM": per_variant("chrom"), "POS": np.tile(variants["pos"].to_numpy(np.int64), nt),
+        "ID": per_variant("id"), "REF": per_variant("ref"), "ALT": alt, "A1": alt.copy(),
+        "TRAIT": pd.Categorical.from_codes(np.repeat(np.arange(nt), m), categories=pd.Index(traits, dtype=object)),
+        "OBS_CT": obs_ct.ravel(), "BETA": beta.ravel(), "SE": se.ravel(), "T_STAT": tstat.ravel(),
+        "P": p.ravel(), "LOG10_P": log10_p.ravel(),
     })
     table.attrs["summary"] = summary
     return table

@@ -89,7 +89,7 @@ def gwas_plots(table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     """``manhattan_<trait>.png`` and ``qq_<trait>.png`` for every trait of ``table`` in ``out_dir``."""
     out_dir = Path(out_dir)
     paths: list[Path] = []
-    for trait, part in table.groupby("TRAIT", sort=False):
+    for trait, part in table.groupby("TRAIT", sort=False, observed=True):
         name = plot_name(str(trait))
         paths.append(manhattan_plot(part, out_dir / f"manhattan_{name}.png", str(trait)))
         paths.append(qq_plot(part, out_dir / f"qq_{name}.png", str(trait)))
