@@ -1,0 +1,67 @@
+"""Anomaly metrics against independent computations (Mann-Whitney AUROC, hand-counted Dice, exact FPR)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from biolatent.anomaly.metrics import best_dice, dense_metrics, dice, metrics_table, ranking_metrics, threshold_at_fpr
+from biolatent.errors import DataError
+
+
+def test_auroc_equals_mann_whitney_and_ap_is_bounded():
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.zeros(300), np.ones(40)].astype(bool)
+    scores = np.r_[rng.normal(size=300), rng.normal(1.5, 1.0, size=40)]
+    u = stats.mannwhitneyu(scores[labels], scores[~labels]).statistic
+    metrics = ranking_metrics(scores, labels)
+    assert metrics["auroc"] == pytest.approx(u / (40 * 300), rel=1e-12)
+    assert 40 / 340 < metrics["ap"] <= 1.0
+
+
+@pytest.mark.parametrize("fpr", [0.0, 0.01, 0.05, 0.2])
+def test_threshold_gives_the_target_false_positive_rate(fpr):
+    healthy = np.random.default_rng(1).normal(size=1000)
+    threshold = threshold_at_fpr(healthy, fpr)
+    assert np.sum(healthy > threshold) == int(np.floor(fpr * 1000))
+
+
+def test_dice_by_hand():
+    truth = np.array([[0, 1, 1], [0, 1, 0]], bool)
+    predicted = np.array([[1, 1, 0], [0, 1, 0]], bool)
+    assert dice(predicted, truth) == pytest.approx(2 * 2 / (3 + 3))
+    assert dice(np.zeros(4), np.zeros(4)) == 1.0
+    with pytest.raises(DataError, match="shape mismatch"):
+        dice(np.zeros(3), np.zeros(4))
+
+
+def test_best_dice_finds_a_perfect_separation_and_dense_metrics():
+    truth = np.zeros(1000, bool)
+    truth[100:120] = True
+    scores = np.where(truth, 5.0, 0.0) + np.random.default_rng(2).uniform(0, 1, 1000)
+    value, threshold = best_dice(scores, truth)
+    assert value == 1.0 and 0.0 <= threshold < 5.0 and dice(scores > threshold, truth) == 1.0
+    metrics = dense_metrics(scores, truth, threshold=0.5, level="voxel")
+    assert metrics["auroc"] == 1.0 and metrics["dice_best"] == 1.0
+    assert metrics["dice_val_threshold"] == pytest.approx(dice(scores > 0.5, truth))
+    table = metrics_table("knn", "voxel", metrics)
+    assert list(table.columns) == ["detector", "level", "metric", "value"] and len(table) == 4
+
+
+def test_best_dice_equals_brute_force():
+    rng = np.random.default_rng(3)
+    truth = rng.random(300) < 0.1
+    scores = np.round(truth * 1.0 + rng.normal(size=300), 1)  # ties
+    value, threshold = best_dice(scores, truth)
+    brute = max(dice(scores > c, truth) for c in np.r_[np.unique(scores), scores.min() - 1])
+    assert value == pytest.approx(brute, rel=1e-12) and dice(scores > threshold, truth) == pytest.approx(value)
+
+
+def test_errors_are_one_line():
+    with pytest.raises(DataError, match="single class"):
+        ranking_metrics(np.arange(5.0), np.zeros(5))
+    with pytest.raises(DataError, match="3 scores for 4 labels"):
+        ranking_metrics(np.arange(3.0), np.array([0, 1, 0, 1]))
+    with pytest.raises(DataError, match="NaN"):
+        ranking_metrics(np.array([0.0, np.nan]), np.array([0, 1]))
