@@ -17,6 +17,9 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="The dataset registry: real data obtained from package registries.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+anomaly_app = typer.Typer(help="Anomaly detection learned from healthy data only: fit, score, evaluate.",
+                          no_args_is_help=True)
+app.add_typer(anomaly_app, name="anomaly")
 
 FractionsOpt = Annotated[
     str, typer.Option(help="comma-separated label fractions of the training pool")
@@ -239,7 +242,7 @@ def data_list() -> None:
 
     for recipe in list_datasets():
         source = f"{recipe.package}=={recipe.version}"
-        typer.echo(f"{recipe.name:<15} {recipe.modality:<10} {source:<32} {recipe.description}")
+        typer.echo(f"{recipe.name:<20} {recipe.modality:<10} {source:<32} {recipe.description}")
 
 
 SIMULATORS = ("heart",)
@@ -297,6 +300,42 @@ def _print_headline(head: dict) -> None:
     for key, value in head.items():
         if isinstance(value, float):
             _say(f"  {key}: {value:.3f}")
+
+
+@anomaly_app.command("fit")
+def anomaly_fit(
+    config: Annotated[Path, typer.Argument(help="anomaly config YAML (data = the healthy set, method = detector)")],
+    out: Annotated[Path, typer.Option(help="run directory to create")],
+) -> None:
+    """Fit a detector on healthy data; the threshold comes from healthy validation data only."""
+    from biolatent.workflows.anomaly import fit_from_file
+
+    typer.echo(str(fit_from_file(config, out, say=_say)))
+
+
+@anomaly_app.command("score")
+def anomaly_score(
+    run: Annotated[Path, typer.Argument(help="run directory of `biolatent anomaly fit`")],
+    out: Annotated[Path, typer.Option(help="output folder (scores.tsv, scores.png)")],
+    data: Annotated[str | None, typer.Option(help="series/features to score, or a dataset name (its test part)")]
+    = None,
+) -> None:
+    """Score data with a fitted detector: sample/point scores and flags."""
+    from biolatent.workflows.anomaly import score_anomaly
+
+    typer.echo(str(score_anomaly(run, data, out, say=_say)))
+
+
+@anomaly_app.command("evaluate")
+def anomaly_evaluate(
+    run: Annotated[Path, typer.Argument(help="run directory of `biolatent anomaly fit`")],
+    data: Annotated[str | None, typer.Option(help="labelled series/features, or a dataset name (its test part)")]
+    = None,
+) -> None:
+    """AUROC, AP and Dice against labels -> RUN/anomaly_metrics.tsv."""
+    from biolatent.workflows.anomaly import evaluate_anomaly
+
+    typer.echo(str(evaluate_anomaly(run, data, say=_say)))
 
 
 def main() -> None:

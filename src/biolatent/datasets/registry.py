@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from biolatent.datasets import cmu1_tiles, geuvadis, oct4_mafk, pbmc68k
+from biolatent.datasets import cmu1_tiles, geuvadis, internal_bleeding, oct4_mafk, pbmc68k
 from biolatent.datasets.recipe import DatasetRecipe
 from biolatent.errors import DataError
 
 DATASETS: dict[str, DatasetRecipe] = {
-    recipe.name: recipe for recipe in (pbmc68k.RECIPE, oct4_mafk.RECIPE, cmu1_tiles.RECIPE, geuvadis.RECIPE)
+    recipe.name: recipe for recipe in (pbmc68k.RECIPE, oct4_mafk.RECIPE, cmu1_tiles.RECIPE, geuvadis.RECIPE,
+                                          internal_bleeding.RECIPE)
 }
 
 

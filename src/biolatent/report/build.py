@@ -171,6 +171,22 @@ def _efficiency(run_dir: Path, section: Section) -> None:
                                                          summary.itertuples(index=False)], "All results"))
 
 
+def _anomaly(run_dir: Path, section: Section) -> None:
+    import pandas as pd
+
+    table = pd.read_csv(run_dir / section.source, sep="\t")
+    section.tables.append(Table(list(table.columns), [[_fmt(v) for v in row] for row in table.itertuples(index=False)],
+                                "Detection metrics (dice_best is chosen on the test labels: an upper bound)"))
+    state = _read_json_object(run_dir / "anomaly.json")
+    section.notes.append(f"Detector {state['detector']} fitted on healthy data only; threshold "
+                         f"{_fmt(state['threshold'])} set at a {_fmt(state['target_fpr'])} false-positive rate on "
+                         f"held-out healthy data (observed {_fmt(state['validation_fpr'])}).")
+    for name, caption in (("anomaly_curves.png", "ROC and precision-recall curves"),
+                          ("anomaly_scores.png", "Scores against the labels, with the healthy-validation threshold")):
+        if (run_dir / name).is_file():
+            section.figures.append(Fig(name.removesuffix(".png"), caption, png_file_to_base64(run_dir / name)))
+
+
 def _discovery(run_dir: Path, section: Section) -> None:
     from biolatent.report.discovery import fill_discovery
 
@@ -184,12 +200,14 @@ SECTIONS: list[tuple[str, str, str, str, Callable[[Path, Section], None]]] = [
     ("training", "Training curves", "history.tsv", PRETRAIN, _history),
     ("embeddings", "Embeddings", "embeddings.h5ad", "biolatent embed RUN", _embeddings),
     ("efficiency", "Label efficiency", "efficiency.tsv", EVALUATE, _efficiency),
+    ("anomaly", "Anomaly detection", "anomaly_metrics.tsv", "biolatent anomaly evaluate RUN --data PATH", _anomaly),
     ("discovery", "Discovery: latent phenotypes, GWAS and heritability", "discover/summary.json",
      "biolatent discover RUN/embeddings.h5ad --genotypes PLINK_PREFIX|VCF --out RUN/discover", _discovery),
 ]
 
 
-OPTIONAL_SECTIONS = frozenset({"discovery"})  # left out, not "not run", when their file is absent
+OPTIONAL_SECTIONS = frozenset({"discovery", "anomaly"})  # left out, not "not run", when their file is absent
+PRETRAINING_SECTIONS = frozenset({"training", "embeddings", "efficiency"})  # not part of an anomaly run
 
 
 def build_sections(run_dir: Path) -> list[Section]:
@@ -198,6 +216,8 @@ def build_sections(run_dir: Path) -> list[Section]:
     for key, title, source, command, fill in SECTIONS:
         section = Section(key, title, source, command.replace("RUN", str(run_dir)))
         if key in OPTIONAL_SECTIONS and not (run_dir / source).is_file():
+            continue
+        if key in PRETRAINING_SECTIONS and (run_dir / "anomaly.json").is_file():
             continue
         if not (run_dir / source).is_file():
             section.status = "missing"

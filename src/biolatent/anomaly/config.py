@@ -1,0 +1,102 @@
+"""The config of ``biolatent anomaly fit``: which healthy data, which detector, windows, validation threshold.
+
+```yaml
+data:       {modality: series, dataset: internal-bleeding16}   # or path: healthy.tsv; features: embeddings.h5ad
+method:     {name: knn, k: 5}                                   # mahalanobis | knn | iforest (+ its parameters)
+window:     {size: 64, stride: 1}                               # series only
+validation: {fraction: 0.2, target_fpr: 0.01}                   # threshold from healthy validation data only
+seed: 0
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from biolatent.errors import ConfigError
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class AnomalyData(BaseModel):
+    model_config = _STRICT
+
+    modality: Literal["series", "features"] = "series"
+    path: Path | None = Field(None, description="healthy data: series table (tsv/csv) or embeddings .h5ad / table")
+    dataset: str | None = Field(None, description="registered dataset (its healthy part) instead of a path")
+    value_column: str = "value"
+    label_column: str = Field("is_anomaly", description="0/1 column of evaluation data")
+    key: str = Field("X_biolatent", description="obsm key of the features in an .h5ad")
+
+    @model_validator(mode="after")
+    def _path_or_dataset(self) -> AnomalyData:
+        if (self.path is None) == (self.dataset is None):
+            raise ValueError("give exactly one of data.path or data.dataset")
+        return self
+
+
+class AnomalyMethod(BaseModel):
+    model_config = ConfigDict(extra="allow")  # the detector's own parameters, checked by build_detector
+
+    name: str = "knn"
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class WindowConfig(BaseModel):
+    model_config = _STRICT
+
+    size: int = Field(64, ge=2)
+    stride: int = Field(1, ge=1)
+
+
+class ValidationConfig(BaseModel):
+    model_config = _STRICT
+
+    fraction: float = Field(0.2, gt=0.0, lt=1.0, description="healthy data held out to set the threshold")
+    target_fpr: float = Field(0.01, ge=0.0, lt=1.0, description="false-positive rate on healthy validation data")
+
+
+class AnomalyConfig(BaseModel):
+    model_config = _STRICT
+
+    data: AnomalyData
+    method: AnomalyMethod = AnomalyMethod()
+    window: WindowConfig = WindowConfig()
+    validation: ValidationConfig = ValidationConfig()
+    seed: int = 0
+
+
+def load_anomaly_config(source: str | Path | dict[str, Any]) -> AnomalyConfig:
+    """Validate a YAML file (relative data paths resolved against its folder) or a dict; one-line errors."""
+    base = None
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        base = path.parent
+    else:
+        raw = source
+    if not isinstance(raw, dict):
+        raise ConfigError("an anomaly config is a mapping with the sections data, method, window, validation, seed")
+    try:
+        config = AnomalyConfig.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        raise ConfigError(f"{where}: {error['msg']}") from None
+    from biolatent.anomaly.detectors import build_detector
+
+    build_detector(config.method.name, **config.method.params())  # unknown detector / parameter: fail now
+    if base is not None and config.data.path is not None and not config.data.path.is_absolute():
+        config.data.path = base / config.data.path
+    return config

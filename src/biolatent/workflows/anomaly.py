@@ -1,0 +1,228 @@
+"""``biolatent anomaly fit | score | evaluate``: detectors fitted on healthy data, scored, evaluated honestly.
+
+fit: the healthy data is split (series: its last ``validation.fraction``, contiguous; features: a seeded
+random subset) into fitting and validation parts; the detector is fitted on the first, and the threshold is
+the score exceeded by ``validation.target_fpr`` of the healthy validation points/samples. The run directory
+holds config.yaml, provenance.json, detector.safetensors + detector.json (weights only), anomaly.json
+(threshold, window statistics) and metrics.json (section ``anomaly_fit``).
+
+score: scores.tsv (series: position, value, score, flagged; features: id, score, flagged) and a plot.
+evaluate: needs labels (series: a 0/1 column; features: a 0/1 obs/table column) -> RUN/anomaly_metrics.tsv
+(detector, level, metric, value), the ROC/PR figure, and (series) the UCR archive's "top hit": whether the
+highest-scoring point lies in the labelled anomaly (+- one window), Wu & Keogh 2021.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from biolatent import provenance
+from biolatent.anomaly.config import AnomalyConfig, load_anomaly_config
+from biolatent.errors import DataError
+from biolatent.rundir import atomic_path, read_json, update_json, write_json, write_text
+
+STATE_FILE = "anomaly.json"
+METRICS_FILE = "anomaly_metrics.tsv"
+SCORES_FILE = "scores.tsv"
+
+
+def _dataset_path(name: str, part: str) -> Path:
+    from biolatent.datasets import fetch, get_recipe
+
+    recipe = get_recipe(name)
+    if recipe.modality not in ("series", "features"):
+        raise DataError(f"dataset {name!r} ({recipe.modality}) is not anomaly data")
+    folder = fetch(name, progress=lambda _: None)
+    return folder / recipe.data_config["path" if part == "healthy" else "test"]
+
+
+def _features(path: Path, key: str, label_column: str | None) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    """(ids, features, labels) of an embeddings .h5ad (obsm[key]) or a table (id + numeric columns)."""
+    from biolatent.io import read_table
+
+    if path.suffix == ".h5ad":
+        from biolatent.embed import read_embeddings
+
+        adata = read_embeddings(path, key=key)
+        ids, x, obs = [str(s) for s in adata.obs_names], np.asarray(adata.obsm[key], float), adata.obs
+    else:
+        table = read_table(path)
+        obs = table
+        numeric = table.drop(columns=[c for c in (label_column,) if c in table.columns]).select_dtypes("number")
+        ids, x = [str(s) for s in table.index], numeric.to_numpy(float)
+    labels = None
+    if label_column is not None:
+        if label_column not in obs.columns:
+            raise DataError(f"{path} has no label column {label_column!r}")
+        labels = pd.to_numeric(obs[label_column], errors="coerce").to_numpy()
+        if np.isnan(labels).any() or not np.isin(labels, (0, 1)).all():
+            raise DataError(f"label column {label_column!r} of {path} must hold 0/1 values")
+        labels = labels.astype(bool)
+    return ids, x, labels
+
+
+def _series_scores(detector, values: np.ndarray, state: dict[str, Any]) -> np.ndarray:
+    from biolatent.anomaly.series import point_scores, sliding_windows, window_features
+
+    size, stride = state["window"]["size"], state["window"]["stride"]
+    windows = sliding_windows(values, size, stride)
+    scores = detector.score(window_features(windows, state["mean"], state["scale"]))
+    return point_scores(scores, values.size, size, stride)
+
+
+def fit_anomaly(config: AnomalyConfig, run_dir: Path, *, say: Callable[[str], object] = print) -> dict[str, Any]:
+    """Fit ``config.method`` on the healthy data; returns the state written to anomaly.json."""
+    from biolatent.anomaly.detectors import build_detector
+    from biolatent.anomaly.metrics import threshold_at_fpr
+    from biolatent.anomaly.series import read_series, sliding_windows, window_features
+
+    if (run_dir / STATE_FILE).exists():
+        raise DataError(f"{run_dir} already holds a fitted detector: choose another --out")
+    data = config.data
+    path = data.path if data.path is not None else _dataset_path(str(data.dataset), "healthy")
+    detector = build_detector(config.method.name, **config.method.params())
+    state: dict[str, Any] = {"modality": data.modality, "detector": config.method.name}
+    if data.modality == "series":
+        values, labels = read_series(path, data.value_column,
+                                     data.label_column if data.label_column in _columns(path) else None)
+        if labels is not None and labels.any():
+            raise DataError(f"the healthy series {path} holds {int(labels.sum())} points labelled anomalous: "
+                            "fit on healthy data only")
+        n_val = round(config.validation.fraction * values.size)
+        fit_part, val_part = values[: values.size - n_val], values[values.size - n_val:]
+        size, stride = config.window.size, config.window.stride
+        if min(fit_part.size, val_part.size) < size:
+            raise DataError(f"the healthy series ({values.size} points, {n_val} for validation) is too short for "
+                            f"windows of {size}")
+        mean, scale = float(fit_part.mean()), float(fit_part.std() or 1.0)
+        state.update({"window": {"size": size, "stride": stride}, "mean": mean, "scale": scale})
+        detector.fit(window_features(sliding_windows(fit_part, size, stride), mean, scale))
+        val_scores = _series_scores(detector, val_part, state)
+        say(f"fitted {config.method.name} on {fit_part.size} healthy points ({fit_part.size - size + 1} windows "
+            f"of {size}); validation on {val_part.size} points")
+    else:
+        ids, x, labels = _features(path, data.key, data.label_column if data.label_column in _columns(path) else None)
+        if labels is not None and labels.any():
+            raise DataError(f"the healthy set {path} holds {int(labels.sum())} samples labelled anomalous: "
+                            "fit on healthy data only")
+        order = np.random.default_rng(config.seed).permutation(len(ids))
+        n_val = max(1, round(config.validation.fraction * len(ids)))
+        if len(ids) - n_val < 2:
+            raise DataError(f"{len(ids)} healthy samples: too few to fit and validate")
+        detector.fit(x[order[n_val:]])
+        val_scores = detector.score(x[order[:n_val]])
+        say(f"fitted {config.method.name} on {len(ids) - n_val} healthy samples; validation on {n_val}")
+    threshold = threshold_at_fpr(val_scores, config.validation.target_fpr)
+    state.update({"threshold": threshold, "target_fpr": config.validation.target_fpr,
+                  "validation_fpr": float(np.mean(val_scores > threshold)), "healthy_path": str(path)})
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    write_json(run_dir / "provenance.json", provenance.collect("anomaly fit", seed=config.seed))
+    detector.save(run_dir)
+    write_json(run_dir / STATE_FILE, state)
+    update_json(run_dir / "metrics.json", "anomaly_fit", {k: v for k, v in state.items() if k != "healthy_path"})
+    say(f"threshold {threshold:.4g} (healthy validation false-positive rate {state['validation_fpr']:.3f}, target "
+        f"{config.validation.target_fpr})")
+    return state
+
+
+def _columns(path: Path) -> list[str]:
+    if path.suffix == ".h5ad" or not path.is_file():
+        return []
+    return list(pd.read_csv(path, sep="\t" if path.suffix.lower() in (".tsv", ".txt") else ",", nrows=0).columns)
+
+
+def _load(run_dir: Path) -> tuple[AnomalyConfig, Any, dict[str, Any]]:
+    from biolatent.anomaly.detectors import load_detector
+
+    if not (run_dir / STATE_FILE).is_file():
+        raise DataError(f"{run_dir} holds no fitted detector: run `biolatent anomaly fit CONFIG --out {run_dir}`")
+    return load_anomaly_config(run_dir / "config.yaml"), load_detector(run_dir), read_json(run_dir / STATE_FILE)
+
+
+def _data_path(config: AnomalyConfig, data: str | Path | None) -> Path:
+    if data is None:
+        if config.data.dataset is None:
+            raise DataError("give --data: the run was fitted on a path, not a registered dataset with a test part")
+        return _dataset_path(config.data.dataset, "test")
+    text = str(data)
+    from biolatent.datasets import DATASETS
+
+    return _dataset_path(text, "test") if text in DATASETS else Path(text)
+
+
+def _scored(run_dir: Path, data: str | Path | None, with_labels: bool) -> tuple:
+    from biolatent.anomaly.series import read_series
+
+    config, detector, state = _load(run_dir)
+    path = _data_path(config, data)
+    label = config.data.label_column if (with_labels or config.data.label_column in _columns(path)) else None
+    if state["modality"] == "series":
+        values, labels = read_series(path, config.data.value_column, label)
+        table = pd.DataFrame({"position": np.arange(values.size), "value": values,
+                              "score": _series_scores(detector, values, state)})
+    else:
+        ids, x, labels = _features(path, config.data.key, label)
+        table = pd.DataFrame({"id": ids, "score": detector.score(x)})
+    table["flagged"] = (table["score"] > state["threshold"]).astype(int)
+    if labels is not None:
+        table["label"] = labels.astype(int)
+    return config, state, path, table
+
+
+def score_anomaly(run_dir: Path, data: str | Path | None, out_dir: Path, *,
+                  say: Callable[[str], object] = print) -> Path:
+    """Score ``data`` with the fitted detector: OUT/scores.tsv and OUT/scores.png; returns scores.tsv."""
+    from biolatent.anomaly.plots import scores_figure
+
+    _, state, path, table = _scored(run_dir, data, with_labels=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scores_path = out_dir / SCORES_FILE
+    with atomic_path(scores_path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    scores_figure(table, state).savefig(out_dir / "scores.png", dpi=110)
+    say(f"{len(table)} {'points' if state['modality'] == 'series' else 'samples'} of {path} scored; "
+        f"{int(table['flagged'].sum())} above the healthy-validation threshold {state['threshold']:.4g}")
+    return scores_path
+
+
+def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, say: Callable[[str], object] = print) -> Path:
+    """Metrics against the labels of ``data`` -> RUN/anomaly_metrics.tsv (+ anomaly_curves.png)."""
+    from biolatent.anomaly.metrics import dense_metrics, metrics_table, ranking_metrics
+    from biolatent.anomaly.plots import curves_figure, scores_figure
+
+    _config, state, path, table = _scored(run_dir, data, with_labels=True)
+    scores, labels = table["score"].to_numpy(), table["label"].to_numpy().astype(bool)
+    if state["modality"] == "series":
+        level, metrics = "point", dense_metrics(scores, labels, state["threshold"], "point")
+        region = np.flatnonzero(labels)
+        margin = state["window"]["size"]
+        top = int(np.argmax(scores))
+        metrics["top_hit"] = float(region.min() - margin <= top <= region.max() + margin)
+    else:
+        level = "sample"
+        metrics = ranking_metrics(scores, labels, "sample")
+        flagged = scores > state["threshold"]
+        metrics["dice_val_threshold"] = float(2 * np.sum(flagged & labels) / max(1, flagged.sum() + labels.sum()))
+        metrics["fpr_val_threshold"] = float(np.mean(flagged[~labels]))
+    result = metrics_table(state["detector"], level, metrics)
+    path_out = run_dir / METRICS_FILE
+    with atomic_path(path_out) as tmp:
+        result.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    curves_figure(scores, labels, state["detector"]).savefig(run_dir / "anomaly_curves.png", dpi=110)
+    scores_figure(table, state).savefig(run_dir / "anomaly_scores.png", dpi=110)
+    update_json(run_dir / "metrics.json", "anomaly_evaluate", {"data": str(path), "level": level, **metrics})
+    say(", ".join(f"{k} {v:.3f}" for k, v in metrics.items()) + f" ({level} level; dice_best uses the test labels)")
+    return path_out
+
+
+def fit_from_file(config_path: str | Path, run_dir: Path, *, say: Callable[[str], object] = print) -> Path:
+    fit_anomaly(load_anomaly_config(config_path), run_dir, say=say)
+    return run_dir
