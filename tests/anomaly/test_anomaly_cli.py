@@ -125,3 +125,14 @@ def test_real_series_internal_bleeding(run_cli, tmp_path, monkeypatch):
     metrics = pd.read_csv(tmp_path / "run" / "anomaly_metrics.tsv", sep="\t")
     values = dict(zip(metrics.metric, metrics.value, strict=True))
     assert values["top_hit"] == 1.0 and values["auroc"] > 0.95
+
+
+def test_every_example_anomaly_config_validates():
+    from pathlib import Path
+
+    from biolatent.anomaly.config import load_anomaly_config
+
+    configs = sorted(Path(__file__).parents[2].joinpath("configs", "anomaly").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        assert load_anomaly_config(path).data.modality in ("series", "features", "image2d")
