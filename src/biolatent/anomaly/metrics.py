@@ -5,7 +5,7 @@
 * ``threshold_at_fpr``: the score above which a chosen fraction of *healthy validation* scores lies (a target
   false-positive rate), the only threshold used for "validation" figures;
 * Dice of the thresholded map against the ground-truth mask, pooled over the test set (as in StRegA,
-  Chatterjee et al. 2022, Artif Intell Med 123:102220) at the validation threshold (``dice_val_threshold``)
+  Chatterjee et al. 2022, Comput Biol Med 149:106093) at the validation threshold (``dice_val_threshold``)
   and at the best threshold on the test labels (``dice_best``: an upper bound, labelled as such, never used
   to choose anything).
 """

@@ -1,0 +1,213 @@
+"""``ImageReconstructionDetector``: a reconstruction model fitted on healthy 2D images, scoring pixels and images.
+
+``kind`` picks the model: ``"ae"`` (``ConvAE``), ``"vae"`` (``ConvVAE``, Kingma & Welling 2014) or ``"cevae"``
+(``CeVAE``, Zimmerer et al. 2019, arXiv:1812.05941, as used by StRegA, Chatterjee et al. 2022, Computers in
+Biology and Medicine 106093). ``fit`` trains it on healthy images with the project's trainer
+(``biolatent.train.fit.fit``); ``score_maps`` gives the model's per-pixel anomaly map (N, H, W) (AE / VAE:
+|x - x_hat| averaged over channels; ceVAE: its ``score_mode``, by default the residual times the normalised
+ELBO gradient); ``score`` gives one number per image: the map is first opened by a grey-scale morphological
+opening with a (2r+1)x(2r+1) square (``score_opening`` = r, default 1; 0 = none), then the mean of its top
+``top_fraction`` (default 1 %, at least one pixel) values is taken. The top-fraction mean is a robust maximum
+(one noisy pixel does not dominate); the opening removes residuals thinner than the square, such as the
+1-2 pixel rims every reconstruction model leaves along sharp edges (the skull), which otherwise outrank a
+lesion: on the simulated slices of the tests (32x32, 16 healthy vs 16 lesioned, AE, seed 0) the sample AUROC
+is 0.45 without the opening and 0.87 with it. ``segment`` applies the StRegA post-processing
+(``postprocess``).
+
+Persistence is weights only (``save``/``load``): ``detector.safetensors`` holds the module's state_dict and
+``detector.json`` the kind, hyper-parameters and image geometry; no pickle.
+
+Images are float (N, C, H, W) in [0, 1] with H = W a power of two >= 32; anything else is a one-line
+``DataError``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import ndimage
+
+from biolatent.anomaly.image.autoencoders import ConvAE, ConvVAE, ImageAutoencoderBase
+from biolatent.anomaly.image.cevae import CeVAE
+from biolatent.anomaly.image.networks import MIN_SIZE, is_power_of_two
+from biolatent.anomaly.image.postprocess import postprocess
+from biolatent.errors import ConfigError, DataError
+
+KINDS: dict[str, type[ImageAutoencoderBase]] = {"ae": ConvAE, "vae": ConvVAE, "cevae": CeVAE}
+FROM_DATA = ("in_channels", "image_size")  # set from the training images, not by the user
+WEIGHTS, META = "detector.safetensors", "detector.json"
+
+
+def check_images(images: np.ndarray, what: str, geometry: tuple[int, int] | None = None) -> np.ndarray:
+    """float32 (N, C, H, W) in [0, 1], H = W a power of two >= 32, ((C, H) == geometry when given); else DataError."""
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim != 4 or x.shape[0] == 0:
+        raise DataError(f"{what}: expected images (N, C, H, W), got shape {x.shape}")
+    _, c, h, w = x.shape
+    if h != w or not is_power_of_two(h) or h < MIN_SIZE:
+        raise DataError(f"{what}: images must be square with a side that is a power of two >= {MIN_SIZE}, got {h}x{w}")
+    if not np.isfinite(x).all():
+        raise DataError(f"{what}: images hold NaN or inf")
+    if x.min() < 0.0 or x.max() > 1.0:
+        raise DataError(f"{what}: intensities must lie in [0, 1], got [{x.min():.3g}, {x.max():.3g}]: rescale first")
+    if geometry is not None and (c, h) != geometry:
+        raise DataError(f"{what}: images are {c}x{h}x{w} (C x H x W), the detector was fitted on "
+                        f"{geometry[0]}x{geometry[1]}x{geometry[1]}")
+    return x
+
+
+def check_masks(masks: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """bool (N, H, W) masks matching maps of ``shape``; DataError otherwise."""
+    m = np.asarray(masks)
+    if m.shape != tuple(shape):
+        raise DataError(f"{what}: masks have shape {m.shape}, the images' maps have {tuple(shape)}")
+    return m.astype(bool)
+
+
+def top_fraction_mean(maps: np.ndarray, fraction: float) -> np.ndarray:
+    """(N, H, W) -> (N,) mean of the largest ceil(fraction * H * W) values of each map (at least one)."""
+    flat = maps.reshape(maps.shape[0], -1).astype(np.float64)
+    k = max(1, math.ceil(fraction * flat.shape[1]))
+    return np.sort(flat, axis=1)[:, -k:].mean(axis=1)
+
+
+def sample_scores(maps: np.ndarray, fraction: float, opening_radius: int) -> np.ndarray:
+    """(N, H, W) -> (N,): grey-scale opening of each map ((2r+1)^2 square; r = 0: none), then the top-fraction mean."""
+    if opening_radius > 0:
+        size = (2 * opening_radius + 1,) * 2
+        maps = np.stack([ndimage.grey_opening(m, size=size, mode="reflect") for m in maps])
+    return top_fraction_mean(maps, fraction)
+
+
+class ImageReconstructionDetector:
+    """Fitted on healthy images (N, C, H, W); ``score_maps`` (N, H, W), ``score`` (N,), ``segment`` bool masks."""
+
+    name: ClassVar[str] = "image_reconstruction"
+
+    def __init__(self, kind: str = "ae", *, top_fraction: float = 0.01, score_opening: int = 1, **params: Any) -> None:
+        if kind not in KINDS:
+            raise ConfigError(f"unknown image detector kind {kind!r} (choose from: {', '.join(KINDS)})")
+        if not 0.0 < top_fraction <= 1.0:
+            raise ConfigError(f"top_fraction must be in (0, 1], got {top_fraction}")
+        if score_opening < 0:
+            raise ConfigError(f"score_opening must be >= 0, got {score_opening}")
+        self.kind, self.top_fraction, self.score_opening = kind, float(top_fraction), int(score_opening)
+        self.params = _validated_params(kind, params)
+        self.geometry: tuple[int, int] | None = None  # (channels, side) of the training images
+        self.method: ImageAutoencoderBase | None = None
+        self.history: pd.DataFrame | None = None
+
+    def _build(self, channels: int, side: int) -> ImageAutoencoderBase:
+        self.geometry = (channels, side)
+        self.method = KINDS[self.kind](None, in_channels=channels, image_size=side, **self.params)
+        return self.method
+
+    def fit(
+        self,
+        images: np.ndarray,
+        *,
+        epochs: int = 20,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        seed: int = 0,
+        accelerator: str = "auto",
+    ) -> ImageReconstructionDetector:
+        """Train a fresh model on healthy ``images`` (weights initialised from ``seed``)."""
+        from biolatent.config import TrainConfig
+        from biolatent.train.fit import fit
+
+        x = check_images(images, f"{self.name} fit")
+        torch.manual_seed(seed)
+        method = self._build(x.shape[1], x.shape[2])
+        train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, accelerator=accelerator)
+        self.history = fit(method, torch.from_numpy(x), train, progress=False)
+        method.cpu().eval()
+        return self
+
+    def _fitted(self) -> ImageAutoencoderBase:
+        if self.method is None:
+            raise DataError(f"{self.name}: score before fit() or load()")
+        return self.method
+
+    def score_maps(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        """Per-pixel anomaly maps, float32 (N, H, W); larger = more anomalous."""
+        method = self._fitted()
+        x = torch.from_numpy(check_images(images, f"{self.name} score", self.geometry))
+        method.eval()
+        maps = [method.anomaly_map(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+        return torch.cat(maps).detach().cpu().numpy().astype(np.float32)
+
+    def score(self, images: np.ndarray) -> np.ndarray:
+        """Per-image anomaly score (N,): top ``top_fraction`` mean of the grey-opened map (module docstring)."""
+        return sample_scores(self.score_maps(images), self.top_fraction, self.score_opening)
+
+    def segment(self, images: np.ndarray, **options: Any) -> np.ndarray:
+        """bool (N, H, W): ``postprocess`` (StRegA chain) of the maps; ``options`` go to ``postprocess``."""
+        return postprocess(self.score_maps(images), **options)
+
+    def pixel_metrics(self, images: np.ndarray, masks: np.ndarray) -> dict[str, float]:
+        """Pixel-level AUROC and average precision of the maps against lesion ``masks`` (N, H, W)."""
+        from biolatent.anomaly.metrics import ranking_metrics
+
+        maps = self.score_maps(images)
+        truth = check_masks(masks, maps.shape, f"{self.name} pixel_metrics")
+        return ranking_metrics(maps.ravel(), truth.ravel(), "pixel")
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``detector.safetensors`` (state_dict) and ``detector.json`` (kind, params, geometry)."""
+        from safetensors.torch import save_file
+
+        from biolatent.rundir import atomic_path, write_json
+
+        method = self._fitted()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in method.state_dict().items()}
+        with atomic_path(folder / WEIGHTS) as tmp:
+            save_file(state, str(tmp))
+        write_json(folder / META, {"name": self.name, "kind": self.kind, "params": self.params,
+                                   "top_fraction": self.top_fraction, "score_opening": self.score_opening,
+                                   "geometry": list(self.geometry or ())})
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ImageReconstructionDetector:
+        """The detector written by ``save`` (weights only)."""
+        from safetensors.torch import load_file
+
+        from biolatent.rundir import read_json
+
+        folder = Path(folder)
+        if not (folder / META).is_file() or not (folder / WEIGHTS).is_file():
+            raise DataError(f"{folder}: not a saved image detector (needs {META} and {WEIGHTS})")
+        meta = read_json(folder / META)
+        if meta.get("name") != cls.name:
+            raise DataError(f"{folder}: holds a {meta.get('name')!r} detector, not {cls.name!r}")
+        detector = cls(meta["kind"], top_fraction=meta["top_fraction"], score_opening=meta["score_opening"],
+                       **meta["params"])
+        channels, side = (int(v) for v in meta["geometry"])
+        method = detector._build(channels, side)
+        method.load_state_dict(load_file(str(folder / WEIGHTS)), strict=True)
+        method.eval()
+        return detector
+
+
+def _validated_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The model's keyword hyper-parameters with defaults filled in (json-friendly); ConfigError if unknown."""
+    from biolatent.config import keyword_model, validate_kwargs
+
+    cls = KINDS[kind]
+    skip = ("views", *FROM_DATA)
+    valid = sorted(keyword_model(cls, skip=skip).model_fields)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        taken = [k for k in unknown if k in FROM_DATA]
+        why = f" ({', '.join(taken)} come from the training images)" if taken else ""
+        raise ConfigError(f"unknown {kind!r} hyper-parameter(s) {', '.join(unknown)}{why} (valid: {', '.join(valid)})")
+    values = validate_kwargs("detector", kind, cls, params, skip)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}

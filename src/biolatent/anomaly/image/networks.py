@@ -1,0 +1,72 @@
+"""A small convolutional encoder / decoder pair for (C, H, W) images with H = W a power of two >= 32.
+
+The layout follows the dense-bottleneck convolutional autoencoders compared by Baur, Denner, Wiestler, Navab
+& Albarqouni (2021, Medical Image Analysis 69:101952, "Autoencoders for unsupervised anomaly segmentation in
+brain MR images: a comparative study") and the encoder/generator of the ceVAE (Zimmerer et al. 2019,
+arXiv:1812.05941): ``len(widths)`` stride-2 4x4 convolutions (each halves H and W) with LeakyReLU, a flattened
+feature vector, and a mirrored decoder of 4x4 stride-2 transposed convolutions ending in a sigmoid (the
+images are in [0, 1]). No batch normalisation, so training and evaluation behave the same.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from biolatent.errors import ConfigError
+
+MIN_SIZE = 32
+
+
+def is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def check_architecture(image_size: int, widths: tuple[int, ...], latent_dim: int, in_channels: int) -> None:
+    """ConfigError (one line) when the networks cannot be built for these settings."""
+    if not is_power_of_two(image_size) or image_size < MIN_SIZE:
+        raise ConfigError(f"image_size must be a power of two >= {MIN_SIZE}, got {image_size}")
+    if not widths or any(w < 1 for w in widths):
+        raise ConfigError(f"widths must be a non-empty list of positive channel counts, got {list(widths)}")
+    if image_size >> len(widths) < 2:
+        raise ConfigError(f"{len(widths)} downsamplings leave less than 2x2 pixels of a {image_size}-pixel image")
+    if latent_dim < 1 or in_channels < 1:
+        raise ConfigError(f"latent_dim and in_channels must be >= 1, got {latent_dim} and {in_channels}")
+
+
+class ConvEncoder(nn.Module):
+    """(B, C, H, W) -> (B, out_dim) flattened features, ``out_dim = widths[-1] * (H / 2**len(widths))**2``."""
+
+    def __init__(self, in_channels: int, image_size: int, widths: tuple[int, ...]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        previous = in_channels
+        for width in widths:
+            layers += [nn.Conv2d(previous, width, kernel_size=4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            previous = width
+        self.body = nn.Sequential(*layers)
+        self.in_channels, self.image_size = in_channels, image_size
+        self.out_dim = widths[-1] * (image_size >> len(widths)) ** 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).flatten(1)
+
+
+class ConvDecoder(nn.Module):
+    """(B, latent_dim) -> (B, C, H, W) in (0, 1): a linear map to the smallest feature grid, then upsampling."""
+
+    def __init__(self, out_channels: int, image_size: int, widths: tuple[int, ...], latent_dim: int) -> None:
+        super().__init__()
+        self.grid, self.top = image_size >> len(widths), widths[-1]
+        self.project = nn.Sequential(nn.Linear(latent_dim, self.top * self.grid**2), nn.LeakyReLU(0.2))
+        layers: list[nn.Module] = []
+        reversed_widths = list(reversed(widths))
+        for width, following in zip(reversed_widths, [*reversed_widths[1:], None], strict=True):
+            out = following if following is not None else width
+            layers += [nn.ConvTranspose2d(width, out, kernel_size=4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        layers += [nn.Conv2d(widths[0], out_channels, kernel_size=3, padding=1), nn.Sigmoid()]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.project(z).view(z.shape[0], self.top, self.grid, self.grid)
+        return self.body(h)
