@@ -245,12 +245,12 @@ def data_list() -> None:
         typer.echo(f"{recipe.name:<20} {recipe.modality:<10} {source:<32} {recipe.description}")
 
 
-SIMULATORS = ("heart",)
+SIMULATORS = ("heart", "slices2d")
 
 
 @data_app.command("simulate")
 def data_simulate(
-    kind: Annotated[str, typer.Argument(help="what to simulate: heart (3D+time cine phantom)")],
+    kind: Annotated[str, typer.Argument(help="heart (3D+time cine phantom) or slices2d (2D brain-like slices)")],
     out: Annotated[Path, typer.Option(help="output folder (cine/*.nii.gz, meta.tsv)")],
     n: Annotated[int, typer.Option(help="number of subjects (ignored with --genotypes)")] = 100,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
@@ -260,6 +260,8 @@ def data_simulate(
                                                         "driven by the genotypes")] = None,
     h2: Annotated[float, typer.Option(help="with --genotypes: heritability of every parameter")] = 0.5,
     n_causal: Annotated[int, typer.Option(help="with --genotypes: causal variants per parameter")] = 20,
+    lesions: Annotated[bool, typer.Option(help="slices2d: plant lesions and write their masks")] = False,
+    size: Annotated[int, typer.Option(help="slices2d: image side in pixels")] = 64,
 ) -> None:
     """Write a synthetic cohort with a known truth; prints the path of meta.tsv."""
     from biolatent.data.simulate.heart import PARAMETERS, simulate_heart_cohort
@@ -269,6 +271,11 @@ def data_simulate(
         raise BiolatentError(f"unknown simulator {kind!r} (choose from {', '.join(SIMULATORS)})")
     if (out / "meta.tsv").exists():
         raise BiolatentError(f"{out} already holds a cohort (meta.tsv): choose another --out")
+    if kind == "slices2d":
+        from biolatent.anomaly.images import write_slice_set
+
+        typer.echo(str(write_slice_set(out, n, size=size, lesions=lesions, seed=seed)))
+        return
     parameters = None
     if genotypes is not None:
         from biolatent.discover.genetics.genotypes import read_genotypes

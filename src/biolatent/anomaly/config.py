@@ -2,7 +2,8 @@
 
 ```yaml
 data:       {modality: series, dataset: internal-bleeding16}   # or path: healthy.tsv; features: embeddings.h5ad
-method:     {name: knn, k: 5}                                   # mahalanobis | knn | iforest (+ its parameters)
+method:     {name: knn, k: 5}                                   # mahalanobis | knn | iforest; image2d: ae | vae | cevae
+train:      {epochs: 20, batch_size: 32, lr: 0.001}             # neural detectors only
 window:     {size: 64, stride: 1}                               # series only
 validation: {fraction: 0.2, target_fpr: 0.01}                   # threshold from healthy validation data only
 seed: 0
@@ -25,12 +26,14 @@ _STRICT = ConfigDict(extra="forbid")
 class AnomalyData(BaseModel):
     model_config = _STRICT
 
-    modality: Literal["series", "features"] = "series"
-    path: Path | None = Field(None, description="healthy data: series table (tsv/csv) or embeddings .h5ad / table")
+    modality: Literal["series", "features", "image2d"] = "series"
+    path: Path | None = Field(None, description="healthy data: series table, embeddings .h5ad / table, image folder")
     dataset: str | None = Field(None, description="registered dataset (its healthy part) instead of a path")
     value_column: str = "value"
     label_column: str = Field("is_anomaly", description="0/1 column of evaluation data")
     key: str = Field("X_biolatent", description="obsm key of the features in an .h5ad")
+    image_size: int = Field(64, ge=16, description="side of the square images (image2d)")
+    mask_column: str = Field("mask", description="meta.tsv column with lesion mask PNGs (image2d)")
 
     @model_validator(mode="after")
     def _path_or_dataset(self) -> AnomalyData:
@@ -62,6 +65,16 @@ class ValidationConfig(BaseModel):
     target_fpr: float = Field(0.01, ge=0.0, lt=1.0, description="false-positive rate on healthy validation data")
 
 
+class TrainSection(BaseModel):
+    """Training of the neural detectors (image2d: ae, vae, cevae); ignored by the feature detectors."""
+
+    model_config = _STRICT
+
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+
+
 class AnomalyConfig(BaseModel):
     model_config = _STRICT
 
@@ -69,6 +82,7 @@ class AnomalyConfig(BaseModel):
     method: AnomalyMethod = AnomalyMethod()
     window: WindowConfig = WindowConfig()
     validation: ValidationConfig = ValidationConfig()
+    train: TrainSection = TrainSection()
     seed: int = 0
 
 
@@ -94,9 +108,9 @@ def load_anomaly_config(source: str | Path | dict[str, Any]) -> AnomalyConfig:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"])
         raise ConfigError(f"{where}: {error['msg']}") from None
-    from biolatent.anomaly.detectors import build_detector
+    from biolatent.anomaly.detectors import build_for
 
-    build_detector(config.method.name, **config.method.params())  # unknown detector / parameter: fail now
+    build_for(config.data.modality, config.method.name, config.method.params())  # unknown name / parameter: now
     if base is not None and config.data.path is not None and not config.data.path.is_absolute():
         config.data.path = base / config.data.path
     return config

@@ -64,3 +64,30 @@ def curves_figure(scores: np.ndarray, labels: np.ndarray, detector: str) -> Figu
     right.legend(fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def map_grid_figure(images: np.ndarray, maps: np.ndarray, masks: np.ndarray | None, ids: list[str], *,
+                    labels: np.ndarray | None = None, n: int = 6) -> Figure:
+    """Rows: image, anomaly map (and ground-truth mask); columns: up to ``n`` samples, anomalous ones first."""
+    order = np.arange(len(ids))
+    if labels is not None:
+        order = np.r_[np.flatnonzero(labels), np.flatnonzero(~labels)]
+    order = order[:n]
+    rows = 3 if masks is not None else 2
+    figure = Figure(figsize=(1.8 * len(order), 1.9 * rows))
+    axes = np.atleast_2d(figure.subplots(rows, len(order), squeeze=False))
+    high = float(np.quantile(maps, 0.999)) or 1.0
+    for column, i in enumerate(order):
+        panels = [(images[i].mean(axis=0), "gray", 1.0), (maps[i], "inferno", high)]
+        if masks is not None:
+            panels.append((masks[i].astype(float), "gray", 1.0))
+        for row, (panel, cmap, vmax) in enumerate(panels):
+            axis = axes[row, column]
+            axis.imshow(panel, cmap=cmap, vmin=0.0, vmax=vmax)
+            axis.set_xticks([])
+            axis.set_yticks([])
+        axes[0, column].set_title(str(ids[i]), fontsize=7)
+    for row, name in enumerate(["image", "anomaly map", "ground truth"][:rows]):
+        axes[row, 0].set_ylabel(name, fontsize=8)
+    figure.tight_layout()
+    return figure

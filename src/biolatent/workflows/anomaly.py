@@ -78,7 +78,7 @@ def _series_scores(detector, values: np.ndarray, state: dict[str, Any]) -> np.nd
 
 def fit_anomaly(config: AnomalyConfig, run_dir: Path, *, say: Callable[[str], object] = print) -> dict[str, Any]:
     """Fit ``config.method`` on the healthy data; returns the state written to anomaly.json."""
-    from biolatent.anomaly.detectors import build_detector
+    from biolatent.anomaly.detectors import build_for
     from biolatent.anomaly.metrics import threshold_at_fpr
     from biolatent.anomaly.series import read_series, sliding_windows, window_features
 
@@ -86,9 +86,11 @@ def fit_anomaly(config: AnomalyConfig, run_dir: Path, *, say: Callable[[str], ob
         raise DataError(f"{run_dir} already holds a fitted detector: choose another --out")
     data = config.data
     path = data.path if data.path is not None else _dataset_path(str(data.dataset), "healthy")
-    detector = build_detector(config.method.name, **config.method.params())
+    detector = build_for(data.modality, config.method.name, config.method.params())
     state: dict[str, Any] = {"modality": data.modality, "detector": config.method.name}
-    if data.modality == "series":
+    if data.modality == "image2d":
+        val_scores = _fit_images(detector, config, path, state, say)
+    elif data.modality == "series":
         values, labels = read_series(path, data.value_column,
                                      data.label_column if data.label_column in _columns(path) else None)
         if labels is not None and labels.any():
@@ -133,9 +135,37 @@ def fit_anomaly(config: AnomalyConfig, run_dir: Path, *, say: Callable[[str], ob
     return state
 
 
+def _fit_images(detector, config: AnomalyConfig, path: Path, state: dict[str, Any],
+                say: Callable[[str], object]) -> np.ndarray:
+    """Train on a seeded part of the healthy images; the rest sets the sample and pixel thresholds."""
+    from biolatent.anomaly.images import read_image_set
+    from biolatent.anomaly.metrics import threshold_at_fpr
+
+    data = config.data
+    ids, images, labels, masks = read_image_set(path, data.image_size, label_column=data.label_column,
+                                                mask_column=data.mask_column)
+    if masks is not None and masks.any():
+        raise DataError(f"the healthy set {path} has {int(masks.any(axis=(1, 2)).sum())} lesion masks that are not "
+                        "empty: fit on healthy images only")
+    if labels is not None and labels.any():
+        raise DataError(f"the healthy set {path} holds {int(labels.sum())} images labelled anomalous")
+    order = np.random.default_rng(config.seed).permutation(len(ids))
+    n_val = max(1, round(config.validation.fraction * len(ids)))
+    if len(ids) - n_val < 2:
+        raise DataError(f"{len(ids)} healthy images: too few to fit and validate")
+    train = config.train
+    say(f"training {config.method.name} on {len(ids) - n_val} healthy images ({train.epochs} epochs)")
+    detector.fit(images[order[n_val:]], epochs=train.epochs, batch_size=train.batch_size, lr=train.lr,
+                 seed=config.seed, accelerator="cpu")
+    val_maps = detector.score_maps(images[order[:n_val]])
+    state.update({"image_size": data.image_size,
+                  "pixel_threshold": threshold_at_fpr(val_maps.ravel(), config.validation.target_fpr)})
+    return detector.score(images[order[:n_val]])
+
+
 def _columns(path: Path) -> list[str]:
     if path.suffix == ".h5ad" or not path.is_file():
-        return []
+        return [] if not (path / "meta.tsv").is_file() else _columns(path / "meta.tsv")
     return list(pd.read_csv(path, sep="\t" if path.suffix.lower() in (".tsv", ".txt") else ",", nrows=0).columns)
 
 
@@ -144,7 +174,14 @@ def _load(run_dir: Path) -> tuple[AnomalyConfig, Any, dict[str, Any]]:
 
     if not (run_dir / STATE_FILE).is_file():
         raise DataError(f"{run_dir} holds no fitted detector: run `biolatent anomaly fit CONFIG --out {run_dir}`")
-    return load_anomaly_config(run_dir / "config.yaml"), load_detector(run_dir), read_json(run_dir / STATE_FILE)
+    state = read_json(run_dir / STATE_FILE)
+    if state["modality"] == "image2d":
+        from biolatent.anomaly.image.detector import ImageReconstructionDetector
+
+        detector = ImageReconstructionDetector.load(run_dir)
+    else:
+        detector = load_detector(run_dir)
+    return load_anomaly_config(run_dir / "config.yaml"), detector, state
 
 
 def _data_path(config: AnomalyConfig, data: str | Path | None) -> Path:
@@ -164,7 +201,21 @@ def _scored(run_dir: Path, data: str | Path | None, with_labels: bool) -> tuple:
     config, detector, state = _load(run_dir)
     path = _data_path(config, data)
     label = config.data.label_column if (with_labels or config.data.label_column in _columns(path)) else None
-    if state["modality"] == "series":
+    extra: dict[str, Any] = {}
+    if state["modality"] == "image2d":
+        from biolatent.anomaly.images import read_image_set
+
+        ids, images, labels, masks = read_image_set(path, state["image_size"], label_column=config.data.label_column,
+                                                    mask_column=config.data.mask_column)
+        if with_labels and labels is None:
+            raise DataError(f"{path} has no labels: evaluation needs meta.tsv with {config.data.label_column!r} or "
+                            f"{config.data.mask_column!r} columns")
+        from biolatent.anomaly.image.detector import sample_scores
+
+        maps = detector.score_maps(images)
+        table = pd.DataFrame({"id": ids, "score": sample_scores(maps, detector.top_fraction, detector.score_opening)})
+        extra = {"images": images, "maps": maps, "masks": masks}
+    elif state["modality"] == "series":
         values, labels = read_series(path, config.data.value_column, label)
         table = pd.DataFrame({"position": np.arange(values.size), "value": values,
                               "score": _series_scores(detector, values, state)})
@@ -174,7 +225,7 @@ def _scored(run_dir: Path, data: str | Path | None, with_labels: bool) -> tuple:
     table["flagged"] = (table["score"] > state["threshold"]).astype(int)
     if labels is not None:
         table["label"] = labels.astype(int)
-    return config, state, path, table
+    return config, state, path, table, extra
 
 
 def score_anomaly(run_dir: Path, data: str | Path | None, out_dir: Path, *,
@@ -182,12 +233,18 @@ def score_anomaly(run_dir: Path, data: str | Path | None, out_dir: Path, *,
     """Score ``data`` with the fitted detector: OUT/scores.tsv and OUT/scores.png; returns scores.tsv."""
     from biolatent.anomaly.plots import scores_figure
 
-    _, state, path, table = _scored(run_dir, data, with_labels=False)
+    _, state, path, table, extra = _scored(run_dir, data, with_labels=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     scores_path = out_dir / SCORES_FILE
     with atomic_path(scores_path) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     scores_figure(table, state).savefig(out_dir / "scores.png", dpi=110)
+    if extra:
+        from biolatent.anomaly.plots import map_grid_figure
+
+        np.save(out_dir / "maps.npy", extra["maps"])
+        map_grid_figure(extra["images"], extra["maps"], extra["masks"], table["id"].tolist()).savefig(
+            out_dir / "maps.png", dpi=110)
     say(f"{len(table)} {'points' if state['modality'] == 'series' else 'samples'} of {path} scored; "
         f"{int(table['flagged'].sum())} above the healthy-validation threshold {state['threshold']:.4g}")
     return scores_path
@@ -195,24 +252,37 @@ def score_anomaly(run_dir: Path, data: str | Path | None, out_dir: Path, *,
 
 def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, say: Callable[[str], object] = print) -> Path:
     """Metrics against the labels of ``data`` -> RUN/anomaly_metrics.tsv (+ anomaly_curves.png)."""
-    from biolatent.anomaly.metrics import dense_metrics, metrics_table, ranking_metrics
+    from biolatent.anomaly.metrics import dense_metrics, metrics_table
     from biolatent.anomaly.plots import curves_figure, scores_figure
 
-    _config, state, path, table = _scored(run_dir, data, with_labels=True)
+    _config, state, path, table, extra = _scored(run_dir, data, with_labels=True)
     scores, labels = table["score"].to_numpy(), table["label"].to_numpy().astype(bool)
-    if state["modality"] == "series":
+    tables = []
+    if state["modality"] == "image2d":
+        level, metrics = "sample", _sample_metrics(scores, labels, state["threshold"])
+        if extra["masks"] is not None:
+            from biolatent.anomaly.image.postprocess import postprocess
+            from biolatent.anomaly.metrics import dice
+
+            pixel = dense_metrics(extra["maps"], extra["masks"], state["pixel_threshold"], "pixel")
+            pixel["dice_postprocessed"] = dice(postprocess(extra["maps"]), extra["masks"])
+            tables.append(metrics_table(state["detector"], "pixel", pixel))
+            metrics.update({f"pixel_{k}": v for k, v in pixel.items()})
+            from biolatent.anomaly.plots import map_grid_figure
+
+            map_grid_figure(extra["images"], extra["maps"], extra["masks"], table["id"].tolist(),
+                            labels=labels).savefig(run_dir / "anomaly_maps.png", dpi=110)
+    elif state["modality"] == "series":
         level, metrics = "point", dense_metrics(scores, labels, state["threshold"], "point")
         region = np.flatnonzero(labels)
         margin = state["window"]["size"]
         top = int(np.argmax(scores))
         metrics["top_hit"] = float(region.min() - margin <= top <= region.max() + margin)
     else:
-        level = "sample"
-        metrics = ranking_metrics(scores, labels, "sample")
-        flagged = scores > state["threshold"]
-        metrics["dice_val_threshold"] = float(2 * np.sum(flagged & labels) / max(1, flagged.sum() + labels.sum()))
-        metrics["fpr_val_threshold"] = float(np.mean(flagged[~labels]))
-    result = metrics_table(state["detector"], level, metrics)
+        level, metrics = "sample", _sample_metrics(scores, labels, state["threshold"])
+    sample_keys = [k for k in metrics if not k.startswith("pixel_")]
+    result = pd.concat([metrics_table(state["detector"], level, {k: metrics[k] for k in sample_keys}), *tables],
+                       ignore_index=True)
     path_out = run_dir / METRICS_FILE
     with atomic_path(path_out) as tmp:
         result.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
@@ -221,6 +291,16 @@ def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, say: Callable[[s
     update_json(run_dir / "metrics.json", "anomaly_evaluate", {"data": str(path), "level": level, **metrics})
     say(", ".join(f"{k} {v:.3f}" for k, v in metrics.items()) + f" ({level} level; dice_best uses the test labels)")
     return path_out
+
+
+def _sample_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+    from biolatent.anomaly.metrics import ranking_metrics
+
+    metrics = ranking_metrics(scores, labels, "sample")
+    flagged = scores > threshold
+    metrics["dice_val_threshold"] = float(2 * np.sum(flagged & labels) / max(1, flagged.sum() + labels.sum()))
+    metrics["fpr_val_threshold"] = float(np.mean(flagged[~labels]))
+    return metrics
 
 
 def fit_from_file(config_path: str | Path, run_dir: Path, *, say: Callable[[str], object] = print) -> Path:

@@ -45,3 +45,22 @@ def load_detector(folder: str | Path) -> FeatureDetector:
     detector.n_features = int(meta["n_features"])
     detector.restore(load_file(str(folder / "detector.safetensors")))
     return detector
+
+
+IMAGE_DETECTORS = ("ae", "vae", "cevae")  # reconstruction detectors of anomaly.image (trained, image2d only)
+
+
+def build_for(modality: str, name: str, params: dict[str, Any]):
+    """The detector ``name`` for data of ``modality``: feature detectors for series/features, reconstruction
+    detectors for image2d; a name that does not fit the modality is a one-line ConfigError."""
+    if modality == "image2d":
+        if name not in IMAGE_DETECTORS:
+            raise ConfigError(f"method.name: {name!r} does not work on image2d data "
+                              f"(valid: {', '.join(IMAGE_DETECTORS)})")
+        from biolatent.anomaly.image.detector import ImageReconstructionDetector
+
+        return ImageReconstructionDetector(name, **params)
+    if name in IMAGE_DETECTORS:
+        raise ConfigError(f"method.name: {name!r} works on image2d data only (valid for {modality}: "
+                          f"{', '.join(DETECTORS)})")
+    return build_detector(name, **params)
