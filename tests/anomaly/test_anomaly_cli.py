@@ -136,3 +136,17 @@ def test_every_example_anomaly_config_validates():
     assert configs
     for path in configs:
         assert load_anomaly_config(path).data.modality in ("series", "features", "image2d")
+
+
+def test_anomaly_transformer_through_the_cli(run_cli, tmp_path):
+    _series(tmp_path / "healthy.tsv", 1500)
+    test = _series(tmp_path / "test.tsv", 2000, anomaly=(1200, 1230), seed=1)
+    config = _config(tmp_path, {"modality": "series", "path": "healthy.tsv"},
+                     {"name": "anomaly_transformer", "epochs": 3, "batch_size": 64}, window={"size": 25, "stride": 2})
+    run = tmp_path / "run"
+    result = run_cli("anomaly", "fit", config, "--out", run)
+    assert result.code == 0, result.err
+    assert run_cli("anomaly", "evaluate", run, "--data", test).code == 0
+    metrics = pd.read_csv(run / "anomaly_metrics.tsv", sep="\t")
+    values = dict(zip(metrics.metric, metrics.value, strict=True))
+    assert set(metrics.detector) == {"anomaly_transformer"} and values["auroc"] > 0.8

@@ -32,6 +32,7 @@ class FeatureDetector:
 
     name: ClassVar[str] = "detector"
     citation: ClassVar[str] = ""
+    windows_only: ClassVar[bool] = False  # True: accepts only series window features (anomaly.series)
 
     def __init__(self, **params: Any) -> None:
         self.params = params

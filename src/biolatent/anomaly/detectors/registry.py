@@ -6,6 +6,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from biolatent.anomaly.detectors.anomaly_transformer import AnomalyTransformerDetector
 from biolatent.anomaly.detectors.base import FeatureDetector
 from biolatent.anomaly.detectors.iforest import IsolationForestDetector
 from biolatent.anomaly.detectors.knn import KnnDetector
@@ -16,6 +17,7 @@ DETECTORS: dict[str, type[FeatureDetector]] = {
     "mahalanobis": MahalanobisDetector,
     "knn": KnnDetector,
     "iforest": IsolationForestDetector,
+    "anomaly_transformer": AnomalyTransformerDetector,
 }
 
 
