@@ -36,6 +36,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/simulation_truth.py
 	$(BIN)/python benchmarks/geuvadis_discover.py
 	$(BIN)/python benchmarks/genotype_image_chain.py
+	$(BIN)/python benchmarks/anomaly_series.py
+	$(BIN)/python benchmarks/anomaly_images.py
 
 results: $(STAMP)
 	$(BIN)/python benchmarks/real_data_results.py
