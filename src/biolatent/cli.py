@@ -189,6 +189,8 @@ def discover(
     cluster_method: Annotated[str, typer.Option(help="leiden, kmeans or gmm")] = "leiden",
     n_clusters: Annotated[int | None, typer.Option(help="k for kmeans/gmm")] = None,
     polygenic_score: Annotated[str | None, typer.Option(help="obs column tested against the clusters")] = None,
+    pgs_weights: Annotated[Path | None, typer.Option(
+        help="ID/A1/BETA table (plink2 --glm style): polygenic score computed and tested against the clusters")] = None,
     dosage: Annotated[bool, typer.Option(help=DOSAGE_HELP)] = False,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
 ) -> None:
@@ -200,11 +202,15 @@ def discover(
     for option, (value, valid) in choices.items():
         if value not in valid:
             raise BiolatentError(f"--{option} must be one of {', '.join(valid)}, got {value!r}")
+    if polygenic_score is not None and pgs_weights is not None:
+        raise BiolatentError("give --polygenic-score (a metadata column) or --pgs-weights (a weights table), not both")
+    if pgs_weights is not None and not pgs_weights.is_file():
+        raise BiolatentError(f"--pgs-weights: file not found: {pgs_weights}")
     settings = DiscoverSettings(
         decorrelate=decorrelate, n_components=n_components, engine=_engine(engine),  # type: ignore[arg-type]
         qc=_qc_config(qc, maf, geno, hwe, mind), n_pcs=pcs, h2_method=h2_method,  # type: ignore[arg-type]
         cluster_method=cluster_method, n_clusters=n_clusters, polygenic_score=polygenic_score, dosage=dosage,
-        seed=seed)
+        pgs_weights=None if pgs_weights is None else str(pgs_weights), seed=seed)
     folder = out if out is not None else embeddings.parent / "discover"
     typer.echo(str(run_discover(embeddings, genotypes, folder, covariates_tsv=covariates, settings=settings,
                                 say=_say)))

@@ -43,7 +43,7 @@ def cohort(tmp_path_factory):
     covariates.to_csv(folder / "covariates.tsv", sep="\t", index=False)
     causal_ids = set(geno.variants["id"].to_numpy()[causal.ravel()])
     return {"folder": folder, "embeddings": emb_path, "prefix": prefix, "geno": geno, "causal": causal_ids,
-            "covariates": folder / "covariates.tsv"}
+            "covariates": folder / "covariates.tsv", "causal_rows": causal}
 
 
 def test_discover_end_to_end_finds_the_simulated_genetics(run_cli, cohort, tmp_path):
@@ -93,6 +93,48 @@ def test_report_of_a_run_includes_the_discovery_section(run_cli, cohort, tmp_pat
     assert (run / "discover" / "h2.tsv").is_file()  # default output folder: next to the embeddings
     assert run_cli("report", run).code == 0
     assert "Discovery: latent phenotypes, GWAS and heritability" in (run / "report.html").read_text()
+
+
+def test_discover_scores_a_polygenic_score_from_weights_and_tests_it_against_the_clusters(run_cli, cohort, tmp_path):
+    """Weights of trait 1's causal variants (A1 = ALT for some, REF for others): pgs.tsv equals the score
+    computed by hand, and the two k-means clusters, which split the samples along the embeddings' largest
+    direction of variance (dimensions 1 and 2, both loaded on trait 1), differ in it."""
+    geno = cohort["geno"]
+    rows = cohort["causal_rows"][1]
+    z_scale = geno.dosages[:, rows].std(0)
+    beta = np.array([3.0, 1.0, 1.0, 1.0, 1.0]) / z_scale  # per-allele effects of the simulated trait
+    flip = np.array([False, True, False, True, False])
+    a1 = np.where(flip, geno.variants.ref.to_numpy()[rows], geno.variants.alt.to_numpy()[rows])
+    weights = pd.DataFrame({"ID": geno.variants.id.to_numpy()[rows], "A1": a1, "BETA": np.where(flip, -beta, beta)})
+    weights.loc[len(weights)] = ["not:a:variant", "A", 9.0]
+    weights.to_csv(tmp_path / "w.tsv", sep="\t", index=False)
+    out = tmp_path / "d"
+    result = run_cli("discover", cohort["embeddings"], "--genotypes", cohort["prefix"], "--n-components", "2",
+                     "--pcs", "0", "--h2-method", "he", "--cluster-method", "kmeans", "--n-clusters", "2",
+                     "--pgs-weights", tmp_path / "w.tsv", "--out", out)
+    assert result.code == 0, result.err
+    assert "polygenic score from 5 of 6 weighted variants (1 not in the QC'd genotypes" in result.err
+    pgs = pd.read_csv(out / "pgs.tsv", sep="\t", index_col="id")
+    by_hand = geno.dosages[:, rows] @ beta  # flipped weights on 2 - dosage: the same score up to a constant
+    offset = pgs["pgs"].loc[geno.samples].to_numpy() - by_hand
+    np.testing.assert_allclose(offset, (2.0 * -beta[flip]).sum(), rtol=1e-9)
+    associations = pd.read_csv(out / "clusters" / "associations.tsv", sep="\t")
+    row = associations.set_index("column").loc["pgs"]
+    assert row.p < 1e-6  # trait 1 drives the split, so its score differs between the two clusters
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["polygenic_score"]["n_used"] == 5 and summary["polygenic_score"]["n_absent"] == 1
+
+
+def test_discover_pgs_options_are_checked_before_any_work(run_cli, cohort, tmp_path):
+    out = tmp_path / "out"
+    _one_line_error(run_cli("discover", cohort["embeddings"], "--genotypes", cohort["prefix"], "--pgs-weights",
+                            tmp_path / "none.tsv", "--out", out), "--pgs-weights: file not found")
+    _one_line_error(run_cli("discover", cohort["embeddings"], "--genotypes", cohort["prefix"], "--pgs-weights",
+                            cohort["covariates"], "--polygenic-score", "batch", "--out", out), "not both")
+    (tmp_path / "w.tsv").write_text("ID\tA1\tBETA\nnot:a:variant\tA\t1.0\n")
+    _one_line_error(run_cli("discover", cohort["embeddings"], "--genotypes", cohort["prefix"], "--pgs-weights",
+                            tmp_path / "w.tsv", "--out", out), "none of the 1 weighted variants")
+    assert not out.exists()
 
 
 def test_gwas_and_h2_commands_on_the_written_phenotypes(run_cli, cohort, tmp_path):

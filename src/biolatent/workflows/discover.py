@@ -38,6 +38,7 @@ PHENOTYPES_FILE = "phenotypes.tsv"
 H2_FILE = "h2.tsv"
 RG_FILE = "rg.tsv"
 MATCHING_FILE = "id_matching.json"
+PGS_FILE = "pgs.tsv"
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class DiscoverSettings:
     cluster_method: str = "leiden"
     n_clusters: int | None = None
     polygenic_score: str | None = None
+    pgs_weights: str | None = None
     genetic_correlation: bool = True
     seed: int = 0
     key: str = EMBEDDING_KEY
@@ -142,6 +144,17 @@ def _heritability(phenotypes: pd.DataFrame, genotypes: Any, covariates: pd.DataF
     return table, pd.DataFrame(pairs, columns=["trait_1", "trait_2", "rg", "se", "n", "method"]), n_used
 
 
+def _polygenic_score(genotypes: Any, weights_tsv: Path, say: Callable[[str], object]) -> pd.Series:
+    """Score of every genotyped sample from a weights table (``ID``, ``A1``, ``BETA``) on the QC'd variants."""
+    from biolatent.discover.genetics.pgs import polygenic_score, read_weights
+
+    score = polygenic_score(genotypes, read_weights(weights_tsv), name="pgs")
+    a = score.attrs
+    say(f"polygenic score from {a['n_used']} of {a['n_weights']} weighted variants ({a['n_absent']} not in the "
+        f"QC'd genotypes, {a['n_allele_mismatch']} with other alleles)")
+    return score
+
+
 def run_discover(
     embeddings_path: str | Path,
     genotypes_path: str | Path,
@@ -166,6 +179,7 @@ def run_discover(
     table, genotypes, info = gwas_scan(genotypes_path, phenotypes, covariates, engine=settings.engine, qc=settings.qc,
                                        n_pcs=settings.n_pcs, dosage=settings.dosage, say=say)
     say_summary(table.attrs["summary"], say)
+    pgs = None if settings.pgs_weights is None else _polygenic_score(genotypes, Path(settings.pgs_weights), say)
     h2, rg, n_grm_variants = _heritability(phenotypes, genotypes, info["covariates"], settings, say)
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -178,9 +192,12 @@ def run_discover(
     per_trait = write_gwas_results(table, genotypes, out_dir / "gwas", say)
     _write_tsv(h2, out_dir / H2_FILE)
     _write_tsv(rg, out_dir / RG_FILE)
+    if pgs is not None:
+        _write_tsv(pgs.reset_index(), out_dir / PGS_FILE)
     say("clusters of the embeddings")
     run_clusters(embeddings_path, out_dir / "clusters", method=settings.cluster_method, k=settings.n_clusters,
-                 polygenic_score=settings.polygenic_score, seed=settings.seed, key=settings.key, say=say)
+                 polygenic_score=pgs if pgs is not None else settings.polygenic_score, seed=settings.seed,
+                 key=settings.key, say=say)
     summary = {
         "settings": record, "id_matching": {k: v for k, v in matching.items() if k != "examples"},
         "phenotypes": {"n_samples": int(phenotypes.shape[0]), "traits": list(phenotypes.columns),
@@ -192,6 +209,7 @@ def run_discover(
                "traits": {r.trait: {"h2": r.h2, "se": r.se, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": int(r.n)}
                           for r in h2.itertuples()}},
         "n_rg_pairs": len(rg),
+        "polygenic_score": None if pgs is None else {"weights": settings.pgs_weights, **pgs.attrs},
     }
     write_json(out_dir / SUMMARY_FILE, summary)
     report = write_discovery_report(out_dir)

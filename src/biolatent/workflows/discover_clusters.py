@@ -61,7 +61,7 @@ def run_clusters(
     resolution: float = 1.0,
     n_repeats: int = 10,
     subsample: float = 0.8,
-    polygenic_score: str | None = None,
+    polygenic_score: str | pd.Series | None = None,
     projection: Literal["umap", "pca"] = "umap",
     seed: int = 0,
     key: str = EMBEDDING_KEY,
@@ -69,7 +69,8 @@ def run_clusters(
 ) -> Path:
     """Cluster the samples of ``embeddings_path`` and describe the clusters; return the path of clusters.tsv.
 
-    ``polygenic_score`` names an ``obs`` column tested as numeric whatever its type.
+    ``polygenic_score`` names an ``obs`` column tested as numeric whatever its type, or is a Series of scores
+    indexed by sample id (e.g. ``discover.genetics.pgs.polygenic_score``).
     """
     from biolatent.discover.associations import cluster_associations, subtypes_table
     from biolatent.discover.cluster_plots import write_cluster_figures
@@ -95,7 +96,9 @@ def run_clusters(
     subtypes = subtypes_table(labels, obs)
 
     settings = {"embeddings": str(embeddings_path), "key": key, "method": method, **params,
-                "n_repeats": n_repeats, "subsample": subsample, "polygenic_score": polygenic_score,
+                "n_repeats": n_repeats, "subsample": subsample,
+                "polygenic_score": polygenic_score if not isinstance(polygenic_score, pd.Series)
+                else str(polygenic_score.name),
                 "projection": projection, "seed": seed}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text(out_dir / "config.yaml", yaml.safe_dump({"clusters": settings}, sort_keys=False))
