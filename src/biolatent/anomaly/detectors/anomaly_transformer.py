@@ -12,6 +12,8 @@ torch RNG is left as it was). ``point_scores`` gives the anomaly criterion of ev
 one anomalous point is as unusual as that point (the pipeline then gives each point of the series the maximum
 over the windows that cover it).
 
+``ssm_branch=True`` adds the MAAT-style gated state-space (Mamba) branch of the model (see the model module).
+
 Persistence is weights only: ``arrays()`` holds the window size and the model's state_dict (``model.*``);
 ``restore`` rebuilds the model from the hyper-parameters in ``self.params``.
 """
@@ -59,9 +61,10 @@ class AnomalyTransformerDetector(FeatureDetector):
     citation: ClassVar[str] = "Xu et al. 2022 (ICLR)"
 
     def __init__(self, *, d_model: int = 32, n_layers: int = 2, n_heads: int = 4, epochs: int = 10,
-                 batch_size: int = 64, lr: float = 1e-3, k: float = 3.0, seed: int = 0) -> None:
+                 batch_size: int = 64, lr: float = 1e-3, k: float = 3.0, seed: int = 0, ssm_branch: bool = False,
+                 d_state: int = 8) -> None:
         for key, value in (("d_model", d_model), ("n_layers", n_layers), ("n_heads", n_heads), ("epochs", epochs),
-                           ("batch_size", batch_size)):
+                           ("batch_size", batch_size), ("d_state", d_state)):
             _positive_int(key, value)
         if d_model % n_heads or d_model % 2:
             raise ConfigError(f"anomaly_transformer: d_model ({d_model}) must be even and divisible by n_heads "
@@ -70,8 +73,10 @@ class AnomalyTransformerDetector(FeatureDetector):
             raise ConfigError(f"anomaly_transformer: lr must be > 0 and k >= 0, got lr {lr!r}, k {k!r}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError(f"anomaly_transformer: seed must be an integer, got {seed!r}")
+        if not isinstance(ssm_branch, bool):
+            raise ConfigError(f"anomaly_transformer: ssm_branch must be true or false, got {ssm_branch!r}")
         super().__init__(d_model=d_model, n_layers=n_layers, n_heads=n_heads, epochs=epochs, batch_size=batch_size,
-                         lr=float(lr), k=float(k), seed=seed)
+                         lr=float(lr), k=float(k), seed=seed, ssm_branch=ssm_branch, d_state=d_state)
         self.size: int | None = None
         self.model = None
         self.losses: list[float] = []  # mean reconstruction MSE per epoch of the last fit
@@ -80,7 +85,8 @@ class AnomalyTransformerDetector(FeatureDetector):
         from biolatent.anomaly.series_models.anomaly_transformer import AnomalyTransformer
 
         p = self.params
-        return AnomalyTransformer(1, d_model=p["d_model"], n_layers=p["n_layers"], n_heads=p["n_heads"])
+        return AnomalyTransformer(1, d_model=p["d_model"], n_layers=p["n_layers"], n_heads=p["n_heads"],
+                                  ssm_branch=p.get("ssm_branch", False), d_state=p.get("d_state", 8))
 
     def _fit(self, x: np.ndarray) -> None:
         import torch

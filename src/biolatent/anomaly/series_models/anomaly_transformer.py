@@ -22,6 +22,13 @@ both phases' gradients are accumulated into one optimiser step, as in the refere
 criterion of a point is softmax(-AssDis) over the window's time axis times its squared reconstruction error
 (``anomaly_criterion``).
 
+With ``ssm_branch=True`` the model follows the MAAT family (Sellam et al. 2025, "MAAT: Mamba Adaptive Anomaly
+Transformer with association discrepancy for time series", arXiv:2502.07858): a selective state-space block
+(``state_space.SelectiveStateSpace``, Mamba) reads the same embedded window in parallel to the attention stack,
+and a learned gate fuses the two representations before the reconstruction head,
+g = sigmoid(W [h_attention; h_ssm] + b), h = g * h_attention + (1 - g) * h_ssm (our formulation of MAAT's gated
+fusion); the association discrepancy still comes from the Anomaly-Attention layers.
+
 Simplifications, as in the reference code: the mean squared error stands for the paper's squared Frobenius norm
 and the mean of AssDis over points for its L1 norm (a constant factor absorbed into k); sigma is mapped to
 (0, 2.00003] by 3 ** (sigmoid(5 s) + 1e-5) - 1; the logarithms of the KL divergence add ``KL_EPS`` to both
@@ -130,7 +137,7 @@ class AnomalyTransformer(nn.Module):
     """Embedding + ``n_layers`` Anomaly-Attention layers + a linear reconstruction head; windows (B, N, C)."""
 
     def __init__(self, c_in: int = 1, *, d_model: int = 32, n_layers: int = 2, n_heads: int = 4,
-                 d_ff: int | None = None, dropout: float = 0.0) -> None:
+                 d_ff: int | None = None, dropout: float = 0.0, ssm_branch: bool = False, d_state: int = 8) -> None:
         super().__init__()
         if d_model % n_heads or d_model % 2:
             raise ValueError(f"d_model ({d_model}) must be even and divisible by n_heads ({n_heads})")
@@ -140,15 +147,26 @@ class AnomalyTransformer(nn.Module):
                                     for _ in range(n_layers))
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, c_in)
+        self.ssm: nn.Module | None = None
+        if ssm_branch:
+            from biolatent.anomaly.series_models.state_space import SelectiveStateSpace
+
+            self.ssm = SelectiveStateSpace(d_model, d_state=d_state)
+            self.gate = nn.Linear(2 * d_model, d_model)
 
     def forward(self, x: Tensor) -> TransformerOutput:
         h = self.embedding(x.transpose(1, 2)).transpose(1, 2)
         h = self.dropout(h + sinusoidal_positions(x.shape[1], h.shape[-1]).to(h))
+        embedded = h
         series, priors = [], []
         for layer in self.layers:
             h, s, p = layer(h)
             series.append(s)
             priors.append(p)
+        if self.ssm is not None:
+            h_ssm = self.ssm(embedded)
+            g = torch.sigmoid(self.gate(torch.cat([h, h_ssm], dim=-1)))
+            h = g * h + (1.0 - g) * h_ssm
         return TransformerOutput(self.head(self.norm(h)), torch.stack(series), torch.stack(priors))
 
 
