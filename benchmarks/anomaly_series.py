@@ -1,6 +1,7 @@
 """Anomaly detectors on the real UCR InternalBleeding16 series: metrics and scoring throughput.
 
-Each registered feature detector (``mahalanobis``, ``knn``, ``iforest``) is fitted on windows of the normal
+Each registered feature detector (``mahalanobis``, ``knn``, ``iforest``, ``anomaly_transformer``, and the latter
+with its MAAT-style state-space branch, ``anomaly_transformer+ssm``) is fitted on windows of the normal
 training part (its last 20% held out to set the threshold at a 1% healthy false-positive rate) and scores the
 test part: point-level AUROC and AP, Dice at the healthy-validation threshold, the best Dice (chosen on the test
 labels, an upper bound), the UCR archive's top hit (Wu & Keogh 2021), fitting time and scoring throughput
@@ -34,9 +35,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory(prefix="anomaly-bench-") as tmp:
-        for name in DETECTORS:
+        variants = [(name, {"name": name}) for name in DETECTORS]
+        variants.append(("anomaly_transformer+ssm", {"name": "anomaly_transformer", "ssm_branch": True}))
+        for name, method in variants:
             config = load_anomaly_config({"data": {"modality": "series", "dataset": "internal-bleeding16"},
-                                          "method": {"name": name}, "window": {"size": args.window},
+                                          "method": method, "window": {"size": args.window},
                                           "validation": {"fraction": 0.2, "target_fpr": 0.01}})
             run = Path(tmp) / name
             start = time.perf_counter()
