@@ -135,7 +135,7 @@ def test_every_example_anomaly_config_validates():
     configs = sorted(Path(__file__).parents[2].joinpath("configs", "anomaly").glob("*.yaml"))
     assert configs
     for path in configs:
-        assert load_anomaly_config(path).data.modality in ("series", "features", "image2d")
+        assert load_anomaly_config(path).data.modality in ("series", "features", "image2d", "volume3d")
 
 
 def test_anomaly_transformer_through_the_cli(run_cli, tmp_path):

@@ -3,6 +3,7 @@
 ```yaml
 data:       {modality: series, dataset: internal-bleeding16}   # or path: healthy.tsv; features: embeddings.h5ad
 method:     {name: knn, k: 5}                                   # mahalanobis | knn | iforest; image2d: ae | vae | cevae
+                                                                # volume3d (NIfTI folder): image2d's, on axial slices
 train:      {epochs: 20, batch_size: 32, lr: 0.001}             # neural detectors only
 window:     {size: 64, stride: 1}                               # series only
 validation: {fraction: 0.2, target_fpr: 0.01}                   # threshold from healthy validation data only
@@ -26,14 +27,15 @@ _STRICT = ConfigDict(extra="forbid")
 class AnomalyData(BaseModel):
     model_config = _STRICT
 
-    modality: Literal["series", "features", "image2d"] = "series"
-    path: Path | None = Field(None, description="healthy data: series table, embeddings .h5ad / table, image folder")
+    modality: Literal["series", "features", "image2d", "volume3d"] = "series"
+    path: Path | None = Field(None, description="healthy data: series table, embeddings .h5ad / table, image or "
+                                                "NIfTI volume folder")
     dataset: str | None = Field(None, description="registered dataset (its healthy part) instead of a path")
     value_column: str = "value"
     label_column: str = Field("is_anomaly", description="0/1 column of evaluation data")
     key: str = Field("X_biolatent", description="obsm key of the features in an .h5ad")
-    image_size: int = Field(64, ge=16, description="side of the square images (image2d)")
-    mask_column: str = Field("mask", description="meta.tsv column with lesion mask PNGs (image2d)")
+    image_size: int = Field(64, ge=16, description="side of the square images (image2d) or cubic volumes (volume3d)")
+    mask_column: str = Field("mask", description="meta.tsv column with lesion masks (image2d: PNG, volume3d: NIfTI)")
 
     @model_validator(mode="after")
     def _path_or_dataset(self) -> AnomalyData:
@@ -66,7 +68,7 @@ class ValidationConfig(BaseModel):
 
 
 class TrainSection(BaseModel):
-    """Training of the neural detectors (image2d: ae, vae, cevae); ignored by the feature detectors."""
+    """Training of the neural detectors (image2d, volume3d: ae, vae, cevae); ignored by the feature detectors."""
 
     model_config = _STRICT
 
@@ -110,7 +112,8 @@ def load_anomaly_config(source: str | Path | dict[str, Any]) -> AnomalyConfig:
         raise ConfigError(f"{where}: {error['msg']}") from None
     from biolatent.anomaly.detectors import build_for
 
-    build_for(config.data.modality, config.method.name, config.method.params())  # unknown name / parameter: now
+    modality = "image2d" if config.data.modality == "volume3d" else config.data.modality  # slice-wise 2D detectors
+    build_for(modality, config.method.name, config.method.params())  # unknown name / parameter: now
     if base is not None and config.data.path is not None and not config.data.path.is_absolute():
         config.data.path = base / config.data.path
     return config

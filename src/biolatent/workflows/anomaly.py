@@ -10,6 +10,16 @@ score: scores.tsv (series: position, value, score, flagged; features: id, score,
 evaluate: needs labels (series: a 0/1 column; features: a 0/1 obs/table column) -> RUN/anomaly_metrics.tsv
 (detector, level, metric, value), the ROC/PR figure, and (series) the UCR archive's "top hit": whether the
 highest-scoring point lies in the labelled anomaly (+- one window), Wu & Keogh 2021.
+
+volume3d (NIfTI volume sets, ``biolatent.anomaly.volumes``) is detected slice-wise with the 2D image detectors,
+the established practice for brain MRI (Baur et al. 2021, Medical Image Analysis 69:101952, "Autoencoders for
+unsupervised anomaly segmentation in brain MR images: a comparative study"): fit trains the detector on the
+axial slices that hold brain of the healthy fitting volumes; validation volumes are held out by subject (not
+by slice) and set the sample threshold (volume score = top-fraction mean of the voxel map, slices grey-opened
+as in 2D) and the voxel threshold (over the validation volumes' brain voxels) at the target false-positive
+rate. score writes maps/<id>_map.nii.gz on each input's grid with its affine and maps.png; evaluate adds
+level ``voxel`` rows (within the brain region, see ``brain_region``; ``dice_postprocessed`` applies the
+StRegA chain slice-wise).
 """
 
 from __future__ import annotations
@@ -86,10 +96,13 @@ def fit_anomaly(config: AnomalyConfig, run_dir: Path, *, say: Callable[[str], ob
         raise DataError(f"{run_dir} already holds a fitted detector: choose another --out")
     data = config.data
     path = data.path if data.path is not None else _dataset_path(str(data.dataset), "healthy")
-    detector = build_for(data.modality, config.method.name, config.method.params())
+    detector = build_for("image2d" if data.modality == "volume3d" else data.modality, config.method.name,
+                         config.method.params())
     state: dict[str, Any] = {"modality": data.modality, "detector": config.method.name}
     if data.modality == "image2d":
         val_scores = _fit_images(detector, config, path, state, say)
+    elif data.modality == "volume3d":
+        val_scores = _fit_volumes(detector, config, path, state, say)
     elif data.modality == "series":
         values, labels = read_series(path, data.value_column,
                                      data.label_column if data.label_column in _columns(path) else None)
@@ -163,6 +176,38 @@ def _fit_images(detector, config: AnomalyConfig, path: Path, state: dict[str, An
     return detector.score(images[order[:n_val]])
 
 
+def _fit_volumes(detector, config: AnomalyConfig, path: Path, state: dict[str, Any],
+                 say: Callable[[str], object]) -> np.ndarray:
+    """Train on the brain slices of a seeded part of the healthy volumes; held-out volumes set both thresholds."""
+    from biolatent.anomaly.metrics import threshold_at_fpr
+    from biolatent.anomaly.volumes import brain_region, brain_slices, read_volume_set, volume_maps, volume_scores
+
+    data = config.data
+    ids, volumes, labels, masks = read_volume_set(path, data.image_size, label_column=data.label_column,
+                                                  mask_column=data.mask_column)
+    if masks is not None and masks.any():
+        raise DataError(f"the healthy set {path} has {int(masks.any(axis=(1, 2, 3)).sum())} lesion masks that are "
+                        "not empty: fit on healthy volumes only")
+    if labels is not None and labels.any():
+        raise DataError(f"the healthy set {path} holds {int(labels.sum())} volumes labelled anomalous")
+    order = np.random.default_rng(config.seed).permutation(len(ids))
+    n_val = max(1, round(config.validation.fraction * len(ids)))
+    if len(ids) - n_val < 1:
+        raise DataError(f"{len(ids)} healthy volumes: too few to fit and validate (held out by subject)")
+    slices = brain_slices(volumes[order[n_val:]])
+    train = config.train
+    say(f"training {config.method.name} on {len(slices)} axial brain slices of {len(ids) - n_val} healthy volumes "
+        f"({train.epochs} epochs); {n_val} volumes held out for the thresholds")
+    detector.fit(slices, epochs=train.epochs, batch_size=train.batch_size, lr=train.lr, seed=config.seed,
+                 accelerator="cpu")
+    held_out = volumes[order[:n_val]]
+    val_maps = volume_maps(detector, held_out)
+    state.update({"image_size": data.image_size, "fit_volumes": len(ids) - n_val, "validation_volumes": n_val,
+                  "voxel_threshold": threshold_at_fpr(val_maps[brain_region(held_out)],
+                                                      config.validation.target_fpr)})
+    return volume_scores(val_maps, detector.top_fraction, detector.score_opening)
+
+
 def _columns(path: Path) -> list[str]:
     if path.suffix == ".h5ad" or not path.is_file():
         return [] if not (path / "meta.tsv").is_file() else _columns(path / "meta.tsv")
@@ -175,7 +220,7 @@ def _load(run_dir: Path) -> tuple[AnomalyConfig, Any, dict[str, Any]]:
     if not (run_dir / STATE_FILE).is_file():
         raise DataError(f"{run_dir} holds no fitted detector: run `biolatent anomaly fit CONFIG --out {run_dir}`")
     state = read_json(run_dir / STATE_FILE)
-    if state["modality"] == "image2d":
+    if state["modality"] in ("image2d", "volume3d"):
         from biolatent.anomaly.image.detector import ImageReconstructionDetector
 
         detector = ImageReconstructionDetector.load(run_dir)
@@ -215,6 +260,18 @@ def _scored(run_dir: Path, data: str | Path | None, with_labels: bool) -> tuple:
         maps = detector.score_maps(images)
         table = pd.DataFrame({"id": ids, "score": sample_scores(maps, detector.top_fraction, detector.score_opening)})
         extra = {"images": images, "maps": maps, "masks": masks}
+    elif state["modality"] == "volume3d":
+        from biolatent.anomaly.volumes import read_volume_set, volume_maps, volume_scores
+
+        ids, volumes, labels, masks = read_volume_set(path, state["image_size"],
+                                                      label_column=config.data.label_column,
+                                                      mask_column=config.data.mask_column)
+        if with_labels and labels is None:
+            raise DataError(f"{path} has no labels: evaluation needs meta.tsv with {config.data.label_column!r} or "
+                            f"{config.data.mask_column!r} columns")
+        maps = volume_maps(detector, volumes)
+        table = pd.DataFrame({"id": ids, "score": volume_scores(maps, detector.top_fraction, detector.score_opening)})
+        extra = {"images": volumes, "maps": maps, "masks": masks}
     elif state["modality"] == "series":
         values, labels = read_series(path, config.data.value_column, label)
         table = pd.DataFrame({"position": np.arange(values.size), "value": values,
@@ -239,7 +296,14 @@ def score_anomaly(run_dir: Path, data: str | Path | None, out_dir: Path, *,
     with atomic_path(scores_path) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     scores_figure(table, state).savefig(out_dir / "scores.png", dpi=110)
-    if extra:
+    if state["modality"] == "volume3d":
+        from biolatent.anomaly.volumes import read_volume_headers, volume_map_figure, write_volume_map
+
+        for header, volume_map in zip(read_volume_headers(path), extra["maps"], strict=True):
+            write_volume_map(out_dir / "maps" / f"{header.id}_map.nii.gz", volume_map, header)
+        volume_map_figure(extra["images"], extra["maps"], extra["masks"], table["id"].tolist()).savefig(
+            out_dir / "maps.png", dpi=110)
+    elif extra:
         from biolatent.anomaly.plots import map_grid_figure
 
         np.save(out_dir / "maps.npy", extra["maps"])
@@ -272,6 +336,16 @@ def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, say: Callable[[s
 
             map_grid_figure(extra["images"], extra["maps"], extra["masks"], table["id"].tolist(),
                             labels=labels).savefig(run_dir / "anomaly_maps.png", dpi=110)
+    elif state["modality"] == "volume3d":
+        level, metrics = "sample", _sample_metrics(scores, labels, state["threshold"])
+        if extra["masks"] is not None:
+            voxel = _voxel_metrics(extra["images"], extra["maps"], extra["masks"], state["voxel_threshold"])
+            tables.append(metrics_table(state["detector"], "voxel", voxel))
+            metrics.update({f"voxel_{k}": v for k, v in voxel.items()})
+        from biolatent.anomaly.volumes import volume_map_figure
+
+        volume_map_figure(extra["images"], extra["maps"], extra["masks"], table["id"].tolist(),
+                          labels=labels).savefig(run_dir / "anomaly_maps.png", dpi=110)
     elif state["modality"] == "series":
         level, metrics = "point", dense_metrics(scores, labels, state["threshold"], "point")
         region = np.flatnonzero(labels)
@@ -280,7 +354,7 @@ def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, say: Callable[[s
         metrics["top_hit"] = float(region.min() - margin <= top <= region.max() + margin)
     else:
         level, metrics = "sample", _sample_metrics(scores, labels, state["threshold"])
-    sample_keys = [k for k in metrics if not k.startswith("pixel_")]
+    sample_keys = [k for k in metrics if not k.startswith(("pixel_", "voxel_"))]
     result = pd.concat([metrics_table(state["detector"], level, {k: metrics[k] for k in sample_keys}), *tables],
                        ignore_index=True)
     path_out = run_dir / METRICS_FILE
@@ -291,6 +365,20 @@ def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, say: Callable[[s
     update_json(run_dir / "metrics.json", "anomaly_evaluate", {"data": str(path), "level": level, **metrics})
     say(", ".join(f"{k} {v:.3f}" for k, v in metrics.items()) + f" ({level} level; dice_best uses the test labels)")
     return path_out
+
+
+def _voxel_metrics(volumes: np.ndarray, maps: np.ndarray, masks: np.ndarray, threshold: float) -> dict[str, float]:
+    """Voxel AUROC / AP / Dice inside the brain region (plus any lesion voxel); StRegA post-processing slice-wise."""
+    from biolatent.anomaly.image.postprocess import postprocess
+    from biolatent.anomaly.metrics import dense_metrics, dice
+    from biolatent.anomaly.volumes import brain_region
+
+    region = brain_region(volumes) | masks
+    voxel = dense_metrics(maps[region], masks[region], threshold, "voxel")
+    n, d, h, w = maps.shape
+    segmented = postprocess(maps.reshape(n * d, h, w)).reshape(maps.shape)
+    voxel["dice_postprocessed"] = dice(segmented, masks)
+    return voxel
 
 
 def _sample_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:

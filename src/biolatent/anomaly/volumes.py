@@ -1,0 +1,333 @@
+"""3D volume sets for anomaly detection: a folder of NIfTI volumes, optionally with ``meta.tsv`` (labels, masks).
+
+The conventions are those of ``images.py``: without ``meta.tsv`` every ``*.nii`` / ``*.nii.gz`` of the folder is
+read (ids = file names without the suffix); with it (columns ``id``, ``path``, optionally ``is_anomaly`` (0/1)
+and ``mask``: a NIfTI lesion mask, empty for none) the listed volumes are read in its order.
+
+Arrays are (z, y, x) of the volume re-oriented to canonical RAS (``nibabel.as_closest_canonical``): ``v[k]`` is
+axial slice ``k``. A volume whose grid is not ``size``^3 is resampled to it (trilinear; masks nearest). A
+volume with intensities outside [0, 1] is rescaled: negative values to 0, then divided by its 99.9th
+percentile of positive voxels and clipped to 1. ``write_volume_map`` puts a (z, y, x) map back on the input's
+own grid (resampling back, undoing the re-orientation) with the input's affine.
+
+``write_brain_set`` writes the synthetic brains of ``biolatent.data.simulate.brain`` in this layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from scipy import ndimage
+
+from biolatent.errors import DataError
+from biolatent.rundir import atomic_path
+
+META = "meta.tsv"
+SUFFIXES = (".nii.gz", ".nii")
+
+
+@dataclass(frozen=True)
+class VolumeHeader:
+    """Where a volume of a set came from: its ``affine`` and ``shape`` as stored, and its file."""
+
+    id: str
+    path: Path
+    affine: np.ndarray
+    shape: tuple[int, ...]
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    return next((name[: -len(s)] for s in SUFFIXES if name.endswith(s)), name)
+
+
+def _entries(folder: Path, mask_column: str) -> tuple[pd.DataFrame, bool]:
+    """(table with id, path[, labels, masks], whether it came from meta.tsv)."""
+    if not folder.is_dir():
+        raise DataError(f"volume set not found: {folder} (a folder of NIfTI volumes, optionally with {META})")
+    if not (folder / META).is_file():
+        files = sorted(p for p in folder.iterdir() if p.name.endswith(SUFFIXES))
+        if not files:
+            raise DataError(f"{folder} holds no NIfTI volumes (*.nii, *.nii.gz) and no {META}")
+        return pd.DataFrame({"id": [_stem(p) for p in files], "path": [p.name for p in files]}), False
+    meta = pd.read_csv(folder / META, sep="\t", dtype={"id": str, "path": str, mask_column: str},
+                       keep_default_na=False)
+    for column in ("id", "path"):
+        if column not in meta.columns:
+            raise DataError(f"{folder / META} has no {column!r} column")
+    if meta.empty:
+        raise DataError(f"{folder / META} lists no volumes")
+    return meta, True
+
+
+def _load(path: Path, what: str) -> tuple[Any, np.ndarray]:
+    """(the nibabel image as stored, its canonical (z, y, x) float32 data); DataError if missing or not 3D."""
+    import nibabel as nib
+
+    if not path.is_file():
+        raise DataError(f"{what} not found: {path}")
+    try:
+        image = nib.load(path)
+        data = np.asarray(nib.as_closest_canonical(image).dataobj, dtype=np.float32)
+    except Exception as exc:  # nibabel raises ImageFileError, OSError, EOFError, zlib errors...
+        raise DataError(f"cannot read {what} {path}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise DataError(f"{what} {path} holds {data.ndim}D data of shape {data.shape}: expected a 3D volume")
+    if not np.isfinite(data).all():
+        raise DataError(f"{what} {path} holds NaN or inf")
+    return image, np.ascontiguousarray(data.transpose(2, 1, 0))
+
+
+def _resample(data: np.ndarray, size: int, order: int) -> np.ndarray:
+    if data.shape == (size,) * 3:
+        return data
+    return ndimage.zoom(data, np.asarray((size,) * 3) / np.asarray(data.shape), order=order, mode="nearest",
+                        grid_mode=True)
+
+
+def unit_range(volume: np.ndarray) -> np.ndarray:
+    """The volume itself if within [0, 1]; else negatives to 0, / 99.9th percentile of positive voxels, clip 1."""
+    if volume.min() >= 0.0 and volume.max() <= 1.0:
+        return volume
+    v = np.clip(volume, 0.0, None)
+    positive = v[v > 0]
+    scale = float(np.percentile(positive, 99.9)) if positive.size else 1.0
+    return np.clip(v / (scale or 1.0), 0.0, 1.0)
+
+
+def read_volume_set(folder: str | Path, size: int, *, label_column: str = "is_anomaly",
+                    mask_column: str = "mask") -> tuple[list[str], np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(ids, volumes float32 (N, D, H, W) in [0, 1], labels bool (N,) or None, masks bool (N, D, H, W) or None).
+
+    D = H = W = ``size``. Missing files, non-3D data, a mask whose grid differs from its image's -> DataError.
+    """
+    folder = Path(folder)
+    table, has_meta = _entries(folder, mask_column)
+    volumes, masks = [], []
+    with_masks = has_meta and mask_column in table.columns
+    for row in table.itertuples(index=False):
+        _, data = _load(folder / str(row.path), f"volume {row.id!r}")
+        volumes.append(_resample(unit_range(data), size, order=1))
+        if not with_masks:
+            continue
+        mask_path = str(getattr(row, mask_column)).strip()
+        if not mask_path:
+            masks.append(np.zeros((size,) * 3, bool))
+            continue
+        _, mask = _load(folder / mask_path, f"mask of {row.id!r}")
+        if mask.shape != data.shape:
+            raise DataError(f"{row.id}: mask {mask_path} has shape {mask.shape[::-1]} but the image has "
+                            f"{data.shape[::-1]} (shape mismatch)")
+        masks.append(_resample(mask > 0.5, size, order=0).astype(bool))
+    labels = None
+    if has_meta and label_column in table.columns:
+        values = pd.to_numeric(table[label_column], errors="coerce").to_numpy()
+        if np.isnan(values).any() or not np.isin(values, (0, 1)).all():
+            raise DataError(f"{folder / META}: column {label_column!r} must hold 0/1")
+        labels = values.astype(bool)
+    mask_array = np.stack(masks) if masks else None
+    if labels is None and mask_array is not None:
+        labels = mask_array.any(axis=(1, 2, 3))
+    return table["id"].astype(str).tolist(), np.stack(volumes).astype(np.float32), labels, mask_array
+
+
+def read_volume_headers(folder: str | Path) -> list[VolumeHeader]:
+    """The stored affine and shape of every volume of the set (for writing maps on the input's grid)."""
+    import nibabel as nib
+
+    folder = Path(folder)
+    table, _ = _entries(folder, "mask")
+    headers = []
+    for row in table.itertuples(index=False):
+        path = folder / str(row.path)
+        if not path.is_file():
+            raise DataError(f"volume {row.id!r} not found: {path}")
+        image = nib.load(path)
+        headers.append(VolumeHeader(str(row.id), path, np.asarray(image.affine), tuple(image.shape[:3])))
+    return headers
+
+
+def save_volume(path: str | Path, volume: np.ndarray, affine: np.ndarray) -> Path:
+    """Write a (z, y, x) array (canonical RAS) with ``affine`` (its x, y, z voxel -> mm), atomically."""
+    import nibabel as nib
+
+    image = nib.Nifti1Image(np.ascontiguousarray(np.asarray(volume, np.float32).transpose(2, 1, 0)), affine)
+    image.header.set_xyzt_units("mm")
+    return _save(image, Path(path))
+
+
+def _save(image: Any, path: Path) -> Path:
+    import nibabel as nib
+
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        target = tmp.with_name(tmp.name + suffix)  # nibabel picks compression from the suffix
+        nib.save(image, target)
+        target.replace(tmp)
+    return path
+
+
+def write_volume_map(path: str | Path, volume_map: np.ndarray, header: VolumeHeader) -> Path:
+    """A (z, y, x) map of the canonical ``size``^3 grid, written on the input's own grid with its affine."""
+    import nibabel as nib
+    from nibabel import orientations
+
+    ornt = orientations.io_orientation(header.affine)
+    canonical_shape = tuple(int(header.shape[int(axis)]) for axis in ornt[:, 0])  # RAS (x, y, z) sizes
+    data = np.asarray(volume_map, np.float32)
+    if data.shape != canonical_shape[::-1]:
+        data = ndimage.zoom(data, np.asarray(canonical_shape[::-1]) / np.asarray(data.shape), order=1,
+                            mode="nearest", grid_mode=True)
+    xyz = data.transpose(2, 1, 0)
+    back = orientations.ornt_transform(orientations.axcodes2ornt(("R", "A", "S")), ornt)
+    stored = orientations.apply_orientation(xyz, back)
+    image = nib.Nifti1Image(np.ascontiguousarray(stored, dtype=np.float32), header.affine)
+    image.header.set_xyzt_units("mm")
+    return _save(image, Path(path))
+
+
+def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: bool = False, mass_effect: bool = False,
+                    seed: int = 0, lesion_fraction: float = 0.5, template: Any = None,
+                    say: Callable[[str], object] | None = None) -> Path:
+    """``<id>.nii.gz`` (+ ``<id>_mask.nii.gz`` for lesioned subjects), ``meta.tsv`` and ``preview.png``.
+
+    ``meta.tsv`` columns: id, path, is_anomaly, mask (empty for none), lesion_voxels, n_lesions. With
+    ``lesions``, a seeded ``lesion_fraction`` of the subjects carries lesions (the others stay healthy; a
+    lesioned subject is the healthy subject of the same seed plus its lesions). ``template`` defaults to the
+    real ``mni152`` (dataset registry).
+    """
+    from biolatent.data.simulate.brain import check_size, mni152_template, simulate_brain
+
+    out_dir, size = Path(out_dir), check_size(size)
+    if int(n) < 1:
+        raise DataError(f"the number of subjects must be >= 1, got {n}")
+    if (out_dir / META).exists():
+        raise DataError(f"{out_dir} already holds a set ({META}): choose another --out")
+    if lesions and not 0.0 < lesion_fraction <= 1.0:
+        raise DataError(f"lesion_fraction must lie in (0, 1], got {lesion_fraction}")
+    if mass_effect and not lesions:
+        raise DataError("mass effect needs lesions (--lesions)")
+    template = template if template is not None else mni152_template(progress=say)
+    chosen = np.random.default_rng([seed, 2]).random(int(n)) < lesion_fraction if lesions else np.zeros(int(n), bool)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    lesioned: list[tuple[str, np.ndarray, np.ndarray]] = []
+    healthy: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for i in range(int(n)):
+        subject = simulate_brain(template, seed, i, size=size, lesions=bool(chosen[i]), mass_effect=mass_effect)
+        name = f"brain-{i + 1:04d}"
+        save_volume(out_dir / f"{name}.nii.gz", subject.image, subject.affine)
+        mask = ""
+        if chosen[i]:
+            mask = f"{name}_mask.nii.gz"
+            save_volume(out_dir / mask, subject.mask.astype(np.float32), subject.affine)
+        rows.append({"id": name, "path": f"{name}.nii.gz", "is_anomaly": int(subject.mask.any()), "mask": mask,
+                     "lesion_voxels": int(subject.mask.sum()), "n_lesions": len(subject.lesions)})
+        shown = lesioned if chosen[i] else healthy
+        if len(shown) < 4:
+            shown.append((name, subject.image, subject.mask))
+        if say is not None and ((i + 1) % max(1, int(n) // 10) == 0 or i + 1 == int(n)):
+            say(f"{i + 1}/{n} brains written")
+    meta = out_dir / META
+    with atomic_path(meta) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)
+    preview_figure((lesioned + healthy)[:4]).savefig(out_dir / "preview.png", dpi=100)
+    return meta
+
+
+def _through(volume: np.ndarray, mask: np.ndarray) -> tuple[int, int, int]:
+    """The (z, y, x) point the preview slices pass through: the largest lesion's centre of mass, else the centre."""
+    if mask.any():
+        components, _ = ndimage.label(mask)
+        largest = 1 + int(np.argmax(np.bincount(components.ravel())[1:]))
+        return tuple(round(float(c)) for c in ndimage.center_of_mass(components == largest))  # type: ignore[return-value]
+    return tuple(s // 2 for s in volume.shape)  # type: ignore[return-value]
+
+
+def preview_figure(subjects: list[tuple[str, np.ndarray, np.ndarray]]) -> Figure:
+    """Rows: subjects; columns: axial, coronal, sagittal slices (through the lesion) with the mask outline."""
+    figure = Figure(figsize=(7.5, 2.5 * max(1, len(subjects))))
+    axes = np.atleast_2d(figure.subplots(max(1, len(subjects)), 3, squeeze=False))
+    for row, (name, volume, mask) in enumerate(subjects):
+        z, y, x = _through(volume, mask)
+        for column, (plane, outline, title) in enumerate(((volume[z], mask[z], "axial"),
+                                                         (volume[:, y], mask[:, y], "coronal"),
+                                                         (volume[:, :, x], mask[:, :, x], "sagittal"))):
+            axis = axes[row, column]
+            axis.imshow(plane, cmap="gray", vmin=0.0, vmax=1.0, origin="lower")
+            if outline.any():
+                axis.contour(outline.astype(float), levels=[0.5], colors="tab:red", linewidths=0.8)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            axis.set_title(f"{name} {title}", fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def volume_map_figure(volumes: np.ndarray, maps: np.ndarray, masks: np.ndarray | None, ids: list[str], *,
+                      labels: np.ndarray | None = None, n: int = 6) -> Figure:
+    """The 2D map grid (image / anomaly map / mask) of one axial slice per volume: through the largest lesion's
+    centre of mass when there is a mask, else the middle slice."""
+    from biolatent.anomaly.plots import map_grid_figure
+
+    order = np.arange(len(ids)) if labels is None else np.r_[np.flatnonzero(labels), np.flatnonzero(~labels)]
+    order = order[:n]
+    picks = [_through(volumes[i], masks[i] if masks is not None else np.zeros(1, bool))[0] for i in order]
+    images = np.stack([volumes[i, z] for i, z in zip(order, picks, strict=True)])[:, None]
+    slices = np.stack([maps[i, z] for i, z in zip(order, picks, strict=True)])
+    mask_slices = None if masks is None else np.stack([masks[i, z] for i, z in zip(order, picks, strict=True)])
+    names = [f"{ids[i]} z={z}" for i, z in zip(order, picks, strict=True)]
+    return map_grid_figure(images[:, :, ::-1], slices[:, ::-1], None if mask_slices is None else mask_slices[:, ::-1],
+                           names, n=n)
+
+
+# --- slice-wise detection (Baur et al. 2021, Medical Image Analysis 69:101952: 2D models on axial slices) ---
+
+
+def brain_region(volumes: np.ndarray) -> np.ndarray:
+    """bool (N, D, H, W): the nonzero voxels of each (skull-stripped) volume, dilated by one voxel (6-connected).
+
+    Maps are kept and voxel metrics computed inside it, as brain-MRI anomaly benchmarks do with brain masks.
+    """
+    return np.stack([ndimage.binary_dilation(v > 0) for v in volumes])
+
+
+def brain_slices(volumes: np.ndarray) -> np.ndarray:
+    """The axial slices (M, 1, H, W) of (N, D, H, W) volumes that hold any nonzero voxel."""
+    slices = volumes.reshape(-1, *volumes.shape[2:])
+    keep = slices.reshape(slices.shape[0], -1).max(axis=1) > 0
+    if not keep.any():
+        raise DataError("the volumes hold no nonzero voxel (no brain to learn from)")
+    return slices[keep][:, None]
+
+
+def volume_maps(detector: Any, volumes: np.ndarray) -> np.ndarray:
+    """float32 (N, D, H, W): the 2D detector's map of every axial slice that holds brain, 0 elsewhere and outside
+    ``brain_region``."""
+    n, d, h, w = volumes.shape
+    slices = volumes.reshape(n * d, h, w)
+    keep = np.flatnonzero(slices.reshape(n * d, -1).max(axis=1) > 0)
+    maps = np.zeros((n * d, h, w), np.float32)
+    if keep.size:
+        maps[keep] = detector.score_maps(slices[keep][:, None])
+    return maps.reshape(n, d, h, w) * brain_region(volumes)
+
+
+def volume_scores(maps: np.ndarray, top_fraction: float, opening_radius: int) -> np.ndarray:
+    """(N, D, H, W) -> (N,): each axial slice grey-opened as in the 2D detector, then the top-fraction mean
+    over the whole volume's voxel map."""
+    from biolatent.anomaly.image.detector import top_fraction_mean
+
+    if opening_radius > 0:
+        size = (1, 2 * opening_radius + 1, 2 * opening_radius + 1)
+        maps = np.stack([ndimage.grey_opening(m, size=size, mode="reflect") for m in maps])
+    return top_fraction_mean(maps, top_fraction)

@@ -1,0 +1,330 @@
+"""Synthetic 3D brains from a real template, healthy or with planted tumour-like lesions and their masks.
+
+Subject synthesis follows the idea of SynthSeg (Billot et al. 2023, Medical Image Analysis 86:102789, "SynthSeg:
+segmentation of brain MRI scans of any contrast and resolution without retraining"): real anatomy is spatially
+deformed per subject, then rendered with intensities drawn at random per tissue, with a bias field and noise.
+Here the anatomy is the grey / white matter / CSF probability maps of the MNI ICBM152 2009a template (dataset
+``mni152``), so partial volume comes from the probabilities rather than from blurred hard labels. Per subject
+(all from the stream seeded by ``(seed, index)``):
+
+* a random affine about the brain centre: rotations U(-10, 10) degrees per axis, scalings U(0.92, 1.08) per axis,
+  translation N(0, 2 mm);
+* a smooth elastic displacement: N(0, 3 mm) on a 5x5x5 control grid, upsampled (cubic) to the volume;
+* tissue means around T1 contrast: WM U(0.60, 0.72), GM = WM x U(0.60, 0.75), CSF U(0.05, 0.20);
+  image = sum over tissues of probability x mean (partial volume), background 0 (skull-stripped, like the
+  template);
+* a smooth multiplicative bias field exp(N(0, 0.1) on a 4x4x4 grid, upsampled) and Gaussian noise of sd
+  U(0.01, 0.03) inside the brain; the result is clipped to [0, 1].
+
+The output is a cube of ``size`` voxels per side (a power of two >= 32, because the 2D detectors need it) that
+holds the template's brain with a 10 % margin, resampled (trilinear) from the template after a Gaussian
+anti-aliasing blur (sigma = 0.4 output voxels). Arrays are (z, y, x) of RAS space: ``image[k]`` is axial slice
+``k`` (inferior to superior); ``affine`` maps (x, y, z) voxel indices to template millimetres.
+
+Lesions (``lesions=True``; a separate stream seeded by ``(seed, index, 1)``, so a lesioned cohort is its healthy
+cohort of the same seed plus lesions): 1-3 tumour-like blobs, centred in white matter (80 %) or any tissue,
+radius log-uniform in [0.08, 0.4] x the brain's equivalent-sphere radius (from ~2 voxels at 64^3 to a diameter
+of ~40 % of the brain's width), ellipsoidal (axes x U(0.75, 1)), randomly rotated, with a smooth irregular
+boundary (radius x (1 + 0.15 x smooth noise)) and a soft edge (profile exp(-ln 2 rho^4), 1/2 at the boundary).
+The tissue under the profile is replaced by the lesion's intensity: WM mean +- U(0.15, 0.4) (hyper- or
+hypo-intense with equal chance) with a faint texture. The mask is ``rho <= 1`` inside the brain. With
+``mass_effect``, tissue around each lesion is pushed radially outwards by a smooth, fold-free displacement:
+a point at distance s from the centre moves by ``a s exp(-(s / 2r)^2)`` (a ~ U(0.3, 0.6) < 1, so the map is
+monotone in s; largest shift ~0.43 a x 2r at s = sqrt(2) r).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from biolatent.errors import ConfigError, DataError
+
+MIN_SIZE = 32
+MARGIN = 1.1  # field of view = 1.1 x the brain's largest extent
+TISSUES = ("gm", "wm", "csf")
+
+
+@dataclass
+class BrainTemplate:
+    """Tissue probability maps (x, y, z) in [0, 1] on a common grid, with its voxel -> mm ``affine`` (RAS)."""
+
+    gm: np.ndarray
+    wm: np.ndarray
+    csf: np.ndarray
+    affine: np.ndarray
+    name: str = "template"
+    _grids: dict[int, _Grid] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        shapes = {np.shape(self.gm), np.shape(self.wm), np.shape(self.csf)}
+        if len(shapes) != 1 or np.ndim(self.gm) != 3:
+            raise DataError(f"template {self.name!r}: gm, wm, csf must be 3D maps of one shape, got {sorted(shapes)}")
+        if np.shape(self.affine) != (4, 4):
+            raise DataError(f"template {self.name!r}: the affine must be 4x4")
+        self.gm, self.wm, self.csf = (np.clip(np.asarray(m, np.float32), 0.0, 1.0) for m in (self.gm, self.wm,
+                                                                                             self.csf))
+        if not (self.gm + self.wm + self.csf > 0.5).any():
+            raise DataError(f"template {self.name!r} holds no brain (gm + wm + csf > 0.5 nowhere)")
+
+    def grid(self, size: int) -> _Grid:
+        """The output grid of ``size``^3 voxels and the anti-aliased maps (cached per size)."""
+        if size not in self._grids:
+            self._grids[size] = _make_grid(self, size)
+        return self._grids[size]
+
+
+@dataclass(frozen=True)
+class _Grid:
+    size: int
+    spacing: float  # mm per output voxel (isotropic)
+    centre_mm: np.ndarray  # (3,) template mm at the cube centre
+    maps: tuple[np.ndarray, ...]  # anti-aliased gm, wm, csf (x, y, z) of the template
+    inverse_affine: np.ndarray  # template mm -> template voxel
+
+    @property
+    def affine(self) -> np.ndarray:
+        """(x, y, z) output voxel index -> template mm."""
+        affine = np.diag([self.spacing] * 3 + [1.0])
+        affine[:3, 3] = self.centre_mm - self.spacing * (self.size - 1) / 2.0
+        return affine
+
+
+@dataclass(frozen=True)
+class BrainSubject:
+    """One synthetic subject: ``image`` float32 (z, y, x) in [0, 1], ``mask`` bool lesion mask, ``tissue``
+    float32 (3, z, y, x) GM/WM/CSF probabilities (after any mass effect), ``lesions`` their parameters."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    tissue: np.ndarray
+    affine: np.ndarray
+    lesions: list[dict[str, Any]]
+
+    @property
+    def brain(self) -> np.ndarray:
+        return self.tissue.sum(axis=0) > 0.5
+
+
+def load_template(folder: str | Path, name: str = "mni152") -> BrainTemplate:
+    """The template in a folder holding ``gm.nii.gz``, ``wm.nii.gz``, ``csf.nii.gz`` (the ``mni152`` layout)."""
+    from biolatent.io.nifti import read_nifti
+
+    folder = Path(folder)
+    volumes = {t: read_nifti(folder / f"{t}.nii.gz", ndim=3) for t in TISSUES}
+    return BrainTemplate(*(volumes[t].data for t in TISSUES), affine=volumes["gm"].affine, name=name)
+
+
+def mni152_template(progress: Any = None) -> BrainTemplate:
+    """The real MNI ICBM152 2009a template, obtained through the dataset registry (``mni152``)."""
+    from biolatent.datasets import fetch
+
+    return load_template(fetch("mni152", progress=progress or (lambda _: None)))
+
+
+def ellipsoid_template(shape: tuple[int, int, int] = (40, 48, 40), spacing: float = 4.0) -> BrainTemplate:
+    """A tiny analytic stand-in (for tests): an ellipsoid brain, a GM rind with a wavy inner surface over a WM
+    core, and two CSF 'ventricles'; soft (partial volume) edges."""
+    idx = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape], indexing="ij"))
+    centre = (np.asarray(shape, float) - 1) / 2.0
+    u = (idx - centre[:, None, None, None]) / (np.asarray(shape, float)[:, None, None, None] * 0.42)
+    radius = np.sqrt((u**2).sum(axis=0))
+    soft = lambda d: 1.0 / (1.0 + np.exp(d / 0.03))  # noqa: E731 - a logistic edge
+    brain = soft(radius - 1.0)
+    inner = 0.72 + 0.06 * np.sin(7 * np.arctan2(u[1], u[0])) * np.cos(5 * u[2])
+    wm = brain * soft(radius - inner)
+    ventricles = np.maximum(_soft_ellipsoid(u, (0.18, 0.05, 0.1), (0.1, 0.25, 0.14), soft),
+                            _soft_ellipsoid(u, (-0.18, 0.05, 0.1), (0.1, 0.25, 0.14), soft))
+    csf = brain * ventricles
+    wm = wm * (1 - ventricles)
+    gm = np.clip(brain - wm - csf, 0.0, 1.0)
+    affine = np.diag([spacing] * 3 + [1.0])
+    affine[:3, 3] = -spacing * centre
+    return BrainTemplate(gm, wm, csf, affine, name="ellipsoid")
+
+
+def _soft_ellipsoid(u: np.ndarray, centre: tuple[float, ...], axes: tuple[float, ...], soft: Any) -> np.ndarray:
+    r = np.sqrt(sum(((u[a] - centre[a]) / axes[a]) ** 2 for a in range(3)))
+    return soft(r - 1.0)
+
+
+def check_size(size: int) -> int:
+    size = int(size)
+    if size < MIN_SIZE or size & (size - 1):
+        raise ConfigError(f"the brain volume side must be a power of two >= {MIN_SIZE}, got {size}")
+    return size
+
+
+def _make_grid(template: BrainTemplate, size: int) -> _Grid:
+    brain = template.gm + template.wm + template.csf > 0.5
+    corners = np.argwhere(brain)
+    low, high = corners.min(axis=0), corners.max(axis=0)
+    box = np.array([[*low, 1.0], [*high, 1.0]]) @ template.affine.T  # template voxel -> mm
+    extent = np.abs(box[1, :3] - box[0, :3])
+    spacing = float(MARGIN * extent.max() / size)
+    voxel = np.sqrt((template.affine[:3, :3] ** 2).sum(axis=0))  # template voxel sizes (mm)
+    sigma = np.maximum(0.4 * spacing / voxel, 0.0)
+    maps = tuple(ndimage.gaussian_filter(m, sigma=sigma, mode="constant") for m in (template.gm, template.wm,
+                                                                                  template.csf))
+    return _Grid(size, spacing, (box[0, :3] + box[1, :3]) / 2.0, maps, np.linalg.inv(template.affine))
+
+
+def _rotation(angles: np.ndarray) -> np.ndarray:
+    a, b, c = np.deg2rad(angles)
+    rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
+    rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def _upsample(coarse: np.ndarray, size: int, order: int = 3) -> np.ndarray:
+    """A small 3D array zoomed to ``size``^3 (cubic by default): a smooth random field."""
+    return ndimage.zoom(coarse, np.asarray((size,) * 3) / np.asarray(coarse.shape), order=order, mode="nearest")
+
+
+@dataclass(frozen=True)
+class _Anatomy:
+    """Everything drawn from the subject's anatomy stream (identical with and without lesions)."""
+
+    matrix: np.ndarray
+    shift: np.ndarray
+    elastic: np.ndarray  # (3, s, s, s) mm, (x, y, z) components on the (z, y, x) grid
+    means: dict[str, float]
+    bias: np.ndarray
+    noise: np.ndarray
+
+
+def _draw_anatomy(rng: np.random.Generator, size: int) -> _Anatomy:
+    angles, scales, shift = rng.uniform(-10, 10, 3), rng.uniform(0.92, 1.08, 3), rng.normal(0.0, 2.0, 3)
+    elastic = np.stack([_upsample(c, size) for c in rng.normal(0.0, 3.0, (3, 5, 5, 5))])
+    wm = rng.uniform(0.60, 0.72)
+    means = {"wm": wm, "gm": wm * rng.uniform(0.60, 0.75), "csf": rng.uniform(0.05, 0.20)}
+    bias = np.exp(_upsample(rng.normal(0.0, 0.1, (4, 4, 4)), size))
+    noise = rng.normal(0.0, rng.uniform(0.01, 0.03), (size,) * 3)
+    return _Anatomy(_rotation(angles) @ np.diag(scales), shift, elastic, means, bias, noise)
+
+
+def _template_coordinates(grid: _Grid, anatomy: _Anatomy) -> np.ndarray:
+    """(3, s, s, s) template voxel coordinates (x, y, z) of every output voxel (affine + elastic)."""
+    s = grid.size
+    k, j, i = np.meshgrid(*(np.arange(s, dtype=np.float64),) * 3, indexing="ij")  # (z, y, x) grid
+    offset = (s - 1) / 2.0
+    p = np.stack([i - offset, j - offset, k - offset]) * grid.spacing  # mm about the centre, (x, y, z)
+    q = np.einsum("ab,b...->a...", anatomy.matrix, p) + anatomy.shift[:, None, None, None] + anatomy.elastic
+    q = q + grid.centre_mm[:, None, None, None]
+    inv = grid.inverse_affine
+    return np.einsum("ab,b...->a...", inv[:3, :3], q) + inv[:3, 3][:, None, None, None]
+
+
+def _sample_maps(grid: _Grid, coords: np.ndarray) -> np.ndarray:
+    return np.stack([ndimage.map_coordinates(m, coords, order=1, mode="constant", cval=0.0) for m in grid.maps])
+
+
+def simulate_brain(template: BrainTemplate, seed: int, index: int, *, size: int = 64, lesions: bool = False,
+                   mass_effect: bool = False) -> BrainSubject:
+    """Subject ``index`` of the cohort seeded by ``seed`` (module docstring)."""
+    size = check_size(size)
+    grid = template.grid(size)
+    anatomy = _draw_anatomy(np.random.default_rng([seed, index]), size)
+    coords = _template_coordinates(grid, anatomy)
+    tissue = _sample_maps(grid, coords)
+    found: list[dict[str, Any]] = []
+    delta_weight, delta_value = None, None
+    mask = np.zeros((size,) * 3, bool)
+    if lesions:
+        rng = np.random.default_rng([seed, index, 1])
+        found = _draw_lesions(rng, tissue, size)
+        if mass_effect:
+            source = _mass_effect_source(found, size)
+            coords = np.stack([ndimage.map_coordinates(c, source, order=1, mode="nearest") for c in coords])
+            tissue = _sample_maps(grid, coords)
+        delta_weight, delta_value, mask = _render_lesions(rng, found, tissue, anatomy.means["wm"], size)
+    brain = np.clip(tissue.sum(axis=0), 0.0, 1.0)
+    clean = sum(tissue[n] * anatomy.means[t] for n, t in enumerate(TISSUES))
+    if delta_weight is not None:
+        clean = (1.0 - delta_weight) * clean + delta_weight * delta_value
+    inside = brain > 0.05
+    image = np.clip(clean * anatomy.bias + anatomy.noise * inside, 0.0, 1.0) * inside
+    return BrainSubject(image.astype(np.float32), mask, tissue.astype(np.float32), grid.affine, found)
+
+
+def simulate_brains(n: int, *, size: int = 64, lesions: bool = False, mass_effect: bool = False, seed: int = 0,
+                    template: BrainTemplate | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` subjects -> (images float32 (N, D, H, W) in [0, 1], lesion masks bool (N, D, H, W)).
+
+    ``template`` defaults to the real ``mni152`` (fetched through the dataset registry).
+    """
+    if int(n) < 1:
+        raise ConfigError(f"simulate_brains needs n >= 1, got {n}")
+    template = template if template is not None else mni152_template()
+    subjects = [simulate_brain(template, seed, i, size=size, lesions=lesions, mass_effect=mass_effect)
+                for i in range(int(n))]
+    return np.stack([s.image for s in subjects]), np.stack([s.mask for s in subjects])
+
+
+def _draw_lesions(rng: np.random.Generator, tissue: np.ndarray, size: int) -> list[dict[str, Any]]:
+    gm, wm = tissue[0], tissue[1]
+    brain_voxels = float((tissue.sum(axis=0) > 0.5).sum())
+    brain_radius = (3.0 * brain_voxels / (4.0 * math.pi)) ** (1.0 / 3.0)
+    # keep centres at least ~2 voxels inside the brain so a blob is never only a rim
+    depth = ndimage.distance_transform_edt(tissue.sum(axis=0) > 0.5)
+    white = np.argwhere((wm > 0.5) & (depth > 2))
+    any_tissue = np.argwhere((gm + wm > 0.5) & (depth > 2))
+    if len(any_tissue) == 0:
+        raise DataError("no brain tissue to place a lesion in (is the template empty at this size?)")
+    lesions = []
+    for _ in range(int(rng.integers(1, 4))):
+        pool = white if (len(white) and rng.random() < 0.8) else any_tissue
+        centre = pool[rng.integers(len(pool))].astype(float)
+        radius = brain_radius * math.exp(rng.uniform(math.log(0.08), math.log(0.4)))
+        lesions.append({
+            "centre": centre.tolist(), "radius": float(radius), "axes": (radius * rng.uniform(0.75, 1.0, 3)).tolist(),
+            "rotation": rng.uniform(-180.0, 180.0, 3).tolist(), "sign": 1.0 if rng.random() < 0.5 else -1.0,
+            "contrast": float(rng.uniform(0.15, 0.4)), "mass_strength": float(rng.uniform(0.3, 0.6)),
+            "centre_tissue": "wm" if pool is white else "tissue",
+        })
+    return lesions
+
+
+def _offsets(centre: list[float], size: int) -> np.ndarray:
+    grid = np.meshgrid(*(np.arange(size, dtype=np.float64),) * 3, indexing="ij")
+    return np.stack([g - c for g, c in zip(grid, centre, strict=True)])  # (3, z, y, x)
+
+
+def _mass_effect_source(lesions: list[dict[str, Any]], size: int) -> np.ndarray:
+    """Where each output voxel takes its tissue from: x - sum_l a_l (x - c_l) exp(-(|x - c_l| / 2 r_l)^2)."""
+    grid = np.stack(np.meshgrid(*(np.arange(size, dtype=np.float64),) * 3, indexing="ij"))
+    source = grid.copy()
+    for lesion in lesions:
+        d = _offsets(lesion["centre"], size)
+        s2 = (d**2).sum(axis=0)
+        source -= lesion["mass_strength"] * d * np.exp(-s2 / (2.0 * lesion["radius"]) ** 2)
+    return source
+
+
+def _render_lesions(rng: np.random.Generator, lesions: list[dict[str, Any]], tissue: np.ndarray, wm_mean: float,
+                    size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weight, value, mask): the image becomes (1 - weight) x tissue + weight x value."""
+    brain = np.clip(tissue.sum(axis=0), 0.0, 1.0)
+    weight, value, mask = np.zeros((size,) * 3), np.zeros((size,) * 3), np.zeros((size,) * 3, bool)
+    irregular = _upsample(rng.normal(0.0, 1.0, (6, 6, 6)), size)
+    irregular /= max(float(irregular.std()), 1e-12)
+    texture = _upsample(rng.normal(0.0, 1.0, (8, 8, 8)), size)
+    for lesion in lesions:
+        d = _offsets(lesion["centre"], size)
+        u = np.einsum("ab,b...->a...", _rotation(np.asarray(lesion["rotation"])).T, d)
+        rho = np.sqrt(sum((u[a] / lesion["axes"][a]) ** 2 for a in range(3)))
+        rho = rho / np.clip(1.0 + 0.15 * irregular, 0.6, 1.4)
+        profile = np.exp(-math.log(2.0) * rho**4) * brain
+        intensity = wm_mean + lesion["sign"] * lesion["contrast"] + 0.02 * texture
+        value = np.where(profile > weight, intensity, value)
+        weight = np.maximum(weight, profile)
+        inside = (rho <= 1.0) & (brain > 0.5)
+        lesion["voxels"] = int(inside.sum())
+        mask |= inside
+    return weight, value, mask

