@@ -251,12 +251,13 @@ def data_list() -> None:
         typer.echo(f"{recipe.name:<20} {recipe.modality:<10} {source:<32} {recipe.description}")
 
 
-SIMULATORS = ("heart", "slices2d")
+SIMULATORS = ("heart", "slices2d", "brain")
 
 
 @data_app.command("simulate")
 def data_simulate(
-    kind: Annotated[str, typer.Argument(help="heart (3D+time cine phantom) or slices2d (2D brain-like slices)")],
+    kind: Annotated[str, typer.Argument(help="heart (3D+time cine phantom), slices2d (2D brain-like slices) or "
+                                             "brain (3D brains from the MNI152 template)")],
     out: Annotated[Path, typer.Option(help="output folder (cine/*.nii.gz, meta.tsv)")],
     n: Annotated[int, typer.Option(help="number of subjects (ignored with --genotypes)")] = 100,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
@@ -266,8 +267,10 @@ def data_simulate(
                                                         "driven by the genotypes")] = None,
     h2: Annotated[float, typer.Option(help="with --genotypes: heritability of every parameter")] = 0.5,
     n_causal: Annotated[int, typer.Option(help="with --genotypes: causal variants per parameter")] = 20,
-    lesions: Annotated[bool, typer.Option(help="slices2d: plant lesions and write their masks")] = False,
-    size: Annotated[int, typer.Option(help="slices2d: image side in pixels")] = 64,
+    lesions: Annotated[bool, typer.Option(help="slices2d, brain: plant lesions and write their masks")] = False,
+    size: Annotated[int, typer.Option(help="slices2d: image side in pixels; brain: cube side in voxels")] = 64,
+    mass_effect: Annotated[bool, typer.Option(help="brain: lesions push the tissue around them away")] = False,
+    lesion_fraction: Annotated[float, typer.Option(help="slices2d, brain: fraction of subjects with lesions")] = 0.5,
 ) -> None:
     """Write a synthetic cohort with a known truth; prints the path of meta.tsv."""
     from biolatent.data.simulate.heart import PARAMETERS, simulate_heart_cohort
@@ -280,7 +283,13 @@ def data_simulate(
     if kind == "slices2d":
         from biolatent.anomaly.images import write_slice_set
 
-        typer.echo(str(write_slice_set(out, n, size=size, lesions=lesions, seed=seed)))
+        typer.echo(str(write_slice_set(out, n, size=size, lesions=lesions, seed=seed, lesion_fraction=lesion_fraction)))
+        return
+    if kind == "brain":
+        from biolatent.anomaly.volumes import write_brain_set
+
+        typer.echo(str(write_brain_set(out, n, size=size, lesions=lesions, mass_effect=mass_effect, seed=seed,
+                                       lesion_fraction=lesion_fraction, say=_say)))
         return
     parameters = None
     if genotypes is not None:
@@ -349,6 +358,47 @@ def anomaly_evaluate(
     from biolatent.workflows.anomaly import evaluate_anomaly
 
     typer.echo(str(evaluate_anomaly(run, data, say=_say)))
+
+
+SizeEdgesOpt = Annotated[str, typer.Option(help="lesion-size bins: inclusive upper edges in pixels, comma-separated")]
+
+
+@anomaly_app.command("supervised")
+def anomaly_supervised(
+    train: Annotated[Path, typer.Option(help="labelled image set (meta.tsv with lesion masks) to train on")],
+    test: Annotated[Path, typer.Option(help="labelled test set (a different set)")],
+    out: Annotated[Path, typer.Option(help="run directory to create")],
+    epochs: Annotated[int, typer.Option(min=1)] = 100,
+    image_size: Annotated[int, typer.Option(help="side the images are resized to")] = 32,
+    seed: int = 0,
+    size_edges: SizeEdgesOpt = "4,16,64,256",
+) -> None:
+    """Supervised reference: a lesion segmenter on the detectors' backbone, trained on labelled lesions."""
+    from biolatent.anomaly.lesion_sizes import parse_edges
+    from biolatent.workflows.anomaly_segmentation import run_supervised
+
+    typer.echo(str(run_supervised(train, test, out, epochs=epochs, image_size=image_size, seed=seed,
+                                  size_edges=parse_edges(size_edges), say=_say)))
+
+
+@anomaly_app.command("guided")
+def anomaly_guided(
+    run: Annotated[Path, typer.Argument(help="image run directory of `biolatent anomaly fit`")],
+    unlabelled: Annotated[Path, typer.Option(help="unlabelled image set (its masks, if any, are not used)")],
+    test: Annotated[Path, typer.Option(help="labelled test set")],
+    out: Annotated[Path, typer.Option(help="run directory to create")],
+    epochs: Annotated[int, typer.Option(min=1)] = 100,
+    seed: int = 0,
+    pseudo: Annotated[str, typer.Option(help="pseudo-labels: postprocess (StRegA chain) or threshold (healthy "
+                                             "validation pixel threshold)")] = "postprocess",
+    size_edges: SizeEdgesOpt = "4,16,64,256",
+) -> None:
+    """Anomaly-guided segmentation: a segmenter trained on the run's anomaly maps of unlabelled images."""
+    from biolatent.anomaly.lesion_sizes import parse_edges
+    from biolatent.workflows.anomaly_segmentation import run_guided
+
+    typer.echo(str(run_guided(run, unlabelled, test, out, pseudo=pseudo, epochs=epochs, seed=seed,
+                              size_edges=parse_edges(size_edges), say=_say)))
 
 
 def main() -> None:

@@ -1,0 +1,300 @@
+"""``biolatent anomaly supervised | guided``: a supervised lesion segmenter as the reference for the anomaly
+detectors, and a segmenter trained on anomaly-map pseudo-labels (weak supervision), evaluated like them.
+
+supervised: ``LesionSegmenter`` (``biolatent.anomaly.segmentation``, the detectors' backbone) trained on a
+LABELLED image set (meta.tsv with lesion masks), evaluated on a separate labelled test set as detector
+``supervised``. Its pixel threshold is chosen on a seeded held-out part (``validation_fraction``) of the
+labelled training set, as the threshold of the best Dice there (``best_dice`` on the held-out masks; 0.5 when
+the held-out part holds no lesion); with ``threshold`` given, that value is used and every labelled image trains.
+
+guided: the anomaly maps of a fitted ``biolatent anomaly fit`` run on an UNLABELLED set (its masks and labels,
+if any, are not used for training) become pseudo-labels, either the StRegA post-processed maps (``pseudo =
+"postprocess"``: positive part, Otsu over the whole unlabelled set, opening, small components removed) or the
+maps above the run's healthy-validation pixel threshold (``pseudo = "threshold"``). A segmenter with the run's
+encoder widths (ae, vae, cevae; (16, 32, 64) for detectors without them) is trained on them and evaluated as
+``<detector>+guided`` (pixel threshold 0.5: no label exists to choose another) next to the run's raw maps
+(detector ``<detector>``: the rows of ``biolatent anomaly evaluate``, thresholds from healthy validation) and,
+in lesion_sizes.tsv only, the post-processed maps (``<detector>+postprocessed``).
+
+Metrics (``biolatent.anomaly.metrics``, so the rows match ``anomaly_metrics.tsv`` of evaluate): sample level
+AUROC, AP, and the Dice / false-positive rate of the flag "score > threshold" (segmenters: score = mean of the
+top 1 % of the probability map, flagged above the pixel threshold); pixel level pooled AUROC, AP,
+``dice_val_threshold`` (the threshold above) and ``dice_best`` (the best threshold on the test masks: an upper
+bound, labelled as such). ``lesion_sizes.tsv``: the per-lesion-size detection table
+(``biolatent.anomaly.lesion_sizes``) for every map at its pixel threshold.
+
+Both write OUT/config.yaml, provenance.json, metrics.json, segmenter.safetensors + segmenter.json,
+anomaly_metrics.tsv, lesion_sizes.tsv, probabilities.npy and segmentation_maps.png (image / probability /
+truth). Everything is written to a hidden sibling folder first and renamed onto OUT at the end, so a failure
+leaves no half-written run; bad input is a one-line ``DataError`` before any training.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from biolatent import provenance
+from biolatent.anomaly.lesion_sizes import DEFAULT_EDGES, check_edges, lesion_table, size_breakdown
+from biolatent.errors import DataError
+from biolatent.rundir import update_json, write_json, write_text
+
+if TYPE_CHECKING:
+    from biolatent.anomaly.segmentation import Segmenter
+
+METRICS_FILE = "anomaly_metrics.tsv"
+SIZES_FILE = "lesion_sizes.tsv"
+TOP_FRACTION = 0.01  # sample score of a segmenter: mean of the top 1 % of its probability map
+PSEUDO = ("postprocess", "threshold")
+
+
+@contextmanager
+def staged_run(out_dir: Path) -> Iterator[Path]:
+    """Yield a hidden sibling folder; rename it onto ``out_dir`` only if the block succeeds."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise DataError(f"{out_dir} already exists and is not empty: choose another --out")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        os.replace(tmp, out_dir)  # onto a missing or empty folder
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def read_labelled(path: str | Path, image_size: int, what: str, *, label_column: str = "is_anomaly",
+                  mask_column: str = "mask", both_classes: bool = True) -> tuple[list[str], np.ndarray, np.ndarray,
+                                                                                np.ndarray]:
+    """(ids, images, labels, masks) of a set that must have lesion masks; DataError otherwise."""
+    from biolatent.anomaly.images import read_image_set
+
+    ids, images, labels, masks = read_image_set(path, image_size, label_column=label_column, mask_column=mask_column)
+    if masks is None:
+        raise DataError(f"the {what} set {path} has no lesion masks (meta.tsv needs a {mask_column!r} column)")
+    if not masks.any():
+        raise DataError(f"the {what} set {path} has lesion masks that are all empty: nothing to segment")
+    labels = masks.any(axis=(1, 2)) if labels is None else labels  # sample truth: the label column when given
+    if both_classes and labels.all():
+        raise DataError(f"the {what} set {path} holds no healthy image: sample AUROC and AP need both classes")
+    return ids, images, labels, masks
+
+
+def _check_pair(train: np.ndarray, test: np.ndarray, what: str) -> None:
+    if train.shape[1:] != test.shape[1:]:
+        raise DataError(f"{what}: images of {train.shape[1:]} (C, H, W) and {test.shape[1:]} (shape mismatch)")
+
+
+def segmenter_rows(name: str, probabilities: np.ndarray, labels: np.ndarray, masks: np.ndarray,
+                   threshold: float) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Sample and pixel rows of a segmenter's probability maps (sample score: top-1 % mean)."""
+    from biolatent.anomaly.image.detector import top_fraction_mean
+
+    return _rows(name, probabilities, top_fraction_mean(probabilities, TOP_FRACTION), labels, masks, threshold,
+                 threshold)
+
+
+def _rows(name: str, maps: np.ndarray, scores: np.ndarray, labels: np.ndarray, masks: np.ndarray,
+          sample_threshold: float, pixel_threshold: float,
+          extra_pixel: dict[str, float] | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
+    from biolatent.anomaly.metrics import dense_metrics, metrics_table
+    from biolatent.workflows.anomaly import _sample_metrics
+
+    sample = _sample_metrics(scores, labels, sample_threshold)
+    pixel = dense_metrics(maps, masks, pixel_threshold, "pixel") | (extra_pixel or {})
+    table = pd.concat([metrics_table(name, "sample", sample), metrics_table(name, "pixel", pixel)], ignore_index=True)
+    return table, {**sample, **{f"pixel_{k}": v for k, v in pixel.items()}}
+
+
+def _sizes(name: str, maps: np.ndarray, masks: np.ndarray, threshold: float, edges: Sequence[int]) -> pd.DataFrame:
+    table = size_breakdown(lesion_table(maps, masks, threshold), edges)
+    table.insert(0, "detector", name)
+    return table
+
+
+def _write(folder: Path, *, command: str, config: dict[str, Any], seed: int, section: str,
+           metrics: dict[str, Any], segmenter: Segmenter, table: pd.DataFrame, sizes: pd.DataFrame, images: np.ndarray,
+           probabilities: np.ndarray, masks: np.ndarray, ids: list[str], labels: np.ndarray) -> None:
+    from biolatent.anomaly.plots import map_grid_figure
+
+    write_text(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    write_json(folder / "provenance.json", provenance.collect(command, seed=seed))
+    update_json(folder / "metrics.json", section, metrics)
+    segmenter.save(folder)
+    table.to_csv(folder / METRICS_FILE, sep="\t", index=False, float_format="%.6g")
+    sizes.to_csv(folder / SIZES_FILE, sep="\t", index=False, float_format="%.6g")
+    np.save(folder / "probabilities.npy", probabilities)
+    map_grid_figure(images, probabilities, masks, ids, labels=labels).savefig(folder / "segmentation_maps.png",
+                                                                             dpi=110)
+
+
+def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, round(fraction * n))
+    if n - n_val < 2:
+        raise DataError(f"{n} labelled training images: too few to train and hold out {n_val} for the threshold")
+    return order[n_val:], order[:n_val]
+
+
+def run_supervised(
+    train_path: str | Path,
+    test_path: str | Path,
+    out_dir: str | Path,
+    *,
+    image_size: int = 32,
+    epochs: int = 100,
+    batch_size: int = 16,
+    lr: float = 1e-2,
+    seed: int = 0,
+    widths: Sequence[int] = (16, 32, 64),
+    skip: bool = True,
+    threshold: float | None = None,
+    validation_fraction: float = 0.2,
+    size_edges: Sequence[int] = DEFAULT_EDGES,
+    say: Callable[[str], object] = print,
+) -> Path:
+    """Train the supervised reference on ``train_path`` (labelled), evaluate on ``test_path`` -> ``out_dir``."""
+    from biolatent.anomaly.metrics import best_dice
+    from biolatent.anomaly.segmentation import train_segmenter
+
+    out_dir, size_bins = Path(out_dir), check_edges(size_edges)
+    if not 0.0 < validation_fraction < 1.0:
+        raise DataError(f"validation_fraction must lie in (0, 1), got {validation_fraction}")
+    with staged_run(out_dir) as folder:
+        _, images, _, masks = read_labelled(train_path, image_size, "labelled training", both_classes=False)
+        ids, test_images, labels, test_masks = read_labelled(test_path, image_size, "test")
+        _check_pair(images, test_images, "labelled training vs test")
+        chosen_on = "given"
+        if threshold is None:
+            fit_part, val_part = _split(len(images), validation_fraction, seed)
+        else:
+            fit_part, val_part = np.arange(len(images)), np.arange(0)
+        say(f"training the supervised segmenter on {fit_part.size} labelled images ({epochs} epochs)")
+        segmenter = train_segmenter(images[fit_part], masks[fit_part], epochs=epochs, batch_size=batch_size, lr=lr,
+                                    seed=seed, widths=tuple(widths), skip=skip)
+        if threshold is None:
+            if masks[val_part].any():
+                threshold, chosen_on = best_dice(segmenter.predict(images[val_part]), masks[val_part])[1], "validation"
+                threshold = float(np.clip(threshold, 0.0, 1.0))
+            else:
+                threshold, chosen_on = 0.5, "default (no lesion in the held-out part)"
+        segmenter.threshold = float(threshold)
+        probabilities = segmenter.predict(test_images)
+        table, metrics = segmenter_rows("supervised", probabilities, labels, test_masks, segmenter.threshold)
+        sizes = _sizes("supervised", probabilities, test_masks, segmenter.threshold, size_bins)
+        config = {"command": "anomaly supervised", "train": str(train_path), "test": str(test_path),
+                  "image_size": image_size, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+                  "widths": list(widths), "skip": skip, "threshold": threshold,
+                  "validation_fraction": validation_fraction, "size_edges": size_bins}
+        summary = {**metrics, "pixel_threshold": segmenter.threshold, "threshold_chosen_on": chosen_on,
+                   "n_train": int(fit_part.size), "n_validation": int(val_part.size), "n_test": len(ids)}
+        _write(folder, command="anomaly supervised", config=config, seed=seed, section="anomaly_supervised",
+               metrics=summary, segmenter=segmenter, table=table, sizes=sizes, images=test_images,
+               probabilities=probabilities, masks=test_masks, ids=ids, labels=labels)
+    say(_headline("supervised", metrics))
+    return out_dir
+
+
+def run_guided(
+    run_dir: str | Path,
+    unlabelled_path: str | Path,
+    test_path: str | Path,
+    out_dir: str | Path,
+    *,
+    pseudo: str = "postprocess",
+    epochs: int = 100,
+    batch_size: int = 16,
+    lr: float = 1e-2,
+    seed: int = 0,
+    skip: bool = True,
+    size_edges: Sequence[int] = DEFAULT_EDGES,
+    say: Callable[[str], object] = print,
+) -> Path:
+    """Segmenter trained on the pseudo-labels of a fitted image anomaly run; raw maps vs guided -> ``out_dir``."""
+    from biolatent.anomaly.image.postprocess import postprocess
+    from biolatent.anomaly.images import read_image_set
+    from biolatent.anomaly.metrics import dice
+    from biolatent.anomaly.segmentation import train_segmenter
+    from biolatent.workflows.anomaly import _load
+
+    run_dir, out_dir, size_bins = Path(run_dir), Path(out_dir), check_edges(size_edges)
+    if pseudo not in PSEUDO:
+        raise DataError(f"unknown pseudo-label source {pseudo!r} (choose from: {', '.join(PSEUDO)})")
+    config, detector, state = _load(run_dir)
+    if state["modality"] != "image2d":
+        raise DataError(f"{run_dir} holds a {state['modality']} detector: guided segmentation needs an image2d run")
+    name, size = state["detector"], int(state["image_size"])
+    with staged_run(out_dir) as folder:
+        _, images, _, unlabelled_masks = read_image_set(unlabelled_path, size, label_column=config.data.label_column,
+                                                        mask_column=config.data.mask_column)
+        ids, test_images, labels, test_masks = read_labelled(test_path, size, "test",
+                                                             label_column=config.data.label_column,
+                                                             mask_column=config.data.mask_column)
+        _check_pair(images, test_images, "unlabelled vs test")
+        maps = detector.score_maps(images)
+        targets = postprocess(maps) if pseudo == "postprocess" else maps > state["pixel_threshold"]
+        if not targets.any():
+            raise DataError(f"the {pseudo} pseudo-labels of {unlabelled_path} are all empty: nothing to learn")
+        widths = _backbone_widths(detector.params.get("widths"), size)
+        say(f"training the {name}-guided segmenter on {len(images)} unlabelled images ({pseudo} pseudo-labels, "
+            f"{targets.mean():.2%} of pixels; {epochs} epochs)")
+        segmenter = train_segmenter(images, targets, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                                    widths=widths, skip=skip)
+        probabilities = segmenter.predict(test_images)
+        guided = f"{name}+guided"
+        raw_maps = detector.score_maps(test_images)
+        post = postprocess(raw_maps)
+        raw_table, raw_metrics = _rows(name, raw_maps, detector.score(test_images), labels, test_masks,
+                                       state["threshold"], state["pixel_threshold"],
+                                       {"dice_postprocessed": dice(post, test_masks)})
+        guided_table, guided_metrics = segmenter_rows(guided, probabilities, labels, test_masks, segmenter.threshold)
+        sizes = pd.concat([_sizes(name, raw_maps, test_masks, state["pixel_threshold"], size_bins),
+                           _sizes(f"{name}+postprocessed", post.astype(float), test_masks, 0.5, size_bins),
+                           _sizes(guided, probabilities, test_masks, segmenter.threshold, size_bins)],
+                          ignore_index=True)
+        pseudo_quality: dict[str, float] = {}
+        if unlabelled_masks is not None and unlabelled_masks.any():  # diagnostic only, never used to train
+            pseudo_quality = {"pseudo_label_dice": dice(targets, unlabelled_masks)}
+        run_config = {"command": "anomaly guided", "run": str(run_dir), "unlabelled": str(unlabelled_path),
+                      "test": str(test_path), "pseudo": pseudo, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                      "seed": seed, "widths": list(widths), "skip": skip, "size_edges": size_bins}
+        summary = {"detector": name, "pseudo": pseudo, "pseudo_label_fraction": float(targets.mean()),
+                   **pseudo_quality, "n_unlabelled": len(images), "n_test": len(ids),
+                   "pixel_threshold": segmenter.threshold, name: raw_metrics, guided: guided_metrics}
+        _write(folder, command="anomaly guided", config=run_config, seed=seed, section="anomaly_guided",
+               metrics=summary, segmenter=segmenter, table=pd.concat([raw_table, guided_table], ignore_index=True),
+               sizes=sizes, images=test_images, probabilities=probabilities, masks=test_masks, ids=ids,
+               labels=labels)
+    say(_headline(name, raw_metrics))
+    say(_headline(guided, guided_metrics))
+    return out_dir
+
+
+def _backbone_widths(widths: Any, image_size: int) -> tuple[int, ...]:
+    """The run's ``ConvEncoder`` widths (ae, vae, cevae); (16, 32, 64) for detectors without them."""
+    if (isinstance(widths, list | tuple) and widths and all(isinstance(w, int) and w > 0 for w in widths)
+            and image_size >> len(widths) >= 2):
+        return tuple(widths)
+    return (16, 32, 64)
+
+
+def _headline(name: str, metrics: dict[str, float]) -> str:
+    keys = ("auroc", "pixel_auroc", "pixel_dice_val_threshold", "pixel_dice_best")
+    return f"{name}: " + ", ".join(f"{k} {metrics[k]:.3f}" for k in keys) + " (dice_best uses the test labels)"
