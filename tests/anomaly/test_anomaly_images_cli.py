@@ -59,6 +59,21 @@ def test_fit_score_evaluate_images(run_cli, sets, tmp_path, detector):
     assert pixel == {"auroc", "ap", "dice_val_threshold", "dice_best", "dice_postprocessed"}
     assert metrics.value.between(0, 1).all()
     assert (run / "anomaly_maps.png").is_file()
+    # lesion-wise detection of the raw maps at the healthy threshold, recomputed with scikit-image's labelling
+    import json
+
+    import numpy as np
+    from skimage.measure import label
+
+    sizes = pd.read_csv(run / "lesion_sizes.tsv", sep="\t")
+    assert set(sizes.segmentation) == {"raw_val_threshold", "postprocessed"}
+    maps = np.load(tmp_path / "scored" / "maps.npy")
+    threshold = json.loads((run / "anomaly.json").read_text())["pixel_threshold"]
+    _, _, _, masks = read_image_set(sets / "test", 32)
+    hits = [(maps[i][label(masks[i], connectivity=2) == k] > threshold).any()
+            for i in range(len(masks)) for k in range(1, label(masks[i], connectivity=2).max() + 1)]
+    overall = sizes[(sizes.segmentation == "raw_val_threshold") & (sizes.size_bin == "all")].iloc[0]
+    assert overall.n_lesions == len(hits) and overall.detection_rate == pytest.approx(np.mean(hits))
 
 
 def test_image_errors(run_cli, sets, tmp_path):

@@ -9,7 +9,9 @@ holds config.yaml, provenance.json, detector.safetensors + detector.json (weight
 score: scores.tsv (series: position, value, score, flagged; features: id, score, flagged) and a plot.
 evaluate: needs labels (series: a 0/1 column; features: a 0/1 obs/table column) -> RUN/anomaly_metrics.tsv
 (detector, level, metric, value), the ROC/PR figure, and (series) the UCR archive's "top hit": whether the
-highest-scoring point lies in the labelled anomaly (+- one window), Wu & Keogh 2021.
+highest-scoring point lies in the labelled anomaly (+- one window), Wu & Keogh 2021; images and volumes with
+lesion masks also get RUN/lesion_sizes.tsv: lesion-wise detection rate and recall by lesion size, of the raw
+maps at the healthy-validation threshold and of the post-processed segmentation.
 
 volume3d (NIfTI volume sets, ``biolatent.anomaly.volumes``) is detected slice-wise with the 2D image detectors,
 the established practice for brain MRI (Baur et al. 2021, Medical Image Analysis 69:101952, "Autoencoders for
@@ -40,6 +42,7 @@ from biolatent.rundir import atomic_path, read_json, update_json, write_json, wr
 STATE_FILE = "anomaly.json"
 METRICS_FILE = "anomaly_metrics.tsv"
 SCORES_FILE = "scores.tsv"
+LESION_SIZES_FILE = "lesion_sizes.tsv"
 
 
 def _dataset_path(name: str, part: str) -> Path:
@@ -354,6 +357,11 @@ def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, say: Callable[[s
         metrics["top_hit"] = float(region.min() - margin <= top <= region.max() + margin)
     else:
         level, metrics = "sample", _sample_metrics(scores, labels, state["threshold"])
+    if state["modality"] in ("image2d", "volume3d") and extra["masks"] is not None and extra["masks"].any():
+        threshold = state["pixel_threshold" if state["modality"] == "image2d" else "voxel_threshold"]
+        sizes = lesion_size_table(state["detector"], extra["maps"], extra["masks"], threshold)
+        with atomic_path(run_dir / LESION_SIZES_FILE) as tmp:
+            sizes.to_csv(tmp, sep="\t", index=False, float_format="%.6g", na_rep="NA")
     sample_keys = [k for k in metrics if not k.startswith(("pixel_", "voxel_"))]
     result = pd.concat([metrics_table(state["detector"], level, {k: metrics[k] for k in sample_keys}), *tables],
                        ignore_index=True)
@@ -365,6 +373,23 @@ def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, say: Callable[[s
     update_json(run_dir / "metrics.json", "anomaly_evaluate", {"data": str(path), "level": level, **metrics})
     say(", ".join(f"{k} {v:.3f}" for k, v in metrics.items()) + f" ({level} level; dice_best uses the test labels)")
     return path_out
+
+
+def lesion_size_table(detector: str, maps: np.ndarray, masks: np.ndarray, threshold: float) -> pd.DataFrame:
+    """Lesion-wise detection by size bin (``anomaly.lesion_sizes``) of the raw maps at the healthy-validation
+    threshold and of the StRegA-post-processed segmentation (2D maps, or 3D maps slice by slice)."""
+    from biolatent.anomaly.image.postprocess import postprocess
+    from biolatent.anomaly.lesion_sizes import lesion_table, size_breakdown
+
+    flat = maps.reshape(-1, *maps.shape[-2:])
+    segmented = postprocess(flat).reshape(maps.shape).astype(np.float64)
+    parts = []
+    for name, values, cut in (("raw_val_threshold", maps, threshold), ("postprocessed", segmented, 0.5)):
+        part = size_breakdown(lesion_table(values, masks, cut))
+        part.insert(0, "segmentation", name)
+        part.insert(0, "detector", detector)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
 
 
 def _voxel_metrics(volumes: np.ndarray, maps: np.ndarray, masks: np.ndarray, threshold: float) -> dict[str, float]:
