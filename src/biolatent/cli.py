@@ -251,13 +251,14 @@ def data_list() -> None:
         typer.echo(f"{recipe.name:<20} {recipe.modality:<10} {source:<32} {recipe.description}")
 
 
-SIMULATORS = ("heart", "slices2d", "brain")
+SIMULATORS = ("heart", "slices2d", "brain", "brainslices2d")
 
 
 @data_app.command("simulate")
 def data_simulate(
-    kind: Annotated[str, typer.Argument(help="heart (3D+time cine phantom), slices2d (2D brain-like slices) or "
-                                             "brain (3D brains from the MNI152 template)")],
+    kind: Annotated[str, typer.Argument(help="heart (3D+time cine phantom), slices2d (2D brain-like slices), "
+                                             "brain (3D brains from the MNI152 template) or brainslices2d (one "
+                                             "axial slice of each such brain, through its largest lesion)")],
     out: Annotated[Path, typer.Option(help="output folder (cine/*.nii.gz, meta.tsv)")],
     n: Annotated[int, typer.Option(help="number of subjects (ignored with --genotypes)")] = 100,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
@@ -267,7 +268,7 @@ def data_simulate(
                                                         "driven by the genotypes")] = None,
     h2: Annotated[float, typer.Option(help="with --genotypes: heritability of every parameter")] = 0.5,
     n_causal: Annotated[int, typer.Option(help="with --genotypes: causal variants per parameter")] = 20,
-    lesions: Annotated[bool, typer.Option(help="slices2d, brain: plant lesions and write their masks")] = False,
+    lesions: Annotated[bool, typer.Option(help="slices2d, brain(slices2d): plant lesions and write their masks")] = False,
     size: Annotated[int, typer.Option(help="slices2d: image side in pixels; brain: cube side in voxels")] = 64,
     mass_effect: Annotated[bool, typer.Option(help="brain: lesions push the tissue around them away")] = False,
     lesion_fraction: Annotated[float, typer.Option(help="slices2d, brain: fraction of subjects with lesions")] = 0.5,
@@ -284,6 +285,12 @@ def data_simulate(
         from biolatent.anomaly.images import write_slice_set
 
         typer.echo(str(write_slice_set(out, n, size=size, lesions=lesions, seed=seed, lesion_fraction=lesion_fraction)))
+        return
+    if kind == "brainslices2d":
+        from biolatent.anomaly.volumes import write_brain_slice_set
+
+        typer.echo(str(write_brain_slice_set(out, n, size=size, lesions=lesions, seed=seed,
+                                             lesion_fraction=lesion_fraction, say=_say)))
         return
     if kind == "brain":
         from biolatent.anomaly.volumes import write_brain_set

@@ -114,3 +114,24 @@ def test_data_simulate_brain_cli(run_cli, tmp_path):
     assert (out / "preview.png").read_bytes()[:4] == b"\x89PNG"
     _one_line_error(run_cli("data", "simulate", "brain", "--n", "2", "--size", "48", "--out", tmp_path / "x"),
                     "power of two")
+
+
+def test_brain_slice_set_cuts_through_the_largest_lesion(run_cli, tmp_path):
+    from biolatent.anomaly.images import read_image_set
+    from biolatent.anomaly.volumes import write_brain_slice_set
+    from biolatent.data.simulate.brain import simulate_brain
+
+    template = ellipsoid_template()
+    write_brain_slice_set(tmp_path / "s", 6, size=32, lesions=True, lesion_fraction=1.0, seed=3, template=template)
+    ids, images, labels, masks = read_image_set(tmp_path / "s", 32)
+    meta = pd.read_csv(tmp_path / "s" / "meta.tsv", sep="\t", keep_default_na=False)
+    assert images.shape == (6, 1, 32, 32) and labels.all()
+    for i, row in enumerate(meta.itertuples()):
+        subject = simulate_brain(template, 3, i, size=32, lesions=True)
+        np.testing.assert_allclose(images[i, 0], subject.image[row.slice], atol=1 / 255 + 1e-6)  # 8-bit PNG
+        components, count = ndimage.label(subject.mask)
+        sizes = ndimage.sum(subject.mask, components, range(1, count + 1))
+        largest = components == 1 + int(np.argmax(sizes))
+        assert largest[row.slice].any() and (masks[i] == subject.mask[row.slice]).all()
+    _one_line_error(run_cli("data", "simulate", "brainslices2d", "--n", "2", "--size", "32", "--out", tmp_path / "s"),
+                    "already holds")

@@ -37,6 +37,7 @@ from scipy import ndimage
 from biolatent.errors import DataError
 
 DEFAULT_EDGES: tuple[int, ...] = (4, 16, 64, 256)
+VOLUME_EDGES: tuple[int, ...] = (64, 512, 4096)  # 3D: cubes of side 4, 8, 16 voxels
 LESION_COLUMNS = ["sample", "lesion", "size", "detected", "recall", "mean_score"]
 SIZE_COLUMNS = ["size_bin", "n_lesions", "detection_rate", "mean_recall", "mean_score"]
 

@@ -331,3 +331,62 @@ def volume_scores(maps: np.ndarray, top_fraction: float, opening_radius: int) ->
         size = (1, 2 * opening_radius + 1, 2 * opening_radius + 1)
         maps = np.stack([ndimage.grey_opening(m, size=size, mode="reflect") for m in maps])
     return top_fraction_mean(maps, top_fraction)
+
+
+def brain_slice_index(subject_image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> int:
+    """The axial slice of a subject for a 2D set: through the centre of mass of its largest lesion, else a seeded
+    slice in the middle 40% of its brain's axial extent."""
+    if mask.any():
+        components, count = ndimage.label(mask)
+        largest = 1 + int(np.argmax(ndimage.sum(mask, components, range(1, count + 1))))
+        return int(round(ndimage.center_of_mass(components == largest)[0]))
+    rows = np.flatnonzero(subject_image.reshape(subject_image.shape[0], -1).max(axis=1) > 0)
+    low, high = rows.min(), rows.max()
+    span = high - low
+    return int(rng.integers(low + round(0.3 * span), low + round(0.7 * span) + 1))
+
+
+def write_brain_slice_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: bool = False, seed: int = 0,
+                          lesion_fraction: float = 0.5, template: Any = None,
+                          say: Callable[[str], object] | None = None) -> Path:
+    """A 2D image set (``biolatent.anomaly.images`` layout) of one axial slice per synthetic brain.
+
+    ``images/<id>.png``, ``masks/<id>.png`` (with ``lesions``) and ``meta.tsv`` (id, path, is_anomaly, mask,
+    lesion_pixels, slice): each subject of ``simulate_brain`` (the real MNI152 template by default) gives its
+    slice through its largest lesion, or (healthy subjects) a seeded slice of the middle of the brain, so 2D
+    detectors are compared on the same synthetic anatomy as the 3D ones.
+    """
+    from biolatent.data.simulate.brain import check_size, mni152_template, simulate_brain
+    from biolatent.io.images import write_png
+
+    out_dir, size = Path(out_dir), check_size(size)
+    if int(n) < 1:
+        raise DataError(f"the number of subjects must be >= 1, got {n}")
+    if (out_dir / META).exists():
+        raise DataError(f"{out_dir} already holds a set ({META}): choose another --out")
+    if lesions and not 0.0 < lesion_fraction <= 1.0:
+        raise DataError(f"lesion_fraction must lie in (0, 1], got {lesion_fraction}")
+    template = template if template is not None else mni152_template(progress=say)
+    chosen = np.random.default_rng([seed, 2]).random(int(n)) < lesion_fraction if lesions else np.zeros(int(n), bool)
+    rng = np.random.default_rng([seed, 3])
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    if lesions:
+        (out_dir / "masks").mkdir(exist_ok=True)
+    rows = []
+    for i in range(int(n)):
+        subject = simulate_brain(template, seed, i, size=size, lesions=bool(chosen[i]))
+        k = brain_slice_index(subject.image, subject.mask, rng)
+        name = f"brainslice-{i + 1:04d}"
+        write_png(out_dir / "images" / f"{name}.png", (subject.image[k] * 255).round().astype(np.uint8))
+        mask = ""
+        if lesions:
+            mask = f"masks/{name}.png"
+            write_png(out_dir / mask, subject.mask[k].astype(np.uint8) * 255)
+        rows.append({"id": name, "path": f"images/{name}.png", "is_anomaly": int(subject.mask[k].any()),
+                     "mask": mask, "lesion_pixels": int(subject.mask[k].sum()), "slice": k})
+        if say is not None and ((i + 1) % max(1, int(n) // 10) == 0 or i + 1 == int(n)):
+            say(f"{i + 1}/{n} brain slices written")
+    meta = out_dir / META
+    with atomic_path(meta) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)
+    return meta

@@ -377,15 +377,16 @@ def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, say: Callable[[s
 
 def lesion_size_table(detector: str, maps: np.ndarray, masks: np.ndarray, threshold: float) -> pd.DataFrame:
     """Lesion-wise detection by size bin (``anomaly.lesion_sizes``) of the raw maps at the healthy-validation
-    threshold and of the StRegA-post-processed segmentation (2D maps, or 3D maps slice by slice)."""
+    threshold and of the StRegA-post-processed segmentation (2D maps, or 3D maps slice by slice); size bins
+    ``DEFAULT_EDGES`` in pixels for 2D, ``VOLUME_EDGES`` in voxels for 3D."""
     from biolatent.anomaly.image.postprocess import postprocess
-    from biolatent.anomaly.lesion_sizes import lesion_table, size_breakdown
+    from biolatent.anomaly.lesion_sizes import DEFAULT_EDGES, VOLUME_EDGES, lesion_table, size_breakdown
 
     flat = maps.reshape(-1, *maps.shape[-2:])
     segmented = postprocess(flat).reshape(maps.shape).astype(np.float64)
     parts = []
     for name, values, cut in (("raw_val_threshold", maps, threshold), ("postprocessed", segmented, 0.5)):
-        part = size_breakdown(lesion_table(values, masks, cut))
+        part = size_breakdown(lesion_table(values, masks, cut), VOLUME_EDGES if maps.ndim == 4 else DEFAULT_EDGES)
         part.insert(0, "segmentation", name)
         part.insert(0, "detector", detector)
         parts.append(part)
