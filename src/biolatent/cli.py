@@ -268,7 +268,7 @@ def data_simulate(
                                                         "driven by the genotypes")] = None,
     h2: Annotated[float, typer.Option(help="with --genotypes: heritability of every parameter")] = 0.5,
     n_causal: Annotated[int, typer.Option(help="with --genotypes: causal variants per parameter")] = 20,
-    lesions: Annotated[bool, typer.Option(help="slices2d, brain(slices2d): plant lesions and write their masks")] = False,
+    lesions: Annotated[bool, typer.Option(help="slices2d, brain, brainslices2d: plant lesions, write masks")] = False,
     size: Annotated[int, typer.Option(help="slices2d: image side in pixels; brain: cube side in voxels")] = 64,
     mass_effect: Annotated[bool, typer.Option(help="brain: lesions push the tissue around them away")] = False,
     lesion_fraction: Annotated[float, typer.Option(help="slices2d, brain: fraction of subjects with lesions")] = 0.5,

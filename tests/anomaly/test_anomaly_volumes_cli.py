@@ -123,7 +123,7 @@ def test_brain_slice_set_cuts_through_the_largest_lesion(run_cli, tmp_path):
 
     template = ellipsoid_template()
     write_brain_slice_set(tmp_path / "s", 6, size=32, lesions=True, lesion_fraction=1.0, seed=3, template=template)
-    ids, images, labels, masks = read_image_set(tmp_path / "s", 32)
+    _, images, labels, masks = read_image_set(tmp_path / "s", 32)
     meta = pd.read_csv(tmp_path / "s" / "meta.tsv", sep="\t", keep_default_na=False)
     assert images.shape == (6, 1, 32, 32) and labels.all()
     for i, row in enumerate(meta.itertuples()):

@@ -339,7 +339,7 @@ def brain_slice_index(subject_image: np.ndarray, mask: np.ndarray, rng: np.rando
     if mask.any():
         components, count = ndimage.label(mask)
         largest = 1 + int(np.argmax(ndimage.sum(mask, components, range(1, count + 1))))
-        return int(round(ndimage.center_of_mass(components == largest)[0]))
+        return round(float(ndimage.center_of_mass(components == largest)[0]))
     rows = np.flatnonzero(subject_image.reshape(subject_image.shape[0], -1).max(axis=1) > 0)
     low, high = rows.min(), rows.max()
     span = high - low
