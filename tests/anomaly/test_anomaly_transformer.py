@@ -108,7 +108,8 @@ def test_minimax_moves_the_prior_in_the_minimise_phase_and_the_series_in_the_max
 def test_hyper_parameters_are_keyword_only_and_stored_for_rebuilding():
     signature = inspect.signature(AnomalyTransformerDetector.__init__)
     names = [p for p in signature.parameters if p != "self"]
-    assert names == ["d_model", "n_layers", "n_heads", "epochs", "batch_size", "lr", "k", "seed"]
+    assert names == ["d_model", "n_layers", "n_heads", "epochs", "batch_size", "lr", "k", "seed", "ssm_branch",
+                     "d_state"]
     assert all(signature.parameters[p].kind is inspect.Parameter.KEYWORD_ONLY for p in names)
     assert set(AnomalyTransformerDetector(epochs=2).params) == set(names)
     with pytest.raises(TypeError):

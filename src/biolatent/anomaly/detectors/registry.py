@@ -49,7 +49,9 @@ def load_detector(folder: str | Path) -> FeatureDetector:
     return detector
 
 
-IMAGE_DETECTORS = ("ae", "vae", "cevae")  # reconstruction detectors of anomaly.image (trained, image2d only)
+# reconstruction detectors of anomaly.image (trained, image2d only)
+IMAGE_DETECTORS = ("ae", "vae", "cevae", "ddpm", "masked_diffusion", "reverse_distillation",
+                   "patchcore")
 
 
 def build_for(modality: str, name: str, params: dict[str, Any]):

@@ -1,9 +1,12 @@
-"""``ImageReconstructionDetector``: a reconstruction model fitted on healthy 2D images, scoring pixels and images.
+"""``ImageReconstructionDetector``: an image anomaly model fitted on healthy 2D images, scoring pixels and images.
 
-``kind`` picks the model: ``"ae"`` (``ConvAE``), ``"vae"`` (``ConvVAE``, Kingma & Welling 2014) or ``"cevae"``
-(``CeVAE``, Zimmerer et al. 2019, arXiv:1812.05941, as used by StRegA, Chatterjee et al. 2022, Computers in
-Biology and Medicine 106093). ``fit`` trains it on healthy images with the project's trainer
-(``biolatent.train.fit.fit``); ``score_maps`` gives the model's per-pixel anomaly map (N, H, W) (AE / VAE:
+``kind`` picks the model (``KINDS``): reconstruction ``"ae"`` (``ConvAE``), ``"vae"`` (``ConvVAE``, Kingma &
+Welling 2014) or ``"cevae"`` (``CeVAE``, Zimmerer et al. 2019, arXiv:1812.05941, as used by StRegA, Chatterjee
+et al. 2022, Computers in Biology and Medicine 106093); diffusion ``"ddpm"`` (partial-noising reconstruction,
+AnoDDPM-style) and ``"masked_diffusion"`` (MAD-AD-style); feature-based ``"reverse_distillation"`` (Deng & Li
+2022) and ``"patchcore"`` (Roth et al. 2022, a memory bank: ``fit_memory`` instead of gradient training).
+``fit`` trains it on healthy images with the project's trainer (``biolatent.train.fit.fit``); ``score_maps``
+gives the model's per-pixel anomaly map (N, H, W) (AE / VAE:
 |x - x_hat| averaged over channels; ceVAE: its ``score_mode``, by default the residual times the normalised
 ELBO gradient); ``score`` gives one number per image: the map is first opened by a grey-scale morphological
 opening with a (2r+1)x(2r+1) square (``score_opening`` = r, default 1; 0 = none), then the mean of its top
@@ -32,13 +35,22 @@ import pandas as pd
 import torch
 from scipy import ndimage
 
-from biolatent.anomaly.image.autoencoders import ConvAE, ConvVAE, ImageAutoencoderBase
+from biolatent.anomaly.image.autoencoders import ConvAE, ConvVAE
 from biolatent.anomaly.image.cevae import CeVAE
+from biolatent.anomaly.image.ddpm import DDPMAnomaly
+from biolatent.anomaly.image.masked_diffusion import MaskedDiffusionAnomaly
 from biolatent.anomaly.image.networks import MIN_SIZE, is_power_of_two
+from biolatent.anomaly.image.patchcore import PatchCore
 from biolatent.anomaly.image.postprocess import postprocess
+from biolatent.anomaly.image.reverse_distillation import ReverseDistillation
 from biolatent.errors import ConfigError, DataError
+from biolatent.methods.base import SSLMethod
 
-KINDS: dict[str, type[ImageAutoencoderBase]] = {"ae": ConvAE, "vae": ConvVAE, "cevae": CeVAE}
+KINDS: dict[str, type[SSLMethod]] = {
+    "ae": ConvAE, "vae": ConvVAE, "cevae": CeVAE,
+    "ddpm": DDPMAnomaly, "masked_diffusion": MaskedDiffusionAnomaly,
+    "reverse_distillation": ReverseDistillation, "patchcore": PatchCore,
+}
 FROM_DATA = ("in_channels", "image_size")  # set from the training images, not by the user
 WEIGHTS, META = "detector.safetensors", "detector.json"
 
@@ -99,12 +111,13 @@ class ImageReconstructionDetector:
         self.kind, self.top_fraction, self.score_opening = kind, float(top_fraction), int(score_opening)
         self.params = _validated_params(kind, params)
         self.geometry: tuple[int, int] | None = None  # (channels, side) of the training images
-        self.method: ImageAutoencoderBase | None = None
+        self.method: SSLMethod | None = None
         self.history: pd.DataFrame | None = None
 
-    def _build(self, channels: int, side: int) -> ImageAutoencoderBase:
+    def _build(self, channels: int, side: int) -> SSLMethod:
         self.geometry = (channels, side)
         self.method = KINDS[self.kind](None, in_channels=channels, image_size=side, **self.params)
+        self.params.update(getattr(self.method, "resolved_params", {}))  # e.g. a pretrain run's architecture
         return self.method
 
     def fit(
@@ -124,12 +137,15 @@ class ImageReconstructionDetector:
         x = check_images(images, f"{self.name} fit")
         torch.manual_seed(seed)
         method = self._build(x.shape[1], x.shape[2])
-        train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, accelerator=accelerator)
-        self.history = fit(method, torch.from_numpy(x), train, progress=False)
+        if hasattr(method, "fit_memory"):  # not trained by gradient (PatchCore): a memory bank of healthy features
+            method.fit_memory(torch.from_numpy(x))
+        else:
+            train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, accelerator=accelerator)
+            self.history = fit(method, torch.from_numpy(x), train, progress=False)
         method.cpu().eval()
         return self
 
-    def _fitted(self) -> ImageAutoencoderBase:
+    def _fitted(self) -> SSLMethod:
         if self.method is None:
             raise DataError(f"{self.name}: score before fit() or load()")
         return self.method

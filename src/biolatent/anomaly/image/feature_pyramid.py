@@ -1,0 +1,182 @@
+"""A frozen multi-scale feature extractor ("pre-trained encoder") for feature-based image anomaly detectors.
+
+Reverse distillation (Deng & Li 2022, CVPR) and PatchCore (Roth et al. 2022, CVPR) both compare dense feature
+maps of a frozen, pre-trained CNN at several scales. Here that CNN is biolatent's ResNet
+(``biolatent.models.resnet.ResNetEncoder``: He et al. 2016, CVPR, "Deep residual learning for image
+recognition"); the pyramid is the output of its last three stages. With the default ResNet (stride-1 stem and
+first stage, then three stride-2 stages) the levels have strides 2, 4 and 8.
+
+``backbone`` says where the weights come from:
+
+* ``"random"``: a randomly initialised ResNet (seeded by ``seed``), never trained. A weak, documented baseline:
+  random convolutional features still separate local texture and intensity, but carry no learned notion of
+  normal anatomy.
+* a path to a ``biolatent pretrain`` run directory of an ``image2d`` method with a ``resnet`` encoder
+  (``config.yaml``, ``data_info.json``, ``model.safetensors``): the ``encoder.*`` weights of that run are
+  loaded (weights only, safetensors). This is how biolatent's own self-supervised encoders feed the detectors.
+  A run of another modality or encoder is a one-line ``ConfigError``; a run pre-trained on images with another
+  number of channels is a one-line ``DataError``.
+
+The weights are parameters and buffers of the pyramid (so they are part of the detector's state_dict and a
+fitted detector no longer needs the run directory), with ``requires_grad=False``; the pyramid always stays in
+evaluation mode (BatchNorm running statistics are never updated), even when the trainer calls ``.train()``.
+To rebuild a pyramid whose run directory is gone (loading a saved detector), pass the architecture
+(``widths``, ``blocks``) explicitly: the pyramid is built empty and flagged not ready until a state_dict
+holding its weights is loaded (``ready`` buffer); using it before that is a ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from biolatent.errors import ConfigError, DataError
+from biolatent.models.resnet import ResNetEncoder
+
+RANDOM = "random"
+DEFAULT_WIDTHS = (32, 64, 128, 256)  # biolatent's default ResNet (biolatent.models.resnet)
+DEFAULT_BLOCKS = (1, 1, 1, 1)
+N_LEVELS = 3
+
+
+def resnet_architecture(net: ResNetEncoder) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(widths, blocks) of a built ``ResNetEncoder`` (read from its modules)."""
+    widths = tuple(int(stage[0].conv2.out_channels) for stage in net.stages)
+    blocks = tuple(len(stage) for stage in net.stages)
+    return widths, blocks
+
+
+class FeaturePyramid(nn.Module):
+    """Frozen ResNet -> the feature maps of its last ``N_LEVELS`` stages, finest first.
+
+    ``channels`` and ``strides`` (relative to the input) describe the levels.
+    """
+
+    def __init__(self, net: ResNetEncoder, *, ready: bool = True, centre_input: bool = False) -> None:
+        super().__init__()
+        if net.spatial_dims != 2:
+            raise ConfigError("the feature pyramid needs a 2D ResNet (spatial_dims 2)")
+        widths, blocks = resnet_architecture(net)
+        if len(widths) < N_LEVELS:
+            raise ConfigError(f"the feature pyramid needs a ResNet with at least {N_LEVELS} stages, got widths "
+                              f"{list(widths)}")
+        self.net = net
+        self.widths, self.blocks = widths, blocks
+        self.in_channels = int(net.in_channels)
+        self.first = len(widths) - N_LEVELS
+        self.channels = widths[self.first:]
+        self.strides = tuple(2**i for i in range(self.first, len(widths)))
+        self.register_buffer("ready", torch.tensor(1.0 if ready else 0.0))
+        # the random ResNet has no biases and identity BatchNorm: a zero input (the image background) would give
+        # all-zero features, whose cosine similarity is undefined; it sees 2x - 1 instead (background -1)
+        self.register_buffer("input_shift", torch.tensor(1.0 if centre_input else 0.0))
+        self.requires_grad_(False)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> FeaturePyramid:
+        """Always evaluation mode: the frozen BatchNorm statistics never move."""
+        return super().train(False)
+
+    def check_ready(self) -> None:
+        if float(self.ready) != 1.0:
+            raise ConfigError("the feature pyramid has no weights: its pretrain run directory was not found and no "
+                              "fitted detector was loaded")
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, C, H, W) -> [(B, channels[k], H / strides[k], W / strides[k]) for each level k]."""
+        h = self.net.stem(x * (1.0 + self.input_shift) - self.input_shift)
+        levels = []
+        for index, stage in enumerate(self.net.stages):
+            h = stage(h)
+            if index >= self.first:
+                levels.append(h)
+        return levels
+
+
+def build_pyramid(
+    backbone: str,
+    in_channels: int,
+    *,
+    widths: tuple[int, ...] | None = None,
+    blocks: tuple[int, ...] | None = None,
+    seed: int = 0,
+) -> FeaturePyramid:
+    """The frozen pyramid of ``backbone`` ("random" or a pretrain run directory) for ``in_channels`` images."""
+    if backbone == RANDOM:
+        widths = tuple(widths) if widths is not None else DEFAULT_WIDTHS
+        blocks = tuple(blocks) if blocks is not None else (1,) * len(widths)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = _resnet(in_channels, widths, blocks)
+        return FeaturePyramid(net, centre_input=True)
+    run_dir = Path(backbone)
+    if run_dir.is_dir():
+        return _from_run(run_dir, in_channels, widths, blocks)
+    if widths is None or blocks is None:
+        raise ConfigError(f"backbone: {backbone!r} is neither 'random' nor a biolatent pretrain run directory")
+    return FeaturePyramid(_resnet(in_channels, tuple(widths), tuple(blocks)), ready=False)
+
+
+def _resnet(in_channels: int, widths: tuple[int, ...], blocks: tuple[int, ...]) -> ResNetEncoder:
+    if len(widths) != len(blocks):
+        raise ConfigError(f"encoder_widths and encoder_blocks need the same length, got {list(widths)} {list(blocks)}")
+    return ResNetEncoder(in_channels, widths=widths, blocks=blocks, spatial_dims=2)
+
+
+def _from_run(run_dir: Path, in_channels: int, widths: tuple[int, ...] | None,
+              blocks: tuple[int, ...] | None) -> FeaturePyramid:
+    """The ``encoder.*`` weights of a pretrain run, in a ResNet of the run's architecture."""
+    from safetensors.torch import load_file
+
+    from biolatent.errors import BiolatentError
+    from biolatent.workflows.common import WEIGHTS_FILE, load_data_info, load_run_config
+
+    try:
+        config, info = load_run_config(run_dir), load_data_info(run_dir)
+    except BiolatentError as exc:
+        raise ConfigError(f"backbone: {exc}") from None
+    if info.modality != "image2d" or config.model.name != "resnet":
+        raise ConfigError(f"backbone: {run_dir} holds a {info.modality} run with a {config.model.name!r} encoder; "
+                          "the feature pyramid needs an image2d run with a 'resnet' encoder")
+    if int(info.channels or 0) != in_channels:
+        raise DataError(f"backbone: the encoder of {run_dir} was pre-trained on {info.channels}-channel images, "
+                        f"these have {in_channels}")
+    kwargs = dict(config.model.model_extra or {})
+    if int(kwargs.get("spatial_dims", 2)) != 2:
+        raise ConfigError(f"backbone: the encoder of {run_dir} is 3D; the feature pyramid needs a 2D ResNet")
+    net = _resnet(in_channels, tuple(kwargs.get("widths", DEFAULT_WIDTHS)), tuple(kwargs.get("blocks", DEFAULT_BLOCKS)))
+    found = resnet_architecture(net)
+    if (widths is not None and tuple(widths) != found[0]) or (blocks is not None and tuple(blocks) != found[1]):
+        raise ConfigError(f"backbone: the encoder of {run_dir} has widths {list(found[0])} and blocks "
+                          f"{list(found[1])}, not encoder_widths {widths} / encoder_blocks {blocks}")
+    weights_path = run_dir / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise ConfigError(f"backbone: {run_dir} has no {WEIGHTS_FILE}: the pretrain run did not finish")
+    state = {k[len("encoder."):]: v for k, v in load_file(str(weights_path)).items() if k.startswith("encoder.")}
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError:
+        raise ConfigError(f"backbone: the encoder weights of {run_dir} do not fit its config (widths "
+                          f"{list(found[0])}, blocks {list(found[1])})") from None
+    return FeaturePyramid(net)
+
+
+def pyramid_for(
+    encoder: nn.Module | None,
+    in_channels: int,
+    backbone: str,
+    widths: tuple[int, ...] | None,
+    blocks: tuple[int, ...] | None,
+    seed: int,
+) -> FeaturePyramid:
+    """The given pyramid (``encoder``, checked), else ``build_pyramid(backbone, ...)``: what the detectors use."""
+    if encoder is None:
+        return build_pyramid(backbone, in_channels, widths=widths, blocks=blocks, seed=seed)
+    if not isinstance(encoder, FeaturePyramid):
+        raise ConfigError("the feature detectors take a FeaturePyramid as encoder (or encoder=None and a backbone)")
+    if encoder.in_channels != in_channels:
+        raise DataError(f"the feature pyramid takes {encoder.in_channels}-channel images, these have {in_channels}")
+    return encoder
