@@ -76,6 +76,21 @@ def test_fit_score_evaluate_images(run_cli, sets, tmp_path, detector):
     assert overall.n_lesions == len(hits) and overall.detection_rate == pytest.approx(np.mean(hits))
 
 
+def test_report_of_an_image_anomaly_run(run_cli, sets, tmp_path):
+    config = _config(tmp_path, {"modality": "image2d", "path": str(sets / "healthy"), "image_size": 32},
+                     {"name": "ae"}, train={"epochs": 1, "batch_size": 8})
+    run = tmp_path / "run"
+    assert run_cli("anomaly", "fit", config, "--out", run).code == 0
+    assert run_cli("anomaly", "evaluate", run, "--data", sets / "test").code == 0
+    result = run_cli("report", run)
+    assert result.code == 0, result.err
+    html = (run / "report.html").read_text()
+    for fragment in ("Anomaly detection", "Lesion-wise detection by lesion size", "ROC and precision-recall",
+                     "Images, anomaly maps and ground-truth lesion masks", "fitted on healthy data only"):
+        assert fragment in html
+    assert html.count("data:image/png;base64") >= 3
+
+
 def test_image_errors(run_cli, sets, tmp_path):
     config = _config(tmp_path, {"modality": "image2d", "path": str(sets / "test"), "image_size": 32}, {"name": "ae"})
     _one_line_error(run_cli("anomaly", "fit", config, "--out", tmp_path / "run"), "lesion masks that are not empty")

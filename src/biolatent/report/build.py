@@ -177,12 +177,21 @@ def _anomaly(run_dir: Path, section: Section) -> None:
     table = pd.read_csv(run_dir / section.source, sep="\t")
     section.tables.append(Table(list(table.columns), [[_fmt(v) for v in row] for row in table.itertuples(index=False)],
                                 "Detection metrics (dice_best is chosen on the test labels: an upper bound)"))
-    state = _read_json_object(run_dir / "anomaly.json")
-    section.notes.append(f"Detector {state['detector']} fitted on healthy data only; threshold "
-                         f"{_fmt(state['threshold'])} set at a {_fmt(state['target_fpr'])} false-positive rate on "
-                         f"held-out healthy data (observed {_fmt(state['validation_fpr'])}).")
+    if (run_dir / "anomaly.json").is_file():
+        state = _read_json_object(run_dir / "anomaly.json")
+        section.notes.append(f"Detector {state['detector']} fitted on healthy data only; threshold "
+                             f"{_fmt(state['threshold'])} set at a {_fmt(state['target_fpr'])} false-positive rate on "
+                             f"held-out healthy data (observed {_fmt(state['validation_fpr'])}).")
+    if (run_dir / "lesion_sizes.tsv").is_file():
+        sizes = pd.read_csv(run_dir / "lesion_sizes.tsv", sep="\t")
+        section.tables.append(Table(list(sizes.columns), [[_fmt(v) for v in row] for row in
+                                                          sizes.itertuples(index=False)],
+                                    "Lesion-wise detection by lesion size (pixels or voxels): raw maps at the "
+                                    "healthy threshold and the post-processed segmentation"))
     for name, caption in (("anomaly_curves.png", "ROC and precision-recall curves"),
-                          ("anomaly_scores.png", "Scores against the labels, with the healthy-validation threshold")):
+                          ("anomaly_scores.png", "Scores against the labels, with the healthy-validation threshold"),
+                          ("anomaly_maps.png", "Images, anomaly maps and ground-truth lesion masks"),
+                          ("segmentation_maps.png", "Images, segmentation probabilities and ground-truth masks")):
         if (run_dir / name).is_file():
             section.figures.append(Fig(name.removesuffix(".png"), caption, png_file_to_base64(run_dir / name)))
 
