@@ -73,6 +73,18 @@ def test_fit_score_evaluate_volumes(run_cli, sets, tmp_path):
     assert (run / "anomaly_maps.png").is_file()
 
 
+def test_brain_erosion_reaches_the_written_maps(run_cli, sets, tmp_path):
+    run = tmp_path / "run"
+    config = _config(tmp_path, {"path": str(sets / "healthy"), "brain_erosion": 2}, train={"epochs": 1})
+    assert run_cli("anomaly", "fit", config, "--out", run).code == 0
+    assert run_cli("anomaly", "score", run, "--data", sets / "test", "--out", tmp_path / "scored").code == 0
+    meta = pd.read_csv(sets / "test" / "meta.tsv", sep="\t", keep_default_na=False)
+    for subject in meta.itertuples():
+        data = np.asarray(nib.load(tmp_path / "scored" / "maps" / f"{subject.id}_map.nii.gz").dataobj)
+        inside = ndimage.binary_erosion(np.asarray(nib.load(sets / "test" / subject.path).dataobj) > 0, iterations=2)
+        assert not data[~inside].any() and data[inside].any()
+
+
 def test_volume_errors(run_cli, sets, tmp_path):
     _one_line_error(run_cli("anomaly", "fit", _config(tmp_path, {"path": str(sets / "test")}), "--out",
                             tmp_path / "run"), "lesion masks that are not empty")

@@ -110,3 +110,21 @@ def test_errors(tmp_path):
                                                                                index=False)
     with pytest.raises(DataError, match="must hold 0/1"):
         read_volume_set(tmp_path / "bad", 32)
+
+
+def test_brain_erosion_keeps_maps_inside_the_eroded_brain():
+    from biolatent.anomaly.volumes import brain_region, volume_maps
+
+    class Ones:  # a detector whose map is 1 everywhere
+        def score_maps(self, images):
+            return np.ones((images.shape[0], *images.shape[2:]), np.float32)
+
+    volume = np.zeros((1, 12, 12, 12), np.float32)
+    volume[0, 2:10, 3:9, 1:11] = 0.5  # a box of brain
+    dilated = volume_maps(Ones(), volume)
+    eroded = volume_maps(Ones(), volume, erosion=2)
+    box = np.zeros_like(volume, bool)
+    box[0, 4:8, 5:7, 3:9] = True  # the box shrunk by 2 voxels on every side (6-connected erosion of a box)
+    np.testing.assert_array_equal(eroded > 0, box)
+    np.testing.assert_array_equal(brain_region(volume, 2), box)
+    assert (dilated > 0).sum() > (volume > 0).sum()  # erosion 0: the brain dilated by one voxel

@@ -36,6 +36,8 @@ class AnomalyData(BaseModel):
     key: str = Field("X_biolatent", description="obsm key of the features in an .h5ad")
     image_size: int = Field(64, ge=16, description="side of the square images (image2d) or cubic volumes (volume3d)")
     mask_column: str = Field("mask", description="meta.tsv column with lesion masks (image2d: PNG, volume3d: NIfTI)")
+    brain_erosion: int = Field(0, ge=0, description="volume3d: keep maps only inside the brain (nonzero voxels) "
+                                                    "eroded by this many voxels; 0: the brain dilated by one voxel")
 
     @model_validator(mode="after")
     def _path_or_dataset(self) -> AnomalyData:

@@ -204,9 +204,11 @@ def _fit_volumes(detector, config: AnomalyConfig, path: Path, state: dict[str, A
     detector.fit(slices, epochs=train.epochs, batch_size=train.batch_size, lr=train.lr, seed=config.seed,
                  accelerator="cpu")
     held_out = volumes[order[:n_val]]
-    val_maps = volume_maps(detector, held_out)
+    erosion = data.brain_erosion
+    val_maps = volume_maps(detector, held_out, erosion)
     state.update({"image_size": data.image_size, "fit_volumes": len(ids) - n_val, "validation_volumes": n_val,
-                  "voxel_threshold": threshold_at_fpr(val_maps[brain_region(held_out)],
+                  "brain_erosion": erosion,
+                  "voxel_threshold": threshold_at_fpr(val_maps[brain_region(held_out, erosion)],
                                                       config.validation.target_fpr)})
     return volume_scores(val_maps, detector.top_fraction, detector.score_opening)
 
@@ -272,7 +274,7 @@ def _scored(run_dir: Path, data: str | Path | None, with_labels: bool) -> tuple:
         if with_labels and labels is None:
             raise DataError(f"{path} has no labels: evaluation needs meta.tsv with {config.data.label_column!r} or "
                             f"{config.data.mask_column!r} columns")
-        maps = volume_maps(detector, volumes)
+        maps = volume_maps(detector, volumes, state.get("brain_erosion", 0))
         table = pd.DataFrame({"id": ids, "score": volume_scores(maps, detector.top_fraction, detector.score_opening)})
         extra = {"images": volumes, "maps": maps, "masks": masks}
     elif state["modality"] == "series":
@@ -342,7 +344,8 @@ def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, say: Callable[[s
     elif state["modality"] == "volume3d":
         level, metrics = "sample", _sample_metrics(scores, labels, state["threshold"])
         if extra["masks"] is not None:
-            voxel = _voxel_metrics(extra["images"], extra["maps"], extra["masks"], state["voxel_threshold"])
+            voxel = _voxel_metrics(extra["images"], extra["maps"], extra["masks"], state["voxel_threshold"],
+                                   state.get("brain_erosion", 0))
             tables.append(metrics_table(state["detector"], "voxel", voxel))
             metrics.update({f"voxel_{k}": v for k, v in voxel.items()})
         from biolatent.anomaly.volumes import volume_map_figure
@@ -393,13 +396,14 @@ def lesion_size_table(detector: str, maps: np.ndarray, masks: np.ndarray, thresh
     return pd.concat(parts, ignore_index=True)
 
 
-def _voxel_metrics(volumes: np.ndarray, maps: np.ndarray, masks: np.ndarray, threshold: float) -> dict[str, float]:
+def _voxel_metrics(volumes: np.ndarray, maps: np.ndarray, masks: np.ndarray, threshold: float,
+                   erosion: int = 0) -> dict[str, float]:
     """Voxel AUROC / AP / Dice inside the brain region (plus any lesion voxel); StRegA post-processing slice-wise."""
     from biolatent.anomaly.image.postprocess import postprocess
     from biolatent.anomaly.metrics import dense_metrics, dice
     from biolatent.anomaly.volumes import brain_region
 
-    region = brain_region(volumes) | masks
+    region = brain_region(volumes, erosion) | masks
     voxel = dense_metrics(maps[region], masks[region], threshold, "voxel")
     n, d, h, w = maps.shape
     segmented = postprocess(maps.reshape(n * d, h, w)).reshape(maps.shape)
