@@ -27,9 +27,10 @@ def lesioned() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def fitted_ae(healthy) -> ImageReconstructionDetector:
-    """Settings chosen from runs over seeds 0-4: pixel AUROC 0.964-0.976 (mean-image baseline 0.927)."""
+    """Settings chosen from runs over seeds 0-2 (linear decoder output): pixel AUROC 0.967-0.970 at 100 epochs,
+    0.929-0.953 at 50 (mean-image baseline 0.927)."""
     detector = ImageReconstructionDetector("ae", widths=(8, 16, 32), latent_dim=16)
-    return detector.fit(healthy, epochs=50, batch_size=8, lr=1e-2, seed=0, accelerator="cpu")
+    return detector.fit(healthy, epochs=100, batch_size=8, lr=1e-2, seed=0, accelerator="cpu")
 
 
 def _pixel_auroc(maps: np.ndarray, masks: np.ndarray) -> float:
@@ -44,7 +45,7 @@ def test_ae_localises_lesions_better_than_the_mean_image(fitted_ae, healthy, les
     assert maps.shape == (16, 32, 32) and maps.dtype == np.float32
     auroc = _pixel_auroc(maps, masks)
     baseline = _pixel_auroc(np.abs(images - healthy.mean(axis=0, keepdims=True))[:, 0], masks)
-    assert auroc > 0.95  # measured 0.971 (seed 0)
+    assert auroc > 0.95  # measured 0.968 (seed 0)
     assert auroc > baseline + 0.02  # the model learned more than the average healthy slice (0.927)
     assert fitted_ae.pixel_metrics(images, masks)["auroc"] == pytest.approx(auroc, abs=1e-12)
     assert fitted_ae.history["loss"].iloc[-1] < fitted_ae.history["loss"].iloc[0] / 3

@@ -14,7 +14,7 @@ its anomaly map (Baur, Denner, Wiestler, Navab & Albarqouni 2021, Medical Image 
 
 Both take ``encoder=None`` (the module builds its ``ConvEncoder``) or a module mapping (B, C, H, W) to
 (B, out_dim) features with an ``out_dim`` attribute. ``reconstruct(x)`` is deterministic (the VAE decodes the
-posterior mean), ``anomaly_map(x)`` = |x - reconstruct(x)| averaged over channels, (B, H, W), and
+posterior mean), ``anomaly_map(x)`` = |x - clip(reconstruct(x), 0, 1)| averaged over channels, (B, H, W), and
 ``embed(x)`` is the latent code (the VAE's posterior mean).
 """
 
@@ -71,9 +71,9 @@ class ImageAutoencoderBase(SSLMethod):
         raise NotImplementedError
 
     def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-pixel anomaly score (B, H, W); larger = more anomalous."""
+        """Per-pixel anomaly score (B, H, W): |x - reconstruction clipped to [0, 1]|; larger = more anomalous."""
         with torch.no_grad():
-            return residual_map(x, self.reconstruct(x))
+            return residual_map(x, self.reconstruct(x).clamp(0.0, 1.0))
 
 
 class ConvAE(ImageAutoencoderBase):
