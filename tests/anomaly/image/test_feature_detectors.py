@@ -94,6 +94,12 @@ def test_patchcore_map_is_the_nearest_bank_distance(healthy, lesioned):
     full = PatchCore(None, in_channels=1, image_size=32, coreset_fraction=1.0, sigma=0.0, **SMALL)
     full.fit_memory(torch.from_numpy(healthy[:2]))
     assert float(full.anomaly_map(torch.from_numpy(healthy[:2])).abs().max()) < 1e-3  # every patch is in the bank
+    capped = PatchCore(None, in_channels=1, image_size=32, coreset_fraction=0.5, max_candidates=100, **SMALL)
+    capped.fit_memory(torch.from_numpy(healthy[:8]))  # 2,048 patches, a seeded pool of 100 candidates
+    bank = capped.memory[: int(capped.n_memory)].numpy()
+    all_patches = capped.patch_features(torch.from_numpy(healthy[:8])).permute(0, 2, 3, 1)
+    all_patches = all_patches.reshape(-1, capped.feature_dim).numpy()
+    assert len(bank) == 50 and cdist(bank, all_patches).min(axis=1).max() < 1e-4  # bank rows are real patches
 
 
 def test_teacher_stays_frozen_while_the_student_learns(fitted):

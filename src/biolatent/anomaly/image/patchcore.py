@@ -11,7 +11,9 @@ anomaly detection", arXiv:2106.08265) for 2D images, on biolatent's frozen featu
   is largest. Distances for the selection are computed on a Gaussian random projection of the features to
   ``projection_dim`` dimensions (Johnson-Lindenstrauss, as in the paper; 0 = the full features); the bank keeps
   the selected patches' full features. The bank holds ``ceil(coreset_fraction * n_patches)`` rows, at most
-  ``memory_size``.
+  ``memory_size``. The greedy rule costs O(n_patches x bank rows): with more than ``max_candidates`` patches
+  (e.g. every slice of many volumes), a seeded random subset of ``max_candidates`` patches is the candidate pool
+  (a deviation from the paper, which selects among all patches on a GPU).
 * Anomaly map (sec. 3.3): each test patch's Euclidean distance to its nearest memory-bank patch, upsampled
   bilinearly to the input size and smoothed by a Gaussian of ``sigma`` pixels (0 = none). The image score is
   the detector's usual top-fraction mean of the map (the paper's nearest-neighbour re-weighting is not used).
@@ -84,6 +86,7 @@ class PatchCore(SSLMethod):
         coreset_fraction: float = 0.1,
         projection_dim: int = 128,
         memory_size: int = 8192,
+        max_candidates: int = 50_000,
         sigma: float = 1.0,
         seed: int = 0,
     ) -> None:
@@ -92,8 +95,9 @@ class PatchCore(SSLMethod):
             raise ConfigError(f"layers must be distinct pyramid levels in 0..{N_LEVELS - 1}, got {list(layers)}")
         if not 0.0 < coreset_fraction <= 1.0:
             raise ConfigError(f"coreset_fraction must lie in (0, 1], got {coreset_fraction}")
-        if memory_size < 1 or projection_dim < 0 or sigma < 0:
-            raise ConfigError("memory_size must be >= 1, projection_dim >= 0 and sigma >= 0")
+        if memory_size < 1 or projection_dim < 0 or sigma < 0 or max_candidates < 1:
+            raise ConfigError("memory_size and max_candidates must be >= 1, projection_dim >= 0 and sigma >= 0")
+        self.max_candidates = int(max_candidates)
         pyramid = pyramid_for(encoder, in_channels, backbone, encoder_widths, encoder_blocks, encoder_seed)
         super().__init__(pyramid, views=views)
         self.in_channels, self.image_size = in_channels, image_size
@@ -124,8 +128,11 @@ class PatchCore(SSLMethod):
         """Fill the memory bank from healthy ``images`` (N, C, H, W): greedy coreset of their patch features."""
         self.eval()
         patches = self._all_patches(images, batch_size)
-        k = min(max(1, math.ceil(self.coreset_fraction * patches.shape[0])), self.memory.shape[0])
         generator = torch.Generator().manual_seed(self.seed)
+        if patches.shape[0] > self.max_candidates:  # the greedy selection costs O(candidates x k): bound it
+            keep = torch.randperm(patches.shape[0], generator=generator)[: self.max_candidates]
+            patches = patches[keep.sort().values]
+        k = min(max(1, math.ceil(self.coreset_fraction * patches.shape[0])), self.memory.shape[0])
         start = int(torch.randint(patches.shape[0], (1,), generator=generator))
         selection_space = patches
         if 0 < self.projection_dim < self.feature_dim:
