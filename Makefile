@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/genotype_image_chain.py
 	$(BIN)/python benchmarks/anomaly_series.py
 	$(BIN)/python benchmarks/anomaly_images.py
+	$(BIN)/python benchmarks/anomaly_volumes.py
 
 results: $(STAMP)
 	$(BIN)/python benchmarks/real_data_results.py
