@@ -272,6 +272,9 @@ def data_simulate(
     size: Annotated[int, typer.Option(help="slices2d: image side in pixels; brain: cube side in voxels")] = 64,
     mass_effect: Annotated[bool, typer.Option(help="brain: lesions push the tissue around them away")] = False,
     lesion_fraction: Annotated[float, typer.Option(help="slices2d, brain: fraction of subjects with lesions")] = 0.5,
+    sites: Annotated[int, typer.Option(help="brain: number of scanner sites (contrast, noise, bias profiles)")] = 0,
+    subject_parameters: Annotated[bool, typer.Option(
+        help="brain: per-subject atrophy (GM partial volume to CSF) and age, recorded in meta.tsv")] = False,
 ) -> None:
     """Write a synthetic cohort with a known truth; prints the path of meta.tsv."""
     from biolatent.data.simulate.heart import PARAMETERS, simulate_heart_cohort
@@ -296,7 +299,8 @@ def data_simulate(
         from biolatent.anomaly.volumes import write_brain_set
 
         typer.echo(str(write_brain_set(out, n, size=size, lesions=lesions, mass_effect=mass_effect, seed=seed,
-                                       lesion_fraction=lesion_fraction, say=_say)))
+                                       lesion_fraction=lesion_fraction, sites=sites,
+                                       subject_parameters=subject_parameters, say=_say)))
         return
     parameters = None
     if genotypes is not None:

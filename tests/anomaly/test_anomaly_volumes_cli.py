@@ -115,11 +115,13 @@ def test_data_simulate_brain_cli(run_cli, tmp_path):
         pytest.skip(f"package registry unreachable: {exc}")
     out = tmp_path / "brains"
     result = run_cli("data", "simulate", "brain", "--n", "3", "--size", "32", "--lesions", "--mass-effect",
-                     "--lesion-fraction", "1", "--seed", "4", "--out", out)
+                     "--lesion-fraction", "1", "--seed", "4", "--sites", "2", "--subject-parameters", "--out", out)
     assert result.code == 0, result.err
     assert "3/3 brains written" in result.err
     meta = pd.read_csv(out / "meta.tsv", sep="\t", keep_default_na=False)
     assert list(meta.columns[:4]) == ["id", "path", "is_anomaly", "mask"] and meta.is_anomaly.tolist() == [1, 1, 1]
+    assert {"site", "atrophy", "age", "gm_ml", "wm_ml", "csf_ml"} <= set(meta.columns)
+    assert 900 < (meta.gm_ml + meta.wm_ml).min() and (meta.gm_ml + meta.wm_ml).max() < 2000  # an adult brain, ml
     for row in meta.itertuples():
         mask = np.asarray(nib.load(out / row.mask).dataobj)
         assert mask.shape == (32, 32, 32) and mask.sum() == row.lesion_voxels > 0

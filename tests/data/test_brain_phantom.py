@@ -127,3 +127,56 @@ def test_real_mni152_template():
     assert image[wm].mean() > image[gm].mean() > image[csf].mean()  # T1-like contrast on real anatomy
     assert 0.15 < healthy.brain.mean() < 0.5  # the brain fills the cube with a margin
     assert lesioned.mask.any() and (lesioned.mask <= lesioned.brain).all()
+
+
+def test_atrophy_moves_grey_matter_partial_volume_to_csf(template):
+    from biolatent.data.simulate.brain import subject_atrophy
+
+    plain = simulate_brain(template, 4, 0, size=32)
+    np.testing.assert_array_equal(simulate_brain(template, 4, 0, size=32, atrophy=0.0).image, plain.image)
+    old = simulate_brain(template, 4, 0, size=32, atrophy=1.0)
+    before, after = plain.tissue_volumes(), old.tissue_volumes()
+    assert after["gm_ml"] == pytest.approx(0.7 * before["gm_ml"], rel=1e-5)  # 0.3 of the GM became CSF
+    assert after["csf_ml"] - before["csf_ml"] == pytest.approx(0.3 * before["gm_ml"], rel=1e-4)
+    assert after["wm_ml"] == pytest.approx(before["wm_ml"], rel=1e-6)
+    assert before["gm_ml"] == pytest.approx(float(plain.tissue[0].sum()) * plain.voxel_ml)
+    draws = np.array([subject_atrophy(4, i) for i in range(200)])
+    assert 0 <= draws[:, 0].min() and draws[:, 0].max() <= 1
+    assert np.corrcoef(draws.T)[0, 1] > 0.8  # age = 45 + 35 atrophy + N(0, 5): r ~ 0.9
+
+
+def test_site_profiles_change_contrast_noise_and_bias(template):
+    from biolatent.data.simulate.brain import SiteProfile, site_profiles
+
+    plain = simulate_brain(template, 5, 1, size=32)
+    neutral = simulate_brain(template, 5, 1, size=32, site=SiteProfile("x"))
+    np.testing.assert_allclose(neutral.image, plain.image, atol=1e-6)
+    contrast = simulate_brain(template, 5, 1, size=32, site=SiteProfile("c", contrast=1.3, noise=0.0, bias=0.0))
+    flat = simulate_brain(template, 5, 1, size=32, site=SiteProfile("f", contrast=1.0, noise=0.0, bias=0.0))
+    # without noise and bias the image is sum_t p_t m_t: only the GM mean changes, to m_gm / 1.3, so the change
+    # per unit of GM probability is one constant, m_gm (1 / 1.3 - 1) < 0
+    gm = flat.tissue[0] > 0.2
+    per_gm = (contrast.image[gm] - flat.image[gm]) / flat.tissue[0][gm]
+    assert per_gm.mean() < 0 and per_gm.std() < 1e-4 * abs(per_gm.mean()) + 1e-5
+    m_gm = per_gm.mean() / (1 / 1.3 - 1)
+    assert 0.6 * 0.60 - 1e-4 < m_gm < 0.75 * 0.72 + 1e-4  # the GM mean's range, WM U(0.60, 0.72) x U(0.60, 0.75)
+    noisy = simulate_brain(template, 5, 1, size=32, site=SiteProfile("n", noise=2.0))
+    inside = (plain.tissue.sum(0) > 0.5) & (plain.image > 0.02) & (plain.image < 0.98)
+    assert np.std(noisy.image[inside] - flat.image[inside]) > np.std(plain.image[inside] - flat.image[inside])
+    profiles = site_profiles(3, 0)
+    assert [p.name for p in profiles] == ["site-1", "site-2", "site-3"] and profiles == site_profiles(3, 0)
+
+
+def test_cohort_meta_records_sites_and_subject_parameters(template, tmp_path):
+    import pandas as pd
+
+    from biolatent.anomaly.volumes import write_brain_set
+
+    write_brain_set(tmp_path / "c", 8, size=32, seed=2, template=template, sites=2, subject_parameters=True)
+    meta = pd.read_csv(tmp_path / "c" / "meta.tsv", sep="\t")
+    assert {"site", "atrophy", "age", "gm_ml", "wm_ml", "csf_ml"} <= set(meta.columns)
+    assert set(meta.site) <= {"site-1", "site-2"} and meta.atrophy.between(0, 1).all()
+    # more atrophy, more CSF relative to GM (same template, subjects differ by their deformation too)
+    assert np.corrcoef(meta.atrophy, meta.csf_ml / (meta.gm_ml + meta.csf_ml))[0, 1] > 0.8
+    with pytest.raises(ConfigError, match="atrophy must lie in"):
+        simulate_brain(template, 0, 0, size=32, atrophy=1.5)

@@ -196,20 +196,29 @@ def write_volume_map(path: str | Path, volume_map: np.ndarray, header: VolumeHea
 
 
 def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: bool = False, mass_effect: bool = False,
-                    seed: int = 0, lesion_fraction: float = 0.5, template: Any = None,
-                    say: Callable[[str], object] | None = None) -> Path:
+                    seed: int = 0, lesion_fraction: float = 0.5, template: Any = None, sites: int = 0,
+                    subject_parameters: bool = False, say: Callable[[str], object] | None = None) -> Path:
     """``<id>.nii.gz`` (+ ``<id>_mask.nii.gz`` for lesioned subjects), ``meta.tsv`` and ``preview.png``.
 
-    ``meta.tsv`` columns: id, path, is_anomaly, mask (empty for none), lesion_voxels, n_lesions. With
+    ``meta.tsv`` columns: id, path, is_anomaly, mask (empty for none), lesion_voxels, n_lesions, gm_ml, wm_ml,
+    csf_ml, and with ``subject_parameters`` atrophy and age, with ``sites`` > 0 site (``simulate.brain``). With
     ``lesions``, a seeded ``lesion_fraction`` of the subjects carries lesions (the others stay healthy; a
     lesioned subject is the healthy subject of the same seed plus its lesions). ``template`` defaults to the
     real ``mni152`` (dataset registry).
     """
-    from biolatent.data.simulate.brain import check_size, mni152_template, simulate_brain
+    from biolatent.data.simulate.brain import (
+        check_size,
+        mni152_template,
+        simulate_brain,
+        site_profiles,
+        subject_atrophy,
+    )
 
     out_dir, size = Path(out_dir), check_size(size)
     if int(n) < 1:
         raise DataError(f"the number of subjects must be >= 1, got {n}")
+    if int(sites) < 0:
+        raise DataError(f"the number of sites must be >= 0, got {sites}")
     if (out_dir / META).exists():
         raise DataError(f"{out_dir} already holds a set ({META}): choose another --out")
     if lesions and not 0.0 < lesion_fraction <= 1.0:
@@ -222,8 +231,19 @@ def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: boo
     rows: list[dict[str, Any]] = []
     lesioned: list[tuple[str, np.ndarray, np.ndarray]] = []
     healthy: list[tuple[str, np.ndarray, np.ndarray]] = []
+    profiles = site_profiles(int(sites), seed)
     for i in range(int(n)):
-        subject = simulate_brain(template, seed, i, size=size, lesions=bool(chosen[i]), mass_effect=mass_effect)
+        extra: dict[str, Any] = {}
+        atrophy = 0.0
+        if subject_parameters:
+            atrophy, age = subject_atrophy(seed, i)
+            extra.update({"atrophy": round(atrophy, 6), "age": round(age, 3)})
+        site = None
+        if profiles:
+            site = profiles[int(np.random.default_rng([seed, i, 2]).integers(len(profiles)))]
+            extra["site"] = site.name
+        subject = simulate_brain(template, seed, i, size=size, lesions=bool(chosen[i]), mass_effect=mass_effect,
+                                 atrophy=atrophy, site=site)
         name = f"brain-{i + 1:04d}"
         save_volume(out_dir / f"{name}.nii.gz", subject.image, subject.affine)
         mask = ""
@@ -231,7 +251,8 @@ def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: boo
             mask = f"{name}_mask.nii.gz"
             save_volume(out_dir / mask, subject.mask.astype(np.float32), subject.affine)
         rows.append({"id": name, "path": f"{name}.nii.gz", "is_anomaly": int(subject.mask.any()), "mask": mask,
-                     "lesion_voxels": int(subject.mask.sum()), "n_lesions": len(subject.lesions)})
+                     "lesion_voxels": int(subject.mask.sum()), "n_lesions": len(subject.lesions),
+                     **{k: round(v, 3) for k, v in subject.tissue_volumes().items()}, **extra})
         shown = lesioned if chosen[i] else healthy
         if len(shown) < 4:
             shown.append((name, subject.image, subject.mask))

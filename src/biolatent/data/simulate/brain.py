@@ -21,6 +21,18 @@ holds the template's brain with a 10 % margin, resampled (trilinear) from the te
 anti-aliasing blur (sigma = 0.4 output voxels). Arrays are (z, y, x) of RAS space: ``image[k]`` is axial slice
 ``k`` (inferior to superior); ``affine`` maps (x, y, z) voxel indices to template millimetres.
 
+Subject parameters and sites (issue: cohorts with a known truth for self-supervised probes), each from its own
+stream so that anatomy and lesions stay as they are without them:
+
+* ``atrophy`` a in [0, 1] (stream ``(seed, index, 3)``, a ~ U(0, 1) when ``subject_parameters``): a fraction
+  0.3 a of the grey-matter partial volume becomes CSF everywhere (cortical thinning and widened sulci as
+  partial volume), and ``age`` = 45 + 35 a + N(0, 5) years is recorded as its noisy correlate;
+* ``site`` (``sites`` = S > 0 scanner profiles, drawn once per cohort from ``(seed, "sites")``; each subject's
+  site from ``(seed, index, 2)``): a GM/WM contrast factor U(0.85, 1.15), a noise factor U(0.7, 1.6) and a bias
+  factor U(0.5, 2.0) applied to the subject's own draws;
+* the tissue volumes ``gm_ml``, ``wm_ml``, ``csf_ml`` (sums of the probability maps x voxel volume) are recorded
+  for every subject.
+
 Lesions (``lesions=True``; a separate stream seeded by ``(seed, index, 1)``, so a lesioned cohort is its healthy
 cohort of the same seed plus lesions): 1-3 tumour-like blobs, centred in white matter (80 %) or any tissue,
 radius log-uniform in [0.08, 0.4] x the brain's equivalent-sphere radius (from ~2 voxels at 64^3 to a diameter
@@ -96,6 +108,23 @@ class _Grid:
 
 
 @dataclass(frozen=True)
+class SiteProfile:
+    """A scanner's effect on every subject it images: GM/WM contrast, noise and bias-field factors."""
+
+    name: str
+    contrast: float = 1.0
+    noise: float = 1.0
+    bias: float = 1.0
+
+
+def site_profiles(n_sites: int, seed: int) -> list[SiteProfile]:
+    """``n_sites`` seeded scanner profiles named site-1..site-S (module docstring)."""
+    rng = np.random.default_rng([seed, 7])
+    return [SiteProfile(f"site-{k + 1}", float(rng.uniform(0.85, 1.15)), float(rng.uniform(0.7, 1.6)),
+                        float(rng.uniform(0.5, 2.0))) for k in range(int(n_sites))]
+
+
+@dataclass(frozen=True)
 class BrainSubject:
     """One synthetic subject: ``image`` float32 (z, y, x) in [0, 1], ``mask`` bool lesion mask, ``tissue``
     float32 (3, z, y, x) GM/WM/CSF probabilities (after any mass effect), ``lesions`` their parameters."""
@@ -105,6 +134,11 @@ class BrainSubject:
     tissue: np.ndarray
     affine: np.ndarray
     lesions: list[dict[str, Any]]
+    voxel_ml: float = 0.0  # volume of one voxel in millilitres
+
+    def tissue_volumes(self) -> dict[str, float]:
+        """``gm_ml``, ``wm_ml``, ``csf_ml``: the tissue probability maps summed, in millilitres."""
+        return {f"{t}_ml": float(self.tissue[n].sum() * self.voxel_ml) for n, t in enumerate(TISSUES)}
 
     @property
     def brain(self) -> np.ndarray:
@@ -225,14 +259,33 @@ def _sample_maps(grid: _Grid, coords: np.ndarray) -> np.ndarray:
     return np.stack([ndimage.map_coordinates(m, coords, order=1, mode="constant", cval=0.0) for m in grid.maps])
 
 
+def subject_atrophy(seed: int, index: int) -> tuple[float, float]:
+    """(atrophy in [0, 1], age in years) of subject ``index`` (module docstring)."""
+    rng = np.random.default_rng([seed, index, 3])
+    atrophy = float(rng.uniform(0.0, 1.0))
+    return atrophy, float(45.0 + 35.0 * atrophy + rng.normal(0.0, 5.0))
+
+
+def _atrophied(tissue: np.ndarray, atrophy: float) -> np.ndarray:
+    moved = 0.3 * atrophy * tissue[0]
+    return np.stack([tissue[0] - moved, tissue[1], tissue[2] + moved])
+
+
 def simulate_brain(template: BrainTemplate, seed: int, index: int, *, size: int = 64, lesions: bool = False,
-                   mass_effect: bool = False) -> BrainSubject:
-    """Subject ``index`` of the cohort seeded by ``seed`` (module docstring)."""
+                   mass_effect: bool = False, atrophy: float = 0.0, site: SiteProfile | None = None) -> BrainSubject:
+    """Subject ``index`` of the cohort seeded by ``seed`` (module docstring); ``atrophy`` in [0, 1] and ``site``
+    (a ``SiteProfile``) default to none."""
     size = check_size(size)
+    if not 0.0 <= atrophy <= 1.0:
+        raise ConfigError(f"atrophy must lie in [0, 1], got {atrophy}")
     grid = template.grid(size)
     anatomy = _draw_anatomy(np.random.default_rng([seed, index]), size)
+    if site is not None:
+        means = {**anatomy.means, "gm": anatomy.means["gm"] / site.contrast}
+        anatomy = _Anatomy(anatomy.matrix, anatomy.shift, anatomy.elastic, means,
+                           np.exp(np.log(anatomy.bias) * site.bias), anatomy.noise * site.noise)
     coords = _template_coordinates(grid, anatomy)
-    tissue = _sample_maps(grid, coords)
+    tissue = _atrophied(_sample_maps(grid, coords), atrophy)
     found: list[dict[str, Any]] = []
     delta_weight, delta_value = None, None
     mask = np.zeros((size,) * 3, bool)
@@ -242,7 +295,7 @@ def simulate_brain(template: BrainTemplate, seed: int, index: int, *, size: int 
         if mass_effect:
             source = _mass_effect_source(found, size)
             coords = np.stack([ndimage.map_coordinates(c, source, order=1, mode="nearest") for c in coords])
-            tissue = _sample_maps(grid, coords)
+            tissue = _atrophied(_sample_maps(grid, coords), atrophy)
         delta_weight, delta_value, mask = _render_lesions(rng, found, tissue, anatomy.means["wm"], size)
     brain = np.clip(tissue.sum(axis=0), 0.0, 1.0)
     clean = sum(tissue[n] * anatomy.means[t] for n, t in enumerate(TISSUES))
@@ -250,7 +303,8 @@ def simulate_brain(template: BrainTemplate, seed: int, index: int, *, size: int 
         clean = (1.0 - delta_weight) * clean + delta_weight * delta_value
     inside = brain > 0.05
     image = np.clip(clean * anatomy.bias + anatomy.noise * inside, 0.0, 1.0) * inside
-    return BrainSubject(image.astype(np.float32), mask, tissue.astype(np.float32), grid.affine, found)
+    return BrainSubject(image.astype(np.float32), mask, tissue.astype(np.float32), grid.affine, found,
+                        grid.spacing**3 / 1000.0)
 
 
 def simulate_brains(n: int, *, size: int = 64, lesions: bool = False, mass_effect: bool = False, seed: int = 0,
