@@ -16,6 +16,14 @@ class CliResult:
     out: str
     err: str
 
+    def expect_error(self, *fragments: str) -> None:
+        """Exit code 1, exactly one ``error:`` line holding every fragment, and no traceback."""
+        assert self.code == 1, self.err
+        errors = [line for line in self.err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "Traceback" not in self.err, self.err
+        for fragment in fragments:
+            assert fragment in errors[0], errors[0]
+
 
 @pytest.fixture
 def run_cli(monkeypatch, capsys):

@@ -17,12 +17,6 @@ SAMPLE = {"auroc", "ap", "dice_val_threshold", "fpr_val_threshold"}
 PIXEL = {"auroc", "ap", "dice_val_threshold", "dice_best"}
 
 
-def _one_line_error(result, fragment):
-    assert result.code == 1, result.err
-    errors = [line for line in result.err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and fragment in errors[0] and "Traceback" not in result.err, result.err
-
-
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory):
     root = tmp_path_factory.mktemp("segment")
@@ -93,10 +87,12 @@ def test_guided_matches_evaluate(run_cli, sets, tmp_path):
     assert set(sizes.detector) == {"ae", "ae+postprocessed", "ae+guided"}
     metrics = json.loads((out / "metrics.json").read_text())["anomaly_guided"]
     assert metrics["pseudo"] == "threshold" and 0 < metrics["pseudo_label_fraction"] < 1
-    _one_line_error(run_cli("anomaly", "guided", run, "--unlabelled", sets / "unlabelled", "--test", sets / "test",
-                            "--out", tmp_path / "g2", "--pseudo", "oracle"), "unknown pseudo-label source")
-    _one_line_error(run_cli("anomaly", "guided", sets / "test", "--unlabelled", sets / "unlabelled", "--test",
-                            sets / "test", "--out", tmp_path / "g2"), "holds no fitted detector")
+    failed = run_cli("anomaly", "guided", run, "--unlabelled", sets / "unlabelled", "--test", sets / "test",
+                     "--out", tmp_path / "g2", "--pseudo", "oracle")
+    failed.expect_error("unknown pseudo-label source")
+    failed = run_cli("anomaly", "guided", sets / "test", "--unlabelled", sets / "unlabelled", "--test",
+                     sets / "test", "--out", tmp_path / "g2")
+    failed.expect_error("holds no fitted detector")
     assert not (tmp_path / "g2").exists()
 
 
@@ -106,17 +102,17 @@ def test_bad_input(run_cli, sets, tmp_path):
     def supervised(train, test=sets / "test", *extra):
         return run_cli("anomaly", "supervised", "--train", train, "--test", test, "--out", out, "--epochs", "1", *extra)
 
-    _one_line_error(supervised(sets / "healthy"), "all empty")
+    supervised(sets / "healthy").expect_error("all empty")
     bare = tmp_path / "bare"
     bare.mkdir()
     Image.new("L", (32, 32)).save(bare / "a.png")
-    _one_line_error(supervised(bare), "has no lesion masks")
+    supervised(bare).expect_error("has no lesion masks")
     broken = tmp_path / "broken"
     write_slice_set(broken, 4, size=32, lesions=True, lesion_fraction=1.0, seed=1)
     Image.new("L", (16, 16)).save(broken / pd.read_csv(broken / "meta.tsv", sep="\t")["mask"][0])
-    _one_line_error(supervised(broken), "shape mismatch")
-    _one_line_error(supervised(sets / "labelled", sets / "labelled", "--size-edges", "16,4"), "increasing")
+    supervised(broken).expect_error("shape mismatch")
+    supervised(sets / "labelled", sets / "labelled", "--size-edges", "16,4").expect_error("increasing")
     assert not out.exists() and not list(tmp_path.glob(".bad.*"))
     out.mkdir()
     (out / "x").write_text("")
-    _one_line_error(supervised(sets / "labelled"), "not empty")
+    supervised(sets / "labelled").expect_error("not empty")

@@ -2,8 +2,10 @@
 
 ```yaml
 data:       {modality: series, dataset: internal-bleeding16}   # or path: healthy.tsv; features: embeddings.h5ad
-method:     {name: knn, k: 5}                                   # mahalanobis | knn | iforest; image2d: ae | vae | cevae
-                                                                # volume3d (NIfTI folder): image2d's, on axial slices
+method:     {name: knn, k: 5}                                   # mahalanobis | knn | iforest | anomaly_transformer;
+                                                                # image2d, volume3d (NIfTI folder, axial slices): ae |
+                                                                # vae | cevae | ddpm | masked_diffusion |
+                                                                # reverse_distillation | patchcore
 train:      {epochs: 20, batch_size: 32, lr: 0.001}             # neural detectors only
 window:     {size: 64, stride: 1}                               # series only
 validation: {fraction: 0.2, target_fpr: 0.01}                   # threshold from healthy validation data only
@@ -70,7 +72,7 @@ class ValidationConfig(BaseModel):
 
 
 class TrainSection(BaseModel):
-    """Training of the neural detectors (image2d, volume3d: ae, vae, cevae); ignored by the feature detectors."""
+    """Training of the image detectors (image2d, volume3d; patchcore is not trained); ignored by feature detectors."""
 
     model_config = _STRICT
 
@@ -114,8 +116,7 @@ def load_anomaly_config(source: str | Path | dict[str, Any]) -> AnomalyConfig:
         raise ConfigError(f"{where}: {error['msg']}") from None
     from biolatent.anomaly.detectors import build_for
 
-    modality = "image2d" if config.data.modality == "volume3d" else config.data.modality  # slice-wise 2D detectors
-    build_for(modality, config.method.name, config.method.params())  # unknown name / parameter: now
+    build_for(config.data.modality, config.method.name, config.method.params())  # unknown name / parameter: now
     if base is not None and config.data.path is not None and not config.data.path.is_absolute():
         config.data.path = base / config.data.path
     return config

@@ -99,8 +99,7 @@ def fit_anomaly(config: AnomalyConfig, run_dir: Path, *, say: Callable[[str], ob
         raise DataError(f"{run_dir} already holds a fitted detector: choose another --out")
     data = config.data
     path = data.path if data.path is not None else _dataset_path(str(data.dataset), "healthy")
-    detector = build_for("image2d" if data.modality == "volume3d" else data.modality, config.method.name,
-                         config.method.params())
+    detector = build_for(data.modality, config.method.name, config.method.params())
     state: dict[str, Any] = {"modality": data.modality, "detector": config.method.name}
     if data.modality == "image2d":
         val_scores = _fit_images(detector, config, path, state, say)

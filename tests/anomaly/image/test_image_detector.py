@@ -122,3 +122,10 @@ def test_bad_settings_and_folders(tmp_path):
         ImageReconstructionDetector("vae", latent_dim="many")
     with pytest.raises(DataError, match="not a saved image detector"):
         ImageReconstructionDetector.load(tmp_path)
+
+
+def test_the_registry_names_every_image_detector_kind():
+    from biolatent.anomaly.detectors import IMAGE_DETECTORS
+    from biolatent.anomaly.image.detector import KINDS
+
+    assert IMAGE_DETECTORS == tuple(KINDS)

@@ -49,22 +49,24 @@ def load_detector(folder: str | Path) -> FeatureDetector:
     return detector
 
 
-# reconstruction detectors of anomaly.image (trained, image2d only)
+# the image detectors of anomaly.image (``KINDS`` of its detector module; named here so that the registry does not
+# import torch models: a test checks the two agree); image2d, and volume3d slice by slice
 IMAGE_DETECTORS = ("ae", "vae", "cevae", "ddpm", "masked_diffusion", "reverse_distillation",
                    "patchcore")
+IMAGE_MODALITIES = ("image2d", "volume3d")
 
 
 def build_for(modality: str, name: str, params: dict[str, Any]):
-    """The detector ``name`` for data of ``modality``: feature detectors for series/features, reconstruction
-    detectors for image2d; a name that does not fit the modality is a one-line ConfigError."""
-    if modality == "image2d":
+    """The detector ``name`` for data of ``modality``: feature detectors for series/features, image detectors
+    for image2d and volume3d; a name that does not fit the modality is a one-line ConfigError."""
+    if modality in IMAGE_MODALITIES:
         if name not in IMAGE_DETECTORS:
-            raise ConfigError(f"method.name: {name!r} does not work on image2d data "
+            raise ConfigError(f"method.name: {name!r} does not work on {modality} data "
                               f"(valid: {', '.join(IMAGE_DETECTORS)})")
         from biolatent.anomaly.image.detector import ImageReconstructionDetector
 
         return ImageReconstructionDetector(name, **params)
     if name in IMAGE_DETECTORS:
-        raise ConfigError(f"method.name: {name!r} works on image2d data only (valid for {modality}: "
-                          f"{', '.join(DETECTORS)})")
+        raise ConfigError(f"method.name: {name!r} works on {' and '.join(IMAGE_MODALITIES)} data only (valid for "
+                          f"{modality}: {', '.join(DETECTORS)})")
     return build_detector(name, **params)
