@@ -125,16 +125,10 @@ def fit_anomaly(config: AnomalyConfig, run_dir: Path, *, say: Callable[[str], ob
             f"of {size}); validation on {val_part.size} points")
     else:
         ids, x, labels = _features(path, data.key, data.label_column if data.label_column in _columns(path) else None)
-        if labels is not None and labels.any():
-            raise DataError(f"the healthy set {path} holds {int(labels.sum())} samples labelled anomalous: "
-                            "fit on healthy data only")
-        order = np.random.default_rng(config.seed).permutation(len(ids))
-        n_val = max(1, round(config.validation.fraction * len(ids)))
-        if len(ids) - n_val < 2:
-            raise DataError(f"{len(ids)} healthy samples: too few to fit and validate")
-        detector.fit(x[order[n_val:]])
-        val_scores = detector.score(x[order[:n_val]])
-        say(f"fitted {config.method.name} on {len(ids) - n_val} healthy samples; validation on {n_val}")
+        fit_idx, val_idx = _healthy_split(len(ids), labels, None, config, path, "samples", min_fit=2)
+        detector.fit(x[fit_idx])
+        val_scores = detector.score(x[val_idx])
+        say(f"fitted {config.method.name} on {len(fit_idx)} healthy samples; validation on {len(val_idx)}")
     threshold = threshold_at_fpr(val_scores, config.validation.target_fpr)
     state.update({"threshold": threshold, "target_fpr": config.validation.target_fpr,
                   "validation_fpr": float(np.mean(val_scores > threshold)), "healthy_path": str(path)})
@@ -150,32 +144,44 @@ def fit_anomaly(config: AnomalyConfig, run_dir: Path, *, say: Callable[[str], ob
     return state
 
 
+def _healthy_split(n: int, labels: np.ndarray | None, masks: np.ndarray | None, config: AnomalyConfig, path: Path,
+                   what: str, *, min_fit: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fitting, validation) indices of a healthy set of ``n`` samples: a seeded permutation split by
+    ``validation.fraction`` (at least one for validation); a set with lesion masks or anomaly labels, or too
+    small to leave ``min_fit`` for fitting, is a one-line DataError."""
+    if masks is not None and masks.any():
+        n_masked = int(masks.reshape(len(masks), -1).any(axis=1).sum())
+        raise DataError(f"the healthy set {path} has {n_masked} lesion masks that are not empty: fit on healthy "
+                        f"{what} only")
+    if labels is not None and labels.any():
+        raise DataError(f"the healthy set {path} holds {int(labels.sum())} {what} labelled anomalous: fit on healthy "
+                        "data only")
+    order = np.random.default_rng(config.seed).permutation(n)
+    n_val = max(1, round(config.validation.fraction * n))
+    if n - n_val < min_fit:
+        raise DataError(f"{n} healthy {what}: too few to fit and validate")
+    return order[n_val:], order[:n_val]
+
+
 def _fit_images(detector, config: AnomalyConfig, path: Path, state: dict[str, Any],
                 say: Callable[[str], object]) -> np.ndarray:
     """Train on a seeded part of the healthy images; the rest sets the sample and pixel thresholds."""
+    from biolatent.anomaly.image.detector import sample_scores
     from biolatent.anomaly.images import read_image_set
     from biolatent.anomaly.metrics import threshold_at_fpr
 
     data = config.data
     ids, images, labels, masks = read_image_set(path, data.image_size, label_column=data.label_column,
                                                 mask_column=data.mask_column)
-    if masks is not None and masks.any():
-        raise DataError(f"the healthy set {path} has {int(masks.any(axis=(1, 2)).sum())} lesion masks that are not "
-                        "empty: fit on healthy images only")
-    if labels is not None and labels.any():
-        raise DataError(f"the healthy set {path} holds {int(labels.sum())} images labelled anomalous")
-    order = np.random.default_rng(config.seed).permutation(len(ids))
-    n_val = max(1, round(config.validation.fraction * len(ids)))
-    if len(ids) - n_val < 2:
-        raise DataError(f"{len(ids)} healthy images: too few to fit and validate")
+    fit_idx, val_idx = _healthy_split(len(ids), labels, masks, config, path, "images", min_fit=2)
     train = config.train
-    say(f"training {config.method.name} on {len(ids) - n_val} healthy images ({train.epochs} epochs)")
-    detector.fit(images[order[n_val:]], epochs=train.epochs, batch_size=train.batch_size, lr=train.lr,
+    say(f"training {config.method.name} on {len(fit_idx)} healthy images ({train.epochs} epochs)")
+    detector.fit(images[fit_idx], epochs=train.epochs, batch_size=train.batch_size, lr=train.lr,
                  seed=config.seed, accelerator="cpu")
-    val_maps = detector.score_maps(images[order[:n_val]])
+    val_maps = detector.score_maps(images[val_idx])
     state.update({"image_size": data.image_size,
                   "pixel_threshold": threshold_at_fpr(val_maps.ravel(), config.validation.target_fpr)})
-    return detector.score(images[order[:n_val]])
+    return sample_scores(val_maps, detector.top_fraction, detector.score_opening)
 
 
 def _fit_volumes(detector, config: AnomalyConfig, path: Path, state: dict[str, Any],
@@ -187,25 +193,17 @@ def _fit_volumes(detector, config: AnomalyConfig, path: Path, state: dict[str, A
     data = config.data
     ids, volumes, labels, masks = read_volume_set(path, data.image_size, label_column=data.label_column,
                                                   mask_column=data.mask_column)
-    if masks is not None and masks.any():
-        raise DataError(f"the healthy set {path} has {int(masks.any(axis=(1, 2, 3)).sum())} lesion masks that are "
-                        "not empty: fit on healthy volumes only")
-    if labels is not None and labels.any():
-        raise DataError(f"the healthy set {path} holds {int(labels.sum())} volumes labelled anomalous")
-    order = np.random.default_rng(config.seed).permutation(len(ids))
-    n_val = max(1, round(config.validation.fraction * len(ids)))
-    if len(ids) - n_val < 1:
-        raise DataError(f"{len(ids)} healthy volumes: too few to fit and validate (held out by subject)")
-    slices = brain_slices(volumes[order[n_val:]])
+    fit_idx, val_idx = _healthy_split(len(ids), labels, masks, config, path, "volumes", min_fit=1)
+    slices = brain_slices(volumes[fit_idx])
     train = config.train
-    say(f"training {config.method.name} on {len(slices)} axial brain slices of {len(ids) - n_val} healthy volumes "
-        f"({train.epochs} epochs); {n_val} volumes held out for the thresholds")
+    say(f"training {config.method.name} on {len(slices)} axial brain slices of {len(fit_idx)} healthy volumes "
+        f"({train.epochs} epochs); {len(val_idx)} volumes held out by subject for the thresholds")
     detector.fit(slices, epochs=train.epochs, batch_size=train.batch_size, lr=train.lr, seed=config.seed,
                  accelerator="cpu")
-    held_out = volumes[order[:n_val]]
+    held_out = volumes[val_idx]
     erosion = data.brain_erosion
     val_maps = volume_maps(detector, held_out, erosion)
-    state.update({"image_size": data.image_size, "fit_volumes": len(ids) - n_val, "validation_volumes": n_val,
+    state.update({"image_size": data.image_size, "fit_volumes": len(fit_idx), "validation_volumes": len(val_idx),
                   "brain_erosion": erosion,
                   "voxel_threshold": threshold_at_fpr(val_maps[brain_region(held_out, erosion)],
                                                       config.validation.target_fpr)})
@@ -301,18 +299,14 @@ def score_anomaly(run_dir: Path, data: str | Path | None, out_dir: Path, *,
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     scores_figure(table, state).savefig(out_dir / "scores.png", dpi=110)
     if state["modality"] == "volume3d":
-        from biolatent.anomaly.volumes import read_volume_headers, volume_map_figure, write_volume_map
+        from biolatent.anomaly.volumes import read_volume_headers, write_volume_map
 
         for header, volume_map in zip(read_volume_headers(path), extra["maps"], strict=True):
             write_volume_map(out_dir / "maps" / f"{header.id}_map.nii.gz", volume_map, header)
-        volume_map_figure(extra["images"], extra["maps"], extra["masks"], table["id"].tolist()).savefig(
-            out_dir / "maps.png", dpi=110)
     elif extra:
-        from biolatent.anomaly.plots import map_grid_figure
-
         np.save(out_dir / "maps.npy", extra["maps"])
-        map_grid_figure(extra["images"], extra["maps"], extra["masks"], table["id"].tolist()).savefig(
-            out_dir / "maps.png", dpi=110)
+    if extra:
+        _maps_figure(state, extra, table["id"].tolist(), None).savefig(out_dir / "maps.png", dpi=110)
     say(f"{len(table)} {'points' if state['modality'] == 'series' else 'samples'} of {path} scored; "
         f"{int(table['flagged'].sum())} above the healthy-validation threshold {state['threshold']:.4g}")
     return scores_path
@@ -326,31 +320,16 @@ def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, say: Callable[[s
     _config, state, path, table, extra = _scored(run_dir, data, with_labels=True)
     scores, labels = table["score"].to_numpy(), table["label"].to_numpy().astype(bool)
     tables = []
-    if state["modality"] == "image2d":
+    if state["modality"] in ("image2d", "volume3d"):
         level, metrics = "sample", _sample_metrics(scores, labels, state["threshold"])
         if extra["masks"] is not None:
-            from biolatent.anomaly.image.postprocess import postprocess
-            from biolatent.anomaly.metrics import dice
-
-            pixel = dense_metrics(extra["maps"], extra["masks"], state["pixel_threshold"], "pixel")
-            pixel["dice_postprocessed"] = dice(postprocess(extra["maps"]), extra["masks"])
-            tables.append(metrics_table(state["detector"], "pixel", pixel))
-            metrics.update({f"pixel_{k}": v for k, v in pixel.items()})
-            from biolatent.anomaly.plots import map_grid_figure
-
-            map_grid_figure(extra["images"], extra["maps"], extra["masks"], table["id"].tolist(),
-                            labels=labels).savefig(run_dir / "anomaly_maps.png", dpi=110)
-    elif state["modality"] == "volume3d":
-        level, metrics = "sample", _sample_metrics(scores, labels, state["threshold"])
-        if extra["masks"] is not None:
-            voxel = _voxel_metrics(extra["images"], extra["maps"], extra["masks"], state["voxel_threshold"],
-                                   state.get("brain_erosion", 0))
-            tables.append(metrics_table(state["detector"], "voxel", voxel))
-            metrics.update({f"voxel_{k}": v for k, v in voxel.items()})
-        from biolatent.anomaly.volumes import volume_map_figure
-
-        volume_map_figure(extra["images"], extra["maps"], extra["masks"], table["id"].tolist(),
-                          labels=labels).savefig(run_dir / "anomaly_maps.png", dpi=110)
+            dense_level, dense, sizes = _dense_metrics(state, extra["images"], extra["maps"], extra["masks"])
+            tables.append(metrics_table(state["detector"], dense_level, dense))
+            metrics.update({f"{dense_level}_{k}": v for k, v in dense.items()})
+            if sizes is not None:
+                with atomic_path(run_dir / LESION_SIZES_FILE) as tmp:
+                    sizes.to_csv(tmp, sep="\t", index=False, float_format="%.6g", na_rep="NA")
+        _maps_figure(state, extra, table["id"].tolist(), labels).savefig(run_dir / "anomaly_maps.png", dpi=110)
     elif state["modality"] == "series":
         level, metrics = "point", dense_metrics(scores, labels, state["threshold"], "point")
         region = np.flatnonzero(labels)
@@ -359,11 +338,6 @@ def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, say: Callable[[s
         metrics["top_hit"] = float(region.min() - margin <= top <= region.max() + margin)
     else:
         level, metrics = "sample", _sample_metrics(scores, labels, state["threshold"])
-    if state["modality"] in ("image2d", "volume3d") and extra["masks"] is not None and extra["masks"].any():
-        threshold = state["pixel_threshold" if state["modality"] == "image2d" else "voxel_threshold"]
-        sizes = lesion_size_table(state["detector"], extra["maps"], extra["masks"], threshold)
-        with atomic_path(run_dir / LESION_SIZES_FILE) as tmp:
-            sizes.to_csv(tmp, sep="\t", index=False, float_format="%.6g", na_rep="NA")
     sample_keys = [k for k in metrics if not k.startswith(("pixel_", "voxel_"))]
     result = pd.concat([metrics_table(state["detector"], level, {k: metrics[k] for k in sample_keys}), *tables],
                        ignore_index=True)
@@ -377,17 +351,24 @@ def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, say: Callable[[s
     return path_out
 
 
-def lesion_size_table(detector: str, maps: np.ndarray, masks: np.ndarray, threshold: float) -> pd.DataFrame:
-    """Lesion-wise detection by size bin (``anomaly.lesion_sizes``) of the raw maps at the healthy-validation
-    threshold and of the StRegA-post-processed segmentation (2D maps, or 3D maps slice by slice); size bins
-    ``DEFAULT_EDGES`` in pixels for 2D, ``VOLUME_EDGES`` in voxels for 3D."""
+def postprocessed(maps: np.ndarray) -> np.ndarray:
+    """The StRegA post-processing of 2D maps (N, H, W), or of 3D maps (N, D, H, W) slice by slice: bool masks."""
     from biolatent.anomaly.image.postprocess import postprocess
+
+    return postprocess(maps.reshape(-1, *maps.shape[-2:])).reshape(maps.shape)
+
+
+def lesion_size_table(detector: str, maps: np.ndarray, masks: np.ndarray, threshold: float,
+                      segmented: np.ndarray | None = None) -> pd.DataFrame:
+    """Lesion-wise detection by size bin (``anomaly.lesion_sizes``) of the raw maps at the healthy-validation
+    threshold and of the post-processed segmentation (``segmented``, by default ``postprocessed(maps)``); size
+    bins ``DEFAULT_EDGES`` in pixels for 2D, ``VOLUME_EDGES`` in voxels for 3D."""
     from biolatent.anomaly.lesion_sizes import DEFAULT_EDGES, VOLUME_EDGES, lesion_table, size_breakdown
 
-    flat = maps.reshape(-1, *maps.shape[-2:])
-    segmented = postprocess(flat).reshape(maps.shape).astype(np.float64)
+    segmented = postprocessed(maps) if segmented is None else segmented
     parts = []
-    for name, values, cut in (("raw_val_threshold", maps, threshold), ("postprocessed", segmented, 0.5)):
+    for name, values, cut in (("raw_val_threshold", maps, threshold),
+                              ("postprocessed", segmented.astype(np.float64), 0.5)):
         part = size_breakdown(lesion_table(values, masks, cut), VOLUME_EDGES if maps.ndim == 4 else DEFAULT_EDGES)
         part.insert(0, "segmentation", name)
         part.insert(0, "detector", detector)
@@ -395,19 +376,36 @@ def lesion_size_table(detector: str, maps: np.ndarray, masks: np.ndarray, thresh
     return pd.concat(parts, ignore_index=True)
 
 
-def _voxel_metrics(volumes: np.ndarray, maps: np.ndarray, masks: np.ndarray, threshold: float,
-                   erosion: int = 0) -> dict[str, float]:
-    """Voxel AUROC / AP / Dice inside the brain region (plus any lesion voxel); StRegA post-processing slice-wise."""
-    from biolatent.anomaly.image.postprocess import postprocess
+def _dense_metrics(state: dict[str, Any], images: np.ndarray, maps: np.ndarray,
+                   masks: np.ndarray) -> tuple[str, dict[str, float], pd.DataFrame | None]:
+    """(level, metrics, lesion-size table or None without lesions) of pixel maps (2D) or voxel maps (3D; inside
+    the brain region plus any lesion voxel); the post-processing is computed once for the Dice and the sizes."""
     from biolatent.anomaly.metrics import dense_metrics, dice
-    from biolatent.anomaly.volumes import brain_region
 
-    region = brain_region(volumes, erosion) | masks
-    voxel = dense_metrics(maps[region], masks[region], threshold, "voxel")
-    n, d, h, w = maps.shape
-    segmented = postprocess(maps.reshape(n * d, h, w)).reshape(maps.shape)
-    voxel["dice_postprocessed"] = dice(segmented, masks)
-    return voxel
+    segmented = postprocessed(maps)
+    if maps.ndim == 4:
+        from biolatent.anomaly.volumes import brain_region
+
+        level, threshold = "voxel", state["voxel_threshold"]
+        region = brain_region(images, state.get("brain_erosion", 0)) | masks
+        metrics = dense_metrics(maps[region], masks[region], threshold, level)
+    else:
+        level, threshold = "pixel", state["pixel_threshold"]
+        metrics = dense_metrics(maps, masks, threshold, level)
+    metrics["dice_postprocessed"] = dice(segmented, masks)
+    sizes = lesion_size_table(state["detector"], maps, masks, threshold, segmented) if masks.any() else None
+    return level, metrics, sizes
+
+
+def _maps_figure(state: dict[str, Any], extra: dict[str, Any], ids: list[str], labels: np.ndarray | None):
+    """Image / anomaly map / ground truth grid: 2D images, or the middle slices of volumes."""
+    if state["modality"] == "volume3d":
+        from biolatent.anomaly.volumes import volume_map_figure
+
+        return volume_map_figure(extra["images"], extra["maps"], extra["masks"], ids, labels=labels)
+    from biolatent.anomaly.plots import map_grid_figure
+
+    return map_grid_figure(extra["images"], extra["maps"], extra["masks"], ids, labels=labels)
 
 
 def _sample_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
