@@ -25,16 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from _anomaly_settings import train_settings
+from _anomaly_runs import detection_rate, metric_values, run_detector
 from _report import RESULTS_DIR, host_info, markdown_table, write_results
 
-from biolatent.anomaly.config import load_anomaly_config
 from biolatent.anomaly.detectors import IMAGE_DETECTORS
 from biolatent.anomaly.lesion_sizes import DEFAULT_EDGES, bin_labels
-from biolatent.workflows.anomaly import LESION_SIZES_FILE, evaluate_anomaly, fit_anomaly, score_anomaly
 
 COLUMNS = ("detector", "sample_auroc", "sample_ap", "pixel_auroc", "pixel_ap", "pixel_dice_val_threshold",
-           "pixel_dice_best", "pixel_dice_postprocessed", "lesions_detected", "train_s", "images_per_s")
+           "pixel_dice_best", "pixel_dice_postprocessed", "lesions_detected", "fit_s", "images_per_s")
 
 
 def _write_sets(root: Path, args: argparse.Namespace) -> None:
@@ -46,20 +44,6 @@ def _write_sets(root: Path, args: argparse.Namespace) -> None:
     write(root / "test", args.test, size=args.size, lesions=True, seed=1)
     write(root / "labelled", args.labelled, size=args.size, lesions=True, lesion_fraction=1.0, seed=2)
     write(root / "unlabelled", args.labelled, size=args.size, lesions=True, seed=3)
-
-
-def _metric_values(metrics: pd.DataFrame, detector: str) -> dict[str, float]:
-    rows = metrics[metrics.detector == detector]
-    return {f"{level}_{metric}": value for level, metric, value in
-            zip(rows.level, rows.metric, rows.value, strict=True)}
-
-
-def _detected(sizes: pd.DataFrame, detector: str) -> float:
-    column = "segmentation" if "segmentation" in sizes.columns else None
-    rows = sizes[(sizes.detector == detector) & (sizes.size_bin == "all")]
-    if column is not None:
-        rows = rows[rows[column] == "raw_val_threshold"]
-    return float(rows.detection_rate.iloc[0])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -83,25 +67,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="anomaly-images-") as tmp:
         root = Path(tmp)
         _write_sets(root, args)
+        data = {"modality": "image2d", "path": str(root / "healthy"), "image_size": args.size}
         for name in args.detectors.split(","):
-            config = load_anomaly_config({
-                "data": {"modality": "image2d", "path": str(root / "healthy"), "image_size": args.size},
-                "method": {"name": name}, "train": train_settings(name, args.epochs),
-                "validation": {"fraction": 0.25, "target_fpr": 0.05}})
-            run = root / name
-            start = time.perf_counter()
-            fit_anomaly(config, run, say=lambda _: None)
-            train_s = time.perf_counter() - start
-            start = time.perf_counter()
-            score_anomaly(run, root / "test", run / "scored", say=lambda _: None)
-            images_per_s = args.test / (time.perf_counter() - start)
-            metrics = pd.read_csv(evaluate_anomaly(run, root / "test", say=lambda _: None), sep="\t")
-            run_sizes = pd.read_csv(run / LESION_SIZES_FILE, sep="\t")
-            sizes.append(run_sizes[run_sizes.segmentation == "raw_val_threshold"].drop(columns="segmentation"))
-            rows.append({"detector": name, **_metric_values(metrics, name),
-                         "lesions_detected": _detected(run_sizes, name), "train_s": train_s,
-                         "images_per_s": images_per_s})
-            print(f"{name}: {rows[-1]}", flush=True)
+            row, run_sizes = run_detector(name, data, root, args.epochs, args.test, "images_per_s")
+            rows.append(row)
+            sizes.append(run_sizes)
         rows.extend(_references(root, args, sizes))
     size_table = pd.concat(sizes, ignore_index=True)
     bins = [*bin_labels(DEFAULT_EDGES), "all"]
@@ -135,29 +105,25 @@ def _references(root: Path, args: argparse.Namespace, sizes: list[pd.DataFrame])
     """The supervised reference and the ae-guided segmenter through their workflows."""
     from biolatent.workflows.anomaly_segmentation import run_guided, run_supervised
 
-    rows = []
     seg_epochs = max(2, args.epochs * 6)  # the segmenter needs ~200 epochs on 200 slices (see its tests' notes)
-    start = time.perf_counter()
-    out = run_supervised(root / "labelled", root / "test", root / "supervised", image_size=args.size,
-                         epochs=seg_epochs, say=lambda _: None)
-    train_s = time.perf_counter() - start
-    metrics = pd.read_csv(out / "anomaly_metrics.tsv", sep="\t")
-    run_sizes = pd.read_csv(out / "lesion_sizes.tsv", sep="\t")
-    sizes.append(run_sizes[run_sizes.detector == "supervised"])
-    rows.append({"detector": "supervised (reference)", **_metric_values(metrics, "supervised"),
-                 "lesions_detected": _detected(run_sizes, "supervised"), "train_s": train_s})
+    runs = [("supervised", "supervised (reference)",
+             lambda: run_supervised(root / "labelled", root / "test", root / "supervised", image_size=args.size,
+                                    epochs=seg_epochs, say=lambda _: None))]
     if (root / "ae").is_dir():
+        runs.append(("ae+guided", "ae+guided (no labels)",
+                     lambda: run_guided(root / "ae", root / "unlabelled", root / "test", root / "guided",
+                                        epochs=seg_epochs, say=lambda _: None)))
+    rows = []
+    for detector, label, run in runs:
         start = time.perf_counter()
-        out = run_guided(root / "ae", root / "unlabelled", root / "test", root / "guided", epochs=seg_epochs,
-                         say=lambda _: None)
-        train_s = time.perf_counter() - start
+        out = run()
+        fit_s = time.perf_counter() - start
         metrics = pd.read_csv(out / "anomaly_metrics.tsv", sep="\t")
         run_sizes = pd.read_csv(out / "lesion_sizes.tsv", sep="\t")
-        sizes.append(run_sizes[run_sizes.detector == "ae+guided"])
-        rows.append({"detector": "ae+guided (no labels)", **_metric_values(metrics, "ae+guided"),
-                     "lesions_detected": _detected(run_sizes, "ae+guided"), "train_s": train_s})
-    for row in rows:
-        print(f"{row['detector']}: {row}", flush=True)
+        sizes.append(run_sizes[run_sizes.detector == detector])
+        rows.append({"detector": label, **metric_values(metrics, detector),
+                     "lesions_detected": detection_rate(run_sizes, detector), "fit_s": fit_s})
+        print(f"{label}: {rows[-1]}", flush=True)
     return rows
 
 

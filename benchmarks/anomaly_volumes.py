@@ -25,20 +25,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _anomaly_settings import train_settings
+from _anomaly_runs import run_detector
 from _report import RESULTS_DIR, host_info, markdown_table, write_results
 
-from biolatent.anomaly.config import load_anomaly_config
 from biolatent.anomaly.detectors import IMAGE_DETECTORS
 from biolatent.anomaly.lesion_sizes import VOLUME_EDGES, bin_labels
 from biolatent.anomaly.volumes import write_brain_set
-from biolatent.workflows.anomaly import (
-    LESION_SIZES_FILE,
-    evaluate_anomaly,
-    fit_anomaly,
-    lesion_size_table,
-    score_anomaly,
-)
+from biolatent.workflows.anomaly import lesion_size_table
 
 COLUMNS = ("detector", "sample_auroc", "sample_ap", "voxel_auroc", "voxel_ap", "voxel_dice_val_threshold",
            "voxel_dice_best", "voxel_dice_postprocessed", "lesions_detected", "fit_s", "volumes_per_s")
@@ -115,28 +108,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         write_brain_set(root / "labelled", args.labelled, size=args.size, lesions=True, lesion_fraction=1.0, seed=2)
         print(f"simulated {args.healthy + args.test + args.labelled} brains in {time.perf_counter() - start:.0f} s",
               flush=True)
+        data = {"modality": "volume3d", "path": str(root / "healthy"), "image_size": args.size,
+                "brain_erosion": args.brain_erosion}
         for name in args.detectors.split(","):
-            config = load_anomaly_config({
-                "data": {"modality": "volume3d", "path": str(root / "healthy"), "image_size": args.size,
-                         "brain_erosion": args.brain_erosion},
-                "method": {"name": name}, "train": train_settings(name, args.epochs),
-                "validation": {"fraction": 0.25, "target_fpr": 0.05}})
-            run = root / name
-            start = time.perf_counter()
-            fit_anomaly(config, run, say=lambda _: None)
-            fit_s = time.perf_counter() - start
-            start = time.perf_counter()
-            score_anomaly(run, root / "test", run / "scored", say=lambda _: None)
-            volumes_per_s = args.test / (time.perf_counter() - start)
-            metrics = pd.read_csv(evaluate_anomaly(run, root / "test", say=lambda _: None), sep="\t")
-            values = {f"{level}_{metric}": value for level, metric, value in
-                      zip(metrics.level, metrics.metric, metrics.value, strict=True)}
-            sizes = pd.read_csv(run / LESION_SIZES_FILE, sep="\t")
+            row, sizes = run_detector(name, data, root, args.epochs, args.test, "volumes_per_s")
+            rows.append(row)
             size_tables.append(sizes)
-            overall = sizes[(sizes.segmentation == "raw_val_threshold") & (sizes.size_bin == "all")]
-            rows.append({"detector": name, **values, "lesions_detected": float(overall.detection_rate.iloc[0]),
-                         "fit_s": fit_s, "volumes_per_s": volumes_per_s})
-            print(f"{name}: {rows[-1]}", flush=True)
         reference = supervised_reference(root, args.size, max(2, args.epochs * 2), erosion=args.brain_erosion)
         size_tables.append(reference.pop("_sizes"))
         reference["voxel_dice_best"] = reference.pop("_best")
