@@ -66,24 +66,17 @@ def _entries(folder: Path, mask_column: str) -> tuple[pd.DataFrame, bool]:
     return meta, True
 
 
-def _load(path: Path, what: str) -> tuple[Any, np.ndarray]:
-    """(the nibabel image as stored, its canonical (z, y, x) float32 data); DataError if missing or not 3D."""
-    import nibabel as nib
+def _load(path: Path, what: str) -> np.ndarray:
+    """The canonical (z, y, x) float32 data of a 3D NIfTI (``read_nifti``); DataError if missing, not 3D or not
+    finite."""
+    from biolatent.io.nifti import read_nifti
 
     if not path.is_file():
         raise DataError(f"{what} not found: {path}")
-    try:
-        image = nib.load(path)
-        data = np.asarray(nib.as_closest_canonical(image).dataobj, dtype=np.float32)
-    except Exception as exc:  # nibabel raises ImageFileError, OSError, EOFError, zlib errors...
-        raise DataError(f"cannot read {what} {path}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise DataError(f"{what} {path} holds {data.ndim}D data of shape {data.shape}: expected a 3D volume")
+    data = read_nifti(path, ndim=3).data
     if not np.isfinite(data).all():
         raise DataError(f"{what} {path} holds NaN or inf")
-    return image, np.ascontiguousarray(data.transpose(2, 1, 0))
+    return np.ascontiguousarray(data.transpose(2, 1, 0))
 
 
 def _resample(data: np.ndarray, size: int, order: int) -> np.ndarray:
@@ -114,7 +107,7 @@ def read_volume_set(folder: str | Path, size: int, *, label_column: str = "is_an
     volumes, masks = [], []
     with_masks = has_meta and mask_column in table.columns
     for row in table.itertuples(index=False):
-        _, data = _load(folder / str(row.path), f"volume {row.id!r}")
+        data = _load(folder / str(row.path), f"volume {row.id!r}")
         volumes.append(_resample(unit_range(data), size, order=1))
         if not with_masks:
             continue
@@ -122,7 +115,7 @@ def read_volume_set(folder: str | Path, size: int, *, label_column: str = "is_an
         if not mask_path:
             masks.append(np.zeros((size,) * 3, bool))
             continue
-        _, mask = _load(folder / mask_path, f"mask of {row.id!r}")
+        mask = _load(folder / mask_path, f"mask of {row.id!r}")
         if mask.shape != data.shape:
             raise DataError(f"{row.id}: mask {mask_path} has shape {mask.shape[::-1]} but the image has "
                             f"{data.shape[::-1]} (shape mismatch)")
@@ -157,29 +150,16 @@ def read_volume_headers(folder: str | Path) -> list[VolumeHeader]:
 
 def save_volume(path: str | Path, volume: np.ndarray, affine: np.ndarray) -> Path:
     """Write a (z, y, x) array (canonical RAS) with ``affine`` (its x, y, z voxel -> mm), atomically."""
-    import nibabel as nib
+    from biolatent.io.nifti import write_nifti
 
-    image = nib.Nifti1Image(np.ascontiguousarray(np.asarray(volume, np.float32).transpose(2, 1, 0)), affine)
-    image.header.set_xyzt_units("mm")
-    return _save(image, Path(path))
-
-
-def _save(image: Any, path: Path) -> Path:
-    import nibabel as nib
-
-    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        target = tmp.with_name(tmp.name + suffix)  # nibabel picks compression from the suffix
-        nib.save(image, target)
-        target.replace(tmp)
-    return path
+    return write_nifti(path, np.asarray(volume).transpose(2, 1, 0), affine=affine)
 
 
 def write_volume_map(path: str | Path, volume_map: np.ndarray, header: VolumeHeader) -> Path:
     """A (z, y, x) map of the canonical ``size``^3 grid, written on the input's own grid with its affine."""
-    import nibabel as nib
     from nibabel import orientations
+
+    from biolatent.io.nifti import write_nifti
 
     ornt = orientations.io_orientation(header.affine)
     canonical_shape = tuple(int(header.shape[int(axis)]) for axis in ornt[:, 0])  # RAS (x, y, z) sizes
@@ -189,10 +169,7 @@ def write_volume_map(path: str | Path, volume_map: np.ndarray, header: VolumeHea
                             mode="nearest", grid_mode=True)
     xyz = data.transpose(2, 1, 0)
     back = orientations.ornt_transform(orientations.axcodes2ornt(("R", "A", "S")), ornt)
-    stored = orientations.apply_orientation(xyz, back)
-    image = nib.Nifti1Image(np.ascontiguousarray(stored, dtype=np.float32), header.affine)
-    image.header.set_xyzt_units("mm")
-    return _save(image, Path(path))
+    return write_nifti(path, orientations.apply_orientation(xyz, back), affine=header.affine)
 
 
 def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: bool = False, mass_effect: bool = False,

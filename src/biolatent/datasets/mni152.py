@@ -39,17 +39,11 @@ def brain_mask(gm: np.ndarray, wm: np.ndarray) -> np.ndarray:
     return ndimage.binary_fill_holes(mask)
 
 
-def _save(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
-    import nibabel as nib
-
-    image = nib.Nifti1Image(np.asarray(data, np.float32), affine)
-    image.header.set_xyzt_units("mm")
-    nib.save(image, path)
-
-
 def convert(members: dict[str, Path], out_dir: Path) -> None:
     """``t1``, ``gm``, ``wm`` (rescaled to [0, 1]) and the derived ``csf``, ``brain_mask`` as ``<name>.nii.gz``."""
     import nibabel as nib
+
+    from biolatent.io.nifti import write_nifti
 
     maps, affine = {}, None
     for name, member in MEMBERS.items():
@@ -66,7 +60,7 @@ def convert(members: dict[str, Path], out_dir: Path) -> None:
     maps["csf"] = np.clip(1.0 - maps["gm"] - maps["wm"], 0.0, 1.0) * mask
     maps["brain_mask"] = mask.astype(np.float32)
     for name, data in maps.items():
-        _save(out_dir / f"{name}.nii.gz", data, affine)
+        write_nifti(out_dir / f"{name}.nii.gz", data, affine=affine)
 
 
 RECIPE = DatasetRecipe(
