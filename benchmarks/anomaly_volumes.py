@@ -39,10 +39,9 @@ COLUMNS = ("detector", "sample_auroc", "sample_ap", "voxel_auroc", "voxel_ap", "
 
 def supervised_reference(root: Path, size: int, epochs: int, seed: int = 0, erosion: int = 0) -> dict[str, Any]:
     """The segmenter trained on the labelled brains' slices, scored slice-wise on the test brains."""
-    from biolatent.anomaly.metrics import best_dice, dense_metrics
+    from biolatent.anomaly.metrics import best_dice, dense_metrics, sample_metrics
     from biolatent.anomaly.segmentation import train_segmenter
     from biolatent.anomaly.volumes import brain_region, read_volume_set, volume_scores
-    from biolatent.workflows.anomaly import _sample_metrics
 
     _, volumes, _, masks = read_volume_set(root / "labelled", size)
     order = np.random.default_rng(seed).permutation(len(volumes))
@@ -69,7 +68,7 @@ def supervised_reference(root: Path, size: int, epochs: int, seed: int = 0, eros
     maps = maps.reshape(test.shape) * brain_region(test, erosion)
     volumes_per_s = len(test) / (time.perf_counter() - start)
     scores = volume_scores(maps, 0.01, 0)
-    sample = _sample_metrics(scores, labels, segmenter.threshold)
+    sample = sample_metrics(scores, labels, segmenter.threshold)
     region = brain_region(test, erosion) | test_masks
     voxel = dense_metrics(maps[region], test_masks[region], segmenter.threshold, "voxel")
     sizes = lesion_size_table("supervised", maps, test_masks, segmenter.threshold)

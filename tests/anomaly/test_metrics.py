@@ -65,3 +65,14 @@ def test_errors_are_one_line():
         ranking_metrics(np.arange(3.0), np.array([0, 1, 0, 1]))
     with pytest.raises(DataError, match="NaN"):
         ranking_metrics(np.array([0.0, np.nan]), np.array([0, 1]))
+
+
+def test_sample_metrics_at_the_healthy_threshold_by_hand():
+    from biolatent.anomaly.metrics import sample_metrics
+
+    scores = np.array([0.1, 0.2, 0.9, 0.4, 0.8, 0.7])
+    labels = np.array([0, 0, 0, 1, 1, 1], bool)
+    metrics = sample_metrics(scores, labels, threshold=0.5)  # flagged: 0.9 (healthy), 0.8, 0.7
+    assert metrics["dice_val_threshold"] == pytest.approx(2 * 2 / (3 + 3))
+    assert metrics["fpr_val_threshold"] == pytest.approx(1 / 3)
+    assert metrics["auroc"] == pytest.approx(6 / 9)  # pairs (lesioned > healthy): 0.4 beats 2, 0.8 and 0.7 beat 2

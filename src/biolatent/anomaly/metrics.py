@@ -46,6 +46,17 @@ def ranking_metrics(scores: np.ndarray, labels: np.ndarray, what: str = "sample"
     return {"auroc": float(roc_auc_score(y, s)), "ap": float(average_precision_score(y, s))}
 
 
+def sample_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+    """``ranking_metrics`` plus, at ``threshold`` (set on healthy validation data), the Dice of the flagged
+    samples against the labels and the false-positive rate among the healthy ones."""
+    metrics = ranking_metrics(scores, labels, "sample")
+    flagged = np.asarray(scores) > threshold
+    truth = np.asarray(labels, dtype=bool)
+    metrics["dice_val_threshold"] = float(2 * np.sum(flagged & truth) / max(1, flagged.sum() + truth.sum()))
+    metrics["fpr_val_threshold"] = float(np.mean(flagged[~truth]))
+    return metrics
+
+
 def threshold_at_fpr(healthy_scores: np.ndarray, fpr: float = 0.05) -> float:
     """Smallest threshold t with at most ``fpr`` of the healthy validation scores strictly above t."""
     s = np.sort(np.asarray(healthy_scores, dtype=np.float64).ravel())

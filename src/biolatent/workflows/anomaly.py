@@ -314,14 +314,14 @@ def score_anomaly(run_dir: Path, data: str | Path | None, out_dir: Path, *,
 
 def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, say: Callable[[str], object] = print) -> Path:
     """Metrics against the labels of ``data`` -> RUN/anomaly_metrics.tsv (+ anomaly_curves.png)."""
-    from biolatent.anomaly.metrics import dense_metrics, metrics_table
+    from biolatent.anomaly.metrics import dense_metrics, metrics_table, sample_metrics
     from biolatent.anomaly.plots import curves_figure, scores_figure
 
     _config, state, path, table, extra = _scored(run_dir, data, with_labels=True)
     scores, labels = table["score"].to_numpy(), table["label"].to_numpy().astype(bool)
     tables = []
     if state["modality"] in ("image2d", "volume3d"):
-        level, metrics = "sample", _sample_metrics(scores, labels, state["threshold"])
+        level, metrics = "sample", sample_metrics(scores, labels, state["threshold"])
         if extra["masks"] is not None:
             dense_level, dense, sizes = _dense_metrics(state, extra["images"], extra["maps"], extra["masks"])
             tables.append(metrics_table(state["detector"], dense_level, dense))
@@ -337,7 +337,7 @@ def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, say: Callable[[s
         top = int(np.argmax(scores))
         metrics["top_hit"] = float(region.min() - margin <= top <= region.max() + margin)
     else:
-        level, metrics = "sample", _sample_metrics(scores, labels, state["threshold"])
+        level, metrics = "sample", sample_metrics(scores, labels, state["threshold"])
     sample_keys = [k for k in metrics if not k.startswith(("pixel_", "voxel_"))]
     result = pd.concat([metrics_table(state["detector"], level, {k: metrics[k] for k in sample_keys}), *tables],
                        ignore_index=True)
@@ -406,16 +406,6 @@ def _maps_figure(state: dict[str, Any], extra: dict[str, Any], ids: list[str], l
     from biolatent.anomaly.plots import map_grid_figure
 
     return map_grid_figure(extra["images"], extra["maps"], extra["masks"], ids, labels=labels)
-
-
-def _sample_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
-    from biolatent.anomaly.metrics import ranking_metrics
-
-    metrics = ranking_metrics(scores, labels, "sample")
-    flagged = scores > threshold
-    metrics["dice_val_threshold"] = float(2 * np.sum(flagged & labels) / max(1, flagged.sum() + labels.sum()))
-    metrics["fpr_val_threshold"] = float(np.mean(flagged[~labels]))
-    return metrics
 
 
 def fit_from_file(config_path: str | Path, run_dir: Path, *, say: Callable[[str], object] = print) -> Path:

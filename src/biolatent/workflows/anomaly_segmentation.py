@@ -31,11 +31,7 @@ leaves no half-written run; bad input is a one-line ``DataError`` before any tra
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +42,7 @@ import yaml
 from biolatent import provenance
 from biolatent.anomaly.lesion_sizes import DEFAULT_EDGES, check_edges, lesion_table, size_breakdown
 from biolatent.errors import DataError
-from biolatent.rundir import update_json, write_json, write_text
+from biolatent.rundir import staged_dir, update_json, write_json, write_text
 
 if TYPE_CHECKING:
     from biolatent.anomaly.segmentation import Segmenter
@@ -55,29 +51,6 @@ METRICS_FILE = "anomaly_metrics.tsv"
 SIZES_FILE = "lesion_sizes.tsv"
 TOP_FRACTION = 0.01  # sample score of a segmenter: mean of the top 1 % of its probability map
 PSEUDO = ("postprocess", "threshold")
-
-
-@contextmanager
-def staged_run(out_dir: Path) -> Iterator[Path]:
-    """Yield a hidden sibling folder; rename it onto ``out_dir`` only if the block succeeds."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise DataError(f"{out_dir} already exists and is not empty: choose another --out")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
-        os.replace(tmp, out_dir)  # onto a missing or empty folder
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 def read_labelled(path: str | Path, image_size: int, what: str, *, label_column: str = "is_anomaly",
@@ -114,10 +87,9 @@ def segmenter_rows(name: str, probabilities: np.ndarray, labels: np.ndarray, mas
 def _rows(name: str, maps: np.ndarray, scores: np.ndarray, labels: np.ndarray, masks: np.ndarray,
           sample_threshold: float, pixel_threshold: float,
           extra_pixel: dict[str, float] | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
-    from biolatent.anomaly.metrics import dense_metrics, metrics_table
-    from biolatent.workflows.anomaly import _sample_metrics
+    from biolatent.anomaly.metrics import dense_metrics, metrics_table, sample_metrics
 
-    sample = _sample_metrics(scores, labels, sample_threshold)
+    sample = sample_metrics(scores, labels, sample_threshold)
     pixel = dense_metrics(maps, masks, pixel_threshold, "pixel") | (extra_pixel or {})
     table = pd.concat([metrics_table(name, "sample", sample), metrics_table(name, "pixel", pixel)], ignore_index=True)
     return table, {**sample, **{f"pixel_{k}": v for k, v in pixel.items()}}
@@ -177,7 +149,7 @@ def run_supervised(
     out_dir, size_bins = Path(out_dir), check_edges(size_edges)
     if not 0.0 < validation_fraction < 1.0:
         raise DataError(f"validation_fraction must lie in (0, 1), got {validation_fraction}")
-    with staged_run(out_dir) as folder:
+    with staged_dir(out_dir) as folder:
         _, images, _, masks = read_labelled(train_path, image_size, "labelled training", both_classes=False)
         ids, test_images, labels, test_masks = read_labelled(test_path, image_size, "test")
         _check_pair(images, test_images, "labelled training vs test")
@@ -241,7 +213,7 @@ def run_guided(
     if state["modality"] != "image2d":
         raise DataError(f"{run_dir} holds a {state['modality']} detector: guided segmentation needs an image2d run")
     name, size = state["detector"], int(state["image_size"])
-    with staged_run(out_dir) as folder:
+    with staged_dir(out_dir) as folder:
         _, images, _, unlabelled_masks = read_image_set(unlabelled_path, size, label_column=config.data.label_column,
                                                         mask_column=config.data.mask_column)
         ids, test_images, labels, test_masks = read_labelled(test_path, size, "test",
