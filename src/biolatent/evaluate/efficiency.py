@@ -1,8 +1,10 @@
 """The label-efficiency sweep: probes on every representation, for each label fraction and repeat seed.
 
-One fixed stratified test set (``split_seed``); for each ``(fraction, seed)`` one stratified labelled
-subset of the train pool, shared by every representation, probe and the supervised baseline. Results are a
-long per-seed table; ``summarise`` turns it into ``efficiency.tsv`` (mean and 95% Student-t CI over seeds).
+One fixed test set (``split_seed``); for each ``(fraction, seed)`` one labelled subset of the train pool,
+shared by every representation, probe and the supervised baseline. Classification splits are stratified
+by class and scored with ``METRICS``; regression targets (``task="regression"``) are split at random and
+scored with ``REGRESSION_METRICS``. Results are a long per-seed table; ``summarise`` turns it into
+``efficiency.tsv`` (mean and 95% Student-t CI over seeds), with the same columns for both tasks.
 """
 
 from __future__ import annotations
@@ -15,9 +17,15 @@ import numpy as np
 import pandas as pd
 
 from biolatent.errors import DataError
-from biolatent.evaluate.metrics import METRICS, classification_metrics, mean_ci
-from biolatent.evaluate.probes import PROBES
-from biolatent.evaluate.splits import holdout_split, label_subset
+from biolatent.evaluate.metrics import (
+    METRICS,
+    REGRESSION_METRICS,
+    classification_metrics,
+    mean_ci,
+    regression_metrics,
+)
+from biolatent.evaluate.probes import PROBES, REGRESSION_PROBES
+from biolatent.evaluate.splits import TASKS, holdout_split, label_subset
 from biolatent.rundir import atomic_path
 
 PER_SEED_COLUMNS = ["representation", "probe", "fraction", "seed", "metric", "value"]
@@ -27,22 +35,37 @@ SUPERVISED = ("supervised", "finetune")
 FinetuneFn = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 
 
-def _check_inputs(
-    representations: dict[str, np.ndarray], labels: np.ndarray, n_classes: int, fractions: Sequence[float],
-    seeds: Sequence[int], probes: Sequence[str],
-) -> dict[str, np.ndarray]:
+def _check_labels(labels: np.ndarray, n_classes: int | None, task: str) -> np.ndarray:
     labels = np.asarray(labels)
+    if task not in TASKS:
+        raise DataError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
+    if task == "regression":
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.number):
+            raise DataError("regression targets must be a 1-D array of numbers (use prepare_targets)")
+        labels = labels.astype(np.float64)
+        if not np.isfinite(labels).all():
+            raise DataError("regression targets hold NaN or inf values (use prepare_targets)")
+        return labels
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise DataError("labels must be a 1-D array of integer class codes (use prepare_labels)")
+    if n_classes is None:
+        raise DataError("classification needs n_classes")
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
         raise DataError(f"label codes must lie in [0, {n_classes}), got {labels.min()}..{labels.max()}")
+    return labels
+
+
+def _check_inputs(
+    representations: dict[str, np.ndarray], labels: np.ndarray, fractions: Sequence[float],
+    seeds: Sequence[int], probes: Sequence[str], registry: dict,
+) -> dict[str, np.ndarray]:
     if not fractions or any(not 0 < f <= 1 for f in fractions):
         raise DataError(f"label fractions must lie in (0, 1], got {list(fractions)}")
     if not seeds:
         raise DataError("at least one seed is needed")
-    unknown = [p for p in probes if p not in PROBES]
+    unknown = [p for p in probes if p not in registry]
     if unknown:
-        raise DataError(f"unknown probe(s) {unknown}; choose from {sorted(PROBES)}")
+        raise DataError(f"unknown probe(s) {unknown}; choose from {sorted(registry)}")
     arrays = {}
     for name, values in representations.items():
         array = np.asarray(values, dtype=np.float64)
@@ -57,7 +80,7 @@ def _check_inputs(
 def run_label_efficiency(
     representations: dict[str, np.ndarray],
     labels: np.ndarray,
-    n_classes: int,
+    n_classes: int | None,
     fractions: Sequence[float],
     seeds: Sequence[int],
     *,
@@ -66,38 +89,49 @@ def run_label_efficiency(
     probes: Sequence[str] = ("linear", "knn"),
     finetune: FinetuneFn | None = None,
     progress: Callable[[str], None] | None = None,
+    task: str = "classification",
 ) -> pd.DataFrame:
     """Per-seed results: columns ``representation, probe, fraction, seed, metric, value``.
 
-    ``finetune(train_idx, test_idx, seed) -> proba (len(test_idx), n_classes)`` is the supervised baseline,
-    trained by the caller on ``train_idx`` only; it is recorded as representation "supervised", probe
+    Classification: ``labels`` are integer class codes in ``[0, n_classes)``, probes come from ``PROBES``
+    and ``finetune(train_idx, test_idx, seed) -> proba (len(test_idx), n_classes)``. Regression
+    (``task="regression"``): ``labels`` are float targets, ``n_classes`` is unused (None), probes come from
+    ``REGRESSION_PROBES`` and ``finetune(...) -> predictions (len(test_idx),)``. The supervised baseline is
+    trained by the caller on ``train_idx`` only and recorded as representation "supervised", probe
     "finetune".
     """
-    arrays = _check_inputs(representations, labels, n_classes, fractions, seeds, probes)
-    labels = np.asarray(labels)
-    train_idx, test_idx = holdout_split(labels, test_fraction, split_seed)
+    labels = _check_labels(labels, n_classes, task)
+    regression = task == "regression"
+    registry = REGRESSION_PROBES if regression else PROBES
+    arrays = _check_inputs(representations, labels, fractions, seeds, probes, registry)
+    train_idx, test_idx = holdout_split(labels, test_fraction, split_seed, stratify=not regression)
     y_test = labels[test_idx]
+    expected = (test_idx.size,) if regression else (test_idx.size, n_classes)
     rows: list[tuple] = []
 
-    def record(rep: str, probe: str, fraction: float, seed: int, proba: np.ndarray) -> None:
-        for metric, value in classification_metrics(y_test, proba, n_classes).items():
+    def record(rep: str, probe: str, fraction: float, seed: int, output: np.ndarray) -> None:
+        scores = (regression_metrics(y_test, output) if regression
+                  else classification_metrics(y_test, output, n_classes))
+        for metric, value in scores.items():
             rows.append((rep, probe, float(fraction), int(seed), metric, value))
+
+    def fit_predict(probe: str, x: np.ndarray, subset: np.ndarray) -> np.ndarray:
+        model = registry[probe]().fit(x[subset], labels[subset])
+        return model.predict(x[test_idx]) if regression else model.predict_proba(x[test_idx], n_classes)
 
     for fraction in fractions:
         for seed in seeds:
-            subset = label_subset(train_idx, labels, fraction, seed)
+            subset = label_subset(train_idx, labels, fraction, seed, stratify=not regression)
             if progress:
                 progress(f"fraction {fraction:g}, seed {seed}: {subset.size} labelled, {test_idx.size} test")
             for rep, x in arrays.items():
                 for probe in probes:
-                    model = PROBES[probe]().fit(x[subset], labels[subset])
-                    record(rep, probe, fraction, seed, model.predict_proba(x[test_idx], n_classes))
+                    record(rep, probe, fraction, seed, fit_predict(probe, x, subset))
             if finetune is not None:
-                proba = np.asarray(finetune(subset, test_idx, seed))
-                if proba.shape != (test_idx.size, n_classes):
-                    expected = (test_idx.size, n_classes)
-                    raise DataError(f"finetune returned shape {proba.shape}; expected {expected}")
-                record(*SUPERVISED, fraction, seed, proba)
+                output = np.asarray(finetune(subset, test_idx, seed))
+                if output.shape != expected:
+                    raise DataError(f"finetune returned shape {output.shape}; expected {expected}")
+                record(*SUPERVISED, fraction, seed, output)
     return pd.DataFrame(rows, columns=PER_SEED_COLUMNS)
 
 
@@ -105,7 +139,7 @@ def summarise(per_seed: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Mean and Student-t CI over seeds: columns exactly ``SUMMARY_COLUMNS``.
 
     ``n_seeds`` counts the finite values; rows keep the order in which representations and probes appear,
-    then metric (``METRICS`` order), then increasing fraction.
+    then metric (``METRICS`` then ``REGRESSION_METRICS`` order; others last), then increasing fraction.
     """
     missing = set(PER_SEED_COLUMNS) - set(per_seed.columns)
     if missing:
@@ -120,11 +154,11 @@ def summarise(per_seed: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     order = {name: i for i, name in enumerate(dict.fromkeys(per_seed["representation"]))}
     probe_order = {name: i for i, name in enumerate(dict.fromkeys(per_seed["probe"]))}
-    metric_order = {name: i for i, name in enumerate(METRICS)}
+    metric_order = {name: i for i, name in enumerate(METRICS + REGRESSION_METRICS)}
     sort_key = pd.DataFrame({
         "r": summary["representation"].map(order),
         "p": summary["probe"].map(probe_order),
-        "m": summary["metric"].map(lambda m: metric_order.get(m, len(METRICS))),
+        "m": summary["metric"].map(lambda m: metric_order.get(m, len(metric_order))),
         "f": summary["fraction"],
     })
     return summary.loc[sort_key.sort_values(["r", "p", "m", "f"], kind="stable").index].reset_index(drop=True)
@@ -170,13 +204,17 @@ def read_efficiency(path: str | Path) -> pd.DataFrame:
     return table
 
 
-def headline(summary: pd.DataFrame, fraction: float = 0.1, metric: str = "balanced_accuracy") -> dict:
+def headline(summary: pd.DataFrame, fraction: float = 0.1, metric: str | None = None) -> dict:
     """The headline numbers at one label fraction: ``{representation}_{probe}`` -> mean ``metric``.
 
-    Uses the swept fraction closest to ``fraction`` on a log scale (reported as ``fraction``). Adds
-    ``ssl_fraction_of_supervised`` = ssl_linear / supervised_finetune (None when either is missing): the
-    "SSL features reach X of supervised performance" claim.
+    ``metric`` defaults to ``balanced_accuracy`` when the summary has it (classification), else
+    ``pearson_r`` (regression). Uses the swept fraction closest to ``fraction`` on a log scale (reported as
+    ``fraction``). Adds ``ssl_fraction_of_supervised`` = ssl_linear / supervised_finetune (None when either
+    is missing or the supervised value is not positive): the "SSL features reach X of supervised
+    performance" claim.
     """
+    if metric is None:
+        metric = "balanced_accuracy" if (summary["metric"] == "balanced_accuracy").any() else "pearson_r"
     rows = summary[summary["metric"] == metric]
     if rows.empty:
         raise DataError(f"efficiency summary has no rows for metric {metric!r}")
@@ -188,5 +226,5 @@ def headline(summary: pd.DataFrame, fraction: float = 0.1, metric: str = "balanc
         value = float(row["mean"])
         result[f"{row['representation']}_{row['probe']}"] = value if math.isfinite(value) else None
     ssl, sup = result.get("ssl_linear"), result.get("_".join(SUPERVISED))
-    result["ssl_fraction_of_supervised"] = ssl / sup if ssl is not None and sup else None
+    result["ssl_fraction_of_supervised"] = ssl / sup if ssl is not None and sup is not None and sup > 0 else None
     return result

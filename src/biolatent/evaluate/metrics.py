@@ -1,4 +1,4 @@
-"""Classification metrics from class probabilities, and Student-t intervals over repeat seeds."""
+"""Classification metrics from class probabilities, regression metrics, Student-t intervals over seeds."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, r2_score, roc_auc_score
 
 from biolatent.errors import DataError
 
 METRICS = ("accuracy", "balanced_accuracy", "auroc", "f1")
+REGRESSION_METRICS = ("pearson_r", "r2")
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[str, float]:
@@ -46,6 +47,33 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int
         "auroc": auroc,
         "f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
     }
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Pearson correlation and coefficient of determination of predictions against the true targets.
+
+    ``pearson_r`` (Pearson 1895, Proc. R. Soc. Lond. 58, "Note on regression and inheritance in the case of
+    two parents") is ``sum(dt * dp) / sqrt(sum(dt^2) sum(dp^2))`` over centred values; NaN when either side
+    is constant (a probe that predicts the mean). ``r2`` is sklearn's ``r2_score``,
+    ``1 - sum((t - p)^2) / sum((t - mean t)^2)``: 1 for perfect predictions, 0 for predicting the test mean,
+    negative when worse; NaN when ``y_true`` is constant or has fewer than two samples.
+    """
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if y_true.ndim != 1 or y_pred.shape != y_true.shape:
+        raise DataError(f"predictions must have shape ({y_true.size},), got {y_pred.shape}")
+    if y_true.size == 0:
+        raise DataError("no test samples to score")
+    if not (np.isfinite(y_true).all() and np.isfinite(y_pred).all()):
+        raise DataError("targets or predictions hold NaN or inf values")
+    true_varies, pred_varies = bool(np.ptp(y_true) > 0), bool(np.ptp(y_pred) > 0)
+    pearson = r2 = math.nan
+    if true_varies and pred_varies:
+        dt, dp = y_true - y_true.mean(), y_pred - y_pred.mean()
+        pearson = float(np.clip(float(dt @ dp) / math.sqrt(float(dt @ dt) * float(dp @ dp)), -1.0, 1.0))
+    if true_varies:
+        r2 = float(r2_score(y_true, y_pred))
+    return {"pearson_r": pearson, "r2": r2}
 
 
 def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float, float]:

@@ -24,7 +24,12 @@ METRIC_LABELS = {
     "balanced_accuracy": "balanced accuracy",
     "auroc": "AUROC (macro OvR)",
     "f1": "F1 (macro)",
+    "pearson_r": "Pearson r",
+    "r2": "R² (coefficient of determination)",
 }
+CLASSIFICATION_PLOT_METRICS = ("balanced_accuracy", "auroc")
+REGRESSION_PLOT_METRICS = ("pearson_r", "r2")
+R2_FLOOR = -1.0  # r2 panels stop here: a tiny labelled set can score far below 0 and flatten the curves
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -44,12 +49,24 @@ def _percent(value: float, _pos: object = None) -> str:
     return f"{value * 100:g}%"
 
 
-def label_efficiency_figure(
-    summary: pd.DataFrame, metrics: Sequence[str] = ("balanced_accuracy", "auroc")
-) -> Figure:
-    """One panel per metric: mean vs label fraction (log x), one line + CI band per representation/probe."""
+def default_plot_metrics(summary: pd.DataFrame) -> tuple[str, ...]:
+    """``balanced_accuracy, auroc`` for a classification summary, ``pearson_r, r2`` for a regression one."""
+    present = set(summary["metric"])
+    if present & set(CLASSIFICATION_PLOT_METRICS):
+        return CLASSIFICATION_PLOT_METRICS
+    return REGRESSION_PLOT_METRICS
+
+
+def label_efficiency_figure(summary: pd.DataFrame, metrics: Sequence[str] | None = None) -> Figure:
+    """One panel per metric: mean vs label fraction (log x), one line + CI band per representation/probe.
+
+    ``metrics`` defaults to :func:`default_plot_metrics`; each panel's y axis names its metric. An ``r2``
+    panel is cut at ``R2_FLOOR`` when some value lies below it (the table keeps the values).
+    """
     if summary.empty:
         raise DataError("efficiency summary is empty: nothing to plot")
+    if metrics is None:
+        metrics = default_plot_metrics(summary)
     metrics = [m for m in metrics if (summary["metric"] == m).any()]
     if not metrics:
         raise DataError("efficiency summary has none of the metrics to plot")
@@ -76,15 +93,23 @@ def label_efficiency_figure(
         ax.xaxis.set_major_formatter(FuncFormatter(_percent))
         ax.set_xlabel("labelled fraction of the train pool")
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        if metric == "r2":
+            _floor_r2(ax, summary[summary["metric"] == metric])
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside right center", fontsize="small", frameon=False)
     return figure
 
 
-def plot_label_efficiency(
-    summary: pd.DataFrame, path: str | Path, metrics: Sequence[str] = ("balanced_accuracy", "auroc")
-) -> Path:
+def _floor_r2(ax: object, rows: pd.DataFrame) -> None:
+    values = rows[["mean", "ci_low", "ci_high"]].to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size and values.min() < R2_FLOOR:
+        top = max(1.0, float(values.max()))
+        ax.set_ylim(R2_FLOOR, top + 0.05 * (top - R2_FLOOR))  # type: ignore[attr-defined]
+
+
+def plot_label_efficiency(summary: pd.DataFrame, path: str | Path, metrics: Sequence[str] | None = None) -> Path:
     """Save :func:`label_efficiency_figure` as a PNG (atomic)."""
     return save_figure(label_efficiency_figure(summary, metrics), path)
 

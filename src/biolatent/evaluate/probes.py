@@ -1,14 +1,15 @@
-"""Probes on frozen embeddings: a linear classifier and a cosine kNN vote, sklearn style.
+"""Probes on frozen embeddings, sklearn style: linear and cosine kNN, for classes and for continuous targets.
 
-``predict_proba(X, n_classes)`` always returns one column per class of the whole problem, with zeros for
-classes that the (possibly tiny) training subset did not contain, so that metrics are comparable.
+Classification (``PROBES``): ``predict_proba(X, n_classes)`` always returns one column per class of the
+whole problem, with zeros for classes that the (possibly tiny) training subset did not contain, so that
+metrics are comparable. Regression (``REGRESSION_PROBES``): ``predict(X) -> (n,)`` float targets.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -93,3 +94,85 @@ class KnnProbe(_Probe):
 
 
 PROBES: dict[str, type[_Probe]] = {"linear": LinearProbe, "knn": KnnProbe}
+
+
+RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 5, 17))  # log grid of L2 strengths for RidgeCV
+
+
+class _RegressionProbe:
+    """Shared fit/predict logic of regression probes: a constant training target predicts that constant."""
+
+    model_: Pipeline | KNeighborsRegressor | None
+
+    def _make(self, n_train: int) -> Pipeline | KNeighborsRegressor:
+        raise NotImplementedError
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> _RegressionProbe:
+        """Fit on features ``x`` (n, d) and float targets ``y`` (n,); the targets are standardised inside."""
+        x, _ = _check_xy(x)
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != (x.shape[0],):
+            raise DataError(f"{y.shape[0] if y.ndim else 0} targets for {x.shape[0]} samples")
+        if not np.isfinite(y).all():
+            raise DataError("targets hold NaN or inf values")
+        self.n_features_ = x.shape[1]
+        self.y_mean_ = float(y.mean())
+        self.y_scale_ = float(y.std())
+        if self.y_scale_ == 0:
+            self.model_ = None
+        else:
+            self.model_ = self._make(x.shape[0]).fit(x, (y - self.y_mean_) / self.y_scale_)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predicted targets (n,), in the units of the training targets."""
+        if not hasattr(self, "model_"):
+            raise RuntimeError("call fit before predict")
+        x, _ = _check_xy(x)
+        if x.shape[1] != self.n_features_:
+            raise DataError(f"probe was fitted on {self.n_features_} features, got {x.shape[1]}")
+        if self.model_ is None:
+            return np.full(x.shape[0], self.y_mean_)
+        return np.asarray(self.model_.predict(x), dtype=np.float64).ravel() * self.y_scale_ + self.y_mean_
+
+
+class RidgeProbe(_RegressionProbe):
+    """Standardised features + ridge regression with the L2 strength chosen by efficient leave-one-out.
+
+    Ridge regression: Hoerl & Kennard (1970), Technometrics 12(1), "Ridge regression: biased estimation for
+    nonorthogonal problems". The strength is picked from ``alphas`` (a log grid) by sklearn's ``RidgeCV``
+    closed-form leave-one-out error on the labelled subset only (Golub, Heath & Wahba 1979, Technometrics
+    21(2), "Generalized cross-validation as a method for choosing a good ridge parameter"), so that a
+    handful of labels gets strong shrinkage and many labels get little.
+    """
+
+    def __init__(self, alphas: tuple[float, ...] = RIDGE_ALPHAS) -> None:
+        if not alphas or min(alphas) <= 0:
+            raise DataError(f"ridge alphas must be positive, got {list(alphas)}")
+        self.alphas = tuple(alphas)
+
+    def _make(self, n_train: int) -> Pipeline:
+        return make_pipeline(StandardScaler(), RidgeCV(alphas=self.alphas))
+
+
+class KnnRegressionProbe(_RegressionProbe):
+    """Inverse-distance-weighted mean target of the ``k`` nearest training samples by cosine distance.
+
+    The weighted kNN evaluation of self-supervised features follows Wu et al. (2018), CVPR, "Unsupervised
+    feature learning via non-parametric instance discrimination"; distance weighting as in Dudani (1976),
+    IEEE Trans. SMC 6(4), "The distance-weighted k-nearest-neighbor rule". ``k`` is clipped to n_train; with
+    few labels ``k`` covers most of the training set and an unweighted mean would predict the same value
+    for every sample.
+    """
+
+    def __init__(self, k: int = 20) -> None:
+        if k < 1:
+            raise DataError(f"k must be at least 1, got {k}")
+        self.k = k
+
+    def _make(self, n_train: int) -> KNeighborsRegressor:
+        return KNeighborsRegressor(n_neighbors=min(self.k, n_train), metric="cosine", algorithm="brute",
+                                   weights="distance")
+
+
+REGRESSION_PROBES: dict[str, type[_RegressionProbe]] = {"linear": RidgeProbe, "knn": KnnRegressionProbe}

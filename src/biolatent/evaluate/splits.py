@@ -1,16 +1,102 @@
-"""Label preparation and stratified splits.
+"""Label preparation (classification codes or regression targets), the task rule, and the splits.
 
 The held-out test set depends only on the labels, ``test_fraction`` and ``split_seed``: it is the same for
 every label fraction and every repeat seed, so that all representations and fractions are scored on the
-same samples. Label subsets are drawn from the remaining train pool, stratified by class.
+same samples. Label subsets are drawn from the remaining train pool, stratified by class for classification
+and uniformly at random (``stratify=False``) for regression targets.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 
-from biolatent.errors import DataError
+from biolatent.errors import ConfigError, DataError
+
+Task = Literal["classification", "regression"]
+TASKS: tuple[str, ...] = ("classification", "regression")
+REGRESSION_MIN_VALUES = 10  # a numeric column with more distinct values than this is a regression target
+REGRESSION_MIN_TRAIN = 3  # smallest labelled subset of a regression sweep (a line and one residual)
+
+
+def _column_name(values: pd.Series) -> str:
+    return str(values.name) if values.name is not None else "label"
+
+
+def _missing_mask(series: pd.Series) -> np.ndarray:
+    """NaN/None and, in text columns, empty or blank strings."""
+    missing = series.isna().to_numpy(dtype=bool, copy=True)  # writable under copy-on-write (pandas 3)
+    if series.dtype == object or isinstance(series.dtype, pd.StringDtype):
+        missing |= series.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+    return missing
+
+
+def _is_number_column(series: pd.Series) -> bool:
+    dtype = series.dtype
+    return (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+            and not isinstance(dtype, pd.CategoricalDtype))
+
+
+def label_task(values: pd.Series) -> Task:
+    """``"regression"`` or ``"classification"`` for a label column (the rule of ``--task auto``).
+
+    A column is a regression target when its dtype is numeric (not bool, not categorical) and its
+    non-missing values either take more than ``REGRESSION_MIN_VALUES`` distinct values, or take more than
+    two distinct values of which at least one is not a whole number (``0.55, 0.61, 0.7``). Everything else
+    is classification: text, categorical and boolean columns, and numeric codes with at most
+    ``REGRESSION_MIN_VALUES`` whole-number values (``0/1``, a stage 1..4, a site number).
+    """
+    series = pd.Series(values)
+    if not _is_number_column(series):
+        return "classification"
+    kept = series[~_missing_mask(series)].to_numpy(dtype=np.float64)
+    distinct = np.unique(kept[np.isfinite(kept)])
+    if distinct.size > REGRESSION_MIN_VALUES:
+        return "regression"
+    fractional = bool(np.any(distinct != np.round(distinct)))
+    return "regression" if distinct.size > 2 and fractional else "classification"
+
+
+def resolve_task(values: pd.Series, task: str = "auto") -> Task:
+    """``task`` itself when it names a task, :func:`label_task` for ``"auto"``; ConfigError otherwise."""
+    if task == "auto":
+        return label_task(values)
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of auto, {', '.join(TASKS)}; got {task!r}")
+    return task  # type: ignore[return-value]
+
+
+def prepare_targets(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Numeric label column -> ``(targets float64, keep_mask)`` for regression.
+
+    Missing values (NaN/None, empty strings) are dropped: ``keep_mask`` marks the kept samples and
+    ``targets`` holds one value per kept sample. A non-numeric (text, categorical, boolean) column, an
+    infinite value, fewer than 3 kept samples or a constant column is a one-line DataError.
+    """
+    name = _column_name(values)
+    series = pd.Series(values).reset_index(drop=True)
+    keep = ~_missing_mask(series)
+    kept = series[keep]
+    if pd.api.types.is_bool_dtype(series.dtype) or isinstance(series.dtype, pd.CategoricalDtype):
+        kind = "boolean" if pd.api.types.is_bool_dtype(series.dtype) else "categorical"
+        raise DataError(f"label column {name!r} is {kind}: a regression target needs numbers "
+                        "(use --task classification)")
+    if not _is_number_column(series):
+        try:
+            kept = pd.to_numeric(kept.astype(object), errors="raise")
+        except (TypeError, ValueError):
+            raise DataError(f"label column {name!r} is not numeric: a regression target needs numbers "
+                            "(use --task classification)") from None
+    targets = kept.to_numpy(dtype=np.float64, na_value=np.nan)
+    if not np.isfinite(targets).all():
+        raise DataError(f"label column {name!r} holds infinite values")
+    if targets.size < 3:
+        raise DataError(f"label column {name!r} has {targets.size} non-missing value(s); regression needs at least 3")
+    if np.ptp(targets) == 0:
+        raise DataError(f"label column {name!r} is constant ({targets[0]:g}): nothing to regress")
+    return targets, keep
 
 
 def prepare_labels(values: pd.Series) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -20,12 +106,9 @@ def prepare_labels(values: pd.Series) -> tuple[np.ndarray, list[str], np.ndarray
     ``codes`` holds one code per kept sample, indexing ``classes``. Classes follow the categorical order of a
     categorical column, numeric order for numbers, otherwise sorted text.
     """
-    name = values.name if values.name is not None else "label"
+    name = _column_name(values)
     series = pd.Series(values).reset_index(drop=True)
-    missing = series.isna().to_numpy(dtype=bool, copy=True)  # writable under copy-on-write (pandas 3)
-    if series.dtype == object or isinstance(series.dtype, pd.StringDtype):
-        missing |= series.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
-    keep = ~missing
+    keep = ~_missing_mask(series)
     kept = series[keep]
     if isinstance(kept.dtype, pd.CategoricalDtype):
         present = set(kept.astype(object))
@@ -44,28 +127,36 @@ def prepare_labels(values: pd.Series) -> tuple[np.ndarray, list[str], np.ndarray
     return codes, classes, keep
 
 
-def _check_labels(labels: np.ndarray) -> np.ndarray:
+def _check_labels(labels: np.ndarray, stratify: bool) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.size == 0:
-        raise DataError(f"labels must be a non-empty 1-D array of class codes, got shape {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        kind = "class codes" if stratify else "targets"
+        raise DataError(f"labels must be a non-empty 1-D array of {kind}, got shape {labels.shape}")
+    if stratify and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0):
         raise DataError("labels must be non-negative integer class codes (use prepare_labels)")
     return labels
 
 
 def holdout_split(
-    labels: np.ndarray, test_fraction: float = 0.2, seed: int = 0
+    labels: np.ndarray, test_fraction: float = 0.2, seed: int = 0, *, stratify: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified ``(train_idx, test_idx)``, both sorted.
+    """``(train_idx, test_idx)``, both sorted; stratified by class unless ``stratify=False``.
 
-    Each class with at least 2 samples puts ``round(test_fraction * n_c)`` samples (clipped to
+    Stratified: each class with at least 2 samples puts ``round(test_fraction * n_c)`` samples (clipped to
     ``[1, n_c - 1]``) into the test set; classes with fewer than 2 samples stay entirely in the train pool.
-    Depends only on ``seed``, never on the repeat seeds of the sweep.
+    Unstratified (regression targets): ``round(test_fraction * n)`` samples clipped to ``[1, n - 1]``, drawn
+    uniformly; the labels' values are not used. Depends only on ``seed``, never on the sweep's repeat seeds.
     """
-    labels = _check_labels(labels)
+    labels = _check_labels(labels, stratify)
     if not 0 < test_fraction < 1:
         raise DataError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     rng = np.random.default_rng(seed)
+    if not stratify:
+        if labels.size < 2:
+            raise DataError("fewer than two samples: nothing can be held out for testing")
+        n_test = int(np.clip(round(test_fraction * labels.size), 1, labels.size - 1))
+        test_idx = np.sort(rng.permutation(labels.size)[:n_test])
+        return np.setdiff1d(np.arange(labels.size), test_idx), test_idx
     test: list[np.ndarray] = []
     for cls in np.unique(labels):
         members = np.flatnonzero(labels == cls)
@@ -80,15 +171,18 @@ def holdout_split(
     return train_idx, test_idx
 
 
-def label_subset(pool_idx: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Stratified subsample of the train pool with ``fraction`` of its samples, sorted.
+def label_subset(
+    pool_idx: np.ndarray, labels: np.ndarray, fraction: float, seed: int, *, stratify: bool = True
+) -> np.ndarray:
+    """Subsample of the train pool with ``fraction`` of its samples, sorted; stratified unless told not.
 
-    Each class present in the pool keeps ``max(1, round(fraction * n_c))`` samples, so the smallest
-    labelled set has one sample per class (``n_classes`` samples) even when ``fraction * len(pool)`` is
-    smaller. ``fraction = 1.0`` returns the whole pool. For one seed the subsets are nested: a smaller
-    fraction takes a prefix of the same per-class permutation as a larger one.
+    Stratified: each class present in the pool keeps ``max(1, round(fraction * n_c))`` samples, so the
+    smallest labelled set has one sample per class (``n_classes`` samples) even when ``fraction * len(pool)``
+    is smaller. Unstratified (regression): ``max(REGRESSION_MIN_TRAIN, round(fraction * len(pool)))``
+    samples, clipped to the pool. ``fraction = 1.0`` returns the whole pool. For one seed the subsets are
+    nested: a smaller fraction takes a prefix of the same (per-class) permutation as a larger one.
     """
-    labels = _check_labels(labels)
+    labels = _check_labels(labels, stratify)
     pool_idx = np.asarray(pool_idx, dtype=np.int64)
     if pool_idx.ndim != 1 or pool_idx.size == 0:
         raise DataError("the train pool is empty")
@@ -97,6 +191,9 @@ def label_subset(pool_idx: np.ndarray, labels: np.ndarray, fraction: float, seed
     if fraction == 1.0:
         return np.sort(pool_idx)
     rng = np.random.default_rng(seed)
+    if not stratify:
+        n_take = min(pool_idx.size, max(REGRESSION_MIN_TRAIN, round(fraction * pool_idx.size)))
+        return np.sort(rng.permutation(pool_idx)[:n_take])
     pool_labels = labels[pool_idx]
     chosen: list[np.ndarray] = []
     for cls in np.unique(pool_labels):

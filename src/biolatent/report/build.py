@@ -144,21 +144,21 @@ def _embeddings(run_dir: Path, section: Section) -> None:
 
 def _efficiency(run_dir: Path, section: Section) -> None:
     from biolatent.evaluate.efficiency import headline, read_efficiency
-    from biolatent.evaluate.plots import label_efficiency_figure
+    from biolatent.evaluate.plots import METRIC_LABELS, label_efficiency_figure
 
     summary = read_efficiency(run_dir / section.source)
     head = headline(summary)
+    name = METRIC_LABELS.get(head["metric"], head["metric"])
     at = summary[(summary["metric"] == head["metric"]) & np.isclose(summary["fraction"], head["fraction"])]
     rows = [[r.representation, r.probe, _fmt(r.mean), f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]",
              str(r.n_seeds)] for r in at.itertuples()]
-    caption = (f"Balanced accuracy at {head['fraction'] * 100:g}% of the training labels "
+    caption = (f"{name[:1].upper() + name[1:]} at {head['fraction'] * 100:g}% of the training labels "
                "(mean, 95% CI over seeds)")
-    section.tables.append(Table(["representation", "probe", "balanced accuracy", "95% CI", "seeds"], rows,
-                                caption))
+    section.tables.append(Table(["representation", "probe", name, "95% CI", "seeds"], rows, caption))
     ratio = head.get("ssl_fraction_of_supervised")
     if ratio is not None:
         section.notes.append(f"SSL linear probe reaches {ratio * 100:.1f}% of the supervised baseline's "
-                             f"balanced accuracy with {head['fraction'] * 100:g}% of the labels.")
+                             f"{name} with {head['fraction'] * 100:g}% of the labels.")
     try:
         b64 = figure_to_base64(label_efficiency_figure(summary))
     except DataError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,46 @@ from biolatent.rundir import update_json, write_json, write_text
 DEFAULT_FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
-def label_codes(obs: pd.DataFrame, label: str) -> tuple[np.ndarray, list[str], np.ndarray]:
-    from biolatent.evaluate.splits import prepare_labels
-
+def _label_column(obs: pd.DataFrame, label: str) -> pd.Series:
     if label not in obs.columns:
         raise DataError(f"label column {label!r} not found (columns: {', '.join(map(str, obs.columns)) or 'none'})")
-    return prepare_labels(obs[label])
+    return obs[label]
+
+
+@dataclass
+class Labels:
+    """A label column ready for the sweep: ``values`` (class codes or float targets) of the kept samples."""
+
+    task: str
+    values: np.ndarray
+    keep: np.ndarray
+    classes: list[str] | None  # None for regression
+
+    @property
+    def n_classes(self) -> int | None:
+        return None if self.classes is None else len(self.classes)
+
+    def settings(self) -> dict:
+        """What metrics.json records about the labels."""
+        out: dict = {"task": self.task}
+        if self.classes is not None:
+            out["classes"] = self.classes
+        else:
+            out["target_range"] = [float(self.values.min()), float(self.values.max())]
+        return {**out, "n_labelled": int(self.keep.sum())}
+
+
+def prepare_label_column(obs: pd.DataFrame, label: str, task: str = "auto") -> Labels:
+    """Class codes or regression targets of ``obs[label]``; ``task="auto"`` follows ``label_task``."""
+    from biolatent.evaluate.splits import prepare_labels, prepare_targets, resolve_task
+
+    column = _label_column(obs, label)
+    resolved = resolve_task(column, task)
+    if resolved == "regression":
+        targets, keep = prepare_targets(column)
+        return Labels(resolved, targets, keep, None)
+    codes, classes, keep = prepare_labels(column)
+    return Labels(resolved, codes, keep, classes)
 
 
 def _write_outputs(out_dir: Path, per_seed: pd.DataFrame, settings: dict, say) -> dict:
@@ -48,13 +83,17 @@ def evaluate_run(
     seeds: int = 3,
     supervised_steps: int = 300,
     test_fraction: float = 0.2,
+    task: str = "auto",
     say=print,
 ) -> dict:
-    """SSL probes vs random-init probes vs PCA-of-raw-features probes vs the supervised baseline."""
-    from biolatent.build import build_encoder, build_method
+    """SSL probes vs random-init probes vs PCA-of-raw-features probes vs the supervised baseline.
+
+    ``task``: ``auto`` (a numeric column with many values is a regression target, see ``label_task``),
+    ``classification`` or ``regression``.
+    """
+    from biolatent.build import build_encoder, build_method, build_views
     from biolatent.data.features import raw_features
     from biolatent.data.loaders import load_samples
-    from biolatent.data.views import build_views
     from biolatent.embed import EMBEDDING_KEY, compute_embeddings, read_embeddings
     from biolatent.evaluate.efficiency import pca_features, run_label_efficiency
     from biolatent.train.supervised import supervised_baseline
@@ -64,7 +103,8 @@ def evaluate_run(
     config = load_run_config(run_dir)
     info = load_data_info(run_dir)
     samples = load_samples(data_config_for(config, None, info))
-    codes, classes, keep = label_codes(samples.obs, label)
+    labels = prepare_label_column(samples.obs, label, task)
+    keep = labels.keep
     if not (run_dir / EMBEDDINGS_FILE).is_file():
         embed_run(run_dir, say=say)
     adata = read_embeddings(run_dir / EMBEDDINGS_FILE)
@@ -82,15 +122,16 @@ def evaluate_run(
         "pca": pca_features(raw_features(samples)[keep], seed=config.train.seed),
     }
     finetune = supervised_baseline(
-        lambda: build_encoder(config, info), lambda: build_views(info), x, codes, len(classes),
-        config.train, supervised_steps,
+        lambda: build_encoder(config, info), lambda: build_views(config, info), x, labels.values, labels.n_classes,
+        config.train, supervised_steps, task=labels.task,
     )
+    say(f"{labels.task} on {label!r} ({int(keep.sum())} labelled samples)")
     per_seed = run_label_efficiency(
-        representations, codes, len(classes), list(fractions), list(range(seeds)),
-        test_fraction=test_fraction, finetune=finetune, progress=say,
+        representations, labels.values, labels.n_classes, list(fractions), list(range(seeds)),
+        test_fraction=test_fraction, finetune=finetune, progress=say, task=labels.task,
     )
-    settings = {"label": label, "classes": classes, "n_labelled": int(keep.sum()), "fractions": list(fractions),
-                "seeds": seeds, "supervised_steps": supervised_steps, "test_fraction": test_fraction}
+    settings = {"label": label, **labels.settings(), "fractions": list(fractions), "seeds": seeds,
+                "supervised_steps": supervised_steps, "test_fraction": test_fraction}
     return _write_outputs(run_dir, per_seed, settings, say)
 
 
@@ -103,23 +144,28 @@ def probe_embeddings(
     seeds: int = 3,
     test_fraction: float = 0.2,
     key: str = "X_biolatent",
+    task: str = "auto",
     say=print,
 ) -> dict:
-    """Linear and kNN probes on an embeddings file from anywhere (AnnData with obsm[key] or X)."""
+    """Linear and kNN probes on an embeddings file from anywhere (AnnData with obsm[key] or X).
+
+    ``task`` as in :func:`evaluate_run`: regression probes (ridge, kNN) for a continuous label.
+    """
     from biolatent.embed import read_embeddings
     from biolatent.evaluate.efficiency import run_label_efficiency
 
     adata = read_embeddings(embeddings, key)
-    codes, classes, keep = label_codes(adata.obs, label)
+    labels = prepare_label_column(adata.obs, label, task)
+    keep = labels.keep
     out_dir.mkdir(parents=True, exist_ok=True)
-    settings = {"embeddings": str(embeddings), "label": label, "classes": classes, "n_labelled": int(keep.sum()),
-                "fractions": list(fractions), "seeds": seeds, "test_fraction": test_fraction, "key": key}
+    settings = {"embeddings": str(embeddings), "label": label, **labels.settings(), "fractions": list(fractions),
+                "seeds": seeds, "test_fraction": test_fraction, "key": key}
     import yaml
 
     write_text(out_dir / "config.yaml", yaml.safe_dump(settings, sort_keys=False))
     write_json(out_dir / "provenance.json", provenance.collect("probe"))
     per_seed = run_label_efficiency(
-        {"ssl": np.asarray(adata.obsm[key], dtype=np.float32)[keep]}, codes, len(classes), list(fractions),
-        list(range(seeds)), test_fraction=test_fraction, progress=say,
+        {"ssl": np.asarray(adata.obsm[key], dtype=np.float32)[keep]}, labels.values, labels.n_classes,
+        list(fractions), list(range(seeds)), test_fraction=test_fraction, progress=say, task=labels.task,
     )
     return _write_outputs(out_dir, per_seed, settings, say)
