@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -83,12 +83,15 @@ def evaluate(
     fractions: FractionsOpt = "0.01,0.05,0.1,0.2,0.5,1.0",
     seeds: Annotated[int, typer.Option(min=1, help="repeats per fraction (95% CI over them)")] = 3,
     supervised_steps: Annotated[int, typer.Option(min=1, help="optimizer steps of the supervised baseline")] = 300,
+    task: Annotated[Literal["auto", "classification", "regression"], typer.Option(
+        help="auto: a numeric column with more than 10 distinct values (or fractional values) is a regression "
+             "target (ridge/kNN probes, pearson_r and r2); anything else is classification")] = "auto",
 ) -> None:
     """Label efficiency: SSL, random-init and PCA probes vs the supervised baseline -> efficiency.tsv."""
     from biolatent.workflows.evaluate import evaluate_run
 
     head = evaluate_run(run_dir, label, fractions=_fractions(fractions), seeds=seeds,
-                        supervised_steps=supervised_steps, say=_say)
+                        supervised_steps=supervised_steps, task=task, say=_say)
     _print_headline(head)
     typer.echo(str(run_dir / "efficiency.tsv"))
 
@@ -101,13 +104,16 @@ def probe(
     seeds: Annotated[int, typer.Option(min=1)] = 3,
     key: Annotated[str, typer.Option(help="obsm key of the embeddings")] = "X_biolatent",
     out: Annotated[Path | None, typer.Option(help="output folder (default: next to the file)")] = None,
+    task: Annotated[Literal["auto", "classification", "regression"], typer.Option(
+        help="auto: a numeric column with more than 10 distinct values (or fractional values) is a regression "
+             "target (ridge/kNN probes, pearson_r and r2); anything else is classification")] = "auto",
 ) -> None:
-    """Linear and kNN probes on any embeddings file."""
+    """Linear and kNN probes on any embeddings file (classification, or regression on a numeric column)."""
     from biolatent.workflows.evaluate import probe_embeddings
 
     out_dir = out or embeddings.parent / f"probe-{label}"
     head = probe_embeddings(embeddings, label, out_dir, fractions=_fractions(fractions), seeds=seeds, key=key,
-                            say=_say)
+                            task=task, say=_say)
     _print_headline(head)
     typer.echo(str(out_dir / "efficiency.tsv"))
 
@@ -275,6 +281,8 @@ def data_simulate(
     sites: Annotated[int, typer.Option(help="brain: number of scanner sites (contrast, noise, bias profiles)")] = 0,
     subject_parameters: Annotated[bool, typer.Option(
         help="brain: per-subject atrophy (GM partial volume to CSF) and age, recorded in meta.tsv")] = False,
+    scans_per_subject: Annotated[int, typer.Option(
+        help="brain: scans of every subject (same anatomy re-acquired; a subject column), for MICLe")] = 1,
 ) -> None:
     """Write a synthetic cohort with a known truth; prints the path of meta.tsv."""
     from biolatent.data.simulate.heart import PARAMETERS, simulate_heart_cohort
@@ -300,7 +308,8 @@ def data_simulate(
 
         typer.echo(str(write_brain_set(out, n, size=size, lesions=lesions, mass_effect=mass_effect, seed=seed,
                                        lesion_fraction=lesion_fraction, sites=sites,
-                                       subject_parameters=subject_parameters, say=_say)))
+                                       subject_parameters=subject_parameters,
+                                       scans_per_subject=scans_per_subject, say=_say)))
         return
     parameters = None
     if genotypes is not None:

@@ -63,8 +63,43 @@ class Image2dData(_DataBase):
     max_samples: int | None = Field(None, ge=1)
 
 
-DataConfig = Annotated[CountsData | DnaData | Image2dData, Field(discriminator="modality")]
-MODALITIES = ("counts", "dna", "image2d")
+class _VolumeBase(_DataBase):
+    """NIfTI volumes in a folder: ``meta.tsv`` (columns ``id``, ``path`` relative to the folder, any metadata) or
+    every ``*.nii`` / ``*.nii.gz`` of the folder; resampled to one grid, intensities normalised per volume."""
+
+    image_size: int = Field(32, ge=8, description="side of the cube (voxels) given to the encoder")
+    spacing: float | None = Field(
+        None, gt=0, description="resample to this isotropic spacing (mm), then centre crop/pad to image_size; "
+                                "None = every volume must share one spacing and is resized to image_size")
+    normalise: Literal["mri", "ct", "minmax", "none"] = Field(
+        "mri", description="intensities to [0, 1]: mri = 0.5-99.5 percentiles of the foreground, ct = HU window "
+                           "(ct_center, ct_width), minmax, none")
+    ct_center: float = 40.0
+    ct_width: float = Field(400.0, gt=0)
+    group_column: str | None = Field(None, description="metadata column naming each sample's subject/patient: "
+                                                       "batches carry another sample of the same subject (micle)")
+    max_samples: int | None = Field(None, ge=1)
+
+
+class VolumeData(_VolumeBase):
+    """3D volumes (MRI, CT): ``(N, 1, S, S, S)``."""
+
+    modality: Literal["volume"] = "volume"
+    mask_column: str | None = Field(None, description="metadata column with an anatomy-mask NIfTI per volume "
+                                                      "(anatomy-aware masking); an empty mask is an error")
+
+
+class CineData(_VolumeBase):
+    """3D+time cines (4D NIfTI, e.g. cardiac MRI over one cycle): ``(N, T, S, S, S)``."""
+
+    modality: Literal["cine"] = "cine"
+    frames: int | None = Field(None, ge=2, description="resample every cine to this many frames per cycle; "
+                                                       "None = every cine must have the same number")
+
+
+DataConfig = Annotated[CountsData | DnaData | Image2dData | VolumeData | CineData, Field(discriminator="modality")]
+MODALITIES = ("counts", "dna", "image2d", "volume", "cine")
+DATA_SECTIONS: tuple[type[_DataBase], ...] = (CountsData, DnaData, Image2dData, VolumeData, CineData)
 
 
 class MethodSection(BaseModel):
@@ -79,6 +114,13 @@ class ModelSection(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     name: str | None = None
+
+
+class ViewsSection(BaseModel):
+    """Keyword arguments of the data modality's augmentation views (``biolatent.data.views.VIEWS``), e.g.
+    ``views: {crop_scale: [1.0, 1.0]}`` when the size of the anatomy is what the features must keep."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 class TrainConfig(BaseModel):
@@ -104,6 +146,7 @@ class RunConfig(BaseModel):
     data: DataConfig
     method: MethodSection
     model: ModelSection = Field(default_factory=ModelSection)
+    views: ViewsSection = Field(default_factory=ViewsSection)
     train: TrainConfig = Field(default_factory=TrainConfig)
 
     def hash(self) -> str:
@@ -246,7 +289,7 @@ def _valid_keys_hint(loc: list[str]) -> str:
     if len(loc) == 2 and loc[0] in models:
         return f" (valid keys: {', '.join(models[loc[0]].model_fields)})"
     if len(loc) == 2 and loc[0] == "data":
-        keys = sorted(set(CountsData.model_fields) | set(DnaData.model_fields) | set(Image2dData.model_fields))
+        keys = sorted(set().union(*(section.model_fields for section in DATA_SECTIONS)))
         return f" (valid keys across modalities: {', '.join(keys)})"
     if len(loc) == 1:
         return f" (valid sections: {', '.join(RunConfig.model_fields)})"

@@ -42,28 +42,11 @@ class VolumeHeader:
     shape: tuple[int, ...]
 
 
-def _stem(path: Path) -> str:
-    name = path.name
-    return next((name[: -len(s)] for s in SUFFIXES if name.endswith(s)), name)
-
-
 def _entries(folder: Path, mask_column: str) -> tuple[pd.DataFrame, bool]:
     """(table with id, path[, labels, masks], whether it came from meta.tsv)."""
-    if not folder.is_dir():
-        raise DataError(f"volume set not found: {folder} (a folder of NIfTI volumes, optionally with {META})")
-    if not (folder / META).is_file():
-        files = sorted(p for p in folder.iterdir() if p.name.endswith(SUFFIXES))
-        if not files:
-            raise DataError(f"{folder} holds no NIfTI volumes (*.nii, *.nii.gz) and no {META}")
-        return pd.DataFrame({"id": [_stem(p) for p in files], "path": [p.name for p in files]}), False
-    meta = pd.read_csv(folder / META, sep="\t", dtype={"id": str, "path": str, mask_column: str},
-                       keep_default_na=False)
-    for column in ("id", "path"):
-        if column not in meta.columns:
-            raise DataError(f"{folder / META} has no {column!r} column")
-    if meta.empty:
-        raise DataError(f"{folder / META} lists no volumes")
-    return meta, True
+    from biolatent.data.volume_sets import list_volumes
+
+    return list_volumes(folder, [mask_column])
 
 
 def _load(path: Path, what: str) -> np.ndarray:
@@ -174,8 +157,12 @@ def write_volume_map(path: str | Path, volume_map: np.ndarray, header: VolumeHea
 
 def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: bool = False, mass_effect: bool = False,
                     seed: int = 0, lesion_fraction: float = 0.5, template: Any = None, sites: int = 0,
-                    subject_parameters: bool = False, say: Callable[[str], object] | None = None) -> Path:
+                    subject_parameters: bool = False, scans_per_subject: int = 1,
+                    say: Callable[[str], object] | None = None) -> Path:
     """``<id>.nii.gz`` (+ ``<id>_mask.nii.gz`` for lesioned subjects), ``meta.tsv`` and ``preview.png``.
+
+    ``scans_per_subject`` = K > 1 writes K scans of every subject (ids ``brain-0001-scan1`` ..; the same anatomy
+    re-acquired, each scan at its own site when ``sites`` > 0) with a ``subject`` column: MICLe's positives.
 
     ``meta.tsv`` columns: id, path, is_anomaly, mask (empty for none), lesion_voxels, n_lesions, gm_ml, wm_ml,
     csf_ml, and with ``subject_parameters`` atrophy and age, with ``sites`` > 0 site (``simulate.brain``). With
@@ -202,6 +189,10 @@ def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: boo
         raise DataError(f"lesion_fraction must lie in (0, 1], got {lesion_fraction}")
     if mass_effect and not lesions:
         raise DataError("mass effect needs lesions (--lesions)")
+    if int(scans_per_subject) < 1:
+        raise DataError(f"scans per subject must be >= 1, got {scans_per_subject}")
+    if lesions and int(scans_per_subject) > 1:
+        raise DataError("several scans per subject are simulated for healthy cohorts only (drop --lesions)")
     template = template if template is not None else mni152_template(progress=say)
     chosen = np.random.default_rng([seed, 2]).random(int(n)) < lesion_fraction if lesions else np.zeros(int(n), bool)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -210,26 +201,30 @@ def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: boo
     healthy: list[tuple[str, np.ndarray, np.ndarray]] = []
     profiles = site_profiles(int(sites), seed)
     for i in range(int(n)):
-        extra: dict[str, Any] = {}
-        atrophy = 0.0
-        if subject_parameters:
-            atrophy, age = subject_atrophy(seed, i)
-            extra.update({"atrophy": round(atrophy, 6), "age": round(age, 3)})
-        site = None
-        if profiles:
-            site = profiles[int(np.random.default_rng([seed, i, 2]).integers(len(profiles)))]
-            extra["site"] = site.name
-        subject = simulate_brain(template, seed, i, size=size, lesions=bool(chosen[i]), mass_effect=mass_effect,
-                                 atrophy=atrophy, site=site)
-        name = f"brain-{i + 1:04d}"
-        save_volume(out_dir / f"{name}.nii.gz", subject.image, subject.affine)
-        mask = ""
-        if chosen[i]:
-            mask = f"{name}_mask.nii.gz"
-            save_volume(out_dir / mask, subject.mask.astype(np.float32), subject.affine)
-        rows.append({"id": name, "path": f"{name}.nii.gz", "is_anomaly": int(subject.mask.any()), "mask": mask,
-                     "lesion_voxels": int(subject.mask.sum()), "n_lesions": len(subject.lesions),
-                     **{k: round(v, 3) for k, v in subject.tissue_volumes().items()}, **extra})
+        for scan in range(int(scans_per_subject)):
+            extra: dict[str, Any] = {}
+            atrophy = 0.0
+            if subject_parameters:
+                atrophy, age = subject_atrophy(seed, i)
+                extra.update({"atrophy": round(atrophy, 6), "age": round(age, 3)})
+            site = None
+            if profiles:
+                stream = [seed, i, 2] if scan == 0 else [seed, i, 2, scan]  # scan 1 keeps the single-scan site
+                site = profiles[int(np.random.default_rng(stream).integers(len(profiles)))]
+                extra["site"] = site.name
+            subject = simulate_brain(template, seed, i, size=size, lesions=bool(chosen[i]), mass_effect=mass_effect,
+                                     atrophy=atrophy, site=site, scan=scan)
+            name = f"brain-{i + 1:04d}" + (f"-scan{scan + 1}" if int(scans_per_subject) > 1 else "")
+            if int(scans_per_subject) > 1:
+                extra["subject"] = f"brain-{i + 1:04d}"
+            save_volume(out_dir / f"{name}.nii.gz", subject.image, subject.affine)
+            mask = ""
+            if chosen[i]:
+                mask = f"{name}_mask.nii.gz"
+                save_volume(out_dir / mask, subject.mask.astype(np.float32), subject.affine)
+            rows.append({"id": name, "path": f"{name}.nii.gz", "is_anomaly": int(subject.mask.any()), "mask": mask,
+                         "lesion_voxels": int(subject.mask.sum()), "n_lesions": len(subject.lesions),
+                         **{k: round(v, 3) for k, v in subject.tissue_volumes().items()}, **extra})
         shown = lesioned if chosen[i] else healthy
         if len(shown) < 4:
             shown.append((name, subject.image, subject.mask))

@@ -41,8 +41,16 @@ def pooled_pixels(images: torch.Tensor, side: int = POOLED_SIDE) -> np.ndarray:
     return pooled.reshape(images.shape[0], -1).numpy().astype(np.float32)
 
 
+def pooled_voxels(volumes: torch.Tensor, side: int = POOLED_SIDE // 2) -> np.ndarray:
+    """(N, C, D, H, W) volumes (cine: frames as C) average-pooled to at most side^3, flattened (N, C * d * h * w)."""
+    size = tuple(min(side, n) for n in volumes.shape[-3:])
+    pooled = F.adaptive_avg_pool3d(volumes.float(), size)
+    return pooled.reshape(volumes.shape[0], -1).numpy().astype(np.float32)
+
+
 def raw_features(samples: SampleSet) -> np.ndarray:
-    """(N, F) float32: counts -> log-normalised or as is; dna -> 4-mer spectrum; images -> pixels."""
+    """(N, F) float32: counts -> log-normalised or as is; dna -> 4-mer spectrum; images, volumes, cines -> pooled
+    pixels / voxels."""
     modality = samples.info.modality
     if modality == "counts":
         x = samples.x.numpy().astype(np.float64)
@@ -51,4 +59,6 @@ def raw_features(samples: SampleSet) -> np.ndarray:
         return kmer_spectrum(samples.x)
     if modality == "image2d":
         return pooled_pixels(samples.x)
+    if modality in ("volume", "cine"):
+        return pooled_voxels(samples.x)
     raise ValueError(f"no raw features for modality {modality!r}")

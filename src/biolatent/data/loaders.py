@@ -11,9 +11,10 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from biolatent.config import CountsData, DnaData, Image2dData
+from biolatent.config import CineData, CountsData, DnaData, Image2dData, VolumeData
 from biolatent.data.samples import DataInfo, SampleSet
 from biolatent.data.sequence import encode_bases, pad_bases
+from biolatent.data.volume_sets import load_cine, load_volume
 from biolatent.errors import DataError
 from biolatent.io.fasta import read_fasta
 from biolatent.io.h5ad import read_h5ad
@@ -22,7 +23,7 @@ from biolatent.io.slide import read_slide_tiles
 from biolatent.io.tables import read_table
 
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff")
-DataCfg = CountsData | DnaData | Image2dData
+DataCfg = CountsData | DnaData | Image2dData | VolumeData | CineData
 
 
 def join_metadata(obs: pd.DataFrame, metadata: Path | None, id_column: str) -> pd.DataFrame:
@@ -44,7 +45,7 @@ def join_metadata(obs: pd.DataFrame, metadata: Path | None, id_column: str) -> p
     return pd.concat([obs.drop(columns=[c for c in rows.columns if c in obs.columns]), rows], axis=1)
 
 
-def _require(path: Path | None, what: str) -> Path:
+def require_path(path: Path | None, what: str) -> Path:
     if path is None:
         raise DataError(f"data.path is not set for the {what} data")
     path = Path(path).expanduser()
@@ -84,7 +85,7 @@ def _describe_non_counts(x: np.ndarray) -> str:
 
 def load_counts(cfg: CountsData) -> SampleSet:
     """An .h5ad file -> dense float32 (N, G); samples with total <= min_total dropped (count data only)."""
-    path = _require(cfg.path, "counts")
+    path = require_path(cfg.path, "counts")
     adata = read_h5ad(path)
     x, genes = _matrix(adata, cfg.layer, path)
     where = f"{path} ({cfg.layer or 'X'})"
@@ -115,7 +116,7 @@ def load_counts(cfg: CountsData) -> SampleSet:
 
 def load_dna(cfg: DnaData) -> SampleSet:
     """A FASTA file -> int64 base codes (N, L) padded/truncated to max_length (default: the longest)."""
-    records = read_fasta(_require(cfg.path, "dna"))
+    records = read_fasta(require_path(cfg.path, "dna"))
     encoded = [encode_bases(seq) for _, seq in records]
     length = cfg.max_length or max(codes.size for codes in encoded)
     ids = [record_id for record_id, _ in records]
@@ -135,7 +136,7 @@ def _resize(tiles: np.ndarray, size: int) -> torch.Tensor:
 
 def load_image2d(cfg: Image2dData) -> SampleSet:
     """A folder of images, or a slide (.svs/.tif/.tiff) cut into tissue tiles -> float32 (N, C, S, S)."""
-    path = _require(cfg.path, "image2d")
+    path = require_path(cfg.path, "image2d")
     if path.is_dir():
         ids, pixels = read_image_folder(path, cfg.image_size)
         if cfg.max_samples is not None:
@@ -149,7 +150,7 @@ def load_image2d(cfg: Image2dData) -> SampleSet:
     else:
         raise DataError(f"image2d data.path must be a folder of images or a .svs/.tif/.tiff slide: {path}")
     obs = join_metadata(obs, cfg.metadata, cfg.id_column)
-    info = DataInfo(modality="image2d", channels=int(x.shape[1]), image_size=cfg.image_size)
+    info = DataInfo(modality="image2d", channels=int(x.shape[1]), image_size=cfg.image_size, spatial_dims=2)
     return SampleSet(info, x, obs)
 
 
@@ -157,6 +158,8 @@ LOADERS: dict[str, Callable[..., SampleSet]] = {
     "counts": load_counts,
     "dna": load_dna,
     "image2d": load_image2d,
+    "volume": load_volume,
+    "cine": load_cine,
 }
 
 

@@ -42,5 +42,8 @@ class SSLMethod(nn.Module):
                 f"(it supports: {', '.join(self.modalities)})"
             )
 
+    def check_samples(self, samples: Any) -> None:
+        """Raise ``DataError`` (one line) when the loaded samples (a ``SampleSet``) cannot train this method."""
+
     def on_train_batch_end(self, step: int, total_steps: int) -> None:
         """Called by the trainer after every optimizer step (EMA teachers would update here)."""

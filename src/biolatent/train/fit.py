@@ -32,12 +32,15 @@ def fit(
     max_steps: int | None = None,
     callbacks: Sequence[Any] = (),
     progress: bool = True,
+    fields: dict[str, torch.Tensor] | None = None,
+    groups: torch.Tensor | None = None,
 ) -> pd.DataFrame:
     """Train ``method`` in place; returns the per-epoch history.
 
     With ``run_dir``, each epoch appends to ``history.tsv`` and writes a resumable checkpoint
     (``checkpoints/last.safetensors``); ``resume=True`` continues from it. ``max_steps`` trains for a
-    fixed number of optimizer steps instead of ``train.epochs`` epochs (supervised baselines).
+    fixed number of optimizer steps instead of ``train.epochs`` epochs (supervised baselines). ``fields`` and
+    ``groups`` go to the batches (``IndexedDataset``).
     """
     import lightning as L
 
@@ -46,7 +49,7 @@ def fit(
     from biolatent.train.module import MethodModule
 
     L.seed_everything(train.seed, workers=True, verbose=False)
-    dataset = IndexedDataset(x, y, indices)
+    dataset = IndexedDataset(x, y, indices, fields=fields, groups=groups)
     history: list[dict[str, float]] = []
     epoch_offset = step_offset = 0
     resume_optimizer = None

@@ -9,21 +9,50 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class IndexedDataset(Dataset):
-    """Rows of ``x`` (and optional labels ``y``) with their positions, as the batch dict methods expect."""
+    """Rows of ``x`` (and optional labels ``y``) with their positions, as the batch dict methods expect.
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None, indices: torch.Tensor | None = None):
+    ``fields``: other per-sample tensors, put in the batch under their key (e.g. ``mask``). ``groups`` (N,) int
+    codes of each sample's subject: every item then also carries ``x_pair`` / ``index_pair``, a uniformly drawn
+    other sample of the same subject (the sample itself when its subject has one) -- MICLe's positives.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None, indices: torch.Tensor | None = None,
+                 fields: dict[str, torch.Tensor] | None = None, groups: torch.Tensor | None = None):
         self.x = x
         self.y = y
         self.indices = torch.arange(x.shape[0]) if indices is None else indices
+        self.fields = dict(fields or {})
+        self.members: list[torch.Tensor] | None = None
+        self.groups = groups
+        if groups is not None:
+            order = torch.argsort(groups, stable=True)
+            counts = torch.bincount(groups)
+            by_group = torch.split(order, counts.tolist())
+            self.members = [by_group[int(g)] for g in groups]
 
     def __len__(self) -> int:
         return int(self.indices.shape[0])
+
+    def partner(self, row: int) -> int:
+        """Another sample of ``row``'s subject, drawn uniformly (global torch RNG); ``row`` itself if alone."""
+        assert self.members is not None
+        members = self.members[row]
+        if members.numel() == 1:
+            return row
+        pick = int(torch.randint(0, members.numel() - 1, (1,)))
+        others = members[members != row]
+        return int(others[pick])
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         row = int(self.indices[i])
         item = {"x": self.x[row], "index": torch.tensor(row)}
         if self.y is not None:
             item["y"] = self.y[row]
+        for key, values in self.fields.items():
+            item[key] = values[row]
+        if self.members is not None:
+            pair = self.partner(row)
+            item["x_pair"], item["index_pair"] = self.x[pair], torch.tensor(pair)
         return item
 
 

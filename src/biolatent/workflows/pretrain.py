@@ -53,6 +53,7 @@ def pretrain(
 ) -> dict[str, float]:
     from biolatent.data.loaders import load_samples
     from biolatent.train.fit import fit
+    from biolatent.train.timing import LoaderWaitTimer
 
     primary = launched_rank() == 0  # DDP launches one process per device; only the first writes files
     if primary:
@@ -61,6 +62,7 @@ def pretrain(
     samples = load_samples(config.data)
     torch.manual_seed(config.train.seed)  # the initial weights are part of a seeded run
     method = build_method(config, samples.info)
+    method.check_samples(samples)  # before anything is written: bad data leaves no half run
     n_params = sum(p.numel() for p in method.parameters())
     say(f"{len(samples)} samples; method {config.method.name} with encoder {config.model.name} "
         f"({n_params / 1e6:.2f} M parameters)")
@@ -72,8 +74,9 @@ def pretrain(
 
     epochs_before = _completed_epochs(run_dir) if resume else 0
     started = time.perf_counter()
+    timer = LoaderWaitTimer()
     history = fit(method, samples.x, config.train, run_dir=run_dir, resume=resume,
-                  callbacks=callbacks, progress=progress)
+                  callbacks=[*callbacks, timer], progress=progress, fields=samples.fields, groups=samples.groups)
     seconds = time.perf_counter() - started
     if not primary:
         return {}
@@ -88,6 +91,7 @@ def pretrain(
         "n_parameters": float(n_params),
         "train_seconds": seconds,
         "samples_per_second": len(samples) * max(epochs_run, 1) / max(seconds, 1e-9),
+        "loader_wait_fraction": timer.wait_fraction,
     })
     update_json(run_dir / "metrics.json", "pretrain", metrics)
     return metrics

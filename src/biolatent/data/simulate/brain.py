@@ -31,7 +31,10 @@ stream so that anatomy and lesions stay as they are without them:
   site from ``(seed, index, 2)``): a GM/WM contrast factor U(0.85, 1.15), a noise factor U(0.7, 1.6) and a bias
   factor U(0.5, 2.0) applied to the subject's own draws;
 * the tissue volumes ``gm_ml``, ``wm_ml``, ``csf_ml`` (sums of the probability maps x voxel volume) are recorded
-  for every subject.
+  for every subject;
+* ``scan`` k > 0 (several scans of one subject, the positives of MICLe): the same anatomy, atrophy and lesions,
+  re-acquired: tissue means, bias field and noise are drawn again from the stream ``(seed, index, 4, k)`` and
+  the head is repositioned by a rigid rotation U(-5, 5) degrees per axis and a translation N(0, 2 mm).
 
 Lesions (``lesions=True``; a separate stream seeded by ``(seed, index, 1)``, so a lesioned cohort is its healthy
 cohort of the same seed plus lesions): 1-3 tumour-like blobs, centred in white matter (80 %) or any tissue,
@@ -271,15 +274,31 @@ def _atrophied(tissue: np.ndarray, atrophy: float) -> np.ndarray:
     return np.stack([tissue[0] - moved, tissue[1], tissue[2] + moved])
 
 
+def _rescanned(anatomy: _Anatomy, rng: np.random.Generator, size: int) -> _Anatomy:
+    """The same anatomy re-acquired: new tissue means, bias, noise and a rigid repositioning (module docstring)."""
+    acquisition = _draw_anatomy(rng, size)
+    moved = _rotation(rng.uniform(-5, 5, 3))
+    return _Anatomy(moved @ anatomy.matrix, moved @ anatomy.shift + rng.normal(0.0, 2.0, 3), anatomy.elastic,
+                    acquisition.means, acquisition.bias, acquisition.noise)
+
+
 def simulate_brain(template: BrainTemplate, seed: int, index: int, *, size: int = 64, lesions: bool = False,
-                   mass_effect: bool = False, atrophy: float = 0.0, site: SiteProfile | None = None) -> BrainSubject:
+                   mass_effect: bool = False, atrophy: float = 0.0, site: SiteProfile | None = None,
+                   scan: int = 0) -> BrainSubject:
     """Subject ``index`` of the cohort seeded by ``seed`` (module docstring); ``atrophy`` in [0, 1] and ``site``
-    (a ``SiteProfile``) default to none."""
+    (a ``SiteProfile``) default to none; ``scan`` > 0 re-acquires the same subject."""
     size = check_size(size)
     if not 0.0 <= atrophy <= 1.0:
         raise ConfigError(f"atrophy must lie in [0, 1], got {atrophy}")
+    if scan < 0:
+        raise ConfigError(f"scan must be >= 0, got {scan}")
+    if scan > 0 and lesions:
+        raise ConfigError("rescans (scan > 0) of lesioned subjects are not simulated: lesions are placed in scanner "
+                          "space, so a repositioned head would move them relative to the anatomy")
     grid = template.grid(size)
     anatomy = _draw_anatomy(np.random.default_rng([seed, index]), size)
+    if scan > 0:
+        anatomy = _rescanned(anatomy, np.random.default_rng([seed, index, 4, scan]), size)
     if site is not None:
         means = {**anatomy.means, "gm": anatomy.means["gm"] / site.contrast}
         anatomy = _Anatomy(anatomy.matrix, anatomy.shift, anatomy.elastic, means,

@@ -1,0 +1,215 @@
+"""Volume and cine cohorts -> SampleSet: the ``volume`` (3D) and ``cine`` (3D+time) data modalities.
+
+A cohort is a folder with ``meta.tsv`` (columns ``id``, ``path`` relative to the folder, and any metadata such as
+``site`` or subject parameters) or, without it, every ``*.nii`` / ``*.nii.gz`` of the folder (ids = file names
+without the suffix). Every file is read in canonical RAS orientation (``biolatent.io.nifti.read_nifti``), then:
+
+1. grid: with ``spacing`` None every volume must share one voxel spacing (a cohort of mixed spacings is an error
+   that asks for ``data.spacing``) and is resized (trilinear) to ``image_size``^3; with ``spacing`` s it is
+   resampled to s mm isotropic (``resample``) and centre-cropped / padded (with its minimum) to ``image_size``^3;
+2. time (cine): with ``frames`` F the cycle is resampled to F frames by periodic linear interpolation; without,
+   every cine must have the same number of frames;
+3. intensities to [0, 1] per volume (``normalise_intensity``: MRI foreground percentiles, CT window, min-max;
+   a cine is normalised over all its frames at once, so contrast changes over the cycle are kept).
+
+Arrays are (x, y, z) after the channel axis: volumes (N, 1, S, S, S), cines (N, T, S, S, S) with the frames in the
+channel axis. ``mask_column`` (volumes) names a column of anatomy-mask files (same grid as the image; resized with
+nearest neighbours) kept in ``SampleSet.fields["mask"]``: an empty mask is an error. ``group_column`` names the
+subject/patient column whose codes become ``SampleSet.groups`` (MICLe).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import ndimage
+
+from biolatent.config import CineData, VolumeData
+from biolatent.data.samples import DataInfo, SampleSet
+from biolatent.errors import DataError
+
+META = "meta.tsv"
+SUFFIXES = (".nii.gz", ".nii")
+SPACING_TOLERANCE = 1e-3  # relative
+
+
+def file_stem(path: Path) -> str:
+    name = path.name
+    return next((name[: -len(s)] for s in SUFFIXES if name.endswith(s)), name)
+
+
+def list_volumes(folder: Path, text_columns: Sequence[str] = ()) -> tuple[pd.DataFrame, bool]:
+    """(table with at least ``id`` and ``path``, whether it came from ``meta.tsv``); DataError if empty."""
+    if not folder.is_dir():
+        raise DataError(f"volume set not found: {folder} (a folder of NIfTI volumes, optionally with {META})")
+    if not (folder / META).is_file():
+        files = sorted(p for p in folder.iterdir() if p.name.endswith(SUFFIXES))
+        if not files:
+            raise DataError(f"{folder} holds no NIfTI volumes (*.nii, *.nii.gz) and no {META}")
+        return pd.DataFrame({"id": [file_stem(p) for p in files], "path": [p.name for p in files]}), False
+    dtypes = {column: str for column in ("id", "path", *text_columns)}
+    meta = pd.read_csv(folder / META, sep="\t", dtype=dtypes, keep_default_na=False)
+    for column in ("id", "path"):
+        if column not in meta.columns:
+            raise DataError(f"{folder / META} has no {column!r} column")
+    if meta.empty:
+        raise DataError(f"{folder / META} lists no volumes")
+    if meta["id"].duplicated().any():
+        raise DataError(f"{folder / META}: duplicate id {meta['id'][meta['id'].duplicated()].iloc[0]!r}")
+    return meta, True
+
+
+def _zoom(data: np.ndarray, shape: Sequence[int], order: int) -> np.ndarray:
+    if tuple(data.shape) == tuple(shape):
+        return data
+    factors = np.asarray(shape, dtype=np.float64) / np.asarray(data.shape, dtype=np.float64)
+    return ndimage.zoom(data, factors, order=order, mode="nearest", grid_mode=True)
+
+
+def centre_fit(data: np.ndarray, size: int, fill: float) -> np.ndarray:
+    """Centre-crop or pad (with ``fill``) each of the three axes of ``data`` to ``size``."""
+    out = np.full((size,) * 3, fill, dtype=data.dtype)
+    src, dst = [], []
+    for n in data.shape:
+        if n >= size:
+            start = (n - size) // 2
+            src.append(slice(start, start + size))
+            dst.append(slice(0, size))
+        else:
+            start = (size - n) // 2
+            src.append(slice(0, n))
+            dst.append(slice(start, start + n))
+    out[tuple(dst)] = data[tuple(src)]
+    return out
+
+
+def _to_grid(data: np.ndarray, spacing: tuple[float, ...], cfg: VolumeData | CineData, order: int) -> np.ndarray:
+    """One 3D array onto the cohort's cube (module docstring, step 1)."""
+    from biolatent.data.volume_preprocessing import resample
+    from biolatent.io.nifti import Volume
+
+    size = cfg.image_size
+    if cfg.spacing is None:
+        return _zoom(data, (size,) * 3, order)
+    fine = resample(Volume(data, spacing[:3], np.diag([*spacing[:3], 1.0])), cfg.spacing, order=order).data
+    return centre_fit(fine, size, float(data.min()))
+
+
+def resample_cycle(frames: np.ndarray, n_frames: int) -> np.ndarray:
+    """(..., T) samples of a periodic cycle -> (..., n_frames) by linear interpolation on the circle."""
+    t = frames.shape[-1]
+    if t == n_frames:
+        return frames
+    position = np.arange(n_frames) * t / n_frames
+    lower = np.floor(position).astype(int)
+    weight = (position - lower).astype(frames.dtype)
+    return frames[..., lower % t] * (1 - weight) + frames[..., (lower + 1) % t] * weight
+
+
+def _normalise(data: np.ndarray, cfg: VolumeData | CineData, what: str) -> np.ndarray:
+    from biolatent.data.volume_preprocessing import normalise_intensity
+
+    if cfg.normalise == "none":
+        return data.astype(np.float32)
+    try:
+        return normalise_intensity(data, cfg.normalise, center=cfg.ct_center, width=cfg.ct_width)
+    except DataError as exc:
+        raise DataError(f"{what}: {exc}") from None
+
+
+def _check_spacings(spacings: list[tuple[float, ...]], ids: list[str], folder: Path) -> None:
+    first = np.asarray(spacings[0][:3])
+    for sid, spacing in zip(ids, spacings, strict=True):
+        if not np.allclose(spacing[:3], first, rtol=SPACING_TOLERANCE):
+            shown = lambda s: "x".join(f"{v:g}" for v in s[:3])  # noqa: E731
+            raise DataError(f"{folder}: volumes have different voxel spacings ({shown(spacings[0])} mm in "
+                            f"{ids[0]!r}, {shown(spacing)} mm in {sid!r}): set data.spacing to resample them")
+
+
+def _groups(obs: pd.DataFrame, column: str | None) -> torch.Tensor | None:
+    if column is None:
+        return None
+    if column not in obs.columns:
+        raise DataError(f"data.group_column {column!r} is not a metadata column "
+                        f"(columns: {', '.join(map(str, obs.columns)) or 'none'})")
+    values = obs[column].astype(str)
+    if (values.str.strip() == "").any() or obs[column].isna().any():
+        raise DataError(f"data.group_column {column!r} has empty values: every sample needs its subject")
+    return torch.as_tensor(pd.factorize(values)[0], dtype=torch.long)
+
+
+def _read_cohort(cfg: VolumeData | CineData, ndim: int):
+    from biolatent.data.loaders import join_metadata, require_path
+    from biolatent.io.nifti import read_nifti
+
+    folder = require_path(cfg.path, cfg.modality)
+    mask_column = getattr(cfg, "mask_column", None)
+    table, _ = list_volumes(folder, [mask_column] if mask_column else [])
+    if cfg.max_samples is not None:
+        table = table.iloc[: cfg.max_samples]
+    if mask_column is not None and mask_column not in table.columns:
+        raise DataError(f"data.mask_column {mask_column!r} is not a column of {folder / META}")
+    ids = [str(v) for v in table["id"]]
+    volumes = [read_nifti(folder / str(path), ndim=ndim) for path in table["path"]]
+    for sid, volume in zip(ids, volumes, strict=True):
+        if not np.isfinite(volume.data).all():
+            raise DataError(f"volume {sid!r} holds NaN or inf intensities")
+    if cfg.spacing is None:
+        _check_spacings([v.spacing for v in volumes], ids, folder)
+    obs = table.drop(columns=["id"]).set_index(pd.Index(ids))
+    obs = join_metadata(obs, cfg.metadata, cfg.id_column)
+    return folder, table, ids, volumes, obs
+
+
+def load_volume(cfg: VolumeData) -> SampleSet:
+    """A volume cohort -> float32 (N, 1, S, S, S) (module docstring)."""
+    folder, table, ids, volumes, obs = _read_cohort(cfg, ndim=3)
+    x = np.stack([_normalise(_to_grid(v.data, v.spacing, cfg, 1), cfg, f"volume {sid!r}")
+                  for sid, v in zip(ids, volumes, strict=True)])[:, None]
+    fields: dict[str, torch.Tensor] = {}
+    if cfg.mask_column is not None:
+        fields["mask"] = torch.from_numpy(_read_masks(folder, table, ids, volumes, cfg))[:, None]
+    info = DataInfo(modality="volume", channels=1, image_size=cfg.image_size, spatial_dims=3)
+    return SampleSet(info, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), obs, fields=fields,
+                     groups=_groups(obs, cfg.group_column))
+
+
+def _read_masks(folder: Path, table: pd.DataFrame, ids: list[str], volumes: list, cfg: VolumeData) -> np.ndarray:
+    from biolatent.io.nifti import read_nifti
+
+    masks = []
+    for sid, relative, volume in zip(ids, table[cfg.mask_column], volumes, strict=True):
+        relative = str(relative).strip()
+        if not relative:
+            raise DataError(f"anatomy mask of {sid!r} is missing (empty {cfg.mask_column!r} in {folder / META})")
+        mask = read_nifti(folder / relative, ndim=3)
+        if mask.data.shape != volume.data.shape:
+            raise DataError(f"anatomy mask of {sid!r} has shape {mask.data.shape} but its volume has "
+                            f"{volume.data.shape}")
+        fitted = _to_grid((mask.data > 0.5).astype(np.float32), volume.spacing, cfg, 0) > 0.5
+        if not fitted.any():
+            raise DataError(f"anatomy mask of {sid!r} is empty ({relative}): anatomy-aware masking needs foreground")
+        masks.append(fitted)
+    return np.stack(masks)
+
+
+def load_cine(cfg: CineData) -> SampleSet:
+    """A cine cohort (4D NIfTI) -> float32 (N, T, S, S, S) (module docstring)."""
+    _, _, ids, volumes, obs = _read_cohort(cfg, ndim=4)
+    counts = {v.data.shape[3] for v in volumes}
+    if cfg.frames is None and len(counts) > 1:
+        raise DataError(f"cines have different numbers of frames ({', '.join(map(str, sorted(counts)))}): set "
+                        "data.frames to resample every cycle to one number")
+    n_frames = cfg.frames or counts.pop()
+    cines = []
+    for sid, volume in zip(ids, volumes, strict=True):
+        data = resample_cycle(volume.data, n_frames)
+        grid = np.stack([_to_grid(data[..., t], volume.spacing, cfg, 1) for t in range(n_frames)])
+        cines.append(_normalise(grid, cfg, f"cine {sid!r}"))
+    x = torch.from_numpy(np.ascontiguousarray(np.stack(cines), dtype=np.float32))
+    info = DataInfo(modality="cine", channels=1, image_size=cfg.image_size, spatial_dims=3, frames=int(n_frames))
+    return SampleSet(info, x, obs, groups=_groups(obs, cfg.group_column))
