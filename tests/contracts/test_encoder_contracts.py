@@ -12,15 +12,18 @@ from biolatent.models.registry import ENCODER_MODALITIES, ENCODERS, build_encode
 INFOS = {
     "counts": DataInfo("counts", n_features=30, is_counts=True),
     "dna": DataInfo("dna", max_length=40),
-    "image2d": DataInfo("image2d", channels=3, image_size=32),
+    "image2d": DataInfo("image2d", channels=3, image_size=32, spatial_dims=2),
+    "volume": DataInfo("volume", channels=1, image_size=16, spatial_dims=3),
+    "cine": DataInfo("cine", channels=1, image_size=16, spatial_dims=3, frames=4),
 }
 SMALL = {
     "mlp": {"hidden_dims": (16,), "out_dim": 8},
     "resnet": {"widths": (4, 8), "blocks": (1, 1)},
     "vit": {"patch_size": 8, "dim": 16, "depth": 1, "heads": 2},
     "bert": {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32},
+    "cine": {"widths": (4, 8), "blocks": (1, 1), "temporal_heads": 2},
 }
-DATA_ARGS = {"in_dim", "in_channels", "image_size", "kmer", "max_length"}
+DATA_ARGS = {"in_dim", "in_channels", "image_size", "kmer", "max_length", "spatial_dims", "frames"}
 
 
 def make_input(modality: str, batch: int = 8) -> torch.Tensor:
@@ -31,6 +34,10 @@ def make_input(modality: str, batch: int = 8) -> torch.Tensor:
         x = torch.randint(0, 4, (batch, 40), generator=gen)
         x[: batch // 2, 33:] = 5  # right padding on half the sequences
         return x
+    if modality == "volume":
+        return torch.rand(batch, 1, 16, 16, 16, generator=gen)
+    if modality == "cine":
+        return torch.rand(batch, 4, 16, 16, 16, generator=gen)
     return torch.rand(batch, 3, 32, 32, generator=gen)
 
 

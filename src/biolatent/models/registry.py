@@ -7,6 +7,7 @@ from typing import Any
 from torch import nn
 
 from biolatent.errors import ConfigError
+from biolatent.models.cine import CineEncoder
 from biolatent.models.mlp import MLPEncoder
 from biolatent.models.resnet import ResNetEncoder
 from biolatent.models.sequence import BertSequenceEncoder
@@ -17,23 +18,25 @@ ENCODERS: dict[str, type[nn.Module]] = {
     "resnet": ResNetEncoder,
     "vit": ViTEncoder,
     "bert": BertSequenceEncoder,
+    "cine": CineEncoder,
 }
 
 ENCODER_MODALITIES: dict[str, tuple[str, ...]] = {
     "mlp": ("counts",),
-    "resnet": ("image2d",),
-    "vit": ("image2d",),
+    "resnet": ("image2d", "volume"),
+    "vit": ("image2d", "volume", "cine"),
     "bert": ("dna",),
+    "cine": ("cine",),
 }
 
-_DEFAULTS = {"counts": "mlp", "dna": "bert", "image2d": "resnet"}
+_DEFAULTS = {"counts": "mlp", "dna": "bert", "image2d": "resnet", "volume": "resnet", "cine": "cine"}
 
 
 def default_encoder(modality: str, method: str) -> str:
-    """counts -> mlp, dna -> bert, image2d -> resnet (vit for mae, which needs patches)."""
+    """counts -> mlp, dna -> bert, image2d and volume -> resnet, cine -> cine; vit for mae (it needs patches)."""
     if modality not in _DEFAULTS:
         raise ConfigError(f"data.modality: no encoder for {modality!r} (valid: {', '.join(_DEFAULTS)})")
-    if modality == "image2d" and method == "mae":
+    if modality in ("image2d", "volume", "cine") and method == "mae":
         return "vit"
     return _DEFAULTS[modality]
 

@@ -1,7 +1,9 @@
 """ResNet with basic residual blocks (He et al. 2016, CVPR, "Deep residual learning for image recognition").
 
 A 3x3 stem (no max-pool: inputs are small tiles), one stage per entry of ``widths`` (the first at stride 1,
-the others at stride 2), BatchNorm, global average pooling. ``spatial_dims=3`` swaps in Conv3d/BatchNorm3d.
+the others at stride 2), BatchNorm, global average pooling. ``spatial_dims=3`` swaps in Conv3d/BatchNorm3d (it
+comes from the data, not the config: 2 for image2d, 3 for volumes). ``stem_stride=2`` halves the resolution in the
+stem, as the original ResNet's strided stem does: about 8x less compute on volumes.
 """
 
 from __future__ import annotations
@@ -44,12 +46,15 @@ class ResNetEncoder(nn.Module):
     def __init__(
         self,
         in_channels: int,
+        spatial_dims: int = 2,
         *,
         widths: tuple[int, ...] = (32, 64, 128, 256),
         blocks: tuple[int, ...] = (1, 1, 1, 1),
-        spatial_dims: int = 2,
+        stem_stride: int = 1,
     ) -> None:
         super().__init__()
+        if stem_stride not in (1, 2):
+            raise ConfigError(f"model.stem_stride must be 1 or 2, got {stem_stride}")
         if spatial_dims not in _CONV:
             raise ConfigError(f"model.spatial_dims must be 2 or 3, got {spatial_dims}")
         if len(widths) != len(blocks) or not widths:
@@ -61,7 +66,7 @@ class ResNetEncoder(nn.Module):
         self.out_dim = int(widths[-1])
         conv, norm = _CONV[spatial_dims], _NORM[spatial_dims]
         self.stem = nn.Sequential(
-            conv(self.in_channels, widths[0], 3, padding=1, bias=False),
+            conv(self.in_channels, widths[0], 3, stride=stem_stride, padding=1, bias=False),
             norm(widths[0]),
             nn.ReLU(inplace=True),
         )
@@ -84,10 +89,10 @@ class ResNetEncoder(nn.Module):
     def from_data(cls, info: Any, **hparams: Any) -> ResNetEncoder:
         if not info.channels:
             raise DataError("encoder 'resnet' needs the number of image channels of the data")
-        return cls(int(info.channels), **hparams)
+        return cls(int(info.channels), int(info.spatial_dims or 2), **hparams)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The dense feature map (B, widths[-1], *spatial / 2**(len(widths)-1))."""
+        """The dense feature map (B, widths[-1], *spatial / (stem_stride * 2**(len(widths)-1)))."""
         return self.stages(self.stem(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -57,6 +57,7 @@ class ViTEncoder(nn.Module):
         self,
         image_size: int,
         in_channels: int,
+        spatial_dims: int = 2,
         *,
         patch_size: int = 8,
         dim: int = 192,
@@ -65,7 +66,6 @@ class ViTEncoder(nn.Module):
         mlp_ratio: float = 4.0,
         pos_embedding: Literal["sincos", "learned"] = "sincos",
         pool: Literal["mean", "cls"] = "mean",
-        spatial_dims: int = 2,
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -101,7 +101,9 @@ class ViTEncoder(nn.Module):
     def from_data(cls, info: Any, **hparams: Any) -> ViTEncoder:
         if not info.image_size or not info.channels:
             raise DataError("encoder 'vit' needs the image size and channels of the data")
-        return cls(int(info.image_size), int(info.channels), **hparams)
+        # a cine's frames are the channels of its patches: a patch is a small space-time tube
+        channels = int(info.channels) * int(info.frames or 1)
+        return cls(int(info.image_size), channels, int(info.spatial_dims or 2), **hparams)
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S[, S]) -> (B, N, patch_size**d * C), patches in row-major grid order, pixels then C."""
