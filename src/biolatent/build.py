@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from biolatent.config import MethodSection, ModelSection, RunConfig, validate_kwargs
+from biolatent.config import MethodSection, ModelSection, RunConfig, ViewsSection, validate_kwargs
 from biolatent.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 # arguments the builder injects (never from YAML)
 _METHOD_INJECTED = ("views",)
+_VIEWS_INJECTED = ("image_size", "is_counts", "n_features", "max_length")  # facts of the data (DataInfo)
 
 
 def resolve_sections(config: RunConfig) -> RunConfig:
@@ -48,8 +49,19 @@ def resolve_sections(config: RunConfig) -> RunConfig:
         update={
             "method": MethodSection(name=name, **method_kwargs),
             "model": ModelSection(name=model_name, **model_kwargs),
+            "views": ViewsSection(**_views_kwargs(modality, config.views.model_extra or {})),
         }
     )
+
+
+def _views_kwargs(modality: str, values: dict) -> dict:
+    from biolatent.data.views import VIEWS
+
+    if modality not in VIEWS:
+        if values:
+            raise ConfigError(f"views: data.modality {modality!r} has no augmentation views to configure")
+        return {}
+    return validate_kwargs("views", modality, VIEWS[modality], values, skip=_VIEWS_INJECTED)
 
 
 def section_kwargs(section: MethodSection | ModelSection) -> dict:
@@ -63,13 +75,23 @@ def build_encoder(config: RunConfig, info: DataInfo) -> nn.Module:
     return build(config.model.name, info, **section_kwargs(config.model))
 
 
+def build_views(config: RunConfig, info: DataInfo) -> nn.Module:
+    """The modality's views with the config's ``views`` section (a bad value is a ConfigError)."""
+    from biolatent.data.views import build_views as build
+
+    try:
+        return build(info, **dict(config.views.model_extra or {}))
+    except ValueError as exc:
+        raise ConfigError(f"views: {exc}") from None
+
+
 def build_method(config: RunConfig, info: DataInfo) -> nn.Module:
     """Encoder + views + method, checked against the data (a method that cannot use it refuses here)."""
-    from biolatent.data.views import build_views
     from biolatent.methods.registry import build_method as build
 
     method = build(
-        config.method.name, build_encoder(config, info), views=build_views(info), **section_kwargs(config.method)
+        config.method.name, build_encoder(config, info), views=build_views(config, info),
+        **section_kwargs(config.method)
     )
     method.check_data(info)
     return method

@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from biolatent.data.samples import DataInfo
-from biolatent.data.views import VIEWS, CountsViews, DnaViews, ImageViews, build_views
+from biolatent.data.views import VIEWS, CountsViews, DnaViews, ImageViews, VolumeViews, build_views
 
 
 def test_registry_names() -> None:
-    assert {"counts": CountsViews, "dna": DnaViews, "image2d": ImageViews} == VIEWS
+    assert {"counts": CountsViews, "dna": DnaViews, "image2d": ImageViews, "volume": VolumeViews,
+            "cine": VolumeViews} == VIEWS
 
 
 def test_build_views_uses_data_facts_and_overrides() -> None:

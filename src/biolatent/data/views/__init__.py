@@ -15,10 +15,17 @@ from biolatent.data.views.base import ViewModule
 from biolatent.data.views.counts import CountsViews
 from biolatent.data.views.dna import DnaViews
 from biolatent.data.views.image import ImageViews
+from biolatent.data.views.volume import VolumeViews
 
-VIEWS: dict[str, type[ViewModule]] = {"counts": CountsViews, "dna": DnaViews, "image2d": ImageViews}
+VIEWS: dict[str, type[ViewModule]] = {
+    "counts": CountsViews,
+    "dna": DnaViews,
+    "image2d": ImageViews,
+    "volume": VolumeViews,
+    "cine": VolumeViews,
+}
 
-__all__ = ["VIEWS", "CountsViews", "DnaViews", "ImageViews", "ViewModule", "build_views"]
+__all__ = ["VIEWS", "CountsViews", "DnaViews", "ImageViews", "ViewModule", "VolumeViews", "build_views"]
 
 
 def build_views(info: DataInfo, **overrides: Any) -> nn.Module:
@@ -30,8 +37,8 @@ def build_views(info: DataInfo, **overrides: Any) -> nn.Module:
         from_info = {"is_counts": info.is_counts, "n_features": info.n_features}
     elif info.modality == "dna":
         from_info = {"max_length": info.max_length}
-    else:
+    else:  # image2d, volume, cine: square / cubic views of side info.image_size
         if info.image_size is None and "image_size" not in overrides:
-            raise ValueError("image views need info.image_size (or an image_size override)")
+            raise ValueError(f"{info.modality} views need info.image_size (or an image_size override)")
         from_info = {"image_size": info.image_size}
     return VIEWS[info.modality](**{**from_info, **overrides})

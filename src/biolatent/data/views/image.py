@@ -66,6 +66,16 @@ class ImageViews(ViewModule):
         grayscale_prob: float = 0.0,
     ) -> None:
         super().__init__()
+        self.settings = {
+            "image_size": image_size,
+            "crop_scale": crop_scale,
+            "flip": flip,
+            "rotate90": rotate90,
+            "color_jitter": color_jitter,
+            "stain_jitter": stain_jitter,
+            "blur_prob": blur_prob,
+            "grayscale_prob": grayscale_prob,
+        }
         if image_size < 1:
             raise ValueError(f"image_size must be >= 1, got {image_size}")
         low, high = crop_scale
@@ -91,6 +101,11 @@ class ImageViews(ViewModule):
         if blur_prob > 0:
             augs["blur"] = K.RandomGaussianBlur(blur_kernel_size(self.image_size), BLUR_SIGMA, p=blur_prob)
         self.augs = nn.ModuleDict(augs)
+
+    def local(self, size: int, crop_scale: tuple[float, float]) -> ImageViews:
+        """The same views at another output size and crop scale: DINO's multi-crop local views (Caron et
+        al. 2021, "Emerging properties in self-supervised vision transformers", ICCV)."""
+        return ImageViews(**{**self.settings, "image_size": size, "crop_scale": crop_scale})
 
     def sample_params(
         self,
