@@ -14,23 +14,31 @@ from biolatent.methods.base import SSLMethod
 from biolatent.methods.registry import METHODS, build_method
 from biolatent.models.registry import build_encoder, default_encoder
 
-MODALITIES = ("counts", "dna", "image2d")
+MODALITIES = ("counts", "dna", "image2d", "volume", "cine")
 INFOS = {
     "counts": DataInfo("counts", n_features=30, is_counts=True),
     "dna": DataInfo("dna", max_length=40, kmer=3),
-    "image2d": DataInfo("image2d", channels=3, image_size=32),
+    "image2d": DataInfo("image2d", channels=3, image_size=32, spatial_dims=2),
+    "volume": DataInfo("volume", channels=1, image_size=16, spatial_dims=3),
+    "cine": DataInfo("cine", channels=1, image_size=16, spatial_dims=3, frames=4),
 }
 SMALL_ENCODER = {
     "mlp": {"hidden_dims": (16,), "out_dim": 8},
     "resnet": {"widths": (4, 8), "blocks": (1, 1)},
     "vit": {"patch_size": 8, "dim": 16, "depth": 1, "heads": 2},
     "bert": {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32},
+    "cine": {"widths": (4, 8), "blocks": (1, 1), "temporal_heads": 2},
 }
 SMALL_METHOD = {
     "simclr": {"projection_dim": 8},
     "vae": {"latent_dim": 4, "decoder_hidden": 16},
     "mlm": {},
     "mae": {"decoder_dim": 8, "decoder_depth": 1, "decoder_heads": 2},
+    "moco": {"projection_dim": 8, "hidden_dim": 16, "queue_size": 12},
+    "byol": {"projection_dim": 8, "hidden_dim": 16},
+    "dino": {"out_dim": 16, "hidden_dim": 16, "bottleneck_dim": 8, "local_crops": 0},
+    "micle": {"projection_dim": 8},
+    "temporal_order": {"n_permutations": 4, "hidden_dim": 8},
 }
 
 
@@ -52,6 +60,10 @@ def make_input(modality: str, batch: int = 8) -> torch.Tensor:
         x = torch.randint(0, 4, (batch, 40), generator=gen)
         x[: batch // 2, 31:] = PAD_BASE
         return x
+    if modality == "volume":
+        return torch.rand(batch, 1, 16, 16, 16, generator=gen)
+    if modality == "cine":
+        return torch.rand(batch, 4, 16, 16, 16, generator=gen)
     return torch.rand(batch, 3, 32, 32, generator=gen)
 
 
@@ -70,7 +82,9 @@ def test_method_contract(name: str, modality: str) -> None:
     torch.manual_seed(0)
     method = build(name, modality)
     method.check_data(INFOS[modality])
-    batch = {"x": make_input(modality), "index": torch.arange(8)}
+    x = make_input(modality)
+    # x_pair / index_pair: another sample of the same subject, as the loader adds with data.group_column (micle)
+    batch = {"x": x, "index": torch.arange(8), "x_pair": x.roll(1, 0), "index_pair": torch.arange(8).roll(1)}
     method.train()
     out = method(batch)
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)
@@ -133,4 +147,4 @@ def test_method_signature(name: str) -> None:
 
 def test_unknown_method() -> None:
     with pytest.raises(ConfigError, match="unknown method"):
-        build_method("byol", torch.nn.Linear(2, 2))
+        build_method("swav", torch.nn.Linear(2, 2))

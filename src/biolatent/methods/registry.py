@@ -8,9 +8,14 @@ from torch import nn
 
 from biolatent.errors import ConfigError
 from biolatent.methods.base import SSLMethod
+from biolatent.methods.byol import BYOL
+from biolatent.methods.dino import DINO
 from biolatent.methods.mae import MAE
+from biolatent.methods.micle import MICLe
 from biolatent.methods.mlm import MaskedKmerModel
+from biolatent.methods.moco import MoCo
 from biolatent.methods.simclr import SimCLR
+from biolatent.methods.temporal_order import TemporalOrder
 from biolatent.methods.vae import VAE
 
 METHODS: dict[str, type[SSLMethod]] = {
@@ -18,6 +23,11 @@ METHODS: dict[str, type[SSLMethod]] = {
     "vae": VAE,
     "mlm": MaskedKmerModel,
     "mae": MAE,
+    "moco": MoCo,
+    "byol": BYOL,
+    "dino": DINO,
+    "micle": MICLe,
+    "temporal_order": TemporalOrder,
 }
 
 

@@ -44,7 +44,7 @@ class SimCLR(SSLMethod):
     """Encoder -> projection head (Linear, ReLU, Linear) -> NT-Xent. ``embed`` is the encoder output."""
 
     name: ClassVar[str] = "simclr"
-    modalities: ClassVar[tuple[str, ...]] = ("counts", "dna", "image2d")
+    modalities: ClassVar[tuple[str, ...]] = ("counts", "dna", "image2d", "volume", "cine")
 
     def __init__(
         self,
