@@ -180,3 +180,26 @@ def test_cohort_meta_records_sites_and_subject_parameters(template, tmp_path):
     assert np.corrcoef(meta.atrophy, meta.csf_ml / (meta.gm_ml + meta.csf_ml))[0, 1] > 0.8
     with pytest.raises(ConfigError, match="atrophy must lie in"):
         simulate_brain(template, 0, 0, size=32, atrophy=1.5)
+
+
+def test_rescans_keep_the_anatomy_and_change_the_acquisition(template, tmp_path):
+    import pandas as pd
+
+    from biolatent.anomaly.volumes import write_brain_set
+
+    first = simulate_brain(template, 4, 1, size=32, atrophy=0.5)
+    again = simulate_brain(template, 4, 1, size=32, atrophy=0.5, scan=1)
+    # tissue volumes are a property of the subject: a rigid repositioning keeps them (up to interpolation)
+    for tissue, volume in first.tissue_volumes().items():
+        assert again.tissue_volumes()[tissue] == pytest.approx(volume, rel=0.03)
+    assert np.abs(first.image - again.image).mean() > 0.01  # re-acquired: contrast, bias, noise, position
+    assert np.array_equal(again.image, simulate_brain(template, 4, 1, size=32, atrophy=0.5, scan=1).image)
+    with pytest.raises(ConfigError, match="rescans"):
+        simulate_brain(template, 4, 1, size=32, lesions=True, scan=1)
+    write_brain_set(tmp_path / "c", 3, size=32, seed=2, template=template, subject_parameters=True,
+                    scans_per_subject=2)
+    meta = pd.read_csv(tmp_path / "c" / "meta.tsv", sep="\t")
+    assert list(meta.id[:2]) == ["brain-0001-scan1", "brain-0001-scan2"] and len(meta) == 6
+    assert (meta.groupby("subject").atrophy.nunique() == 1).all() and meta.subject.nunique() == 3
+    with pytest.raises(DataError, match="healthy cohorts only"):
+        write_brain_set(tmp_path / "d", 2, size=32, template=template, lesions=True, scans_per_subject=2)
