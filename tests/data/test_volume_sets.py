@@ -126,3 +126,24 @@ def test_batches_carry_fields_and_a_partner_of_the_same_subject():
             assert float(item["x_pair"][0]) == pair and groups[pair] == groups[i]
             seen[i].add(pair)
     assert seen[0] == {1} and seen[2] == {2} and seen[3] == {4, 5}  # never itself when the subject has others
+
+
+def test_dicom_series_folders_are_volumes_of_the_cohort(tmp_path):
+    from dicom_series import write_series
+
+    folder = tmp_path / "dicom"
+    axial = np.array([1.0, 0, 0, 0, 1, 0])
+    stored = np.stack([np.full((6, 5), 1000 + 10 * k, np.uint16) for k in range(4)])
+    write_series(folder / "patient-a", stored, axial, (0.0, 0.0, 0.0))
+    write_series(folder / "patient-b", stored[::-1].copy(), axial, (0.0, 0.0, 0.0))
+    samples = load_samples(VolumeData(path=folder, image_size=8, normalise="none"))
+    assert samples.ids == ["patient-a", "patient-b"] and samples.x.shape == (2, 1, 8, 8, 8)
+    # HU = 2 x stored - 1024 (rescale slope and intercept), increasing with z in a, decreasing in b
+    a, b = samples.x[0, 0].numpy(), samples.x[1, 0].numpy()
+    assert a[:, :, 0].mean() < a[:, :, -1].mean() and b[:, :, 0].mean() > b[:, :, -1].mean()
+    assert float(a.min()) >= 2 * 1000 - 1024 - 1e-3 and float(a.max()) <= 2 * 1030 - 1024 + 1e-3
+    write_series(tmp_path / "other", stored, axial, (0.0, 0.0, 0.0))
+    for f in (tmp_path / "other").iterdir():  # a second series in the same folder
+        f.rename(folder / "patient-b" / f"other-{f.name}")
+    with pytest.raises(DataError, match="mixes 2 DICOM series"):
+        load_samples(VolumeData(path=folder, image_size=8))

@@ -1,8 +1,11 @@
 """Volume and cine cohorts -> SampleSet: the ``volume`` (3D) and ``cine`` (3D+time) data modalities.
 
 A cohort is a folder with ``meta.tsv`` (columns ``id``, ``path`` relative to the folder, and any metadata such as
-``site`` or subject parameters) or, without it, every ``*.nii`` / ``*.nii.gz`` of the folder (ids = file names
-without the suffix). Every file is read in canonical RAS orientation (``biolatent.io.nifti.read_nifti``), then:
+``site`` or subject parameters) or, without it, every ``*.nii`` / ``*.nii.gz`` of the folder and every sub-folder
+of DICOM files (ids = file / folder names without the suffix). A ``path`` that is a folder is one DICOM series
+(``biolatent.io.dicom.read_dicom_series``: slices sorted along their normal, rescale slope and intercept; a folder
+mixing series is an error); volumes only, a cine is a 4D NIfTI. Every volume is in canonical RAS orientation
+(``biolatent.io.nifti.read_nifti``), then:
 
 1. grid: with ``spacing`` None every volume must share one voxel spacing (a cohort of mixed spacings is an error
    that asks for ``data.spacing``) and is resized (trilinear) to ``image_size``^3; with ``spacing`` s it is
@@ -47,9 +50,10 @@ def list_volumes(folder: Path, text_columns: Sequence[str] = ()) -> tuple[pd.Dat
     if not folder.is_dir():
         raise DataError(f"volume set not found: {folder} (a folder of NIfTI volumes, optionally with {META})")
     if not (folder / META).is_file():
-        files = sorted(p for p in folder.iterdir() if p.name.endswith(SUFFIXES))
+        files = sorted(p for p in folder.iterdir() if p.name.endswith(SUFFIXES) or _is_dicom_folder(p))
         if not files:
-            raise DataError(f"{folder} holds no NIfTI volumes (*.nii, *.nii.gz) and no {META}")
+            raise DataError(f"{folder} holds no NIfTI volumes (*.nii, *.nii.gz), no DICOM series folders and no "
+                            f"{META}")
         return pd.DataFrame({"id": [file_stem(p) for p in files], "path": [p.name for p in files]}), False
     dtypes = {column: str for column in ("id", "path", *text_columns)}
     meta = pd.read_csv(folder / META, sep="\t", dtype=dtypes, keep_default_na=False)
@@ -61,6 +65,22 @@ def list_volumes(folder: Path, text_columns: Sequence[str] = ()) -> tuple[pd.Dat
     if meta["id"].duplicated().any():
         raise DataError(f"{folder / META}: duplicate id {meta['id'][meta['id'].duplicated()].iloc[0]!r}")
     return meta, True
+
+
+def _is_dicom_folder(path: Path) -> bool:
+    return path.is_dir() and any(f.suffix.lower() == ".dcm" for f in path.iterdir())
+
+
+def read_volume(path: Path, ndim: int):
+    """A 3D/4D NIfTI file, or a folder holding one DICOM series (3D only), as a ``Volume``."""
+    from biolatent.io.dicom import read_dicom_series
+    from biolatent.io.nifti import read_nifti
+
+    if path.is_dir():
+        if ndim != 3:
+            raise DataError(f"{path} is a DICOM folder: cines are read from 4D NIfTI files")
+        return read_dicom_series(path)
+    return read_nifti(path, ndim=ndim)
 
 
 def _zoom(data: np.ndarray, shape: Sequence[int], order: int) -> np.ndarray:
@@ -144,7 +164,6 @@ def _groups(obs: pd.DataFrame, column: str | None) -> torch.Tensor | None:
 
 def _read_cohort(cfg: VolumeData | CineData, ndim: int):
     from biolatent.data.loaders import join_metadata, require_path
-    from biolatent.io.nifti import read_nifti
 
     folder = require_path(cfg.path, cfg.modality)
     mask_column = getattr(cfg, "mask_column", None)
@@ -154,7 +173,7 @@ def _read_cohort(cfg: VolumeData | CineData, ndim: int):
     if mask_column is not None and mask_column not in table.columns:
         raise DataError(f"data.mask_column {mask_column!r} is not a column of {folder / META}")
     ids = [str(v) for v in table["id"]]
-    volumes = [read_nifti(folder / str(path), ndim=ndim) for path in table["path"]]
+    volumes = [read_volume(folder / str(path), ndim) for path in table["path"]]
     for sid, volume in zip(ids, volumes, strict=True):
         if not np.isfinite(volume.data).all():
             raise DataError(f"volume {sid!r} holds NaN or inf intensities")
