@@ -165,6 +165,22 @@ def test_site_profiles_change_contrast_noise_and_bias(template):
     assert np.std(noisy.image[inside] - flat.image[inside]) > np.std(plain.image[inside] - flat.image[inside])
     profiles = site_profiles(3, 0)
     assert [p.name for p in profiles] == ["site-1", "site-2", "site-3"] and profiles == site_profiles(3, 0)
+    assert all(1.0 <= p.slice_thickness <= 3.0 for p in profiles)
+
+
+def test_site_slice_thickness_blurs_across_axial_slices_only(template):
+    from biolatent.data.simulate.brain import SiteProfile
+
+    sharp = simulate_brain(template, 5, 1, size=32, site=SiteProfile("s", noise=0.0))
+    thick = simulate_brain(template, 5, 1, size=32, site=SiteProfile("t", noise=0.0, slice_thickness=3.0))
+    # the through-plane blur is a 1D Gaussian (FWHM 3 voxels) along z (axis 0) of the signal, inside the brain
+    inside = sharp.image > 0
+    expected = ndimage.gaussian_filter1d(sharp.image, 3.0 / 2.3548, axis=0, mode="nearest")
+    both = inside & (ndimage.binary_erosion(inside, iterations=3))
+    np.testing.assert_allclose(thick.image[both], expected[both], atol=2e-3)
+    assert np.abs(thick.image - sharp.image)[both].max() > 0.05  # the blur does change the image
+    across_x = ndimage.gaussian_filter1d(sharp.image, 3.0 / 2.3548, axis=2, mode="nearest")
+    assert np.abs(thick.image - across_x)[both].max() > 0.05  # ... along z, not x
 
 
 def test_cohort_meta_records_sites_and_subject_parameters(template, tmp_path):

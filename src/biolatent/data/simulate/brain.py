@@ -29,7 +29,9 @@ stream so that anatomy and lesions stay as they are without them:
   partial volume), and ``age`` = 45 + 35 a + N(0, 5) years is recorded as its noisy correlate;
 * ``site`` (``sites`` = S > 0 scanner profiles, drawn once per cohort from ``(seed, "sites")``; each subject's
   site from ``(seed, index, 2)``): a GM/WM contrast factor U(0.85, 1.15), a noise factor U(0.7, 1.6) and a bias
-  factor U(0.5, 2.0) applied to the subject's own draws;
+  factor U(0.5, 2.0) applied to the subject's own draws, and a slice thickness U(1, 3) voxels (from its own stream
+  ``(seed, 8)``): the signal is blurred across axial slices by a Gaussian of that FWHM before the noise, the
+  through-plane resolution of a 2D multi-slice acquisition (SynthSeg's random resolution);
 * the tissue volumes ``gm_ml``, ``wm_ml``, ``csf_ml`` (sums of the probability maps x voxel volume) are recorded
   for every subject;
 * ``scan`` k > 0 (several scans of one subject, the positives of MICLe): the same anatomy, atrophy and lesions,
@@ -118,13 +120,14 @@ class SiteProfile:
     contrast: float = 1.0
     noise: float = 1.0
     bias: float = 1.0
+    slice_thickness: float = 1.0  # voxels (FWHM of the through-plane blur); 1 = none
 
 
 def site_profiles(n_sites: int, seed: int) -> list[SiteProfile]:
     """``n_sites`` seeded scanner profiles named site-1..site-S (module docstring)."""
-    rng = np.random.default_rng([seed, 7])
+    rng, thickness = np.random.default_rng([seed, 7]), np.random.default_rng([seed, 8])
     return [SiteProfile(f"site-{k + 1}", float(rng.uniform(0.85, 1.15)), float(rng.uniform(0.7, 1.6)),
-                        float(rng.uniform(0.5, 2.0))) for k in range(int(n_sites))]
+                        float(rng.uniform(0.5, 2.0)), float(thickness.uniform(1.0, 3.0))) for k in range(int(n_sites))]
 
 
 @dataclass(frozen=True)
@@ -321,7 +324,10 @@ def simulate_brain(template: BrainTemplate, seed: int, index: int, *, size: int 
     if delta_weight is not None:
         clean = (1.0 - delta_weight) * clean + delta_weight * delta_value
     inside = brain > 0.05
-    image = np.clip(clean * anatomy.bias + anatomy.noise * inside, 0.0, 1.0) * inside
+    signal = clean * anatomy.bias
+    if site is not None and site.slice_thickness > 1.0:  # FWHM -> sigma; axis 0 is z (axial slices)
+        signal = ndimage.gaussian_filter1d(signal, site.slice_thickness / 2.3548, axis=0, mode="nearest")
+    image = np.clip(signal + anatomy.noise * inside, 0.0, 1.0) * inside
     return BrainSubject(image.astype(np.float32), mask, tissue.astype(np.float32), grid.affine, found,
                         grid.spacing**3 / 1000.0)
 
