@@ -183,7 +183,9 @@ def benchmark_config(
     config = load_config({"data": data, **{key: raw[key] for key in ("method", "model", "views") if key in raw}})
     train = TrainConfig(**{**raw.get("train", {}), "batch_size": batch_size, "num_workers": num_workers,
                            "accelerator": "gpu" if device == "cuda" else "cpu", "devices": 1})
-    samples = synthetic_samples(modality, batch_size * (warmup + steps), size, frames, seed=train.seed)
+    # one sample per step (each seen once), and more than a MoCo queue holds (check_samples refuses fewer)
+    n = max(batch_size * (warmup + steps), int(raw["method"].get("queue_size", 0)) + 1)
+    samples = synthetic_samples(modality, n, size, frames, seed=train.seed)
     torch.manual_seed(train.seed)  # as pretrain: the initial weights are part of a seeded run
     method = build_method(config, samples.info)
     method.check_samples(samples)

@@ -47,6 +47,8 @@ def test_example_config_pretrains_and_embeds(config: Path, cohorts, run_cli, tmp
     raw = yaml.safe_load(config.read_text())
     modality, encoder = raw["data"]["modality"], raw["model"]["name"]
     overrides = [f"data.path={cohorts[modality]}", *TINY, *TINY_MODEL[encoder]]
+    if raw["method"]["name"] == "moco":
+        overrides.append("method.queue_size=4")  # smaller than the 8 tiny volumes
     if modality == "cine":
         overrides.append("data.frames=4")
     out = tmp_path / "run"

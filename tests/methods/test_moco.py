@@ -193,3 +193,13 @@ def test_errors() -> None:
         _mlp_moco(momentum=1.5)
     with pytest.raises(ConfigError, match="batch_size"):
         _mlp_moco()({"x": torch.rand(1, 10)})
+
+
+def test_queue_longer_than_the_data_is_refused_before_training() -> None:
+    from biolatent.errors import DataError
+
+    method = _mlp_moco(queue_size=10)
+    method.check_samples([0] * 11)
+    with pytest.raises(DataError, match="queue_size 10 must be smaller than the number of samples"):
+        method.check_samples([0] * 10)
+    _mlp_moco(queue_size=10, version=3).check_samples([0] * 3)  # v3 has no queue

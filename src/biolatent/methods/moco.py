@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from biolatent.errors import ConfigError
+from biolatent.errors import ConfigError, DataError
 from biolatent.methods.base import SSLMethod
 from biolatent.methods.ema import check_momentum, cosine_momentum, ema_update, frozen_copy, gather_all, mlp
 from biolatent.methods.perturb import DefaultPerturbation
@@ -93,6 +93,13 @@ class MoCo(SSLMethod):
             self.register_buffer("queue", torch.zeros(self.queue_size, projection_dim))
             self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
             self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
+
+    def check_samples(self, samples: object) -> None:
+        """A queue as long as the data set would hold each sample's own earlier keys as its negatives."""
+        n = len(samples)  # type: ignore[arg-type]
+        if self.version == 2 and self.queue_size >= n:
+            raise DataError(f"method.queue_size {self.queue_size} must be smaller than the number of samples ({n}): "
+                            "the queue would hold every sample's own earlier keys as negatives")
 
     # --- the queue (version 2) ---
     def queued(self) -> torch.Tensor:
