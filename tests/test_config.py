@@ -79,3 +79,21 @@ def test_every_example_config_validates():
     assert len(configs) >= 5
     for path in configs:
         load_config(path)
+
+
+def test_views_section_is_validated_against_the_modality_views(tmp_path: Path):
+    from biolatent.build import build_views
+    from biolatent.data.samples import DataInfo
+
+    base = {"data": {"modality": "volume", "path": "brains"}, "method": {"name": "simclr"}}
+    config = load_config({**base, "views": {"crop_scale": [1.0, 1.0], "rotate_degrees": 0.0}})
+    assert config.views.model_extra["crop_scale"] == (1.0, 1.0) and "noise_prob" in config.views.model_extra
+    views = build_views(config, DataInfo("volume", channels=1, image_size=16, spatial_dims=3))
+    assert views.image_size == 16
+    with pytest.raises(ConfigError, match="views.nope: unknown key.*valid keys for 'volume'.*crop_scale"):
+        load_config({**base, "views": {"nope": 1}})
+    with pytest.raises(ConfigError, match="views"):
+        build_views(load_config({**base, "views": {"crop_scale": [0.9, 0.2]}}),
+                    DataInfo("volume", channels=1, image_size=16, spatial_dims=3))
+    with pytest.raises(ConfigError, match="views.image_size: unknown key"):
+        load_config({**base, "views": {"image_size": 8}})  # a fact of the data, not a setting
