@@ -114,3 +114,18 @@ def test_bad_3d_inputs_are_one_line_errors(cohorts, run_cli, tmp_path):
                                 *TINY_MODEL["vit"]] for a in ("--set", o)])
     mae.expect_error("anatomy-aware masking", "'b'", "empty anatomy mask")
     assert not (tmp_path / "never").exists()  # nothing half-written
+
+
+def test_embedding_another_cohort_uses_the_runs_grid_and_frames(cohorts, run_cli, tmp_path):
+    config = CONFIGS / "cine" / "heart_simclr.yaml"
+    out = tmp_path / "run"
+    overrides = [f"data.path={cohorts['cine']}", *TINY, *TINY_MODEL["cine"], "data.frames=4"]
+    assert run_cli("pretrain", config, "--out", out, "--quiet",
+                   *[a for o in overrides for a in ("--set", o)]).code == 0
+    other = tmp_path / "other"
+    simulate_heart_cohort(3, other, seed=5, grid=Grid(shape=(20, 20, 10), spacing=(8.4, 8.4, 16.8), n_frames=6))
+    result = run_cli("embed", out, "--data", other, "--out", tmp_path / "other.h5ad")
+    assert result.code == 0, result.err
+    import anndata
+
+    assert anndata.read_h5ad(tmp_path / "other.h5ad").obsm["X_biolatent"].shape == (3, 8)

@@ -35,6 +35,11 @@ def data_config_for(config: RunConfig, data: str | Path | None, info: DataInfo):
             data_cfg = data_cfg.model_copy(update={"path": data.resolve(), "dataset": None, "metadata": None})
     if info.modality == "dna":  # positions were learned for this many bases
         data_cfg = data_cfg.model_copy(update={"max_length": info.max_length})
+    if info.modality in ("volume", "cine"):  # the encoder's grid (and the cine encoder's number of frames)
+        update: dict = {"image_size": info.image_size}
+        if info.modality == "cine":
+            update["frames"] = info.frames
+        data_cfg = data_cfg.model_copy(update=update)
     return data_cfg
 
 
