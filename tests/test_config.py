@@ -90,10 +90,10 @@ def test_views_section_is_validated_against_the_modality_views(tmp_path: Path):
     assert config.views.model_extra["crop_scale"] == (1.0, 1.0) and "noise_prob" in config.views.model_extra
     views = build_views(config, DataInfo("volume", channels=1, image_size=16, spatial_dims=3))
     assert views.image_size == 16
-    with pytest.raises(ConfigError, match="views.nope: unknown key.*valid keys for 'volume'.*crop_scale"):
+    with pytest.raises(ConfigError, match=r"views.nope: unknown key.*valid keys for 'volume'.*crop_scale"):
         load_config({**base, "views": {"nope": 1}})
     with pytest.raises(ConfigError, match="views"):
         build_views(load_config({**base, "views": {"crop_scale": [0.9, 0.2]}}),
                     DataInfo("volume", channels=1, image_size=16, spatial_dims=3))
-    with pytest.raises(ConfigError, match="views.image_size: unknown key"):
+    with pytest.raises(ConfigError, match=r"views.image_size: unknown key"):
         load_config({**base, "views": {"image_size": 8}})  # a fact of the data, not a setting
