@@ -14,10 +14,11 @@ The permutation set (``frame_permutations``). A cardiac cine covers one periodic
 frames is just another starting phase, which the frames alone cannot reveal. So two permutations that differ by
 a cyclic shift are one class here: class 0 is the identity (with all its cyclic shifts); class 1 is its
 reversal (the cycle played backwards: the direction of time, Misra et al.'s basic question; detectable since
-contraction and filling do not run at the same speed); the other classes are rotation classes chosen greedily,
-in a seeded order, to maximise the smallest *cyclic Hamming distance* (the Hamming distance minimised over
-cyclic shifts) to the classes already chosen, in the spirit of the maximal-Hamming permutation sets of jigsaw
-puzzles (Noroozi & Favaro 2016, ECCV). There are
+contraction and filling do not run at the same speed in a real heart; the phantom of
+``data simulate heart`` contracts as sin^2, symmetric in time, so on it classes 0 and 1 look alike); the
+other classes are rotation classes chosen greedily, in a seeded order, to maximise the smallest *cyclic
+Hamming distance* (the Hamming distance minimised over cyclic shifts) to the classes already chosen, in the
+spirit of the maximal-Hamming permutation sets of jigsaw puzzles (Noroozi & Favaro 2016, ECCV). There are
 (T - 1)! rotation classes, so ``n_permutations`` must be at most (T - 1)! (6 for T = 4). Every class is
 represented by the member that keeps frame 0 first (in ECG-gated cines usually end-diastole), so no class is a
 cyclic shift of another. With ``random_phase`` every sample is also cyclically shifted by a random number of
