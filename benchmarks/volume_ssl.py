@@ -12,7 +12,8 @@
    label subsets, ``--seeds`` repeats): every numeric subject parameter is a regression target (linear =
    ridge probe, Pearson r and R^2 on the test subjects), the site a classification target (balanced accuracy).
    Side by side on the same splits: each SSL encoder, the same architectures at random initialisation, PCA of
-   pooled voxels, and the supervised baseline (the ResNet / cine encoder trained from scratch on the labelled
+   pooled voxels, hand-made intensity statistics (per frame: foreground voxel count, mean, sd and 10/50/90th
+   percentiles of the foreground intensities), and the supervised baseline (the ResNet / cine encoder trained from scratch on the labelled
    subjects for ``--supervised-steps`` steps). Brains are probed on their first scan only (one row per subject;
    otherwise a subject's second scan would sit in the test set while the first is in the training set).
 
@@ -88,6 +89,20 @@ def encoder_key(config: RunConfig) -> str:
     return str(config.model.name)
 
 
+def intensity_statistics(x: torch.Tensor, threshold: float = 0.05) -> np.ndarray:
+    """(N, C, S, S, S) -> (N, 6 C): per channel (frame) the foreground voxel count (intensity > ``threshold``) and
+    the mean, sd and 10/50/90th percentiles of the foreground intensities."""
+    rows = []
+    for sample in x.numpy():
+        features = []
+        for channel in sample:
+            fg = channel[channel > threshold]
+            fg = fg if fg.size else np.zeros(1, channel.dtype)
+            features += [float(fg.size), float(fg.mean()), float(fg.std()), *np.percentile(fg, [10, 50, 90])]
+        rows.append(features)
+    return np.asarray(rows, dtype=np.float32)
+
+
 def evaluate_cohort(name: str, runs: dict[str, tuple[RunConfig, Path]], args, say) -> list[dict[str, Any]]:
     """Probe every run's embeddings and the baselines on the cohort's subject parameters -> summary rows."""
     first_config = next(iter(runs.values()))[0]
@@ -107,6 +122,7 @@ def evaluate_cohort(name: str, runs: dict[str, tuple[RunConfig, Path]], args, sa
         torch.manual_seed(config.train.seed)
         representations[f"random_init_{key}"] = compute_embeddings(build_method(config, samples.info), x)
     representations["pca"] = pca_features(raw_features(samples)[keep], seed=0)
+    representations["intensity_stats"] = intensity_statistics(x)
     supervised_config = next(c for k, c in baselines.items() if k != "vit")
     out: list[dict[str, Any]] = []
     for label in COHORTS[name]["labels"]:
@@ -192,7 +208,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             config = load_config(path, overrides + (QUICK_OVERRIDES if args.quick else []))
             say(f"pre-training {path.stem} ...")
             metrics = train_run(config, args.work / "runs" / path.stem, say)
-            method = str(config.method.name)
+            method = path.stem.split("_", 1)[1]  # brain_simclr_geometric -> simclr_geometric
             runs[method] = (config, args.work / "runs" / path.stem)
             pretraining.append({"config": path.stem, "method": method, "encoder": config.model.name,
                                 "epochs": args.epochs, "train_s": metrics.get("train_seconds"),
