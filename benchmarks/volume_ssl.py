@@ -13,9 +13,10 @@
    ridge probe, Pearson r and R^2 on the test subjects), the site a classification target (balanced accuracy).
    Side by side on the same splits: each SSL encoder, the same architectures at random initialisation, PCA of
    pooled voxels, hand-made intensity statistics (per frame: foreground voxel count, mean, sd and 10/50/90th
-   percentiles of the foreground intensities), and the supervised baseline (the ResNet / cine encoder trained from scratch on the labelled
-   subjects for ``--supervised-steps`` steps). Brains are probed on their first scan only (one row per subject;
-   otherwise a subject's second scan would sit in the test set while the first is in the training set).
+   percentiles of the foreground intensities), and the supervised baseline (the ResNet / cine encoder trained
+   from scratch on the labelled subjects for ``--supervised-steps`` steps). Brains are probed on their first
+   scan only (one row per subject; otherwise a subject's second scan would sit in the test set while the first
+   is in the training set).
 
 Writes ``benchmarks/results/volume_ssl-cpu.{json,md}``.
 """
