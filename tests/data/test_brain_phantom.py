@@ -130,19 +130,40 @@ def test_real_mni152_template():
 
 
 def test_atrophy_moves_grey_matter_partial_volume_to_csf(template):
-    from biolatent.data.simulate.brain import subject_atrophy
+    from biolatent.data.simulate.brain import _atrophied, subject_atrophy
 
     plain = simulate_brain(template, 4, 0, size=32)
     np.testing.assert_array_equal(simulate_brain(template, 4, 0, size=32, atrophy=0.0).image, plain.image)
+    gm, wm, csf = _atrophied(plain.tissue, 1.0)
+    np.testing.assert_allclose(gm, 0.7 * plain.tissue[0], rtol=1e-6)  # 0.3 of the GM became CSF
+    np.testing.assert_allclose(csf, plain.tissue[2] + 0.3 * plain.tissue[0], rtol=1e-6)
+    np.testing.assert_array_equal(wm, plain.tissue[1])
     old = simulate_brain(template, 4, 0, size=32, atrophy=1.0)
     before, after = plain.tissue_volumes(), old.tissue_volumes()
-    assert after["gm_ml"] == pytest.approx(0.7 * before["gm_ml"], rel=1e-5)  # 0.3 of the GM became CSF
-    assert after["csf_ml"] - before["csf_ml"] == pytest.approx(0.3 * before["gm_ml"], rel=1e-4)
-    assert after["wm_ml"] == pytest.approx(before["wm_ml"], rel=1e-6)
+    assert after["gm_ml"] < 0.75 * before["gm_ml"] and after["csf_ml"] > before["csf_ml"] + 0.25 * before["gm_ml"]
     assert before["gm_ml"] == pytest.approx(float(plain.tissue[0].sum()) * plain.voxel_ml)
     draws = np.array([subject_atrophy(4, i) for i in range(200)])
     assert 0 <= draws[:, 0].min() and draws[:, 0].max() <= 1
     assert np.corrcoef(draws.T)[0, 1] > 0.8  # age = 45 + 35 atrophy + N(0, 5): r ~ 0.9
+
+
+def test_atrophy_enlarges_the_ventricles_with_a_fold_free_map(template):
+    from biolatent.data.simulate.brain import ventricle_source
+
+    plain = simulate_brain(template, 4, 0, size=32)
+    assert ventricle_source(plain.tissue, 0.0) is None
+    source = ventricle_source(plain.tissue, 1.0)
+    # fold-free: the Jacobian of x -> source(x) keeps a positive determinant everywhere
+    jacobian = np.stack([np.stack(np.gradient(source[i]), axis=0) for i in range(3)])  # (3, 3, s, s, s)
+    assert np.linalg.det(np.moveaxis(jacobian, (0, 1), (-2, -1))).min() > 0
+    # the centre is magnified (1 / (1 - 0.25)): the deep CSF (ventricles) grows, the brain outline stays
+    old = simulate_brain(template, 4, 0, size=32, atrophy=1.0)
+    deep = np.linalg.norm(np.stack(np.indices((32,) * 3)) - 15.5, axis=0) < 7
+    # CSF of the atrophied brain without the grey-matter partial volume it also received (0.3 / 0.7 of its GM)
+    enlarged_csf = old.tissue[2] - 0.3 / 0.7 * old.tissue[0]
+    assert float(enlarged_csf[deep].sum()) > 1.3 * float(plain.tissue[2][deep].sum())
+    outline = lambda b: b.tissue.sum(axis=0) > 0.5  # noqa: E731
+    assert abs(int(outline(old).sum()) - int(outline(plain).sum())) < 0.03 * outline(plain).sum()
 
 
 def test_site_profiles_change_contrast_noise_and_bias(template):

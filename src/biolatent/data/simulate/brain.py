@@ -24,9 +24,13 @@ anti-aliasing blur (sigma = 0.4 output voxels). Arrays are (z, y, x) of RAS spac
 Subject parameters and sites (issue: cohorts with a known truth for self-supervised probes), each from its own
 stream so that anatomy and lesions stay as they are without them:
 
-* ``atrophy`` a in [0, 1] (stream ``(seed, index, 3)``, a ~ U(0, 1) when ``subject_parameters``): a fraction
-  0.3 a of the grey-matter partial volume becomes CSF everywhere (cortical thinning and widened sulci as
-  partial volume), and ``age`` = 45 + 35 a + N(0, 5) years is recorded as its noisy correlate;
+* ``atrophy`` a in [0, 1] (stream ``(seed, index, 3)``, a ~ U(0, 1) when ``subject_parameters``): the ventricles
+  enlarge (tissue is pushed away from the centre c of the deep CSF by the fold-free radial map of the mass effect
+  below, ``x -> x - k (x - c) exp(-(|x - c| / 2 r)^2)`` with k = 0.25 a and r = a quarter of the brain's
+  equivalent-sphere radius: a linear magnification of 1 / (1 - k) at the centre, 1.33 at a = 1, fading out
+  before the cortex), and a fraction 0.3 a of the grey-matter partial volume becomes CSF everywhere (cortical
+  thinning and widened sulci as partial volume); ``age`` = 45 + 35 a + N(0, 5) years is recorded as its noisy
+  correlate;
 * ``site`` (``sites`` = S > 0 scanner profiles, drawn once per cohort from ``(seed, "sites")``; each subject's
   site from ``(seed, index, 2)``): a GM/WM contrast factor U(0.85, 1.15), a noise factor U(0.7, 1.6) and a bias
   factor U(0.5, 2.0) applied to the subject's own draws, and a slice thickness U(1, 3) voxels (from its own stream
@@ -272,6 +276,25 @@ def subject_atrophy(seed: int, index: int) -> tuple[float, float]:
     return atrophy, float(45.0 + 35.0 * atrophy + rng.normal(0.0, 5.0))
 
 
+def ventricle_source(tissue: np.ndarray, atrophy: float) -> np.ndarray | None:
+    """Where each voxel takes its tissue from when the ventricles enlarge with ``atrophy`` (module docstring);
+    None for no atrophy. ``tissue`` (3, s, s, s) are the subject's gm/wm/csf maps before atrophy."""
+    if atrophy <= 0.0:
+        return None
+    size = tissue.shape[-1]
+    brain = tissue.sum(axis=0) > 0.5
+    grid = np.stack(np.meshgrid(*(np.arange(size, dtype=np.float64),) * 3, indexing="ij"))
+    radius = (3.0 * float(brain.sum()) / (4.0 * math.pi)) ** (1.0 / 3.0)
+    centre = np.array([float((g * brain).sum() / max(1, brain.sum())) for g in grid])
+    deep = brain & (((grid - centre[:, None, None, None]) ** 2).sum(axis=0) < (0.5 * radius) ** 2)
+    weight = tissue[2] * deep  # CSF within the inner half of the brain: the ventricles
+    if float(weight.sum()) > 0:
+        centre = np.array([float((g * weight).sum() / weight.sum()) for g in grid])
+    offset = grid - centre[:, None, None, None]
+    falloff = np.exp(-(offset**2).sum(axis=0) / (2.0 * 0.25 * radius) ** 2)
+    return grid - 0.25 * atrophy * offset * falloff
+
+
 def _atrophied(tissue: np.ndarray, atrophy: float) -> np.ndarray:
     moved = 0.3 * atrophy * tissue[0]
     return np.stack([tissue[0] - moved, tissue[1], tissue[2] + moved])
@@ -307,6 +330,9 @@ def simulate_brain(template: BrainTemplate, seed: int, index: int, *, size: int 
         anatomy = _Anatomy(anatomy.matrix, anatomy.shift, anatomy.elastic, means,
                            np.exp(np.log(anatomy.bias) * site.bias), anatomy.noise * site.noise)
     coords = _template_coordinates(grid, anatomy)
+    enlarged = ventricle_source(_sample_maps(grid, coords), atrophy)
+    if enlarged is not None:
+        coords = np.stack([ndimage.map_coordinates(c, enlarged, order=1, mode="nearest") for c in coords])
     tissue = _atrophied(_sample_maps(grid, coords), atrophy)
     found: list[dict[str, Any]] = []
     delta_weight, delta_value = None, None
