@@ -9,19 +9,7 @@ from biolatent.methods.byol import BYOL, byol_loss
 from biolatent.methods.perturb import DefaultPerturbation
 from biolatent.models.mlp import MLPEncoder
 from biolatent.models.resnet import ResNetEncoder
-
-
-class ListViews(torch.nn.Module):
-    """Deterministic 'views': returns the given tensors in turn (cycling)."""
-
-    def __init__(self, *outputs: torch.Tensor) -> None:
-        super().__init__()
-        self.outputs, self.calls = outputs, 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.outputs[self.calls % len(self.outputs)]
-        self.calls += 1
-        return out
+from method_views import ListViews
 
 
 def _pair_loss(p: np.ndarray, z: np.ndarray) -> float:

@@ -18,13 +18,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from biolatent.errors import ConfigError, DataError
-from biolatent.methods.base import SSLMethod
-from biolatent.methods.perturb import DefaultPerturbation
-from biolatent.methods.simclr import nt_xent_logits
+from biolatent.methods.simclr import SimCLR
 from biolatent.types import LossOutput
 
 NEEDS_GROUPS = ("method micle needs several images per subject: set data.group_column (the metadata column "
@@ -40,26 +36,11 @@ def distinct_pairs(batch: dict[str, torch.Tensor]) -> float:
     return float((x != pair).flatten(1).any(dim=1).float().mean())
 
 
-class MICLe(SSLMethod):
-    """Encoder -> projection head -> NT-Xent between views of two images of the same subject."""
+class MICLe(SimCLR):
+    """SimCLR's encoder, projection head and NT-Xent, between views of two images of the same subject."""
 
     name: ClassVar[str] = "micle"
     modalities: ClassVar[tuple[str, ...]] = ("image2d", "volume", "cine")
-
-    def __init__(
-        self,
-        encoder: nn.Module,
-        *,
-        views: nn.Module | None = None,
-        projection_dim: int = 128,
-        temperature: float = 0.1,
-    ) -> None:
-        super().__init__(encoder, views=views if views is not None else DefaultPerturbation())
-        if temperature <= 0:
-            raise ConfigError(f"method.temperature must be > 0, got {temperature}")
-        hidden = int(encoder.out_dim)
-        self.temperature = temperature
-        self.projector = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, projection_dim))
 
     def check_samples(self, samples: Any) -> None:
         if getattr(samples, "groups", None) is None:
@@ -71,16 +52,5 @@ class MICLe(SSLMethod):
         x, pair = batch["x"], batch["x_pair"]
         if pair.shape != x.shape:
             raise DataError(f"micle: x_pair has shape {tuple(pair.shape)} but x has {tuple(x.shape)}")
-        if x.shape[0] < 2:
-            raise ConfigError("micle needs at least 2 samples per batch (train.batch_size)")
-        assert self.views is not None
-        z1 = self.projector(self.encoder(self.views(x)))
-        z2 = self.projector(self.encoder(self.views(pair)))
-        logits, positives = nt_xent_logits(z1, z2, self.temperature)
-        loss = F.cross_entropy(logits, positives)
-        accuracy = float((logits.detach().argmax(dim=1) == positives).float().mean())
-        return LossOutput(loss, {"loss": float(loss.detach()), "accuracy": accuracy,
-                                 "distinct_pairs": distinct_pairs(batch)})
-
-    def extra_repr(self) -> str:
-        return f"temperature={self.temperature}"
+        out = self.contrast(x, pair)
+        return LossOutput(out.loss, {**out.metrics, "distinct_pairs": distinct_pairs(batch)})

@@ -63,17 +63,20 @@ class SimCLR(SSLMethod):
             nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, projection_dim)
         )
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
-        x = batch["x"]
-        if x.shape[0] < 2:
-            raise ConfigError("simclr needs at least 2 samples per batch (train.batch_size)")
+    def contrast(self, first: torch.Tensor, second: torch.Tensor) -> LossOutput:
+        """NT-Xent between a random view of every row of ``first`` and one of the same row of ``second``."""
+        if first.shape[0] < 2:
+            raise ConfigError(f"{self.name} needs at least 2 samples per batch (train.batch_size)")
         assert self.views is not None
-        z1 = self.projector(self.encoder(self.views(x)))
-        z2 = self.projector(self.encoder(self.views(x)))
+        z1 = self.projector(self.encoder(self.views(first)))
+        z2 = self.projector(self.encoder(self.views(second)))
         logits, positives = nt_xent_logits(z1, z2, self.temperature)
         loss = F.cross_entropy(logits, positives)
         accuracy = (logits.detach().argmax(dim=1) == positives).float().mean()
         return LossOutput(loss, {"loss": float(loss.detach()), "accuracy": float(accuracy)})
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
+        return self.contrast(batch["x"], batch["x"])
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}"
