@@ -86,10 +86,6 @@ def train_run(config: RunConfig, run_dir: Path, say) -> dict[str, float]:
     return metrics
 
 
-def encoder_key(config: RunConfig) -> str:
-    return str(config.model.name)
-
-
 def intensity_statistics(x: torch.Tensor, threshold: float = 0.05) -> np.ndarray:
     """(N, C, S, S, S) -> (N, 6 C): per channel (frame) the foreground voxel count (intensity > ``threshold``) and
     the mean, sd and 10/50/90th percentiles of the foreground intensities."""
@@ -118,7 +114,7 @@ def evaluate_cohort(name: str, runs: dict[str, tuple[RunConfig, Path]], args, sa
     for method, (config, run_dir) in runs.items():
         adata = read_embeddings(run_dir / "embeddings.h5ad")
         representations[method] = np.asarray(adata.obsm[EMBEDDING_KEY])[keep]
-        baselines.setdefault(encoder_key(config), config)
+        baselines.setdefault(str(config.model.name), config)
     for key, config in baselines.items():
         torch.manual_seed(config.train.seed)
         representations[f"random_init_{key}"] = compute_embeddings(build_method(config, samples.info), x)

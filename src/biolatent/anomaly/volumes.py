@@ -29,7 +29,6 @@ from biolatent.errors import DataError
 from biolatent.rundir import atomic_path
 
 META = "meta.tsv"
-SUFFIXES = (".nii.gz", ".nii")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ class IndexedDataset(Dataset):
         self.indices = torch.arange(x.shape[0]) if indices is None else indices
         self.fields = dict(fields or {})
         self.members: list[torch.Tensor] | None = None
-        self.groups = groups
         if groups is not None:
             order = torch.argsort(groups, stable=True)
             counts = torch.bincount(groups)
