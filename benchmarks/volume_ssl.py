@@ -43,6 +43,7 @@ from biolatent.embed import EMBEDDING_KEY, compute_embeddings, read_embeddings
 from biolatent.evaluate.efficiency import pca_features, run_label_efficiency, summarise
 from biolatent.train.supervised import supervised_baseline
 from biolatent.workflows.embed import embed_run
+from biolatent.workflows.evaluate import prepare_label_column
 from biolatent.workflows.pretrain import pretrain
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -123,22 +124,18 @@ def evaluate_cohort(name: str, runs: dict[str, tuple[RunConfig, Path]], args, sa
     supervised_config = next(c for k, c in baselines.items() if k != "vit")
     out: list[dict[str, Any]] = []
     for label in COHORTS[name]["labels"]:
-        task = "classification" if label == "site" else "regression"
+        labels = prepare_label_column(obs, label)  # the evaluate command's rule: site classes, parameters numbers
+        task, kept = labels.task, torch.as_tensor(np.flatnonzero(labels.keep))
         say(f"{name}: probing {label} ({task}) ...")
-        if task == "regression":
-            y = obs[label].to_numpy(dtype=np.float64)
-            n_classes = None
-        else:
-            y = pd.factorize(obs[label].astype(str), sort=True)[0].astype(np.int64)
-            n_classes = int(y.max()) + 1
         finetune = supervised_baseline(
             lambda c=supervised_config: build_encoder(c, samples.info),
             lambda c=supervised_config: build_views(c, samples.info),
-            x, y, n_classes, supervised_config.train, args.supervised_steps, task=task,
+            x[kept], labels.values, labels.n_classes, supervised_config.train, args.supervised_steps, task=task,
         )
         started = time.perf_counter()
-        per_seed = run_label_efficiency(representations, y, n_classes, FRACTIONS, list(range(args.seeds)),
-                                        probes=("linear",), finetune=finetune, task=task)
+        per_seed = run_label_efficiency({k: v[labels.keep] for k, v in representations.items()}, labels.values,
+                                        labels.n_classes, FRACTIONS, list(range(args.seeds)), probes=("linear",),
+                                        finetune=finetune, task=task)
         summary = summarise(per_seed)
         metric = "pearson_r" if task == "regression" else "balanced_accuracy"
         for row in summary[summary["metric"].isin([metric, "r2"])].itertuples(index=False):
