@@ -2,14 +2,17 @@
 
 from biolatent.data.simulate.counts import simulate_counts, write_counts_dataset
 from biolatent.data.simulate.dna import MOTIFS, simulate_dna, write_dna_dataset
+from biolatent.data.simulate.expression import simulate_expression, write_expression_dataset
 from biolatent.data.simulate.images import simulate_images, write_image_dataset
 
 __all__ = [
     "MOTIFS",
     "simulate_counts",
     "simulate_dna",
+    "simulate_expression",
     "simulate_images",
     "write_counts_dataset",
     "write_dna_dataset",
+    "write_expression_dataset",
     "write_image_dataset",
 ]
