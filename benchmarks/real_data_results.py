@@ -20,6 +20,7 @@ import pandas as pd
 
 from biolatent.config import load_config
 from biolatent.embed import EMBEDDING_KEY, read_embeddings
+from biolatent.evaluate.efficiency import label_dir
 from biolatent.evaluate.quality import effective_rank
 from biolatent.report import build_report
 from biolatent.rundir import read_json, write_text
@@ -48,14 +49,14 @@ def run_one(out: Path, name: str, config_path: str, label: str | None, overrides
         pretrain(load_config(ROOT / config_path, overrides), run_dir, progress=False)
     if not (run_dir / "embeddings.h5ad").is_file():
         embed_run(run_dir)
-    if label and not (run_dir / "efficiency.tsv").is_file():
+    if label and not (label_dir(run_dir, label) / "efficiency.tsv").is_file():
         evaluate_run(run_dir, label, fractions=fractions, seeds=seeds, supervised_steps=supervised_steps)
     build_report(run_dir)
     return run_dir
 
 
-def efficiency_table(run_dir: Path, metric: str = "balanced_accuracy") -> str:
-    table = pd.read_csv(run_dir / "efficiency.tsv", sep="\t")
+def efficiency_table(run_dir: Path, label: str, metric: str = "balanced_accuracy") -> str:
+    table = pd.read_csv(label_dir(run_dir, label) / "efficiency.tsv", sep="\t")
     table = table[table.metric == metric]
     table["cell"] = table.apply(lambda r: f"{r['mean']:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]", axis=1)
     wide = table.pivot_table(index=["representation", "probe"], columns="fraction", values="cell",
@@ -100,9 +101,9 @@ def main() -> None:
                  f"embedding dim {adata.obsm[EMBEDDING_KEY].shape[1]}, effective rank {rank:.2f}; "
                  f"wall time {minutes:.1f} min (pretrain + embed + evaluation)."]
         if label:
-            head = metrics["evaluate"]["headline"]
+            head = metrics["evaluate"][label]["headline"]
             lines += ["", f"Balanced accuracy on `{label}`, mean [95% CI] over {args.seeds} seeds, by label fraction:",
-                      "", efficiency_table(run_dir), "",
+                      "", efficiency_table(run_dir, label), "",
                       "Headline at 10% labels: " + ", ".join(f"{k} {v:.3f}" for k, v in head.items()
                                                            if isinstance(v, float))]
         sections.append("\n".join(lines) + "\n")

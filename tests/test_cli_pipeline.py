@@ -30,12 +30,12 @@ def test_pretrain_embed_evaluate_report(run_cli, tiny_config, tmp_path, modality
     result = run_cli("evaluate", run, "--label", label, "--fractions", "0.25,1.0", "--seeds", "2",
                      "--supervised-steps", "5")
     assert result.code == 0, result.err
-    table = pd.read_csv(run / "efficiency.tsv", sep="\t")
+    table = pd.read_csv(run / "evaluate" / label / "efficiency.tsv", sep="\t")
     assert list(table.columns) == EFFICIENCY_COLUMNS
     assert set(table.representation) == {"ssl", "random_init", "pca", "supervised"}
     assert set(table.metric) == {"accuracy", "balanced_accuracy", "auroc", "f1"}
     assert (table.n_seeds == 2).all() and table["mean"].between(0, 1).all()
-    assert (run / "efficiency.png").is_file()
+    assert (run / "evaluate" / label / "efficiency.png").is_file()
 
     assert run_cli("report", run).code == 0
     html = (run / "report.html").read_text()
@@ -50,7 +50,7 @@ def test_probe_on_an_embeddings_file(run_cli, tiny_config, tmp_path):
     result = run_cli("probe", run / "embeddings.h5ad", "--label", "cell_type", "--fractions", "0.5,1",
                      "--seeds", "2", "--out", out)
     assert result.code == 0, result.err
-    table = pd.read_csv(out / "efficiency.tsv", sep="\t")
+    table = pd.read_csv(out / "evaluate" / "cell_type" / "efficiency.tsv", sep="\t")
     assert set(table.representation) == {"ssl"} and set(table.probe) == {"linear", "knn"}
     assert {"config.yaml", "provenance.json", "metrics.json"} <= {p.name for p in out.iterdir()}
 
@@ -96,7 +96,7 @@ def test_evaluate_label_errors(run_cli, tiny_config, tmp_path):
     _assert_one_line_error(run_cli("evaluate", run, "--label", "cell_type", "--fractions", "0,2"),
                            "fractions must lie in")
     _assert_one_line_error(run_cli("report", tmp_path / "no-such-run"), "run directory not found")
-    assert not (run / "efficiency.tsv").exists()
+    assert not (run / "evaluate").exists()
 
 
 def test_cli_help_for_every_command(run_cli):
@@ -126,7 +126,7 @@ def test_probe_refuses_a_label_with_one_class_and_a_missing_file(run_cli, tmp_pa
     out = tmp_path / "probe"
     _assert_one_line_error(run_cli("probe", tmp_path / "emb.h5ad", "--label", "site", "--out", out),
                            "label column 'site' has one class")
-    assert not (out / "efficiency.tsv").exists()
+    assert not out.exists() or not any(out.rglob("efficiency.tsv"))
     _assert_one_line_error(run_cli("probe", tmp_path / "none.h5ad", "--label", "site"), "none.h5ad")
 
 
@@ -145,3 +145,40 @@ def test_embed_other_data_checks_the_features(run_cli, tiny_config, tmp_path, co
     _assert_one_line_error(run_cli("embed", run, "--data", other, "--out", tmp_path / "x.h5ad"),
                            "trained on 40 features, this data has 25")
     assert not (tmp_path / "x.h5ad").exists()
+
+
+@pytest.mark.slow
+def test_a_second_label_keeps_the_first_and_the_report_shows_both(run_cli, tiny_config, tmp_path):
+    run = tmp_path / "run"
+    assert run_cli("pretrain", tiny_config("counts", "vae", epochs=1), "--out", run, "--quiet").code == 0
+    args = ("--fractions", "0.25,1.0", "--seeds", "2", "--supervised-steps", "20")
+    first = run_cli("evaluate", run, "--label", "cell_type", *args)
+    assert first.code == 0, first.err
+    assert "[1/4] fraction 0.25, seed 0" in first.err and "left" in first.err  # progress with an ETA
+    assert first.out.strip() == str(run / "evaluate" / "cell_type" / "efficiency.tsv")
+    before = (run / "evaluate" / "cell_type" / "efficiency.tsv").read_bytes()
+    second = run_cli("evaluate", run, "--label", "batch", *args)
+    assert second.code == 0, second.err
+    assert (run / "evaluate" / "cell_type" / "efficiency.tsv").read_bytes() == before
+    assert (run / "evaluate" / "batch" / "efficiency.png").is_file()
+    evaluated = json.loads((run / "metrics.json").read_text())["evaluate"]
+    assert set(evaluated) == {"cell_type", "batch"}
+    assert evaluated["batch"]["classes"] == ["batch0", "batch1"]
+    assert evaluated["cell_type"]["pca_components"] == 24  # 120 cells: five per component
+    assert all(run["n_validation"] > 0 for run in evaluated["cell_type"]["supervised"]["runs"])
+    assert run_cli("report", run).code == 0
+    html = (run / "report.html").read_text()
+    assert "Label efficiency: cell_type" in html and "Label efficiency: batch" in html
+
+
+def test_probe_names_x_when_the_nans_are_in_x(run_cli, tmp_path):
+    import anndata
+    import numpy as np
+
+    x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    x[3, 1] = np.nan
+    obs = pd.DataFrame({"site": ["a", "b"] * 10}, index=[f"s{i}" for i in range(20)])
+    anndata.AnnData(X=x, obs=obs).write_h5ad(tmp_path / "emb.h5ad")
+    result = run_cli("probe", tmp_path / "emb.h5ad", "--label", "site", "--out", tmp_path / "probe")
+    result.expect_error("X (used as embeddings", "1 NaN or inf value(s)", "'s3'")
+    assert not (tmp_path / "probe").exists()

@@ -76,7 +76,7 @@ def test_evaluate_a_volume_run_on_a_subject_parameter(cohorts, run_cli, tmp_path
     assert result.code == 0, result.err
     import pandas as pd
 
-    table = pd.read_csv(out / "efficiency.tsv", sep="\t")
+    table = pd.read_csv(out / "evaluate" / "age" / "efficiency.tsv", sep="\t")
     assert set(table["metric"]) == {"pearson_r", "r2"}
     assert {"ssl", "random_init", "pca", "supervised"} <= set(table["representation"])
 

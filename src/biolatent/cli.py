@@ -82,18 +82,19 @@ def evaluate(
     label: Annotated[str, typer.Option(help="metadata column with the labels")],
     fractions: FractionsOpt = "0.01,0.05,0.1,0.2,0.5,1.0",
     seeds: Annotated[int, typer.Option(min=1, help="repeats per fraction (95% CI over them)")] = 3,
-    supervised_steps: Annotated[int, typer.Option(min=1, help="optimizer steps of the supervised baseline")] = 300,
+    supervised_steps: Annotated[int, typer.Option(min=1, help="most optimizer steps of the supervised baseline "
+                                                              "(it stops early on 20% of the labels held out)")] = 300,
     task: Annotated[Literal["auto", "classification", "regression"], typer.Option(
         help="auto: a numeric column with more than 10 distinct values (or fractional values) is a regression "
              "target (ridge/kNN probes, pearson_r and r2); anything else is classification")] = "auto",
 ) -> None:
-    """Label efficiency: SSL, random-init and PCA probes vs the supervised baseline -> efficiency.tsv."""
+    """Label efficiency: SSL, random-init and PCA probes vs the supervised baseline -> evaluate/LABEL/efficiency.tsv."""
     from biolatent.workflows.evaluate import evaluate_run
 
     head = evaluate_run(run_dir, label, fractions=_fractions(fractions), seeds=seeds,
                         supervised_steps=supervised_steps, task=task, say=_say)
     _print_headline(head)
-    typer.echo(str(run_dir / "efficiency.tsv"))
+    typer.echo(head["efficiency"])
 
 
 @app.command()
@@ -115,7 +116,7 @@ def probe(
     head = probe_embeddings(embeddings, label, out_dir, fractions=_fractions(fractions), seeds=seeds, key=key,
                             task=task, say=_say)
     _print_headline(head)
-    typer.echo(str(out_dir / "efficiency.tsv"))
+    typer.echo(head["efficiency"])
 
 
 @app.command()
@@ -342,6 +343,8 @@ def _print_headline(head: dict) -> None:
     for key, value in head.items():
         if isinstance(value, float):
             _say(f"  {key}: {value:.3f}")
+    if head.get("ratio_withheld"):
+        _say(f"  no SSL / supervised ratio: {head['ratio_withheld']}")
 
 
 @anomaly_app.command("fit")

@@ -71,14 +71,19 @@ def read_embeddings(path: str | Path, key: str = EMBEDDING_KEY):
     from biolatent.io.h5ad import read_h5ad
 
     adata = read_h5ad(Path(path))
+    where = f"obsm[{key!r}]"
     if key not in adata.obsm:
         if adata.X is None or adata.n_vars == 0:
             raise DataError(f"{path} has no obsm[{key!r}] and no X to use as embeddings")
         x = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
         adata.obsm[key] = x.astype(np.float32)
+        where = f"X (used as embeddings: the file has no obsm[{key!r}])"
     values = np.asarray(adata.obsm[key], dtype=np.float32)
-    if not np.isfinite(values).all():
-        raise DataError(f"{path}: obsm[{key!r}] holds NaN or inf values")
+    finite = np.isfinite(values)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite.all(axis=1))[0])
+        raise DataError(f"{path}: {where} holds {int((~finite).sum())} NaN or inf value(s) (first in sample "
+                        f"{adata.obs_names[row]!r})")
     return adata
 
 

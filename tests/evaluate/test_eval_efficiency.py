@@ -96,8 +96,8 @@ def test_write_read_and_headline(sweep, tmp_path):
     assert list(table.columns) == SUMMARY_COLUMNS
     pd.testing.assert_frame_equal(read_efficiency(path), table)
     assert [p.name for p in tmp_path.iterdir()] == ["efficiency.tsv"]  # no temp file left behind
-    head = headline(table)
-    assert head["fraction"] == 0.1 and head["metric"] == "balanced_accuracy"
+    head = headline(table, n_classes=3)
+    assert head["fraction"] == 0.1 and head["metric"] == "balanced_accuracy" and head["chance"] == pytest.approx(1 / 3)
     expected = table[(table.representation == "ssl") & (table.probe == "linear") & (table.fraction == 0.1)
                      & (table.metric == "balanced_accuracy")]["mean"].item()
     assert head["ssl_linear"] == pytest.approx(expected)

@@ -201,13 +201,15 @@ def test_knn_regression_matches_a_hand_weighted_mean():
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=(40, 6)), rng.normal(5, 3, 40)
     query = rng.normal(size=(8, 6))
-    pred = KnnRegressionProbe(k=7).fit(x, y).predict(query)
     unit = x / np.linalg.norm(x, axis=1, keepdims=True)
     q = query / np.linalg.norm(query, axis=1, keepdims=True)
-    for value, dist in zip(pred, 1 - q @ unit.T, strict=True):
-        nearest = np.argsort(dist)[:7]
-        weights = 1 / dist[nearest]
-        assert value == pytest.approx(np.sum(weights * y[nearest]) / weights.sum())
+    # k=3 is used as given; k=20 falls to the square-root rule: round(sqrt(40)) = 6 neighbours
+    for k, used in ((3, 3), (20, 6)):
+        pred = KnnRegressionProbe(k=k).fit(x, y).predict(query)
+        for value, dist in zip(pred, 1 - q @ unit.T, strict=True):
+            nearest = np.argsort(dist)[:used]
+            weights = 1 / dist[nearest]
+            assert value == pytest.approx(np.sum(weights * y[nearest]) / weights.sum())
     assert KnnRegressionProbe(k=50).fit(x[:4], y[:4]).predict(query).shape == (8,)  # k clipped to n_train
 
 
@@ -218,7 +220,8 @@ def test_ridge_probe_is_closed_form_ridge_with_the_leave_one_out_alpha():
     y = x[:, 0] - 0.5 * x[:, 1] + rng.normal(0, 1, n)
     probe = RidgeProbe().fit(x, y)
     alpha = probe.model_[-1].alpha_
-    xs = (x - x.mean(0)) / x.std(0)
+    scale = np.sqrt(x.var(0).mean())  # one global scale: the dimensions keep their relative variance
+    xs = (x - x.mean(0)) / scale
     ys = (y - y.mean()) / y.std()
 
     def loo_error(a: float) -> float:  # brute force: refit without each sample in turn
@@ -231,7 +234,7 @@ def test_ridge_probe_is_closed_form_ridge_with_the_leave_one_out_alpha():
     assert alpha == RIDGE_ALPHAS[int(np.argmin([loo_error(a) for a in RIDGE_ALPHAS]))]
     w = np.linalg.solve(xs.T @ xs + alpha * np.eye(d), xs.T @ ys)  # centred data: no intercept left
     query = rng.normal(size=(5, d))
-    expected = ((query - x.mean(0)) / x.std(0)) @ w * y.std() + y.mean()
+    expected = ((query - x.mean(0)) / scale) @ w * y.std() + y.mean()
     assert probe.predict(query) == pytest.approx(expected, rel=1e-8)
 
 

@@ -67,16 +67,16 @@ def test_evaluate_and_probe_a_numeric_column_end_to_end(run_cli, tiny_config, tm
 
     result = run_cli("evaluate", run, "--label", "library_size", *args)  # float column: regression
     assert result.code == 0, result.err
-    table = pd.read_csv(run / "efficiency.tsv", sep="\t")
+    table = pd.read_csv(run / "evaluate" / "library_size" / "efficiency.tsv", sep="\t")
     assert list(table.columns) == SUMMARY_COLUMNS
     assert set(table.metric) == set(REGRESSION_METRICS)
     assert set(table.representation) == {"ssl", "random_init", "pca", "supervised"}
     assert (table.n_seeds == 2).all()
-    settings = json.loads((run / "metrics.json").read_text())["evaluate"]
+    settings = json.loads((run / "metrics.json").read_text())["evaluate"]["library_size"]
     assert settings["task"] == "regression" and "classes" not in settings
     assert settings["headline"]["metric"] == "pearson_r"
-    assert (run / "efficiency.png").is_file()
-    section = Section("efficiency", "Label efficiency", "efficiency.tsv", "")
+    assert (run / "evaluate" / "library_size" / "efficiency.png").is_file()
+    section = Section("efficiency", "Label efficiency", "evaluate/library_size/efficiency.tsv", "")
     _efficiency(run, section)  # the report's reader of efficiency.tsv copes with a regression table
     assert section.figures and section.tables[0].rows
 
@@ -84,19 +84,21 @@ def test_evaluate_and_probe_a_numeric_column_end_to_end(run_cli, tiny_config, tm
     result = run_cli("probe", run / "embeddings.h5ad", "--label", "library_size", "--fractions", "0.5,1",
                      "--seeds", "2", "--out", out)
     assert result.code == 0, result.err
-    table = pd.read_csv(out / "efficiency.tsv", sep="\t")
+    table = pd.read_csv(out / "evaluate" / "library_size" / "efficiency.tsv", sep="\t")
     assert set(table.metric) == set(REGRESSION_METRICS) and set(table.probe) == {"linear", "knn"}
-    assert json.loads((out / "metrics.json").read_text())["evaluate"]["task"] == "regression"
+    assert json.loads((out / "metrics.json").read_text())["evaluate"]["library_size"]["task"] == "regression"
 
     result = run_cli("probe", run / "embeddings.h5ad", "--label", "cell_type", "--fractions", "0.5,1",
                      "--seeds", "2", "--out", out)  # categorical: still classification
     assert result.code == 0, result.err
-    assert set(pd.read_csv(out / "efficiency.tsv", sep="\t").metric) == set(METRICS)
+    assert set(pd.read_csv(out / "evaluate" / "cell_type" / "efficiency.tsv", sep="\t").metric) == set(METRICS)
     settings = json.loads((out / "metrics.json").read_text())["evaluate"]
-    assert settings["task"] == "classification" and settings["classes"] == ["type0", "type1", "type2"]
+    assert settings["cell_type"]["task"] == "classification"
+    assert settings["cell_type"]["classes"] == ["type0", "type1", "type2"]
+    assert settings["library_size"]["task"] == "regression"  # the first label's results are kept
 
     bad = tmp_path / "bad"
     result = run_cli("probe", run / "embeddings.h5ad", "--label", "cell_type", "--task", "regression",
                      "--out", bad)
     result.expect_error("label column 'cell_type' is categorical")
-    assert not (bad / "efficiency.tsv").exists()
+    assert not bad.exists() or not any(bad.rglob("efficiency.tsv"))

@@ -47,7 +47,10 @@ def full_run(tmp_path_factory):
     codes = pd.Categorical(cell_type).codes.astype(np.int64)
     per_seed = run_label_efficiency({"ssl": emb, "random_init": rng.normal(size=(n, 8))}, codes, 3,
                                     [0.1, 0.5, 1.0], [0, 1], probes=("linear",))
-    write_efficiency(summarise(per_seed), run / "efficiency.tsv")
+    (run / "evaluate" / "cell_type").mkdir(parents=True)
+    write_efficiency(summarise(per_seed), run / "evaluate" / "cell_type" / "efficiency.tsv")
+    (run / "evaluate" / "cell_type" / "evaluate.json").write_text(json.dumps(
+        {"label": "cell_type", "classes": ["B", "NK", "T"], "labelled_per_fraction": {"0.1": 14, "1": 144}}))
     path = build_report(run)
     return run, path, path.read_text(encoding="utf-8")
 
@@ -55,8 +58,9 @@ def full_run(tmp_path_factory):
 def test_report_has_every_section_and_is_self_contained(full_run):
     run, path, html = full_run
     assert path == run / "report.html"
-    for key in ("config", "provenance", "metrics", "training", "embeddings", "efficiency"):
+    for key in ("config", "provenance", "metrics", "training", "embeddings", "efficiency-cell_type"):
         assert f'<section id="{key}" data-status="ok">' in html
+    assert "Label efficiency: cell_type" in html and "0.1 = 14" not in html and "10% = 14" in html
     assert "Not run" not in html
     assert 'src="http' not in html and "href=\"http" not in html and "<link" not in html
     assert "<script" not in html
@@ -86,7 +90,7 @@ def test_plottable_columns_skip_ids_and_constants():
         "dose": [1, 2, 3, 4] * 5,
     })
     assert plottable_columns(obs) == [("group", "categorical"), ("flag", "categorical"),
-                                      ("score", "numeric"), ("dose", "numeric")]
+                                      ("score", "numeric"), ("dose", "categorical")]  # dose: coded classes
 
 
 def test_report_with_only_config_names_missing_steps(tmp_path):
@@ -102,10 +106,11 @@ def test_report_with_only_config_names_missing_steps(tmp_path):
 
 def test_corrupt_piece_is_reported_not_fatal(tmp_path):
     (tmp_path / "metrics.json").write_text("{not json")
-    (tmp_path / "efficiency.tsv").write_text("a\tb\n1\t2\n")
+    (tmp_path / "evaluate" / "age").mkdir(parents=True)
+    (tmp_path / "evaluate" / "age" / "efficiency.tsv").write_text("a\tb\n1\t2\n")
     html = build_report(tmp_path).read_text(encoding="utf-8")
     assert '<section id="metrics" data-status="error">' in html and "not valid JSON" in html
-    assert '<section id="efficiency" data-status="error">' in html
+    assert '<section id="efficiency-age" data-status="error">' in html
 
 
 def test_missing_run_dir_is_a_data_error(tmp_path):

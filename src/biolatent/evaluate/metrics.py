@@ -14,6 +14,23 @@ from biolatent.errors import DataError
 
 METRICS = ("accuracy", "balanced_accuracy", "auroc", "f1")
 REGRESSION_METRICS = ("pearson_r", "r2")
+# the values each metric can take: intervals are clipped to them
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "accuracy": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "auroc": (0.0, 1.0), "f1": (0.0, 1.0),
+    "pearson_r": (-1.0, 1.0), "r2": (-math.inf, 1.0),
+}
+
+
+def chance_level(metric: str, n_classes: int | None = None) -> float | None:
+    """What a predictor that ignores its input scores in expectation; None when it depends on the data.
+
+    Balanced accuracy: ``1 / n_classes`` (every class's recall is the probability of predicting it); AUROC:
+    0.5; Pearson r and R^2: 0 (a constant or independent prediction). Accuracy and F1 depend on the class
+    frequencies: None.
+    """
+    if metric == "balanced_accuracy":
+        return 1.0 / n_classes if n_classes else None
+    return {"auroc": 0.5, "pearson_r": 0.0, "r2": 0.0}.get(metric)
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[str, float]:
@@ -76,10 +93,14 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     return {"pearson_r": pearson, "r2": r2}
 
 
-def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+def mean_ci(
+    values: Sequence[float] | np.ndarray, level: float = 0.95, bounds: tuple[float, float] | None = None
+) -> tuple[float, float, float]:
     """``(mean, lo, hi)``: Student-t confidence interval of the mean over repeats (NaN values ignored).
 
     One value gives ``(v, nan, nan)``; no value gives three NaNs; identical values give a zero-width interval.
+    ``bounds`` (the metric's range, ``METRIC_RANGES``) clips the interval so it never leaves the values the
+    metric can take (a balanced accuracy's interval stays in [0, 1]); the mean lies inside them already.
     """
     if not 0 < level < 1:
         raise DataError(f"confidence level must lie in (0, 1), got {level}")
@@ -92,4 +113,7 @@ def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[
         return mean, math.nan, math.nan
     sem = float(array.std(ddof=1)) / math.sqrt(array.size)
     half = float(stats.t.ppf(0.5 + level / 2, df=array.size - 1)) * sem
-    return mean, mean - half, mean + half
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return mean, low, high

@@ -3,17 +3,59 @@
 Classification (``PROBES``): ``predict_proba(X, n_classes)`` always returns one column per class of the
 whole problem, with zeros for classes that the (possibly tiny) training subset did not contain, so that
 metrics are comparable. Regression (``REGRESSION_PROBES``): ``predict(X) -> (n,)`` float targets.
+
+Every probe treats every representation alike, and adapts to the number of labelled samples:
+
+* linear probes centre the features and divide them by one global scale (:class:`GlobalScaler`), which keeps
+  the relative variance of the dimensions: a per-dimension standardisation would blow the noise dimensions of
+  a PCA (its last components) or a collapsed embedding up to the variance of the informative ones;
+* the L2 strength of the linear probes is chosen on the labelled subset only: leave-one-out for ridge, a
+  stratified k-fold over a log grid for logistic regression when every class has at least
+  ``CV_MIN_PER_CLASS`` labels (otherwise sklearn's default ``C = 1``, whose penalty relative to the summed
+  loss already grows as labels get fewer);
+* kNN probes use ``k = min(k_max, round(sqrt(n_train)))`` neighbours (the square-root rule, e.g. Duda, Hart &
+  Stork 2001, "Pattern Classification", section 4.5), so a handful of labels is not outvoted by the whole
+  training set.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from biolatent.errors import DataError
+
+LOGISTIC_CS = tuple(float(c) for c in np.logspace(-3, 2, 6))  # grid of inverse L2 strengths
+CV_MIN_PER_CLASS = 3  # tune C by cross-validation only when every labelled class has this many samples
+CV_MAX_FOLDS = 5
+
+
+def knn_neighbours(k_max: int, n_train: int) -> int:
+    """``min(k_max, round(sqrt(n_train)))``, at least 1: the square-root rule for the number of neighbours."""
+    return int(max(1, min(k_max, n_train, round(np.sqrt(n_train)))))
+
+
+class GlobalScaler(TransformerMixin, BaseEstimator):
+    """Centre each feature; divide all features by one scale, the root mean feature variance.
+
+    Unlike a per-feature standardisation this keeps the relative variance of the dimensions (a PCA's ordering,
+    an embedding's geometry); the single scale only puts every representation on the same footing for the L2
+    penalty of the probe. A constant input keeps scale 1.
+    """
+
+    def fit(self, x: np.ndarray, y: np.ndarray | None = None) -> GlobalScaler:
+        x = np.asarray(x, dtype=np.float64)
+        self.mean_ = x.mean(axis=0)
+        scale = float(np.sqrt(x.var(axis=0).mean()))
+        self.scale_ = scale if scale > 0 else 1.0
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return (np.asarray(x, dtype=np.float64) - self.mean_) / self.scale_
 
 
 def _check_xy(x: np.ndarray, y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -37,7 +79,7 @@ class _Probe:
     classes_: np.ndarray
     model_: Pipeline | KNeighborsClassifier | None
 
-    def _make(self, n_train: int) -> Pipeline | KNeighborsClassifier:
+    def _make(self, n_train: int, y: np.ndarray | None = None) -> Pipeline | KNeighborsClassifier:
         raise NotImplementedError
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> _Probe:
@@ -45,7 +87,7 @@ class _Probe:
         x, y = _check_xy(x, y)
         self.classes_ = np.unique(y)
         self.n_features_ = x.shape[1]
-        self.model_ = None if self.classes_.size == 1 else self._make(x.shape[0]).fit(x, y)
+        self.model_ = None if self.classes_.size == 1 else self._make(x.shape[0], y).fit(x, y)
         return self
 
     def predict_proba(self, x: np.ndarray, n_classes: int) -> np.ndarray:
@@ -66,21 +108,42 @@ class _Probe:
 
 
 class LinearProbe(_Probe):
-    """Standardised features + multinomial logistic regression (L2, inverse strength ``C``)."""
+    """Globally scaled features + multinomial logistic regression with an L2 penalty.
 
-    def __init__(self, C: float = 1.0, max_iter: int = 2000) -> None:
-        self.C = C
+    ``C`` (inverse strength) is picked from ``Cs`` by stratified k-fold log-loss on the labelled subset (k =
+    the smallest class count, at most 5) when every class has at least ``CV_MIN_PER_CLASS`` labels; otherwise
+    ``C = default_C``. The chosen value is ``chosen_C_``.
+    """
+
+    def __init__(self, Cs: tuple[float, ...] = LOGISTIC_CS, default_C: float = 1.0, max_iter: int = 2000) -> None:
+        if not Cs or min(Cs) <= 0 or default_C <= 0:
+            raise DataError(f"logistic C values must be positive, got {list(Cs)} and {default_C}")
+        self.Cs = tuple(Cs)
+        self.default_C = default_C
         self.max_iter = max_iter
 
-    def _make(self, n_train: int) -> Pipeline:
-        return make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=self.max_iter))
+    def _make(self, n_train: int, y: np.ndarray | None = None) -> Pipeline:
+        smallest = 0 if y is None else int(np.unique(y, return_counts=True)[1].min())
+        if smallest >= CV_MIN_PER_CLASS:
+            folds = StratifiedKFold(min(CV_MAX_FOLDS, smallest), shuffle=True, random_state=0)
+            model = GridSearchCV(LogisticRegression(max_iter=self.max_iter), {"C": list(self.Cs)}, cv=folds,
+                                 scoring="neg_log_loss")
+        else:
+            model = LogisticRegression(C=self.default_C, max_iter=self.max_iter)
+        return make_pipeline(GlobalScaler(), model)
+
+    @property
+    def chosen_C_(self) -> float | None:
+        if self.model_ is None:
+            return None
+        model = self.model_[-1]
+        return float(model.best_params_["C"]) if hasattr(model, "best_params_") else float(model.C)
 
 
 class KnnProbe(_Probe):
-    """Vote of the ``k`` nearest training samples by cosine distance (``k`` clipped to n_train).
+    """Vote of the nearest training samples by cosine distance: ``knn_neighbours(k, n_train)`` of them.
 
-    Votes are weighted by inverse distance: with few labels ``k`` often covers most of the training set,
-    and an unweighted vote would then predict the majority class for every sample.
+    Votes are weighted by inverse distance, so that a tie between classes goes to the nearer samples.
     """
 
     def __init__(self, k: int = 20) -> None:
@@ -88,8 +151,8 @@ class KnnProbe(_Probe):
             raise DataError(f"k must be at least 1, got {k}")
         self.k = k
 
-    def _make(self, n_train: int) -> KNeighborsClassifier:
-        return KNeighborsClassifier(n_neighbors=min(self.k, n_train), metric="cosine", algorithm="brute",
+    def _make(self, n_train: int, y: np.ndarray | None = None) -> KNeighborsClassifier:
+        return KNeighborsClassifier(n_neighbors=knn_neighbours(self.k, n_train), metric="cosine", algorithm="brute",
                                     weights="distance")
 
 
@@ -137,7 +200,7 @@ class _RegressionProbe:
 
 
 class RidgeProbe(_RegressionProbe):
-    """Standardised features + ridge regression with the L2 strength chosen by efficient leave-one-out.
+    """Globally scaled features (:class:`GlobalScaler`) + ridge regression, the L2 strength chosen by leave-one-out.
 
     Ridge regression: Hoerl & Kennard (1970), Technometrics 12(1), "Ridge regression: biased estimation for
     nonorthogonal problems". The strength is picked from ``alphas`` (a log grid) by sklearn's ``RidgeCV``
@@ -152,7 +215,7 @@ class RidgeProbe(_RegressionProbe):
         self.alphas = tuple(alphas)
 
     def _make(self, n_train: int) -> Pipeline:
-        return make_pipeline(StandardScaler(), RidgeCV(alphas=self.alphas))
+        return make_pipeline(GlobalScaler(), RidgeCV(alphas=self.alphas))
 
 
 class KnnRegressionProbe(_RegressionProbe):
@@ -160,9 +223,8 @@ class KnnRegressionProbe(_RegressionProbe):
 
     The weighted kNN evaluation of self-supervised features follows Wu et al. (2018), CVPR, "Unsupervised
     feature learning via non-parametric instance discrimination"; distance weighting as in Dudani (1976),
-    IEEE Trans. SMC 6(4), "The distance-weighted k-nearest-neighbor rule". ``k`` is clipped to n_train; with
-    few labels ``k`` covers most of the training set and an unweighted mean would predict the same value
-    for every sample.
+    IEEE Trans. SMC 6(4), "The distance-weighted k-nearest-neighbor rule". The number of neighbours is
+    ``knn_neighbours(k, n_train)``.
     """
 
     def __init__(self, k: int = 20) -> None:
@@ -171,7 +233,7 @@ class KnnRegressionProbe(_RegressionProbe):
         self.k = k
 
     def _make(self, n_train: int) -> KNeighborsRegressor:
-        return KNeighborsRegressor(n_neighbors=min(self.k, n_train), metric="cosine", algorithm="brute",
+        return KNeighborsRegressor(n_neighbors=knn_neighbours(self.k, n_train), metric="cosine", algorithm="brute",
                                    weights="distance")
 
 

@@ -6,6 +6,7 @@ unreadable one gives its error, and neither stops the rest of the report.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,7 +148,10 @@ def _efficiency(run_dir: Path, section: Section) -> None:
     from biolatent.evaluate.plots import METRIC_LABELS, label_efficiency_figure
 
     summary = read_efficiency(run_dir / section.source)
-    head = headline(summary)
+    folder = (run_dir / section.source).parent
+    settings = _read_json_object(folder / "evaluate.json") if (folder / "evaluate.json").is_file() else {}
+    classes = settings.get("classes")
+    head = headline(summary, n_classes=len(classes) if isinstance(classes, list) else None)
     name = METRIC_LABELS.get(head["metric"], head["metric"])
     at = summary[(summary["metric"] == head["metric"]) & np.isclose(summary["fraction"], head["fraction"])]
     rows = [[r.representation, r.probe, _fmt(r.mean), f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]",
@@ -159,12 +163,19 @@ def _efficiency(run_dir: Path, section: Section) -> None:
     if ratio is not None:
         section.notes.append(f"SSL linear probe reaches {ratio * 100:.1f}% of the supervised baseline's "
                              f"{name} with {head['fraction'] * 100:g}% of the labels.")
+    elif head.get("ratio_withheld"):
+        section.notes.append(f"No SSL / supervised ratio: {head['ratio_withheld']}.")
+    sizes = settings.get("labelled_per_fraction")
+    if isinstance(sizes, dict) and sizes:
+        section.notes.append("Labelled samples per fraction: " + ", ".join(
+            f"{float(f) * 100:g}% = {n}" for f, n in sizes.items()) + " (stratified fractions keep at least one "
+            "label per class, so small fractions can give the same number).")
     try:
         b64 = figure_to_base64(label_efficiency_figure(summary))
     except DataError:
-        if not (run_dir / "efficiency.png").is_file():
+        if not (folder / "efficiency.png").is_file():
             raise
-        b64 = png_file_to_base64(run_dir / "efficiency.png")
+        b64 = png_file_to_base64(folder / "efficiency.png")
     section.figures.append(Fig("efficiency", "Label efficiency: metric vs labelled fraction (95% CI bands; "
                                "supervised dashed)", b64))
     section.details.append(Table(list(summary.columns), [[_fmt(v) for v in row] for row in
@@ -208,7 +219,7 @@ SECTIONS: list[tuple[str, str, str, str, Callable[[Path, Section], None]]] = [
     ("metrics", "Metrics", "metrics.json", PRETRAIN, _metrics),
     ("training", "Training curves", "history.tsv", PRETRAIN, _history),
     ("embeddings", "Embeddings", "embeddings.h5ad", "biolatent embed RUN", _embeddings),
-    ("efficiency", "Label efficiency", "efficiency.tsv", EVALUATE, _efficiency),
+    ("efficiency", "Label efficiency", "evaluate/LABEL/efficiency.tsv", EVALUATE, _efficiency),
     ("anomaly", "Anomaly detection", "anomaly_metrics.tsv", "biolatent anomaly evaluate RUN --data PATH", _anomaly),
     ("discovery", "Discovery: latent phenotypes, GWAS and heritability", "discover/summary.json",
      "biolatent discover RUN/embeddings.h5ad --genotypes PLINK_PREFIX|VCF --out RUN/discover", _discovery),
@@ -219,14 +230,31 @@ OPTIONAL_SECTIONS = frozenset({"discovery", "anomaly"})  # left out, not "not ru
 PRETRAINING_SECTIONS = frozenset({"training", "embeddings", "efficiency"})  # not part of an anomaly run
 
 
-def build_sections(run_dir: Path) -> list[Section]:
-    """One :class:`Section` per run-directory file, in report order."""
-    sections = []
+def _expanded(run_dir: Path):
+    """SECTIONS with the label-efficiency entry repeated for every evaluated label (``evaluate/<label>/``)."""
+    from biolatent.evaluate.efficiency import evaluated_labels
+
     for key, title, source, command, fill in SECTIONS:
+        folders = evaluated_labels(run_dir) if key == "efficiency" else []
+        if not folders:
+            yield key, title, source, command, fill
+        for folder in folders:
+            label = folder.name
+            # no or unreadable settings: the folder name stands for the label
+            with contextlib.suppress(OSError, DataError):
+                label = str(_read_json_object(folder / "evaluate.json").get("label", label))
+            yield (f"{key}-{folder.name}", f"{title}: {label}", str((folder / "efficiency.tsv").relative_to(run_dir)),
+                   command.replace("COLUMN", label), fill)
+
+
+def build_sections(run_dir: Path) -> list[Section]:
+    """One :class:`Section` per run-directory file, in report order (one per evaluated label)."""
+    sections = []
+    for key, title, source, command, fill in _expanded(run_dir):
         section = Section(key, title, source, command.replace("RUN", str(run_dir)))
         if key in OPTIONAL_SECTIONS and not (run_dir / source).is_file():
             continue
-        if key in PRETRAINING_SECTIONS and (run_dir / "anomaly.json").is_file():
+        if key.split("-")[0] in PRETRAINING_SECTIONS and (run_dir / "anomaly.json").is_file():
             continue
         if not (run_dir / source).is_file():
             section.status = "missing"

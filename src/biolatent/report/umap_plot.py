@@ -23,7 +23,13 @@ MIN_POINTS = 5
 
 
 def plottable_columns(obs: pd.DataFrame) -> list[tuple[str, str]]:
-    """``(column, "categorical" | "numeric")`` for every column worth colouring a UMAP by."""
+    """``(column, "categorical" | "numeric")`` for every column worth colouring a UMAP by.
+
+    A numeric column is coloured as categories when ``evaluate`` would treat it as classes
+    (``evaluate.splits.label_task``: e.g. a batch coded 1..5), with a continuous colour bar otherwise.
+    """
+    from biolatent.evaluate.splits import label_task
+
     chosen = []
     for column in obs.columns:
         values = obs[column]
@@ -35,7 +41,7 @@ def plottable_columns(obs: pd.DataFrame) -> list[tuple[str, str]]:
             finite = values.dropna().to_numpy(dtype=float)
             id_like = n_unique == len(values) and np.all(finite == np.round(finite))
             if not id_like:
-                chosen.append((str(column), "numeric"))
+                chosen.append((str(column), "numeric" if label_task(values) == "regression" else "categorical"))
         elif n_unique < len(values):
             chosen.append((str(column), "categorical"))
     return chosen

@@ -85,6 +85,9 @@ class SupervisedRegressor(nn.Module):
         return (torch.cat(out) * self.target_sd + self.target_mean).cpu().numpy().astype(np.float64)
 
 
+ValidationSplit = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray] | None]
+
+
 def supervised_baseline(
     make_encoder: Callable[[], nn.Module],
     make_views: Callable[[], nn.Module | None],
@@ -95,15 +98,26 @@ def supervised_baseline(
     steps: int,
     *,
     task: str = "classification",
+    validation_split: ValidationSplit | None = None,
+    check_every: int = 10,
+    patience: int = 5,
+    on_trained: Callable[[dict], None] | None = None,
 ) -> Callable[[np.ndarray, np.ndarray, int], np.ndarray]:
     """A ``finetune(train_idx, test_idx, seed)`` callable for the label-efficiency sweep.
 
     Classification returns class probabilities (len(test_idx), n_classes); ``task="regression"`` returns
     predicted targets (len(test_idx),) from a :class:`SupervisedRegressor` whose target standardisation
-    uses ``labels[train_idx]`` only (``n_classes`` is unused). Every call trains a fresh encoder (seeded)
-    for a fixed budget of ``steps`` optimizer steps, whatever the number of labels, so that small label
-    fractions are not starved of updates.
+    uses ``labels[train_idx]`` only (``n_classes`` is unused). Every call trains a fresh encoder (seeded).
+
+    Budget rule: at most ``steps`` optimizer steps. With ``validation_split(train_idx, seed) -> (fit_idx,
+    val_idx)`` (positions into ``train_idx``; None when the labelled subset is too small to spare a validation
+    part), the model trains on ``fit_idx`` only, its validation loss is checked every ``check_every`` steps and
+    training stops after ``patience`` checks without improvement, keeping the best weights
+    (:class:`~biolatent.train.early_stopping.EarlyStopping`); the test samples are never looked at. Without a
+    validation part it trains for all ``steps``. ``on_trained`` receives ``{n_fit, n_validation, steps,
+    best_step}`` of each call.
     """
+    from biolatent.train.early_stopping import EarlyStopping
     from biolatent.train.fit import fit
 
     if task not in ("classification", "regression"):
@@ -122,11 +136,26 @@ def supervised_baseline(
                                    views=make_views())
 
     def finetune(train_idx: np.ndarray, test_idx: np.ndarray, seed: int) -> np.ndarray:
+        train_idx = np.asarray(train_idx)
+        parts = validation_split(train_idx, seed) if validation_split is not None else None
+        fit_idx = train_idx if parts is None else train_idx[parts[0]]
         torch.manual_seed(seed)
-        model = make_model(train_idx)
+        model = make_model(fit_idx)
         config = train.model_copy(update={"seed": seed, "warmup_epochs": 0})
-        fit(model, x, config, y=y, indices=torch.as_tensor(train_idx, dtype=torch.long),
-            max_steps=steps, progress=False)
+        callbacks = []
+        if parts is not None:
+            val = torch.as_tensor(train_idx[parts[1]], dtype=torch.long)
+            callbacks.append(EarlyStopping({"x": x[val], "y": y[val]}, every=check_every, patience=patience))
+        fit(model, x, config, y=y, indices=torch.as_tensor(fit_idx, dtype=torch.long),
+            max_steps=steps, progress=False, callbacks=callbacks)
+        if callbacks:
+            callbacks[0].restore(model)
+            model.eval()
+        if on_trained is not None:
+            stopper = callbacks[0] if callbacks else None
+            on_trained({"n_fit": int(fit_idx.size), "n_validation": int(train_idx.size - fit_idx.size),
+                        "steps": steps if stopper is None or stopper.stopped_step is None else stopper.stopped_step,
+                        "best_step": None if stopper is None else stopper.best_step})
         x_test = x[torch.as_tensor(test_idx, dtype=torch.long)]
         return model.predict(x_test) if regression else model.predict_proba(x_test)
 

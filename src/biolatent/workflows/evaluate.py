@@ -59,20 +59,39 @@ def prepare_label_column(obs: pd.DataFrame, label: str, task: str = "auto") -> L
     return Labels(resolved, codes, keep, classes)
 
 
-def _write_outputs(out_dir: Path, per_seed: pd.DataFrame, settings: dict, say) -> dict:
-    from biolatent.evaluate.efficiency import headline, summarise, write_efficiency
-    from biolatent.evaluate.plots import plot_label_efficiency
-    from biolatent.rundir import atomic_path
+def _announce_sizes(labels: Labels, fractions: Sequence[float], test_fraction: float, say) -> dict[str, int]:
+    from biolatent.evaluate.efficiency import labelled_sizes, same_size_fractions
 
+    sizes = labelled_sizes(labels.values, fractions, test_fraction=test_fraction, task=labels.task)
+    for sentence in same_size_fractions(sizes):
+        floor = " (one per class: the minimum)" if labels.n_classes and min(sizes.values()) == labels.n_classes else ""
+        say(f"note: {sentence}{floor}")
+    return {f"{fraction:g}": size for fraction, size in sizes.items()}
+
+
+def _write_outputs(out_dir: Path, labels: Labels, per_seed: pd.DataFrame, settings: dict, say) -> dict:
+    """``OUT/evaluate/<label>/``: efficiency.tsv, efficiency_per_seed.tsv, efficiency.png, evaluate.json; the
+    label's entry in ``OUT/metrics.json["evaluate"]`` (other labels' entries are kept)."""
+    from biolatent.evaluate.efficiency import headline, label_dir, summarise, write_efficiency
+    from biolatent.evaluate.plots import plot_label_efficiency
+    from biolatent.rundir import atomic_path, read_json
+
+    folder = label_dir(out_dir, settings["label"])
+    folder.mkdir(parents=True, exist_ok=True)
     summary = summarise(per_seed)
-    write_efficiency(summary, out_dir / "efficiency.tsv")
-    with atomic_path(out_dir / "efficiency_per_seed.tsv") as tmp:
+    write_efficiency(summary, folder / "efficiency.tsv")
+    with atomic_path(folder / "efficiency_per_seed.tsv") as tmp:
         per_seed.to_csv(tmp, sep="\t", index=False)
-    plot_label_efficiency(summary, out_dir / "efficiency.png")
-    head = headline(summary)
-    update_json(out_dir / "metrics.json", "evaluate", {**settings, "headline": head})
-    say(f"label efficiency -> {out_dir / 'efficiency.tsv'}")
-    return head
+    plot_label_efficiency(summary, folder / "efficiency.png")
+    head = headline(summary, n_classes=labels.n_classes)
+    entry = {**settings, "headline": head}
+    write_json(folder / "evaluate.json", entry)
+    metrics_path = out_dir / "metrics.json"
+    previous = read_json(metrics_path).get("evaluate", {}) if metrics_path.is_file() else {}
+    by_label = previous if isinstance(previous, dict) and "label" not in previous else {}
+    update_json(metrics_path, "evaluate", {**by_label, settings["label"]: entry})
+    say(f"label efficiency -> {folder / 'efficiency.tsv'}")
+    return {**head, "efficiency": str(folder / "efficiency.tsv")}
 
 
 def evaluate_run(
@@ -121,18 +140,44 @@ def evaluate_run(
         "random_init": compute_embeddings(random_method, x),
         "pca": pca_features(raw_features(samples)[keep], seed=config.train.seed),
     }
+    supervised_runs: list[dict] = []
     finetune = supervised_baseline(
         lambda: build_encoder(config, info), lambda: build_views(config, info), x, labels.values, labels.n_classes,
-        config.train, supervised_steps, task=labels.task,
+        config.train, supervised_steps, task=labels.task, validation_split=_validation_split(labels),
+        on_trained=supervised_runs.append,
     )
     say(f"{labels.task} on {label!r} ({int(keep.sum())} labelled samples)")
+    sizes = _announce_sizes(labels, fractions, test_fraction, say)
     per_seed = run_label_efficiency(
         representations, labels.values, labels.n_classes, list(fractions), list(range(seeds)),
         test_fraction=test_fraction, finetune=finetune, progress=say, task=labels.task,
     )
     settings = {"label": label, **labels.settings(), "fractions": list(fractions), "seeds": seeds,
-                "supervised_steps": supervised_steps, "test_fraction": test_fraction}
-    return _write_outputs(run_dir, per_seed, settings, say)
+                "labelled_per_fraction": sizes, "test_fraction": test_fraction,
+                "pca_components": int(representations["pca"].shape[1]),
+                "supervised": {"max_steps": supervised_steps, "validation_fraction": VALIDATION_FRACTION,
+                               "runs": supervised_runs}}
+    return _write_outputs(run_dir, labels, per_seed, settings, say)
+
+
+VALIDATION_FRACTION = 0.2
+
+
+def _validation_split(labels: Labels):
+    """The supervised baseline's early-stopping split of a labelled subset: 20% of it (stratified by class,
+    classes with one label stay in training), or None when the subset cannot spare one (fewer than 5 labels,
+    or no class with two)."""
+    from biolatent.evaluate.splits import holdout_split
+
+    stratify = labels.task != "regression"
+
+    def split(train_idx: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+        subset = labels.values[train_idx]
+        if subset.size < 5 or (stratify and np.bincount(subset).max() < 2):
+            return None
+        return holdout_split(subset, VALIDATION_FRACTION, seed, stratify=stratify)
+
+    return split
 
 
 def probe_embeddings(
@@ -164,8 +209,9 @@ def probe_embeddings(
 
     write_text(out_dir / "config.yaml", yaml.safe_dump(settings, sort_keys=False))
     write_json(out_dir / "provenance.json", provenance.collect("probe"))
+    settings["labelled_per_fraction"] = _announce_sizes(labels, fractions, test_fraction, say)
     per_seed = run_label_efficiency(
         {"ssl": np.asarray(adata.obsm[key], dtype=np.float32)[keep]}, labels.values, labels.n_classes,
         list(fractions), list(range(seeds)), test_fraction=test_fraction, progress=say, task=labels.task,
     )
-    return _write_outputs(out_dir, per_seed, settings, say)
+    return _write_outputs(out_dir, labels, per_seed, settings, say)
