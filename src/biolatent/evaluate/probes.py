@@ -171,32 +171,39 @@ class _RegressionProbe:
         raise NotImplementedError
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> _RegressionProbe:
-        """Fit on features ``x`` (n, d) and float targets ``y`` (n,); the targets are standardised inside."""
+        """Fit on features ``x`` (n, d) and float targets ``y``: (n,) or (n, t) for t targets at once (e.g. genes).
+
+        Each target is standardised inside; a constant target is predicted as its constant.
+        """
         x, _ = _check_xy(x)
         y = np.asarray(y, dtype=np.float64)
-        if y.shape != (x.shape[0],):
+        if y.ndim not in (1, 2) or y.shape[0] != x.shape[0]:
             raise DataError(f"{y.shape[0] if y.ndim else 0} targets for {x.shape[0]} samples")
         if not np.isfinite(y).all():
             raise DataError("targets hold NaN or inf values")
         self.n_features_ = x.shape[1]
-        self.y_mean_ = float(y.mean())
-        self.y_scale_ = float(y.std())
-        if self.y_scale_ == 0:
+        self.y_mean_ = y.mean(axis=0)
+        scale = y.std(axis=0)
+        self.varies_ = scale > 0
+        self.y_scale_ = np.where(self.varies_, scale, 1.0)
+        if not np.any(self.varies_):
             self.model_ = None
         else:
             self.model_ = self._make(x.shape[0]).fit(x, (y - self.y_mean_) / self.y_scale_)
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Predicted targets (n,), in the units of the training targets."""
+        """Predicted targets, (n,) or (n, t) like the training targets, in their units."""
         if not hasattr(self, "model_"):
             raise RuntimeError("call fit before predict")
         x, _ = _check_xy(x)
         if x.shape[1] != self.n_features_:
             raise DataError(f"probe was fitted on {self.n_features_} features, got {x.shape[1]}")
+        shape = (x.shape[0], *np.shape(self.y_mean_))
         if self.model_ is None:
-            return np.full(x.shape[0], self.y_mean_)
-        return np.asarray(self.model_.predict(x), dtype=np.float64).ravel() * self.y_scale_ + self.y_mean_
+            return np.broadcast_to(self.y_mean_, shape).astype(np.float64).copy()
+        z = np.asarray(self.model_.predict(x), dtype=np.float64).reshape(shape)
+        return np.where(self.varies_, z * self.y_scale_ + self.y_mean_, self.y_mean_)
 
 
 class RidgeProbe(_RegressionProbe):
@@ -215,7 +222,7 @@ class RidgeProbe(_RegressionProbe):
         self.alphas = tuple(alphas)
 
     def _make(self, n_train: int) -> Pipeline:
-        return make_pipeline(GlobalScaler(), RidgeCV(alphas=self.alphas))
+        return make_pipeline(GlobalScaler(), RidgeCV(alphas=self.alphas, alpha_per_target=True))
 
 
 class KnnRegressionProbe(_RegressionProbe):

@@ -50,38 +50,47 @@ class SupervisedClassifier(nn.Module):
 class SupervisedRegressor(nn.Module):
     """Encoder + linear head trained with mean squared error on standardised targets.
 
-    The targets are standardised with ``target_mean`` / ``target_sd`` (the labelled subset's, set by the
-    caller) so that one learning rate suits targets in any unit (mL, years, a fraction); ``predict``
-    returns de-standardised values. ``views`` (if given) augment the training inputs.
+    One target (``n_outputs=1``: predictions (n,)) or several at once (e.g. the expression of many genes:
+    predictions (n, n_outputs)). The targets are standardised with ``target_mean`` / ``target_sd`` (scalars or one
+    value per output; the labelled subset's, set by the caller) so that one learning rate suits targets in any unit
+    (mL, years, a fraction, log counts); ``predict`` returns de-standardised values. ``views`` (if given) augment
+    the training inputs.
     """
 
     def __init__(
-        self, encoder: nn.Module, *, target_mean: float = 0.0, target_sd: float = 1.0, views: nn.Module | None = None
+        self, encoder: nn.Module, *, target_mean: float | np.ndarray = 0.0, target_sd: float | np.ndarray = 1.0,
+        n_outputs: int = 1, views: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        if not target_sd > 0:
+        mean = torch.as_tensor(np.asarray(target_mean, dtype=np.float32))
+        sd = torch.as_tensor(np.asarray(target_sd, dtype=np.float32))
+        if not bool((sd > 0).all()):
             raise DataError(f"target_sd must be positive, got {target_sd}")
         self.encoder = encoder
-        self.head = nn.Linear(encoder.out_dim, 1)
+        self.n_outputs = int(n_outputs)
+        self.head = nn.Linear(encoder.out_dim, self.n_outputs)
         self.views = views
-        self.register_buffer("target_mean", torch.tensor(float(target_mean)))
-        self.register_buffer("target_sd", torch.tensor(float(target_sd)))
+        self.register_buffer("target_mean", mean)
+        self.register_buffer("target_sd", sd)
+
+    def _outputs(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.head(self.encoder(x)).float()
+        return z.squeeze(1) if self.n_outputs == 1 else z
 
     def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
         x = batch["x"]
         if self.views is not None and self.training:
             x = self.views(x)
-        z = self.head(self.encoder(x)).squeeze(1).float()
+        z = self._outputs(x)
         target = (batch["y"].float() - self.target_mean) / self.target_sd
         loss = F.mse_loss(z, target)
         return LossOutput(loss, {"mse_standardised": float(loss.detach())})
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-        """Predicted targets (n,) float64, in the units of the training targets."""
+        """Predicted targets, (n,) or (n, n_outputs) float64, in the units of the training targets."""
         self.eval()
-        out = [self.head(self.encoder(x[i : i + batch_size])).squeeze(1).float()
-               for i in range(0, x.shape[0], batch_size)]
+        out = [self._outputs(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
         return (torch.cat(out) * self.target_sd + self.target_mean).cpu().numpy().astype(np.float64)
 
 
@@ -106,8 +115,9 @@ def supervised_baseline(
     """A ``finetune(train_idx, test_idx, seed)`` callable for the label-efficiency sweep.
 
     Classification returns class probabilities (len(test_idx), n_classes); ``task="regression"`` returns
-    predicted targets (len(test_idx),) from a :class:`SupervisedRegressor` whose target standardisation
-    uses ``labels[train_idx]`` only (``n_classes`` is unused). Every call trains a fresh encoder (seeded).
+    predicted targets (len(test_idx),), or (len(test_idx), t) for 2-D ``labels`` (t targets at once), from a
+    :class:`SupervisedRegressor` whose target standardisation uses ``labels[train_idx]`` only (``n_classes`` is
+    unused). Every call trains a fresh encoder (seeded).
 
     Budget rule: at most ``steps`` optimizer steps. With ``validation_split(train_idx, seed) -> (fit_idx,
     val_idx)`` (positions into ``train_idx``; None when the labelled subset is too small to spare a validation
@@ -131,9 +141,10 @@ def supervised_baseline(
         if not regression:
             return SupervisedClassifier(make_encoder(), int(n_classes), views=make_views())
         targets = np.asarray(labels, dtype=np.float64)[train_idx]
-        sd = float(targets.std())
-        return SupervisedRegressor(make_encoder(), target_mean=float(targets.mean()), target_sd=sd if sd > 0 else 1.0,
-                                   views=make_views())
+        sd = targets.std(axis=0)
+        return SupervisedRegressor(make_encoder(), target_mean=targets.mean(axis=0),
+                                   target_sd=np.where(sd > 0, sd, 1.0),
+                                   n_outputs=1 if targets.ndim == 1 else targets.shape[1], views=make_views())
 
     def finetune(train_idx: np.ndarray, test_idx: np.ndarray, seed: int) -> np.ndarray:
         train_idx = np.asarray(train_idx)
