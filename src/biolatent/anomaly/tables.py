@@ -63,6 +63,6 @@ def _check_numeric(table: pd.DataFrame, path: Path, columns: list[str]) -> None:
     if text:
         values = table[text[0]]
         odd = values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
-        example = (odd if len(odd) else values).iloc[0]
-        raise DataError(f"table {path} has non-numeric column(s) {quoted(text)} ({text[0]!r} holds e.g. "
-                        f"{example!r}): drop them or name them in data.drop_columns")
+        seen = quoted(pd.unique(odd if len(odd) else values), limit=3)  # e.g. both classes of a class column
+        raise DataError(f"table {path} has non-numeric column(s) {quoted(text)} ({text[0]!r} holds {seen}): "
+                        "drop them or name them in data.drop_columns")

@@ -2,12 +2,16 @@
 
 fit: the healthy data is split (series: its last ``validation.fraction``, contiguous; features: a seeded
 random subset) into fitting and validation parts; the detector is fitted on the first, and the threshold is
-the score exceeded by ``validation.target_fpr`` of the healthy validation points/samples. The run directory
-holds config.yaml, provenance.json, detector.safetensors + detector.json (weights only), anomaly.json
-(threshold, window statistics) and metrics.json (section ``anomaly_fit``).
+the score exceeded by ``validation.target_fpr`` of the healthy validation points/samples (when there are too
+few of them to resolve that rate, a warning says which rate the threshold gives; it is printed and kept in
+``warnings``). A features table (``anomaly.tables``) fixes its feature columns at fit (all but id, label
+column and ``data.drop_columns``; text columns and NaN/inf are errors) and scoring picks them by name. The run
+directory holds config.yaml, provenance.json, detector.safetensors + detector.json (weights only), anomaly.json
+(threshold, window statistics, feature columns) and metrics.json (section ``anomaly_fit``).
 
 score: scores.tsv (series: position, value, score, flagged; features: id, score, flagged) and a plot.
-evaluate: needs labels (series: a 0/1 column; features: a 0/1 obs/table column) -> RUN/anomaly_metrics.tsv
+evaluate: needs labels (series: a column; features: an obs/table column; 0/1 or True/False, named by ``--label``,
+default ``data.label_column``) -> RUN/anomaly_metrics.tsv
 (detector, level, metric, value), the ROC/PR figure, and (series) the UCR archive's "top hit": whether the
 highest-scoring point lies in the labelled anomaly (+- one window), Wu & Keogh 2021; images and volumes with
 lesion masks also get RUN/lesion_sizes.tsv: lesion-wise detection rate and recall by lesion size, of the raw
