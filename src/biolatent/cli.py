@@ -347,6 +347,10 @@ def _print_headline(head: dict) -> None:
         _say(f"  no SSL / supervised ratio: {head['ratio_withheld']}")
 
 
+LabelOpt = Annotated[str | None, typer.Option(help="label column of the data (0/1 or True/False; default: the "
+                                                 "config's data.label_column, is_anomaly)")]
+
+
 @anomaly_app.command("fit")
 def anomaly_fit(
     config: Annotated[Path, typer.Argument(help="anomaly config YAML (data = the healthy set, method = detector)")],
@@ -364,11 +368,12 @@ def anomaly_score(
     out: Annotated[Path, typer.Option(help="output folder (scores.tsv, scores.png)")],
     data: Annotated[str | None, typer.Option(help="series/features to score, or a dataset name (its test part)")]
     = None,
+    label: LabelOpt = None,
 ) -> None:
-    """Score data with a fitted detector: sample/point scores and flags."""
+    """Score data with a fitted detector: sample/point scores and flags (and labels, if the data has them)."""
     from biolatent.workflows.anomaly import score_anomaly
 
-    typer.echo(str(score_anomaly(run, data, out, say=_say)))
+    typer.echo(str(score_anomaly(run, data, out, label_column=label, say=_say)))
 
 
 @anomaly_app.command("evaluate")
@@ -376,11 +381,12 @@ def anomaly_evaluate(
     run: Annotated[Path, typer.Argument(help="run directory of `biolatent anomaly fit`")],
     data: Annotated[str | None, typer.Option(help="labelled series/features, or a dataset name (its test part)")]
     = None,
+    label: LabelOpt = None,
 ) -> None:
     """AUROC, AP and Dice against labels -> RUN/anomaly_metrics.tsv."""
     from biolatent.workflows.anomaly import evaluate_anomaly
 
-    typer.echo(str(evaluate_anomaly(run, data, say=_say)))
+    typer.echo(str(evaluate_anomaly(run, data, label_column=label, say=_say)))
 
 
 SizeEdgesOpt = Annotated[str, typer.Option(help="lesion-size bins: inclusive upper edges in pixels, comma-separated")]

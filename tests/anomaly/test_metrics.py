@@ -76,3 +76,47 @@ def test_sample_metrics_at_the_healthy_threshold_by_hand():
     assert metrics["dice_val_threshold"] == pytest.approx(2 * 2 / (3 + 3))
     assert metrics["fpr_val_threshold"] == pytest.approx(1 / 3)
     assert metrics["auroc"] == pytest.approx(6 / 9)  # pairs (lesioned > healthy): 0.4 beats 2, 0.8 and 0.7 beat 2
+
+
+@pytest.mark.parametrize(("n", "fpr", "ties"), [(15, 0.05, False), (15, 0.2, True), (100, 0.29, False),
+                                                (50, 0.58, False), (7, 0.0, True), (40, 0.1, True)])
+def test_threshold_keeps_the_largest_achievable_rate_not_above_the_target(n, fpr, ties):
+    """Against brute force in exact arithmetic: every healthy score is a candidate threshold; the allowed rate is
+    count(s > t) / n <= fpr as fractions (0.29 * 100 is 28.999999999999996 in floating point: 29 are allowed)."""
+    from fractions import Fraction
+
+    from biolatent.anomaly.metrics import achieved_fpr
+
+    rng = np.random.default_rng(n)
+    healthy = np.round(rng.normal(size=n), 1) if ties else rng.normal(size=n)
+    allowed = [t for t in np.unique(healthy) if Fraction(int(np.sum(healthy > t)), n) <= Fraction(str(fpr))]
+    threshold = threshold_at_fpr(healthy, fpr)
+    assert threshold == min(allowed)  # the smallest threshold within the target
+    best = max(Fraction(int(np.sum(healthy > t)), n) for t in allowed)
+    assert achieved_fpr(healthy, threshold) == pytest.approx(float(best), abs=1e-15)
+
+
+def test_resolution_warning_states_the_finest_step_and_the_achieved_rate():
+    from biolatent.anomaly.metrics import resolution_warning
+
+    text = resolution_warning(15, 0.05, 0.0)
+    assert text.startswith("15 healthy validation samples cannot resolve a 5% false-positive rate "
+                           "(finest step 6.7%); the threshold gives 0.0% on validation")
+    assert "at least 20" in text
+    assert "finest step 10.0%" in resolution_warning(10, 0.01, 0.0, "images")
+    assert resolution_warning(20, 0.05, 0.05) is None  # 1 of 20 is exactly 5%
+    assert resolution_warning(19, 0.05, 0.0) is not None
+    assert resolution_warning(3, 0.0, 0.0) is None  # a zero target is always achievable
+
+
+def test_binary_labels_accept_0_1_and_true_false_only():
+    import pandas as pd
+
+    from biolatent.anomaly.metrics import binary_labels
+
+    expected = [False, True, True]
+    for values in ([0, 1, 1], [0.0, 1.0, 1.0], [False, True, True], ["false", "True", " TRUE"], ["0", "1", "1"]):
+        assert binary_labels(pd.Series(values), "y", "t.tsv").tolist() == expected
+    for values, shown in (([0, 2, 1], "'2'"), (["no", "yes", "no"], "'no', 'yes'"), ([0.0, np.nan, 1.0], "'nan'")):
+        with pytest.raises(DataError, match=f"t.tsv: label column 'y' must hold 0/1 or True/False, got {shown}"):
+            binary_labels(pd.Series(values), "y", "t.tsv")

@@ -2,6 +2,8 @@
 
 ```yaml
 data:       {modality: series, dataset: internal-bleeding16}   # or path: healthy.tsv; features: embeddings.h5ad
+                                                                # or a table (id + numeric feature columns,
+                                                                # drop_columns: [text or other non-features])
 method:     {name: knn, k: 5}                                   # mahalanobis | knn | iforest | anomaly_transformer;
                                                                 # image2d, volume3d (NIfTI folder, axial slices): ae |
                                                                 # vae | cevae | ddpm | masked_diffusion |
@@ -34,7 +36,10 @@ class AnomalyData(BaseModel):
                                                 "NIfTI volume folder")
     dataset: str | None = Field(None, description="registered dataset (its healthy part) instead of a path")
     value_column: str = "value"
-    label_column: str = Field("is_anomaly", description="0/1 column of evaluation data")
+    label_column: str = Field("is_anomaly", description="0/1 or True/False column of labelled data (never a "
+                                                        "feature); `anomaly evaluate --label` names another")
+    drop_columns: list[str] = Field(default_factory=list, description="features table: columns that are not "
+                                                                      "features (besides id and label_column)")
     key: str = Field("X_biolatent", description="obsm key of the features in an .h5ad")
     image_size: int = Field(64, ge=16, description="side of the square images (image2d) or cubic volumes (volume3d)")
     mask_column: str = Field("mask", description="meta.tsv column with lesion masks (image2d: PNG, volume3d: NIfTI)")
@@ -45,6 +50,8 @@ class AnomalyData(BaseModel):
     def _path_or_dataset(self) -> AnomalyData:
         if (self.path is None) == (self.dataset is None):
             raise ValueError("give exactly one of data.path or data.dataset")
+        if self.drop_columns and self.modality != "features":
+            raise ValueError("data.drop_columns applies to features tables (modality: features) only")
         return self
 
 

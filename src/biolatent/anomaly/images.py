@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from biolatent.anomaly.metrics import binary_labels
 from biolatent.errors import DataError
 
 META = "meta.tsv"
@@ -61,10 +62,7 @@ def read_image_set(folder: str | Path, image_size: int, *, label_column: str = "
     images = np.stack(planes)[:, None]
     labels = None
     if label_column in meta.columns:
-        values = pd.to_numeric(meta[label_column], errors="coerce").to_numpy()
-        if np.isnan(values).any() or not np.isin(values, (0, 1)).all():
-            raise DataError(f"{folder / META}: column {label_column!r} must hold 0/1")
-        labels = values.astype(bool)
+        labels = binary_labels(meta[label_column], label_column, str(folder / META))
     mask_array = np.stack(masks) if masks else None
     if labels is None and mask_array is not None:
         labels = mask_array.any(axis=(1, 2))

@@ -3,7 +3,9 @@
 * sample / point / voxel AUROC and average precision (scikit-learn's ``roc_auc_score`` and
   ``average_precision_score``), pooled over all points or voxels at the point/voxel level;
 * ``threshold_at_fpr``: the score above which a chosen fraction of *healthy validation* scores lies (a target
-  false-positive rate), the only threshold used for "validation" figures;
+  false-positive rate), the only threshold used for "validation" figures; with n validation scores the rate is
+  resolved in steps of 1/n, so the threshold keeps the largest achievable rate not above the target
+  (``achieved_fpr``) and ``resolution_warning`` says when the target is finer than one step;
 * Dice of the thresholded map against the ground-truth mask, pooled over the test set (as in StRegA,
   Chatterjee et al. 2022, Comput Biol Med 149:106093) at the validation threshold (``dice_val_threshold``)
   and at the best threshold on the test labels (``dice_best``: an upper bound, labelled as such, never used
@@ -57,15 +59,59 @@ def sample_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> 
     return metrics
 
 
+def _allowed(n: int, fpr: float) -> int:
+    """How many of ``n`` healthy scores may lie above the threshold: floor(fpr * n), robust to rounding
+    (0.29 * 100 is 28.999999999999996 in floating point, and 29 scores are allowed)."""
+    return int(np.floor(fpr * n + 1e-9))
+
+
 def threshold_at_fpr(healthy_scores: np.ndarray, fpr: float = 0.05) -> float:
-    """Smallest threshold t with at most ``fpr`` of the healthy validation scores strictly above t."""
+    """Smallest threshold t with at most ``fpr`` of the healthy validation scores strictly above t.
+
+    With n scores the achievable false-positive rates are multiples of 1/n (fewer with ties), so the rate this
+    threshold gives on validation (``achieved_fpr``) is the largest achievable one not above ``fpr``: below
+    1/n that is 0 (t is the highest healthy score), which ``resolution_warning`` reports.
+    """
     s = np.sort(np.asarray(healthy_scores, dtype=np.float64).ravel())
     if s.size == 0 or not np.isfinite(s).all():
         raise DataError("the healthy validation scores are empty or hold NaN/inf")
     if not 0.0 <= fpr < 1.0:
         raise DataError(f"the target false-positive rate must lie in [0, 1), got {fpr}")
-    allowed = int(np.floor(fpr * s.size))  # number of healthy scores that may exceed the threshold
-    return float(s[s.size - 1 - allowed])
+    return float(s[s.size - 1 - _allowed(s.size, fpr)])
+
+
+def achieved_fpr(healthy_scores: np.ndarray, threshold: float) -> float:
+    """Fraction of the healthy validation scores strictly above ``threshold`` (what the threshold flags)."""
+    return float(np.mean(np.asarray(healthy_scores, dtype=np.float64) > threshold))
+
+
+def resolution_warning(n: int, target: float, achieved: float, what: str = "samples") -> str | None:
+    """A warning when ``n`` healthy validation scores are too few for the ``target`` false-positive rate (its
+    finest step, 1/n, exceeds the target), naming the rate the threshold ``achieved`` on them; else None."""
+    if target <= 0.0 or _allowed(n, target) > 0:
+        return None
+    return (f"{n} healthy validation {what} cannot resolve a {target * 100:.3g}% false-positive rate (finest step "
+            f"{1 / n:.1%}); the threshold gives {achieved:.1%} on validation: hold out at least "
+            f"{int(np.ceil(1 / target - 1e-9))} for validation or raise validation.target_fpr")
+
+
+_BINARY = {"0": False, "1": True, "0.0": False, "1.0": True, "false": False, "true": True}
+
+
+def binary_labels(values: pd.Series, column: str, where: str) -> np.ndarray:
+    """bool labels of a 0/1 or True/False column (either read as numbers, booleans or text); a DataError naming
+    the column and the values that are neither (missing values included)."""
+    if values.dtype == bool:
+        return values.to_numpy()
+    text = values.astype(str).str.strip().str.lower()
+    bad = ~text.isin(list(_BINARY))
+    if bad.any():
+        from biolatent.anomaly.tables import quoted
+
+        seen = quoted(pd.unique(values[bad]), limit=3)
+        raise DataError(f"{where}: label column {column!r} must hold 0/1 or True/False, got {seen} "
+                        f"in {int(bad.sum())} row(s)")
+    return text.map(_BINARY).to_numpy(bool)
 
 
 def dice(predicted: np.ndarray, truth: np.ndarray) -> float:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from biolatent.anomaly.metrics import binary_labels
 from biolatent.errors import DataError
 
 
@@ -24,7 +25,8 @@ def read_series(path: str | Path, value_column: str = "value", label_column: str
         raise DataError(f"series table not found: {path}")
     table = pd.read_csv(path, sep="\t" if path.suffix.lower() in (".tsv", ".txt") else ",")
     if value_column not in table.columns:
-        raise DataError(f"series table {path} has no column {value_column!r} (columns: {', '.join(table.columns)})")
+        raise DataError(f"series table {path} has no column {value_column!r} (columns: {', '.join(table.columns)}); "
+                        "a table with one row per sample and feature columns is data.modality: features")
     values = pd.to_numeric(table[value_column], errors="coerce").to_numpy(np.float64)
     if np.isnan(values).any():
         first = int(np.flatnonzero(np.isnan(values))[0])
@@ -33,8 +35,9 @@ def read_series(path: str | Path, value_column: str = "value", label_column: str
     labels = None
     if label_column is not None:
         if label_column not in table.columns:
-            raise DataError(f"series table {path} has no label column {label_column!r}")
-        labels = table[label_column].to_numpy().astype(bool)
+            raise DataError(f"series table {path} has no label column {label_column!r} "
+                            f"(columns: {', '.join(map(str, table.columns))})")
+        labels = binary_labels(table[label_column], label_column, f"series table {path}")
     return values, labels
 
 

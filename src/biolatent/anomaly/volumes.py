@@ -25,6 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import ndimage
 
+from biolatent.anomaly.metrics import binary_labels
 from biolatent.errors import DataError
 from biolatent.rundir import atomic_path
 
@@ -104,10 +105,7 @@ def read_volume_set(folder: str | Path, size: int, *, label_column: str = "is_an
         masks.append(_resample(mask > 0.5, size, order=0).astype(bool))
     labels = None
     if has_meta and label_column in table.columns:
-        values = pd.to_numeric(table[label_column], errors="coerce").to_numpy()
-        if np.isnan(values).any() or not np.isin(values, (0, 1)).all():
-            raise DataError(f"{folder / META}: column {label_column!r} must hold 0/1")
-        labels = values.astype(bool)
+        labels = binary_labels(table[label_column], label_column, str(folder / META))
     mask_array = np.stack(masks) if masks else None
     if labels is None and mask_array is not None:
         labels = mask_array.any(axis=(1, 2, 3))

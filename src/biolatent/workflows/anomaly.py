@@ -2,12 +2,16 @@
 
 fit: the healthy data is split (series: its last ``validation.fraction``, contiguous; features: a seeded
 random subset) into fitting and validation parts; the detector is fitted on the first, and the threshold is
-the score exceeded by ``validation.target_fpr`` of the healthy validation points/samples. The run directory
-holds config.yaml, provenance.json, detector.safetensors + detector.json (weights only), anomaly.json
-(threshold, window statistics) and metrics.json (section ``anomaly_fit``).
+the score exceeded by ``validation.target_fpr`` of the healthy validation points/samples (when there are too
+few of them to resolve that rate, a warning says which rate the threshold gives; it is printed and kept in
+``warnings``). A features table (``anomaly.tables``) fixes its feature columns at fit (all but id, label
+column and ``data.drop_columns``; text columns and NaN/inf are errors) and scoring picks them by name. The run
+directory holds config.yaml, provenance.json, detector.safetensors + detector.json (weights only), anomaly.json
+(threshold, window statistics, feature columns) and metrics.json (section ``anomaly_fit``).
 
 score: scores.tsv (series: position, value, score, flagged; features: id, score, flagged) and a plot.
-evaluate: needs labels (series: a 0/1 column; features: a 0/1 obs/table column) -> RUN/anomaly_metrics.tsv
+evaluate: needs labels (series: a column; features: an obs/table column; 0/1 or True/False, named by ``--label``,
+default ``data.label_column``) -> RUN/anomaly_metrics.tsv
 (detector, level, metric, value), the ROC/PR figure, and (series) the UCR archive's "top hit": whether the
 highest-scoring point lies in the labelled anomaly (+- one window), Wu & Keogh 2021; images and volumes with
 lesion masks also get RUN/lesion_sizes.tsv: lesion-wise detection rate and recall by lesion size, of the raw
@@ -35,13 +39,14 @@ import pandas as pd
 import yaml
 
 from biolatent import provenance
-from biolatent.anomaly.config import AnomalyConfig, load_anomaly_config
+from biolatent.anomaly.config import AnomalyConfig, AnomalyData, load_anomaly_config
 from biolatent.errors import DataError
 from biolatent.rundir import atomic_path, read_json, update_json, write_json, write_text
 
 STATE_FILE = "anomaly.json"
 METRICS_FILE = "anomaly_metrics.tsv"
 SCORES_FILE = "scores.tsv"
+UNITS = {"series": "points", "features": "samples", "image2d": "images", "volume3d": "volumes"}
 LESION_SIZES_FILE = "lesion_sizes.tsv"
 
 
@@ -55,29 +60,30 @@ def _dataset_path(name: str, part: str) -> Path:
     return folder / recipe.data_config["path" if part == "healthy" else "test"]
 
 
-def _features(path: Path, key: str, label_column: str | None) -> tuple[list[str], np.ndarray, np.ndarray | None]:
-    """(ids, features, labels) of an embeddings .h5ad (obsm[key]) or a table (id + numeric columns)."""
+def _features(path: Path, data: AnomalyData, label_column: str | None, columns: list[str] | None = None,
+              ) -> tuple[list[str], np.ndarray, np.ndarray | None, list[str] | None]:
+    """(ids, features, labels, feature columns) of an embeddings .h5ad (obsm[data.key]; columns None) or a table
+    (``anomaly.tables``: the given feature ``columns``, or, when fitting, all but id, label and drop_columns)."""
+    from biolatent.anomaly.metrics import binary_labels
+    from biolatent.anomaly.tables import feature_columns, quoted, table_features
     from biolatent.io import read_table
 
     if path.suffix == ".h5ad":
         from biolatent.embed import read_embeddings
 
-        adata = read_embeddings(path, key=key)
-        ids, x, obs = [str(s) for s in adata.obs_names], np.asarray(adata.obsm[key], float), adata.obs
+        adata = read_embeddings(path, key=data.key)
+        ids, x, obs = [str(s) for s in adata.obs_names], np.asarray(adata.obsm[data.key], float), adata.obs
     else:
-        table = read_table(path)
-        obs = table
-        numeric = table.drop(columns=[c for c in (label_column,) if c in table.columns]).select_dtypes("number")
-        ids, x = [str(s) for s in table.index], numeric.to_numpy(float)
+        obs = read_table(path)
+        if columns is None:
+            columns = feature_columns(obs, path, data.label_column, data.drop_columns)
+        ids, x = [str(s) for s in obs.index], table_features(obs, path, columns)
     labels = None
     if label_column is not None:
         if label_column not in obs.columns:
-            raise DataError(f"{path} has no label column {label_column!r}")
-        labels = pd.to_numeric(obs[label_column], errors="coerce").to_numpy()
-        if np.isnan(labels).any() or not np.isin(labels, (0, 1)).all():
-            raise DataError(f"label column {label_column!r} of {path} must hold 0/1 values")
-        labels = labels.astype(bool)
-    return ids, x, labels
+            raise DataError(f"{path} has no label column {label_column!r} (columns: {quoted(obs.columns)})")
+        labels = binary_labels(obs[label_column], label_column, str(path))
+    return ids, x, labels, columns
 
 
 def _series_scores(detector, values: np.ndarray, state: dict[str, Any]) -> np.ndarray:
@@ -92,7 +98,7 @@ def _series_scores(detector, values: np.ndarray, state: dict[str, Any]) -> np.nd
 def fit_anomaly(config: AnomalyConfig, run_dir: Path, *, say: Callable[[str], object] = print) -> dict[str, Any]:
     """Fit ``config.method`` on the healthy data; returns the state written to anomaly.json."""
     from biolatent.anomaly.detectors import build_for
-    from biolatent.anomaly.metrics import threshold_at_fpr
+    from biolatent.anomaly.metrics import achieved_fpr, resolution_warning, threshold_at_fpr
     from biolatent.anomaly.series import read_series, sliding_windows, window_features
 
     if (run_dir / STATE_FILE).exists():
@@ -124,14 +130,21 @@ def fit_anomaly(config: AnomalyConfig, run_dir: Path, *, say: Callable[[str], ob
         say(f"fitted {config.method.name} on {fit_part.size} healthy points ({fit_part.size - size + 1} windows "
             f"of {size}); validation on {val_part.size} points")
     else:
-        ids, x, labels = _features(path, data.key, data.label_column if data.label_column in _columns(path) else None)
+        ids, x, labels, columns = _features(path, data,
+                                            data.label_column if data.label_column in _columns(path) else None)
+        if columns is not None:
+            state["feature_columns"] = columns
         fit_idx, val_idx = _healthy_split(len(ids), labels, None, config, path, "samples", min_fit=2)
         detector.fit(x[fit_idx])
         val_scores = detector.score(x[val_idx])
         say(f"fitted {config.method.name} on {len(fit_idx)} healthy samples; validation on {len(val_idx)}")
-    threshold = threshold_at_fpr(val_scores, config.validation.target_fpr)
-    state.update({"threshold": threshold, "target_fpr": config.validation.target_fpr,
-                  "validation_fpr": float(np.mean(val_scores > threshold)), "healthy_path": str(path)})
+    target = config.validation.target_fpr
+    threshold = threshold_at_fpr(val_scores, target)
+    achieved = achieved_fpr(val_scores, threshold)
+    warning = resolution_warning(val_scores.size, target, achieved, UNITS[data.modality])
+    state.update({"threshold": threshold, "target_fpr": target, "validation_fpr": achieved,
+                  "validation_n": int(val_scores.size), "warnings": [warning] if warning else [],
+                  "healthy_path": str(path)})
 
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
@@ -141,6 +154,8 @@ def fit_anomaly(config: AnomalyConfig, run_dir: Path, *, say: Callable[[str], ob
     update_json(run_dir / "metrics.json", "anomaly_fit", {k: v for k, v in state.items() if k != "healthy_path"})
     say(f"threshold {threshold:.4g} (healthy validation false-positive rate {state['validation_fpr']:.3f}, target "
         f"{config.validation.target_fpr})")
+    if warning:
+        say(f"warning: {warning}")
     return state
 
 
@@ -242,20 +257,27 @@ def _data_path(config: AnomalyConfig, data: str | Path | None) -> Path:
     return _dataset_path(text, "test") if text in DATASETS else Path(text)
 
 
-def _scored(run_dir: Path, data: str | Path | None, with_labels: bool) -> tuple:
+def _scored(run_dir: Path, data: str | Path | None, with_labels: bool, label_column: str | None = None) -> tuple:
+    """Score ``data``; labels come from ``label_column`` (default: the config's ``data.label_column``), read when
+    evaluating, when named explicitly, or when the data holds that column."""
     from biolatent.anomaly.series import read_series
+    from biolatent.anomaly.tables import quoted
 
     config, detector, state = _load(run_dir)
     path = _data_path(config, data)
-    label = config.data.label_column if (with_labels or config.data.label_column in _columns(path)) else None
+    name = label_column or config.data.label_column
+    columns = _columns(path)
+    if label_column is not None and path.suffix != ".h5ad" and label_column not in columns:
+        raise DataError(f"{path} has no label column {label_column!r} (columns: {quoted(columns)})")
+    label = name if (with_labels or label_column is not None or name in columns) else None
     extra: dict[str, Any] = {}
     if state["modality"] == "image2d":
         from biolatent.anomaly.images import read_image_set
 
-        ids, images, labels, masks = read_image_set(path, state["image_size"], label_column=config.data.label_column,
+        ids, images, labels, masks = read_image_set(path, state["image_size"], label_column=name,
                                                     mask_column=config.data.mask_column)
         if with_labels and labels is None:
-            raise DataError(f"{path} has no labels: evaluation needs meta.tsv with {config.data.label_column!r} or "
+            raise DataError(f"{path} has no labels: evaluation needs meta.tsv with {name!r} or "
                             f"{config.data.mask_column!r} columns")
         from biolatent.anomaly.image.detector import sample_scores
 
@@ -266,10 +288,10 @@ def _scored(run_dir: Path, data: str | Path | None, with_labels: bool) -> tuple:
         from biolatent.anomaly.volumes import read_volume_set, volume_maps, volume_scores
 
         ids, volumes, labels, masks = read_volume_set(path, state["image_size"],
-                                                      label_column=config.data.label_column,
+                                                      label_column=name,
                                                       mask_column=config.data.mask_column)
         if with_labels and labels is None:
-            raise DataError(f"{path} has no labels: evaluation needs meta.tsv with {config.data.label_column!r} or "
+            raise DataError(f"{path} has no labels: evaluation needs meta.tsv with {name!r} or "
                             f"{config.data.mask_column!r} columns")
         maps = volume_maps(detector, volumes, state.get("brain_erosion", 0))
         table = pd.DataFrame({"id": ids, "score": volume_scores(maps, detector.top_fraction, detector.score_opening)})
@@ -279,7 +301,7 @@ def _scored(run_dir: Path, data: str | Path | None, with_labels: bool) -> tuple:
         table = pd.DataFrame({"position": np.arange(values.size), "value": values,
                               "score": _series_scores(detector, values, state)})
     else:
-        ids, x, labels = _features(path, config.data.key, label)
+        ids, x, labels, _ = _features(path, config.data, label, state.get("feature_columns"))
         table = pd.DataFrame({"id": ids, "score": detector.score(x)})
     table["flagged"] = (table["score"] > state["threshold"]).astype(int)
     if labels is not None:
@@ -287,12 +309,13 @@ def _scored(run_dir: Path, data: str | Path | None, with_labels: bool) -> tuple:
     return config, state, path, table, extra
 
 
-def score_anomaly(run_dir: Path, data: str | Path | None, out_dir: Path, *,
+def score_anomaly(run_dir: Path, data: str | Path | None, out_dir: Path, *, label_column: str | None = None,
                   say: Callable[[str], object] = print) -> Path:
-    """Score ``data`` with the fitted detector: OUT/scores.tsv and OUT/scores.png; returns scores.tsv."""
+    """Score ``data`` with the fitted detector: OUT/scores.tsv (with a ``label`` column when the data holds
+    ``label_column``, default the config's) and OUT/scores.png; returns scores.tsv."""
     from biolatent.anomaly.plots import scores_figure
 
-    _, state, path, table, extra = _scored(run_dir, data, with_labels=False)
+    _, state, path, table, extra = _scored(run_dir, data, with_labels=False, label_column=label_column)
     out_dir.mkdir(parents=True, exist_ok=True)
     scores_path = out_dir / SCORES_FILE
     with atomic_path(scores_path) as tmp:
@@ -312,12 +335,14 @@ def score_anomaly(run_dir: Path, data: str | Path | None, out_dir: Path, *,
     return scores_path
 
 
-def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, say: Callable[[str], object] = print) -> Path:
-    """Metrics against the labels of ``data`` -> RUN/anomaly_metrics.tsv (+ anomaly_curves.png)."""
+def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, label_column: str | None = None,
+                     say: Callable[[str], object] = print) -> Path:
+    """Metrics against the labels of ``data`` (column ``label_column``, default the config's ``data.label_column``)
+    -> RUN/anomaly_metrics.tsv (+ anomaly_curves.png)."""
     from biolatent.anomaly.metrics import dense_metrics, metrics_table, sample_metrics
     from biolatent.anomaly.plots import curves_figure, scores_figure
 
-    _config, state, path, table, extra = _scored(run_dir, data, with_labels=True)
+    _config, state, path, table, extra = _scored(run_dir, data, with_labels=True, label_column=label_column)
     scores, labels = table["score"].to_numpy(), table["label"].to_numpy().astype(bool)
     tables = []
     if state["modality"] in ("image2d", "volume3d"):

@@ -15,8 +15,10 @@ def check_features(x: np.ndarray, what: str, n_features: int | None = None) -> n
     a = np.asarray(x, dtype=np.float64)
     if a.ndim != 2 or a.shape[0] == 0:
         raise DataError(f"{what}: expected a (samples, features) matrix, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise DataError(f"{what}: features hold NaN or inf")
+    finite = np.isfinite(a)
+    if not finite.all():
+        raise DataError(f"{what}: features hold {int(a.size - finite.sum())} NaN or inf value(s) in "
+                        f"{int((~finite).any(axis=1).sum())} sample(s)")
     if n_features is not None and a.shape[1] != n_features:
         raise DataError(f"{what}: {a.shape[1]} features, the detector was fitted on {n_features}")
     return a
