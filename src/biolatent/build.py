@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from biolatent.config import MethodSection, ModelSection, RunConfig, ViewsSection, validate_kwargs
+from biolatent.config import (
+    MethodSection,
+    ModelSection,
+    RunConfig,
+    ViewsSection,
+    default_batch_size,
+    validate_kwargs,
+)
 from biolatent.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -18,9 +25,10 @@ _VIEWS_INJECTED = ("image_size", "is_counts", "n_features", "max_length")  # fac
 
 
 def resolve_sections(config: RunConfig) -> RunConfig:
-    """Fill the method and model sections with their defaults; reject unknown names, keys and values."""
+    """Fill the method, model and train sections with their defaults (per modality: the encoder, its stem, the
+    batch size); reject unknown names, keys and values."""
     from biolatent.methods.registry import METHODS
-    from biolatent.models.registry import ENCODER_MODALITIES, ENCODERS, default_encoder
+    from biolatent.models.registry import ENCODER_MODALITIES, ENCODERS, default_encoder, default_encoder_kwargs
 
     modality = config.data.modality
     name = config.method.name
@@ -44,12 +52,15 @@ def resolve_sections(config: RunConfig) -> RunConfig:
             f"encoder {model_name!r} does not work with data.modality {modality!r} "
             f"(it supports: {', '.join(ENCODER_MODALITIES[model_name])})"
         )
-    model_kwargs = validate_kwargs("model", model_name, ENCODERS[model_name], config.model.model_extra or {}, ())
+    model_values = default_encoder_kwargs(model_name, modality) | (config.model.model_extra or {})
+    model_kwargs = validate_kwargs("model", model_name, ENCODERS[model_name], model_values, ())
+    batch_size = config.train.batch_size or default_batch_size(modality)
     return config.model_copy(
         update={
             "method": MethodSection(name=name, **method_kwargs),
             "model": ModelSection(name=model_name, **model_kwargs),
             "views": ViewsSection(**_views_kwargs(modality, config.views.model_extra or {})),
+            "train": config.train.model_copy(update={"batch_size": batch_size}),
         }
     )
 

@@ -123,11 +123,22 @@ class ViewsSection(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+# train.batch_size when the config leaves it out: 3D and 3D+time steps hold ~100x the activations of a 2D one, so
+# their default keeps a step of the default encoder (strided stem, models.registry) to a few GB (train.memory)
+DEFAULT_BATCH_SIZE = 128
+MODALITY_BATCH_SIZE = {"volume": 32, "cine": 32}
+
+
+def default_batch_size(modality: str) -> int:
+    return MODALITY_BATCH_SIZE.get(modality, DEFAULT_BATCH_SIZE)
+
+
 class TrainConfig(BaseModel):
     model_config = _STRICT
 
     epochs: int = Field(10, ge=1)
-    batch_size: int = Field(128, ge=2)
+    batch_size: int | None = Field(None, ge=2, description="None = the modality's default (default_batch_size), "
+                                                          "filled in when the config is resolved")
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     warmup_epochs: int = Field(0, ge=0)

@@ -47,7 +47,9 @@ def fit(
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 
     from biolatent.train.module import MethodModule
+    from biolatent.train.progress import EpochProgressBar
 
+    assert train.batch_size is not None, "resolve the config first (build.resolve_sections fills train.batch_size)"
     L.seed_everything(train.seed, workers=True, verbose=False)
     dataset = IndexedDataset(x, y, indices, fields=fields, groups=groups)
     history: list[dict[str, float]] = []
@@ -105,7 +107,8 @@ def fit(
         enable_progress_bar=progress,
         num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(50, steps_per_epoch)),
-        callbacks=list(callbacks),
+        callbacks=[*callbacks, *([EpochProgressBar(epoch_offset, None if max_steps else train.epochs)]
+                                 if progress else [])],
         deterministic=False,
     )
     with warnings.catch_warnings():

@@ -53,6 +53,7 @@ def pretrain(
 ) -> dict[str, float]:
     from biolatent.data.loaders import load_samples
     from biolatent.train.fit import fit
+    from biolatent.train.memory import check_step_memory, estimate_step_memory
     from biolatent.train.timing import LoaderWaitTimer
 
     primary = launched_rank() == 0  # DDP launches one process per device; only the first writes files
@@ -66,6 +67,11 @@ def pretrain(
     n_params = sum(p.numel() for p in method.parameters())
     say(f"{len(samples)} samples; method {config.method.name} with encoder {config.model.name} "
         f"({n_params / 1e6:.2f} M parameters)")
+    # a step that does not fit is refused here, with the batch that does, before the kernel's OOM killer takes the
+    # machine down mid-run (and before anything is written)
+    step_memory = check_step_memory(estimate_step_memory(method, samples.x, fields=samples.fields,
+                                                         groups=samples.groups), config.train)
+    say(f"a training step with batch {config.train.batch_size} needs about {step_memory / 1e9:.2f} GB")
     if primary:
         write_run_header(run_dir, "pretrain", config, n_samples=len(samples))
         save_data_info(run_dir, samples.info)
@@ -92,6 +98,7 @@ def pretrain(
         "train_seconds": seconds,
         "samples_per_second": len(samples) * max(epochs_run, 1) / max(seconds, 1e-9),
         "loader_wait_fraction": timer.wait_fraction,
+        "step_memory_gb": step_memory / 1e9,  # estimated peak of one training step (train.memory)
     })
     update_json(run_dir / "metrics.json", "pretrain", metrics)
     return metrics
