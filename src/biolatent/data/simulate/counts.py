@@ -1,4 +1,5 @@
-"""Simulated single-cell counts: negative-binomial draws around type-specific gene programmes."""
+"""Simulated expression: single-cell counts (negative-binomial draws around type-specific gene programmes) and
+continuous log-expression cohorts (microarray-like)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,38 @@ def simulate_counts(
     )
     var = pd.DataFrame(index=pd.Index([f"gene{j:03d}" for j in range(n_genes)]))
     return anndata.AnnData(X=counts.astype(np.float32), obs=obs, var=var)
+
+
+def simulate_log_expression(
+    n_samples: int = 57, n_genes: int = 2000, n_classes: int = 3, n_batches: int = 5, seed: int = 0
+) -> anndata.AnnData:
+    """Continuous log-expression (float32 X) like an RMA-normalised microarray cohort.
+
+    Each gene has its own offset ``U(5, 12)`` and a small SD (log-normal, median 0.2); a tenth of the genes
+    move by ``+-1.5`` of their SD per class; each batch shifts every gene by ``N(0, 0.5 SD)``. Batches are
+    partly confounded with the class (a sample's batch is ``class mod n_batches`` with probability 0.6, else
+    random). obs: ``label`` (class0..), ``batch`` (batch0..).
+    """
+    if n_classes < 1 or n_batches < 1 or n_genes < 10:
+        raise ValueError(f"need n_classes, n_batches >= 1 and n_genes >= 10, got {n_classes}, {n_batches}, {n_genes}")
+    rng = np.random.default_rng(seed)
+    classes = np.arange(n_samples) % n_classes
+    rng.shuffle(classes)
+    batches = np.where(rng.random(n_samples) < 0.6, classes % n_batches, rng.integers(0, n_batches, n_samples))
+    offset = rng.uniform(5.0, 12.0, size=n_genes)
+    sd = rng.lognormal(mean=np.log(0.2), sigma=0.5, size=n_genes)
+    signal = np.zeros((n_classes, n_genes))
+    marked = rng.choice(n_genes, size=n_genes // 10, replace=False)
+    signal[:, marked] = rng.choice([-1.5, 1.5], size=(n_classes, marked.size))
+    batch_shift = rng.normal(0.0, 0.5, size=(n_batches, n_genes))
+    z = signal[classes] + batch_shift[batches] + rng.normal(size=(n_samples, n_genes))
+    obs = pd.DataFrame(
+        {"label": pd.Categorical([f"class{c}" for c in classes]),
+         "batch": pd.Categorical([f"batch{b}" for b in batches])},
+        index=pd.Index([f"sample{i:03d}" for i in range(n_samples)]),
+    )
+    var = pd.DataFrame(index=pd.Index([f"probe{j:05d}" for j in range(n_genes)]))
+    return anndata.AnnData(X=(offset + sd * z).astype(np.float32), obs=obs, var=var)
 
 
 def write_counts_dataset(folder: str | Path, **kwargs: object) -> Path:
