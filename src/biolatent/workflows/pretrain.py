@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from biolatent.build import build_method, fit_input_statistics
-from biolatent.config import RunConfig
+from biolatent.config import RunConfig, TrainConfig
 from biolatent.errors import BiolatentError
 from biolatent.rundir import update_json, write_json
 from biolatent.train.checkpoint import save_weights
@@ -50,7 +50,9 @@ def pretrain(
     progress: bool = True,
     callbacks: Sequence[Any] = (),
     say=print,
-) -> dict[str, float]:
+) -> dict[str, Any]:
+    """Train ``config``'s method on its data into ``run_dir``; returns the ``pretrain`` metrics (floats, and
+    ``collapse``: the collapse diagnostics of the trained embeddings, see :func:`check_collapse`)."""
     from biolatent.data.loaders import load_samples
     from biolatent.train.fit import fit
     from biolatent.train.timing import LoaderWaitTimer
@@ -94,14 +96,15 @@ def pretrain(
         "samples_per_second": len(samples) * max(epochs_run, 1) / max(seconds, 1e-9),
         "loader_wait_fraction": timer.wait_fraction,
     })
-    metrics["collapse"] = check_collapse(method, samples, config.train.seed, say)
+    metrics["collapse"] = check_collapse(method, samples, config.train, say)
     update_json(run_dir / "metrics.json", "pretrain", metrics)
     return metrics
 
 
-def check_collapse(method: torch.nn.Module, samples: Any, seed: int, say=print) -> dict:
+def check_collapse(method: torch.nn.Module, samples: Any, train: TrainConfig, say=print) -> dict:
     """Collapse diagnostics (``evaluate.collapse``) of the trained model's embeddings of up to 2000 training
-    samples (seeded subset); a collapsed embedding is announced loudly with its likely causes."""
+    samples (subset seeded by ``train.seed``, embedded ``train.batch_size`` at a time); a collapsed embedding is
+    announced loudly with its likely causes."""
     import numpy as np
 
     from biolatent.embed import compute_embeddings
@@ -109,9 +112,10 @@ def check_collapse(method: torch.nn.Module, samples: Any, seed: int, say=print) 
     from biolatent.evaluate.collapse import MAX_SAMPLES, collapse_diagnostics, collapse_warning
 
     n = len(samples)
+    seed = train.seed
     rows = np.arange(n) if n <= MAX_SAMPLES else np.sort(np.random.default_rng(seed).choice(n, MAX_SAMPLES, False))
     try:
-        embeddings = compute_embeddings(method, samples.x[torch.as_tensor(rows)])
+        embeddings = compute_embeddings(method, samples.x[torch.as_tensor(rows)], batch_size=train.batch_size)
     except DataError as exc:  # non-finite embeddings: training diverged
         diagnostics: dict = {"n_samples": float(rows.size), "collapsed": True, "flags": [str(exc)]}
     else:
