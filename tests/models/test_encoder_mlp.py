@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from biolatent.data.samples import DataInfo
+from biolatent.errors import ConfigError
 from biolatent.models.mlp import MLPEncoder, log1p_normalize
 
 
@@ -73,6 +74,9 @@ def test_statistics_travel_with_the_weights() -> None:
     fresh.load_state_dict(trained.state_dict())  # what load_weights does for embed / evaluate
     assert {"input_mean", "input_scale"} <= set(trained.state_dict())
     torch.testing.assert_close(fresh.eval()(x[:5] + 1.0), trained.eval()(x[:5] + 1.0))
+    old = {k: v for k, v in trained.state_dict().items() if not k.startswith("input_")}  # weights of an older run
+    with pytest.raises(ConfigError, match=r"no input statistics.*input_transform: none"):
+        fresh.load_state_dict(old)
     # other transforms have no statistics to fit or carry
     plain = MLPEncoder(6, input_transform="none")
     plain.fit_input_statistics(x)

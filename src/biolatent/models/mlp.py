@@ -7,7 +7,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from biolatent.errors import DataError
+from biolatent.errors import ConfigError, DataError
 
 InputTransform = Literal["auto", "standardize", "log1p_normalize", "log1p", "none"]
 STATISTICS_CHUNK = 4096  # rows per pass when computing the per-gene statistics (no full-size copy of x)
@@ -59,6 +59,7 @@ class MLPEncoder(nn.Module):
         if self.input_transform == "standardize":
             self.register_buffer("input_mean", torch.zeros(self.in_dim))
             self.register_buffer("input_scale", torch.ones(self.in_dim))
+            self.register_load_state_dict_pre_hook(_require_statistics)
             self.register_load_state_dict_post_hook(_mark_fitted)
 
     @classmethod
@@ -106,6 +107,15 @@ class MLPEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.transform(x))
+
+
+def _require_statistics(module: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:
+    """Weights saved before continuous inputs were standardised lack the statistics: say so in one line."""
+    if prefix + "input_mean" not in state_dict and any(key.startswith(prefix) for key in state_dict):
+        raise ConfigError(
+            "these weights carry no input statistics (a run made before continuous values were standardised by "
+            "default): re-run pretrain, or set model.input_transform: none in the run's config.yaml"
+        )
 
 
 def _mark_fitted(module: nn.Module, incompatible_keys: Any) -> None:
