@@ -97,3 +97,15 @@ def test_views_section_is_validated_against_the_modality_views(tmp_path: Path):
                     DataInfo("volume", channels=1, image_size=16, spatial_dims=3))
     with pytest.raises(ConfigError, match=r"views.image_size: unknown key"):
         load_config({**base, "views": {"image_size": 8}})  # a fact of the data, not a setting
+
+
+def test_a_method_without_views_resolves_to_an_empty_views_section():
+    from biolatent.config import dump_config
+
+    counts = {"data": {"modality": "counts", "path": "x.h5ad"}}
+    vae = load_config({**counts, "method": {"name": "vae", "likelihood": "gaussian"}})
+    assert vae.views.model_extra == {}
+    assert "keep_range" not in dump_config(vae)  # the resolved config.yaml lists no count-only views keys
+    assert load_config({**counts, "method": {"name": "simclr"}}).views.model_extra["keep_range"] == (0.5, 1.0)
+    with pytest.raises(ConfigError, match=r"^views: method 'vae' uses no augmentation views.*keep_range\)$"):
+        load_config({**counts, "method": {"name": "vae"}, "views": {"keep_range": [0.5, 1.0]}})

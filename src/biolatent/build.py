@@ -15,7 +15,7 @@ from biolatent.config import (
 from biolatent.errors import ConfigError
 
 if TYPE_CHECKING:
-    from torch import nn
+    from torch import Tensor, nn
 
     from biolatent.data.samples import DataInfo
 
@@ -59,15 +59,20 @@ def resolve_sections(config: RunConfig) -> RunConfig:
         update={
             "method": MethodSection(name=name, **method_kwargs),
             "model": ModelSection(name=model_name, **model_kwargs),
-            "views": ViewsSection(**_views_kwargs(modality, config.views.model_extra or {})),
+            "views": ViewsSection(**_views_kwargs(modality, config.views.model_extra or {}, method_cls)),
             "train": config.train.model_copy(update={"batch_size": batch_size}),
         }
     )
 
 
-def _views_kwargs(modality: str, values: dict) -> dict:
+def _views_kwargs(modality: str, values: dict, method_cls: type) -> dict:
     from biolatent.data.views import VIEWS
 
+    if not method_cls.uses_views:
+        if values:
+            raise ConfigError(f"views: method {method_cls.name!r} uses no augmentation views; remove the views "
+                              f"section (got {', '.join(sorted(values))})")
+        return {}
     if modality not in VIEWS:
         if values:
             raise ConfigError(f"views: data.modality {modality!r} has no augmentation views to configure")
@@ -98,11 +103,27 @@ def build_views(config: RunConfig, info: DataInfo) -> nn.Module:
 
 def build_method(config: RunConfig, info: DataInfo) -> nn.Module:
     """Encoder + views + method, checked against the data (a method that cannot use it refuses here)."""
+    from biolatent.methods.registry import METHODS
     from biolatent.methods.registry import build_method as build
 
+    uses_views = config.method.name in METHODS and METHODS[config.method.name].uses_views
     method = build(
-        config.method.name, build_encoder(config, info), views=build_views(config, info),
+        config.method.name, build_encoder(config, info), views=build_views(config, info) if uses_views else None,
         **section_kwargs(config.method)
     )
     method.check_data(info)
     return method
+
+
+def fit_input_statistics(module: nn.Module, x: Tensor) -> nn.Module:
+    """Give every submodule with a ``fit_input_statistics(x)`` hook (an encoder that standardises its input,
+    its EMA teacher copies too) the statistics of the training data ``x``; returns ``module``.
+
+    Encoders are built from ``DataInfo`` before any data is seen; whatever trains or embeds a freshly built
+    model (pretrain, the random-init and supervised baselines) calls this once with the run's data.
+    """
+    for sub in module.modules():
+        hook = getattr(sub, "fit_input_statistics", None)
+        if callable(hook):
+            hook(x)
+    return module

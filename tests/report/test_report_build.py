@@ -116,3 +116,16 @@ def test_corrupt_piece_is_reported_not_fatal(tmp_path):
 def test_missing_run_dir_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="run directory not found"):
         build_report(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("collapsed", [True, False])
+def test_collapsed_pretraining_shows_a_warning_box(tmp_path, collapsed: bool) -> None:
+    flags = ["effective rank 1.01 < 1.5", "mean pairwise cosine 1.0000 > 0.99"] if collapsed else []
+    collapse = {"effective_rank": 1.01 if collapsed else 7.3, "collapsed": collapsed, "flags": flags}
+    (tmp_path / "metrics.json").write_text(json.dumps({"pretrain": {"final_loss": 4.03, "collapse": collapse}}))
+    html = build_report(tmp_path).read_text(encoding="utf-8")
+    assert ('id="collapse-warning"' in html) is collapsed
+    if collapsed:
+        box = html[html.index('id="collapse-warning"'):html.index("</div>", html.index('id="collapse-warning"'))]
+        assert "effective rank 1.01 &lt; 1.5; mean pairwise cosine 1.0000 &gt; 0.99" in box
+        assert html.index('id="collapse-warning"') < html.index('<section id="config"')  # above every section

@@ -21,6 +21,7 @@ class SSLMethod(nn.Module):
 
     name: ClassVar[str] = "ssl"
     modalities: ClassVar[tuple[str, ...]] = ()
+    uses_views: ClassVar[bool] = True  # False: the config's views section must stay empty (nothing reads it)
 
     def __init__(self, encoder: nn.Module, *, views: nn.Module | None = None) -> None:
         super().__init__()

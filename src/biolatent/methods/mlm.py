@@ -51,6 +51,7 @@ class MaskedKmerModel(SSLMethod):
 
     name: ClassVar[str] = "mlm"
     modalities: ClassVar[tuple[str, ...]] = ("dna",)
+    uses_views: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -271,6 +271,18 @@ def build_sections(run_dir: Path) -> list[Section]:
     return sections
 
 
+def collapse_warning(run_dir: Path) -> list[str]:
+    """The pretraining's collapse flags (``metrics.json`` ``pretrain.collapse``, see ``evaluate.collapse``) when
+    its embeddings collapsed, else ``[]``; an unreadable metrics file is the metrics section's business."""
+    try:
+        collapse = _read_json_object(run_dir / "metrics.json").get("pretrain", {}).get("collapse", {})
+    except (OSError, DataError, AttributeError):
+        return []
+    if not isinstance(collapse, dict) or not collapse.get("collapsed"):
+        return []
+    return [str(flag) for flag in collapse.get("flags", [])] or ["collapsed"]
+
+
 def render(run_dir: Path, sections: list[Section]) -> str:
     """The HTML text (jinja2 template ``templates/report.html``, autoescape on)."""
     import jinja2
@@ -278,7 +290,7 @@ def render(run_dir: Path, sections: list[Section]) -> str:
     template_text = resources.files("biolatent.report").joinpath("templates/report.html").read_text("utf-8")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     return env.from_string(template_text).render(
-        run_name=run_dir.resolve().name, run_dir=str(run_dir), sections=sections,
+        run_name=run_dir.resolve().name, run_dir=str(run_dir), sections=sections, collapse=collapse_warning(run_dir),
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )
 

@@ -110,7 +110,7 @@ def evaluate_run(
     ``task``: ``auto`` (a numeric column with many values is a regression target, see ``label_task``),
     ``classification`` or ``regression``.
     """
-    from biolatent.build import build_encoder, build_method, build_views
+    from biolatent.build import build_encoder, build_method, build_views, fit_input_statistics
     from biolatent.data.features import raw_features
     from biolatent.data.loaders import load_samples
     from biolatent.embed import EMBEDDING_KEY, compute_embeddings, read_embeddings
@@ -134,7 +134,7 @@ def evaluate_run(
 
     say("random-init encoder and PCA baselines ...")
     torch.manual_seed(config.train.seed)
-    random_method = build_method(config, info)
+    random_method = fit_input_statistics(build_method(config, info), samples.x)  # pretrain's input statistics
     representations = {
         "ssl": np.asarray(adata.obsm[EMBEDDING_KEY])[keep],
         "random_init": compute_embeddings(random_method, x),
@@ -142,9 +142,9 @@ def evaluate_run(
     }
     supervised_runs: list[dict] = []
     finetune = supervised_baseline(
-        lambda: build_encoder(config, info), lambda: build_views(config, info), x, labels.values, labels.n_classes,
-        config.train, supervised_steps, task=labels.task, validation_split=_validation_split(labels),
-        on_trained=supervised_runs.append,
+        lambda: fit_input_statistics(build_encoder(config, info), samples.x), lambda: build_views(config, info),
+        x, labels.values, labels.n_classes, config.train, supervised_steps, task=labels.task,
+        validation_split=_validation_split(labels), on_trained=supervised_runs.append,
     )
     say(f"{labels.task} on {label!r} ({int(keep.sum())} labelled samples)")
     sizes = _announce_sizes(labels, fractions, test_fraction, say)

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from biolatent.build import build_method
-from biolatent.config import RunConfig
+from biolatent.build import build_method, fit_input_statistics
+from biolatent.config import RunConfig, TrainConfig
 from biolatent.errors import BiolatentError
 from biolatent.rundir import update_json, write_json
 from biolatent.train.checkpoint import save_weights
@@ -50,7 +50,9 @@ def pretrain(
     progress: bool = True,
     callbacks: Sequence[Any] = (),
     say=print,
-) -> dict[str, float]:
+) -> dict[str, Any]:
+    """Train ``config``'s method on its data into ``run_dir``; returns the ``pretrain`` metrics (floats, and
+    ``collapse``: the collapse diagnostics of the trained embeddings, see :func:`check_collapse`)."""
     from biolatent.data.loaders import load_samples
     from biolatent.train.fit import fit
     from biolatent.train.memory import check_step_memory, estimate_step_memory
@@ -64,6 +66,7 @@ def pretrain(
     torch.manual_seed(config.train.seed)  # the initial weights are part of a seeded run
     method = build_method(config, samples.info)
     method.check_samples(samples)  # before anything is written: bad data leaves no half run
+    fit_input_statistics(method, samples.x)  # e.g. per-gene standardisation; the weights file carries them
     n_params = sum(p.numel() for p in method.parameters())
     say(f"{len(samples)} samples; method {config.method.name} with encoder {config.model.name} "
         f"({n_params / 1e6:.2f} M parameters)")
@@ -100,8 +103,49 @@ def pretrain(
         "loader_wait_fraction": timer.wait_fraction,
         "step_memory_gb": step_memory / 1e9,  # estimated peak of one training step (train.memory)
     })
+    metrics["collapse"] = check_collapse(method, samples, config.train, say)
     update_json(run_dir / "metrics.json", "pretrain", metrics)
     return metrics
+
+
+def check_collapse(method: torch.nn.Module, samples: Any, train: TrainConfig, say=print) -> dict:
+    """Collapse diagnostics (``evaluate.collapse``) of the trained model's embeddings of up to 2000 training
+    samples (subset seeded by ``train.seed``, embedded ``train.batch_size`` at a time); a collapsed embedding is
+    announced loudly with its likely causes."""
+    import numpy as np
+
+    from biolatent.embed import compute_embeddings
+    from biolatent.errors import DataError
+    from biolatent.evaluate.collapse import MAX_SAMPLES, collapse_diagnostics, collapse_warning
+
+    n = len(samples)
+    seed = train.seed
+    rows = np.arange(n) if n <= MAX_SAMPLES else np.sort(np.random.default_rng(seed).choice(n, MAX_SAMPLES, False))
+    try:
+        embeddings = compute_embeddings(method, samples.x[torch.as_tensor(rows)], batch_size=train.batch_size)
+    except DataError as exc:  # non-finite embeddings: training diverged
+        diagnostics: dict = {"n_samples": float(rows.size), "collapsed": True, "flags": [str(exc)]}
+    else:
+        diagnostics = collapse_diagnostics(embeddings, seed=seed)
+    if diagnostics["collapsed"]:
+        say(collapse_warning(diagnostics, _likely_causes(method, samples.info)))
+    else:
+        say(f"embeddings not collapsed: effective rank {diagnostics['effective_rank']:.2f}, mean pairwise cosine "
+            f"{diagnostics['mean_cosine']:.3f}")
+    return diagnostics
+
+
+def _likely_causes(method: torch.nn.Module, info: Any) -> list[str]:
+    """Causes that the run's own settings point at (the generic ones are added by ``collapse_warning``)."""
+    transform = getattr(method.encoder, "input_transform", None)
+    if info.modality != "counts" or transform is None:
+        return []
+    if not info.is_counts and transform != "standardize":
+        return [f"continuous input not standardised (model.input_transform: {transform}): genes on different "
+                "scales; use input_transform: auto (per-gene standardisation)"]
+    if info.is_counts and transform == "none":
+        return ["raw counts without normalisation (model.input_transform: none): use auto (log1p_normalize)"]
+    return []
 
 
 def _completed_epochs(run_dir: Path) -> int:

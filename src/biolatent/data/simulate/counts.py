@@ -1,4 +1,5 @@
-"""Simulated single-cell counts: negative-binomial draws around type-specific gene programmes."""
+"""Simulated expression: single-cell counts (negative-binomial draws around type-specific gene programmes) and
+continuous log-expression cohorts (microarray-like)."""
 
 from __future__ import annotations
 
