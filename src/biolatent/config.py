@@ -97,9 +97,37 @@ class CineData(_VolumeBase):
                                                        "None = every cine must have the same number")
 
 
-DataConfig = Annotated[CountsData | DnaData | Image2dData | VolumeData | CineData, Field(discriminator="modality")]
-MODALITIES = ("counts", "dna", "image2d", "volume", "cine")
-DATA_SECTIONS: tuple[type[_DataBase], ...] = (CountsData, DnaData, Image2dData, VolumeData, CineData)
+class SpatialData(_DataBase):
+    """Spatial transcriptomics (10x Visium): one sample per in-tissue spot, an H&E tile centred on the spot
+    (``x``) + the spot's expression (``fields["expression"]``).
+
+    ``path`` is a Space Ranger output folder (``spatial/`` + ``filtered_feature_bc_matrix.h5`` or the matrix
+    folder) or an ``.h5ad`` with ``obsm["spatial"]`` (scanpy/squidpy convention, image in ``uns["spatial"]``).
+    ``image`` replaces the folder's/AnnData's image by another one (e.g. the full-resolution whole-slide image),
+    whose pixels the positions are in; ``positions`` replaces the positions table.
+    """
+
+    modality: Literal["spatial"] = "spatial"
+    image: Path | None = Field(None, description="image the tiles are cut from (PNG/TIFF/whole slide); positions "
+                                                 "are in its pixels; None = the folder's / AnnData's own image")
+    positions: Path | None = Field(None, description="positions table (Space Ranger tissue_positions format); "
+                                                     "None = the folder's / obsm['spatial']")
+    spot_diameter_px: float | None = Field(None, gt=0, description="spot diameter in pixels of the image; None = "
+                                                                   "from the scale factors")
+    spot_um: float = Field(55.0, gt=0, description="spot diameter in micrometres (Visium: 55)")
+    tile_diameters: float = Field(2.0, gt=0, description="tile side in spot diameters")
+    tile_um: float | None = Field(None, gt=0, description="tile side in micrometres; overrides tile_diameters")
+    image_size: int = Field(64, ge=8, description="side of the square tiles given to the encoder")
+    resolution: Literal["auto", "hires", "lowres", "fullres"] = Field(
+        "auto", description="which Space Ranger image: auto = hires if present, else lowres; fullres = data.image")
+    library: str | None = Field(None, description="the uns['spatial'] library of an .h5ad (None = its only one)")
+    layer: str | None = Field(None, description=".h5ad: layer with the counts; None = X, 'raw' = raw.X")
+
+
+DataConfig = Annotated[CountsData | DnaData | Image2dData | VolumeData | CineData | SpatialData,
+                       Field(discriminator="modality")]
+MODALITIES = ("counts", "dna", "image2d", "volume", "cine", "spatial")
+DATA_SECTIONS: tuple[type[_DataBase], ...] = (CountsData, DnaData, Image2dData, VolumeData, CineData, SpatialData)
 
 
 class MethodSection(BaseModel):
@@ -270,8 +298,8 @@ def load_config(
     except TypeError as exc:
         raise ConfigError(f"config must be a mapping of sections: {exc}") from None
     if base_dir is not None:
-        for key in ("path", "metadata"):
-            value = getattr(config.data, key)
+        for key in ("path", "metadata", "image", "positions"):
+            value = getattr(config.data, key, None)
             if value is not None and not Path(value).expanduser().is_absolute():
                 setattr(config.data, key, (base_dir / Path(value).expanduser()).resolve())
     from biolatent.build import resolve_sections

@@ -10,6 +10,7 @@ from biolatent.data.samples import SampleSet
 
 KMER = 4
 POOLED_SIDE = 16
+TILE_CHUNK = 256
 
 
 def log_normalise(x: np.ndarray, scale: float = 1e4) -> np.ndarray:
@@ -49,8 +50,8 @@ def pooled_voxels(volumes: torch.Tensor, side: int = POOLED_SIDE // 2) -> np.nda
 
 
 def raw_features(samples: SampleSet) -> np.ndarray:
-    """(N, F) float32: counts -> log-normalised or as is; dna -> 4-mer spectrum; images, volumes, cines -> pooled
-    pixels / voxels."""
+    """(N, F) float32: counts -> log-normalised or as is; dna -> 4-mer spectrum; images, spatial tiles, volumes,
+    cines -> pooled pixels / voxels."""
     modality = samples.info.modality
     if modality == "counts":
         x = samples.x.numpy().astype(np.float64)
@@ -59,6 +60,9 @@ def raw_features(samples: SampleSet) -> np.ndarray:
         return kmer_spectrum(samples.x)
     if modality == "image2d":
         return pooled_pixels(samples.x)
+    if modality == "spatial":  # tiles are cut lazily: pool them chunk by chunk
+        chunks = [pooled_pixels(samples.x[i : i + TILE_CHUNK]) for i in range(0, len(samples), TILE_CHUNK)]
+        return np.concatenate(chunks)
     if modality in ("volume", "cine"):
         return pooled_voxels(samples.x)
     raise ValueError(f"no raw features for modality {modality!r}")

@@ -11,9 +11,10 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from biolatent.config import CineData, CountsData, DnaData, Image2dData, VolumeData
+from biolatent.config import CineData, CountsData, DnaData, Image2dData, SpatialData, VolumeData
 from biolatent.data.samples import DataInfo, SampleSet
 from biolatent.data.sequence import encode_bases, pad_bases
+from biolatent.data.spatial import load_spatial
 from biolatent.data.volume_sets import load_cine, load_volume
 from biolatent.errors import DataError
 from biolatent.io.fasta import read_fasta
@@ -23,7 +24,7 @@ from biolatent.io.slide import read_slide_tiles
 from biolatent.io.tables import read_table
 
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff")
-DataCfg = CountsData | DnaData | Image2dData | VolumeData | CineData
+DataCfg = CountsData | DnaData | Image2dData | VolumeData | CineData | SpatialData
 
 
 def join_metadata(obs: pd.DataFrame, metadata: Path | None, id_column: str) -> pd.DataFrame:
@@ -127,7 +128,8 @@ def load_dna(cfg: DnaData) -> SampleSet:
     return SampleSet(info, pad_bases(encoded, length), obs)
 
 
-def _resize(tiles: np.ndarray, size: int) -> torch.Tensor:
+def resize_tiles(tiles: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 (N, H, W, C) tiles -> float32 (N, C, size, size) in [0, 1] (bilinear, antialiased)."""
     x = torch.from_numpy(tiles).permute(0, 3, 1, 2).float().div_(255.0)
     if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
@@ -145,7 +147,7 @@ def load_image2d(cfg: Image2dData) -> SampleSet:
         obs = pd.DataFrame(index=pd.Index(ids))
     elif path.suffix.lower() in SLIDE_SUFFIXES:
         ids, tiles, obs = read_slide_tiles(path, cfg.tile_size, cfg.min_tissue_fraction, cfg.max_samples)
-        x = _resize(tiles, cfg.image_size)
+        x = resize_tiles(tiles, cfg.image_size)
         obs.index.name = None
     else:
         raise DataError(f"image2d data.path must be a folder of images or a .svs/.tif/.tiff slide: {path}")
@@ -160,6 +162,7 @@ LOADERS: dict[str, Callable[..., SampleSet]] = {
     "image2d": load_image2d,
     "volume": load_volume,
     "cine": load_cine,
+    "spatial": load_spatial,
 }
 
 

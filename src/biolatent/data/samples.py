@@ -12,7 +12,7 @@ import torch
 class DataInfo:
     """What an encoder or method needs to know about the data to be built."""
 
-    modality: str  # "counts" | "dna" | "image2d" | "volume" | "cine"
+    modality: str  # "counts" | "dna" | "image2d" | "volume" | "cine" | "spatial"
     n_features: int | None = None  # counts: number of genes
     is_counts: bool = False  # counts: non-negative integers (NB likelihood, binomial down-sampling allowed)
     channels: int | None = None  # image2d, volume: image channels; cine: channels of one frame (1)
@@ -30,7 +30,8 @@ class SampleSet:
     ``x`` layout per modality: counts float32 (N, G); dna int64 (N, L) base codes (see
     ``biolatent.data.sequence``: A=0 C=1 G=2 T=3 N=4 PAD=5); image2d float32 (N, C, H, W) in [0, 1];
     volume float32 (N, C, S, S, S) (x, y, z of canonical RAS after the channel axis); cine float32
-    (N, T, S, S, S), the T time frames of one-channel MRI in the channel axis.
+    (N, T, S, S, S), the T time frames of one-channel MRI in the channel axis; spatial: an H&E tile per spot,
+    (N, 3, S, S) like image2d but cut on access (``biolatent.data.spatial.SpotTiles``), expression in ``fields``.
     ``obs`` is indexed by the sample ids (str, unique) and holds every metadata column.
     ``fields`` are other per-sample tensors that training batches carry under their key (e.g. ``mask``: an
     anatomy mask (N, 1, S, S, S) bool). ``groups`` (N,) int64 codes of the subject/patient each sample belongs

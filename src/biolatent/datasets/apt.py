@@ -2,7 +2,8 @@
 
 ``AptRecipe`` is a ``DatasetRecipe`` whose ``package`` is a Debian package holding a tar archive
 (``archive``, a path inside the package, pinned by ``archive_sha256``); ``members`` are file names inside that
-archive, each pinned by ``sha256``. ``fetch_apt`` mirrors ``fetch.fetch``: download (the ordinary client,
+archive, each pinned by ``sha256``; without an ``archive`` the members are files of the package itself (absolute
+paths inside it). ``fetch_apt`` mirrors ``fetch.fetch``: download (the ordinary client,
 ``apt-get update`` once if the package lists lack the package and we are root), ``dpkg -x``, sha256 of the
 archive, safe extraction of only the members, sha256 of each, ``convert``, atomic cache folder with
 ``manifest.json``. Network failures raise ``RegistryUnreachable`` (tests skip on it); anything else DataError.
@@ -37,7 +38,8 @@ _APT_UNKNOWN = ("Unable to locate package", "has no installation candidate", "No
 
 @dataclass(frozen=True)
 class AptRecipe(DatasetRecipe):
-    """A recipe whose data lie in tar ``archive`` inside Debian package ``package`` (``version`` when pinned)."""
+    """A recipe whose data lie in tar ``archive`` inside Debian package ``package`` (``version`` when pinned), or,
+    with ``archive`` empty, are the package's files ``members`` (absolute paths inside the package)."""
 
     archive: str = ""
     archive_sha256: str = ""
@@ -94,6 +96,11 @@ def extract_deb_file(deb: Path, inner: str, dest: Path) -> Path:
     result = _run(["dpkg", "-x", str(deb), str(dest)], dest.parent, f"unpack {deb.name}")
     if result.returncode != 0:
         raise DataError(f"cannot unpack {deb.name}: {_last_error(result)}")
+    return unpacked_file(deb, inner, dest)
+
+
+def unpacked_file(deb: Path, inner: str, dest: Path) -> Path:
+    """The regular file ``inner`` of ``deb`` already unpacked under ``dest``; DataError if absent or a link."""
     path = dest / safe_archive_path(inner.lstrip("/"))
     if path.is_symlink() or not path.is_file():
         raise DataError(f"{deb.name} has no regular file {inner}")
@@ -153,6 +160,9 @@ def obtain_members(recipe: AptRecipe, work: Path, progress: Progress = print) ->
 
     progress(f"{recipe.name}: downloading {recipe.package} (apt-get download, Debian archive)")
     deb = download_deb(recipe.package, work / "deb")
+    if not recipe.archive:  # the members are files of the package itself: unpack it once
+        first = extract_deb_file(deb, recipe.members[0], work / "root")
+        return {recipe.members[0]: first, **{m: unpacked_file(deb, m, work / "root") for m in recipe.members[1:]}}
     archive = extract_deb_file(deb, recipe.archive, work / "root")
     actual = sha256_file(archive)
     if actual != recipe.archive_sha256:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from biolatent.datasets import cmu1_tiles, geuvadis, internal_bleeding, mni152, oct4_mafk, pbmc68k
+from biolatent.datasets import (
+    cmu1_tiles,
+    geuvadis,
+    internal_bleeding,
+    mni152,
+    oct4_mafk,
+    pbmc68k,
+    visium_mouse_brain,
+)
 from biolatent.datasets.recipe import DatasetRecipe
 from biolatent.errors import DataError
 
 DATASETS: dict[str, DatasetRecipe] = {
     recipe.name: recipe for recipe in (pbmc68k.RECIPE, oct4_mafk.RECIPE, cmu1_tiles.RECIPE, geuvadis.RECIPE,
-                                          internal_bleeding.RECIPE, mni152.RECIPE)
+                                          internal_bleeding.RECIPE, mni152.RECIPE, visium_mouse_brain.RECIPE)
 }
 
 

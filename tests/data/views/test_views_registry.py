@@ -11,7 +11,7 @@ from biolatent.data.views import VIEWS, CountsViews, DnaViews, ImageViews, Volum
 
 def test_registry_names() -> None:
     assert {"counts": CountsViews, "dna": DnaViews, "image2d": ImageViews, "volume": VolumeViews,
-            "cine": VolumeViews} == VIEWS
+            "cine": VolumeViews, "spatial": ImageViews} == VIEWS
 
 
 def test_build_views_uses_data_facts_and_overrides() -> None:

@@ -23,6 +23,7 @@ VIEWS: dict[str, type[ViewModule]] = {
     "image2d": ImageViews,
     "volume": VolumeViews,
     "cine": VolumeViews,
+    "spatial": ImageViews,  # H&E tiles around spots
 }
 
 __all__ = ["VIEWS", "CountsViews", "DnaViews", "ImageViews", "ViewModule", "VolumeViews", "build_views"]
@@ -37,7 +38,7 @@ def build_views(info: DataInfo, **overrides: Any) -> nn.Module:
         from_info = {"is_counts": info.is_counts, "n_features": info.n_features}
     elif info.modality == "dna":
         from_info = {"max_length": info.max_length}
-    else:  # image2d, volume, cine: square / cubic views of side info.image_size
+    else:  # image2d, spatial, volume, cine: square / cubic views of side info.image_size
         if info.image_size is None and "image_size" not in overrides:
             raise ValueError(f"{info.modality} views need info.image_size (or an image_size override)")
         from_info = {"image_size": info.image_size}
