@@ -280,8 +280,8 @@ def cells(tissue: Tissue, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     return xy, types
 
 
-def nuclei(tissue: Tissue, placed: tuple[np.ndarray, np.ndarray], height: int, width: int, px_per_um: float,
-           rng: np.random.Generator, chunk: int) -> np.ndarray:
+def nuclei(placed: tuple[np.ndarray, np.ndarray], height: int, width: int, px_per_um: float,
+           rng: np.random.Generator, chunk: int = 20000) -> np.ndarray:
     """Hematoxylin OD of all nuclei: anti-aliased rotated ellipses stamped with ``np.bincount`` in chunks."""
     xy, types = placed
     radius = np.array([t.nucleus_um for t in CELL_TYPES])[types] * rng.lognormal(0.0, 0.12, len(types))
@@ -403,7 +403,7 @@ def render_he(tissue: Tissue, placed: tuple[np.ndarray, np.ndarray], scale: floa
     px_per_um = scale / FULLRES_UM_PER_PX
     height, width = (int(np.ceil(s * px_per_um)) for s in tissue.size_um[::-1])
     eosin, mask = background(tissue, height, width, px_per_um)
-    hema = nuclei(tissue, placed, height, width, px_per_um, rng, 20000)
+    hema = nuclei(placed, height, width, px_per_um, rng)
     hema = mask * (hema + 0.05) + 0.02 * rng.standard_normal((height, width))
     eosin = eosin * (1.0 + 0.15 * rng.standard_normal((height, width))) + 0.02
     hed = np.stack([hema, eosin, np.zeros_like(hema)]).astype(np.float32)
