@@ -258,15 +258,17 @@ def data_list() -> None:
         typer.echo(f"{recipe.name:<20} {recipe.modality:<10} {source:<32} {recipe.description}")
 
 
-SIMULATORS = ("heart", "slices2d", "brain", "brainslices2d")
+SIMULATORS = ("heart", "slices2d", "brain", "brainslices2d", "spatial")
 
 
 @data_app.command("simulate")
 def data_simulate(
     kind: Annotated[str, typer.Argument(help="heart (3D+time cine phantom), slices2d (2D brain-like slices), "
                                              "brain (3D brains from the MNI152 template) or brainslices2d (one "
-                                             "axial slice of each such brain, through its largest lesion)")],
-    out: Annotated[Path, typer.Option(help="output folder (cine/*.nii.gz, meta.tsv)")],
+                                             "axial slice of each such brain, through its largest lesion) or "
+                                             "spatial (a Visium-like H&E + spot counts folder with its truth)")],
+    out: Annotated[Path, typer.Option(help="output folder (cine/*.nii.gz, meta.tsv; spatial: a new or empty "
+                                           "folder)")],
     n: Annotated[int, typer.Option(help="number of subjects (ignored with --genotypes)")] = 100,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     png: Annotated[bool, typer.Option(help="also write slices/<id>.png (ED/ES short axis, long axis) for 2D methods")]
@@ -284,6 +286,8 @@ def data_simulate(
         help="brain: per-subject atrophy (GM partial volume to CSF) and age, recorded in meta.tsv")] = False,
     scans_per_subject: Annotated[int, typer.Option(
         help="brain: scans of every subject (same anatomy re-acquired; a subject column), for MICLe")] = 1,
+    spots: Annotated[int, typer.Option(help="spatial: number of spots (Visium grid, 100 um apart)")] = 1500,
+    genes: Annotated[int, typer.Option(help="spatial: number of genes (5..765, 20% morphology-independent)")] = 200,
 ) -> None:
     """Write a synthetic cohort with a known truth; prints the path of meta.tsv."""
     from biolatent.data.simulate.heart import PARAMETERS, simulate_heart_cohort
@@ -291,6 +295,11 @@ def data_simulate(
 
     if kind not in SIMULATORS:
         raise BiolatentError(f"unknown simulator {kind!r} (choose from {', '.join(SIMULATORS)})")
+    if kind == "spatial":
+        from biolatent.data.simulate.spatial import write_spatial_dataset
+
+        typer.echo(str(write_spatial_dataset(out, spots, genes, seed=seed, progress=_say)))
+        return
     if (out / "meta.tsv").exists():
         raise BiolatentError(f"{out} already holds a cohort (meta.tsv): choose another --out")
     if kind == "slices2d":
