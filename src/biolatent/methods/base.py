@@ -21,6 +21,8 @@ class SSLMethod(nn.Module):
 
     name: ClassVar[str] = "ssl"
     modalities: ClassVar[tuple[str, ...]] = ()
+    # keyword -> DataInfo attribute the builder fills from the data (never from YAML), e.g. {"n_genes": "n_features"}
+    data_kwargs: ClassVar[dict[str, str]] = {}
 
     def __init__(self, encoder: nn.Module, *, views: nn.Module | None = None) -> None:
         super().__init__()
