@@ -69,7 +69,7 @@ def test_temperature_is_learned_and_clipped() -> None:
     with torch.no_grad():
         method.logit_scale.fill_(math.log(250.0))
     method.on_train_batch_end(1, 10)
-    assert float(method.logit_scale.exp()) == pytest.approx(100.0)
+    assert method.logit_scale.exp().item() == pytest.approx(100.0)
 
 
 def test_retrieval_predict_by_hand() -> None:
