@@ -8,7 +8,8 @@ squared error on the removed patches only (per-patch normalised targets with ``n
 ``views`` are used only with ``use_views=True`` (the paper uses nothing stronger than crop and flip).
 ``embed`` = the encoder on the full image.
 
-Volumes and cines use the 3D ViT (a cine's frames are the channels of a patch: a space-time tube). Anatomy-aware
+Spatial-transcriptomics tiles (modality ``spatial``) are 2D images here. Volumes and cines use the 3D ViT (a
+cine's frames are the channels of a patch: a space-time tube). Anatomy-aware
 masking (``mask_strategy="anatomy"``): most of a brain or body volume is background, and a random mask spends
 most of its budget on air. A patch is anatomy when at least ``anatomy_fraction`` of its voxels are foreground
 (the batch's ``mask`` field from ``data.mask_column``, else voxels brighter than ``foreground_threshold``; for a
