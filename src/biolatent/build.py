@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from torch import Tensor, nn
 
     from biolatent.data.samples import DataInfo
+    from biolatent.methods.base import SSLMethod
 
-# arguments the builder injects (never from YAML)
+# arguments the builder injects (never from YAML); a method adds the facts of the data it declares in data_kwargs
 _METHOD_INJECTED = ("views",)
 _VIEWS_INJECTED = ("image_size", "is_counts", "n_features", "max_length")  # facts of the data (DataInfo)
 
@@ -41,7 +42,7 @@ def resolve_sections(config: RunConfig) -> RunConfig:
             f"(it supports: {', '.join(method_cls.modalities)})"
         )
     method_kwargs = validate_kwargs(
-        "method", name, method_cls, config.method.model_extra or {}, skip=_METHOD_INJECTED
+        "method", name, method_cls, config.method.model_extra or {}, skip=method_injected(method_cls)
     )
 
     model_name = config.model.name or default_encoder(modality, name)
@@ -63,6 +64,20 @@ def resolve_sections(config: RunConfig) -> RunConfig:
             "train": config.train.model_copy(update={"batch_size": batch_size}),
         }
     )
+
+
+def method_injected(method_cls: type[SSLMethod]) -> tuple[str, ...]:
+    """The method's keyword arguments the builder fills (views, its ``data_kwargs``): not valid config keys."""
+    return (*_METHOD_INJECTED, *method_cls.data_kwargs)
+
+
+def method_data_kwargs(name: str, info: DataInfo) -> dict:
+    """The facts of the data a method declares in ``data_kwargs`` (keyword -> ``DataInfo`` attribute), e.g.
+    CLIP's ``n_genes`` from ``info.n_features``, so that a config never states what the data already say."""
+    from biolatent.methods.registry import METHODS
+
+    declared = METHODS[name].data_kwargs if name in METHODS else {}
+    return {keyword: getattr(info, attribute) for keyword, attribute in declared.items()}
 
 
 def _views_kwargs(modality: str, values: dict, method_cls: type) -> dict:
@@ -109,7 +124,7 @@ def build_method(config: RunConfig, info: DataInfo) -> nn.Module:
     uses_views = config.method.name in METHODS and METHODS[config.method.name].uses_views
     method = build(
         config.method.name, build_encoder(config, info), views=build_views(config, info) if uses_views else None,
-        **section_kwargs(config.method)
+        **section_kwargs(config.method), **method_data_kwargs(config.method.name, info)
     )
     method.check_data(info)
     return method

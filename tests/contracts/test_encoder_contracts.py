@@ -15,6 +15,8 @@ INFOS = {
     "image2d": DataInfo("image2d", channels=3, image_size=32, spatial_dims=2),
     "volume": DataInfo("volume", channels=1, image_size=16, spatial_dims=3),
     "cine": DataInfo("cine", channels=1, image_size=16, spatial_dims=3, frames=4),
+    # tiles around spots (+ their expression, which encoders do not see)
+    "spatial": DataInfo("spatial", channels=3, image_size=32, spatial_dims=2, n_features=30, is_counts=True),
 }
 SMALL = {
     "mlp": {"hidden_dims": (16,), "out_dim": 8},

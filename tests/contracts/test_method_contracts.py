@@ -3,24 +3,27 @@ every method x unsupported modality: refused by check_data."""
 
 import inspect
 
+import pandas as pd
 import pytest
 import torch
 
+from biolatent.build import method_data_kwargs
 from biolatent.config import validate_kwargs
-from biolatent.data.samples import DataInfo
+from biolatent.data.samples import DataInfo, SampleSet
 from biolatent.data.sequence import PAD_BASE
 from biolatent.errors import ConfigError, DataError
 from biolatent.methods.base import SSLMethod
 from biolatent.methods.registry import METHODS, build_method
 from biolatent.models.registry import build_encoder, default_encoder
 
-MODALITIES = ("counts", "dna", "image2d", "volume", "cine")
+MODALITIES = ("counts", "dna", "image2d", "volume", "cine", "spatial")
 INFOS = {
     "counts": DataInfo("counts", n_features=30, is_counts=True),
     "dna": DataInfo("dna", max_length=40, kmer=3),
     "image2d": DataInfo("image2d", channels=3, image_size=32, spatial_dims=2),
     "volume": DataInfo("volume", channels=1, image_size=16, spatial_dims=3),
     "cine": DataInfo("cine", channels=1, image_size=16, spatial_dims=3, frames=4),
+    "spatial": DataInfo("spatial", channels=3, image_size=32, spatial_dims=2, n_features=30, is_counts=True),
 }
 SMALL_ENCODER = {
     "mlp": {"hidden_dims": (16,), "out_dim": 8},
@@ -39,6 +42,7 @@ SMALL_METHOD = {
     "dino": {"out_dim": 16, "hidden_dim": 16, "bottleneck_dim": 8, "local_crops": 0},
     "micle": {"projection_dim": 8},
     "temporal_order": {"n_permutations": 4, "hidden_dim": 8},
+    "clip": {"embed_dim": 8, "expression_hidden": (16,)},
 }
 
 
@@ -67,10 +71,22 @@ def make_input(modality: str, batch: int = 8) -> torch.Tensor:
     return torch.rand(batch, 3, 32, 32, generator=gen)
 
 
+def make_samples(modality: str, n: int = 16) -> SampleSet:
+    """A valid data set of ``n`` samples, two per subject; spatial spots carry their expression counts as the
+    loader does (``fields["expression"]``)."""
+    fields = {}
+    if modality == "spatial":
+        fields["expression"] = torch.poisson(torch.full((n, 30), 3.0), generator=torch.Generator().manual_seed(2))
+    obs = pd.DataFrame(index=[f"s{i}" for i in range(n)])
+    return SampleSet(INFOS[modality], make_input(modality, n), obs, fields=fields, groups=torch.arange(n) // 2)
+
+
 def build(name: str, modality: str) -> SSLMethod:
+    """As ``build.build_method`` does: the method's hyper-parameters plus the facts of the data it declares."""
     encoder_name = default_encoder(modality, name)
     encoder = build_encoder(encoder_name, INFOS[modality], **SMALL_ENCODER[encoder_name])
-    return build_method(name, encoder, views=SimpleViews(), **SMALL_METHOD[name])
+    data_kwargs = method_data_kwargs(name, INFOS[modality])
+    return build_method(name, encoder, views=SimpleViews(), **SMALL_METHOD[name], **data_kwargs)
 
 
 SUPPORTED = [(n, m) for n, cls in METHODS.items() for m in cls.modalities]
@@ -82,9 +98,12 @@ def test_method_contract(name: str, modality: str) -> None:
     torch.manual_seed(0)
     method = build(name, modality)
     method.check_data(INFOS[modality])
-    x = make_input(modality)
+    samples = make_samples(modality)
+    method.check_samples(samples)
+    x = samples.x[:8]
     # x_pair / index_pair: another sample of the same subject, as the loader adds with data.group_column (micle)
-    batch = {"x": x, "index": torch.arange(8), "x_pair": x.roll(1, 0), "index_pair": torch.arange(8).roll(1)}
+    batch = {"x": x, "index": torch.arange(8), "x_pair": x.roll(1, 0), "index_pair": torch.arange(8).roll(1),
+             **{key: value[:8] for key, value in samples.fields.items()}}
     method.train()
     out = method(batch)
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)

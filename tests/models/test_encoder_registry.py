@@ -10,6 +10,8 @@ def test_defaults() -> None:
     assert default_encoder("dna", "mlm") == "bert"
     assert default_encoder("image2d", "simclr") == "resnet"
     assert default_encoder("image2d", "mae") == "vit"
+    assert default_encoder("spatial", "clip") == "resnet"  # tiles around spots
+    assert default_encoder("spatial", "mae") == "vit"
     assert set(ENCODER_MODALITIES) == set(ENCODERS)
     with pytest.raises(ConfigError):
         default_encoder("audio", "simclr")

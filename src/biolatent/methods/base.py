@@ -22,6 +22,8 @@ class SSLMethod(nn.Module):
     name: ClassVar[str] = "ssl"
     modalities: ClassVar[tuple[str, ...]] = ()
     uses_views: ClassVar[bool] = True  # False: the config's views section must stay empty (nothing reads it)
+    # keyword -> DataInfo attribute the builder fills from the data (never from YAML), e.g. {"n_genes": "n_features"}
+    data_kwargs: ClassVar[dict[str, str]] = {}
 
     def __init__(self, encoder: nn.Module, *, views: nn.Module | None = None) -> None:
         super().__init__()

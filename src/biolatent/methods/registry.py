@@ -9,6 +9,7 @@ from torch import nn
 from biolatent.errors import ConfigError
 from biolatent.methods.base import SSLMethod
 from biolatent.methods.byol import BYOL
+from biolatent.methods.clip import CLIP
 from biolatent.methods.dino import DINO
 from biolatent.methods.mae import MAE
 from biolatent.methods.micle import MICLe
@@ -28,6 +29,7 @@ METHODS: dict[str, type[SSLMethod]] = {
     "dino": DINO,
     "micle": MICLe,
     "temporal_order": TemporalOrder,
+    "clip": CLIP,
 }
 
 

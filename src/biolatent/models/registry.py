@@ -23,13 +23,15 @@ ENCODERS: dict[str, type[nn.Module]] = {
 
 ENCODER_MODALITIES: dict[str, tuple[str, ...]] = {
     "mlp": ("counts",),
-    "resnet": ("image2d", "volume"),
-    "vit": ("image2d", "volume", "cine"),
+    "resnet": ("image2d", "volume", "spatial"),
+    "vit": ("image2d", "volume", "cine", "spatial"),
     "bert": ("dna",),
     "cine": ("cine",),
 }
 
-_DEFAULTS = {"counts": "mlp", "dna": "bert", "image2d": "resnet", "volume": "resnet", "cine": "cine"}
+_DEFAULTS = {
+    "counts": "mlp", "dna": "bert", "image2d": "resnet", "volume": "resnet", "cine": "cine", "spatial": "resnet",
+}
 
 # (encoder, modality) -> keyword defaults that differ from the constructor's: 3D ResNets get a strided stem (as the
 # original ResNet's), which saves ~8x the activations of a full-resolution first stage (a late-fusion cine step at
@@ -41,10 +43,11 @@ _MODALITY_KWARGS: dict[tuple[str, str], dict[str, Any]] = {
 
 
 def default_encoder(modality: str, method: str) -> str:
-    """counts -> mlp, dna -> bert, image2d and volume -> resnet, cine -> cine; vit for mae (it needs patches)."""
+    """counts -> mlp, dna -> bert, image2d, volume and spatial (tiles) -> resnet, cine -> cine; vit for mae (it
+    needs patches)."""
     if modality not in _DEFAULTS:
         raise ConfigError(f"data.modality: no encoder for {modality!r} (valid: {', '.join(_DEFAULTS)})")
-    if modality in ("image2d", "volume", "cine") and method == "mae":
+    if modality in ("image2d", "volume", "cine", "spatial") and method == "mae":
         return "vit"
     return _DEFAULTS[modality]
 
