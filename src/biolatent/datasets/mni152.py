@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from biolatent.datasets.recipe import DatasetRecipe
 from biolatent.errors import DataError
@@ -35,6 +34,8 @@ WHEEL_SHA256 = "725206484e9fb3f6691f9c2d20204a068759d5072f12055324702ee0cb2bbe8a
 
 def brain_mask(gm: np.ndarray, wm: np.ndarray) -> np.ndarray:
     """Hole-filled, closed ``gm + wm > 0.2``: the whole brain including the ventricles."""
+    from scipy import ndimage
+
     mask = ndimage.binary_closing(gm + wm > 0.2, iterations=3)
     return ndimage.binary_fill_holes(mask)
 

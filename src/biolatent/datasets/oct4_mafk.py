@@ -9,7 +9,6 @@ import pandas as pd
 
 from biolatent.datasets.recipe import DatasetRecipe
 from biolatent.errors import DataError
-from biolatent.io.fasta import read_fasta, write_fasta
 from biolatent.io.tables import write_table
 
 ROOT = "janggu/resources/"
@@ -24,6 +23,8 @@ _REGION = re.compile(r"^(?P<chrom>[^:]+):(?P<start>\d+)-(?P<end>\d+)$")
 
 def convert(members: dict[str, Path], out_dir: Path) -> None:
     """Write ``sequences.fa`` (ids ``<tf>_<chrom:start-end>``) and ``meta.tsv`` (id, tf, split, region)."""
+    from biolatent.io.fasta import read_fasta, write_fasta
+
     records: list[tuple[str, str]] = []
     rows: list[dict[str, object]] = []
     for member, (tf, split) in FILES.items():

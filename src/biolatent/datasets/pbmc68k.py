@@ -9,14 +9,11 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import anndata
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from biolatent.datasets.recipe import DatasetRecipe
 from biolatent.errors import DataError
-from biolatent.io.h5ad import read_h5ad
 from biolatent.rundir import atomic_path
 
 MEMBER = "scanpy/datasets/10x_pbmc68k_reduced.h5ad"
@@ -33,6 +30,11 @@ def recover_counts(log_norm: np.ndarray, n_counts: np.ndarray) -> np.ndarray:
 
 def convert(members: dict[str, Path], out_dir: Path) -> None:
     """Write ``pbmc68k.h5ad``: X = integer counts (float32), obs labels and QC, var = gene names."""
+    import anndata
+    import scipy.sparse as sp
+
+    from biolatent.io.h5ad import read_h5ad
+
     source = read_h5ad(members[MEMBER])
     if source.raw is None:
         raise DataError(f"{members[MEMBER]} has no raw matrix to recover counts from")

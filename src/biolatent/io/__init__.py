@@ -1,19 +1,29 @@
-"""One reader per file format; every reader raises ``biolatent.errors.DataError`` on bad input."""
+"""One reader per file format; every reader raises ``biolatent.errors.DataError`` on bad input.
 
-from biolatent.io.fasta import read_fasta, write_fasta
-from biolatent.io.h5ad import read_h5ad
-from biolatent.io.images import read_image_folder, write_png
-from biolatent.io.slide import otsu_threshold, read_slide_tiles
-from biolatent.io.tables import read_table, write_table
+The readers are imported on first use (PEP 562): ``from biolatent.io.images import ...`` or
+``biolatent.io.read_table`` loads only that reader's dependencies (torch, anndata, Pillow are loaded by
+the readers that need them), so that commands which read nothing heavy start quickly.
+"""
 
-__all__ = [
-    "otsu_threshold",
-    "read_fasta",
-    "read_h5ad",
-    "read_image_folder",
-    "read_slide_tiles",
-    "read_table",
-    "write_fasta",
-    "write_png",
-    "write_table",
-]
+from importlib import import_module
+from typing import Any
+
+_READERS = {
+    "read_fasta": "fasta",
+    "write_fasta": "fasta",
+    "read_h5ad": "h5ad",
+    "read_image_folder": "images",
+    "write_png": "images",
+    "otsu_threshold": "slide",
+    "read_slide_tiles": "slide",
+    "read_table": "tables",
+    "write_table": "tables",
+}
+
+__all__ = sorted(_READERS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _READERS:
+        raise AttributeError(f"module 'biolatent.io' has no attribute {name!r}")
+    return getattr(import_module(f"biolatent.io.{_READERS[name]}"), name)
