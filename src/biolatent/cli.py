@@ -79,8 +79,14 @@ def embed(
 @app.command()
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="a pretrain run directory")],
-    label: Annotated[str, typer.Option(help="metadata column with the labels")],
-    fractions: FractionsOpt = "0.01,0.05,0.1,0.2,0.5,1.0",
+    label: Annotated[str | None, typer.Option(help="metadata column with the labels")] = None,
+    expression: Annotated[bool, typer.Option(
+        "--expression", help="spatial runs: predict the genes' expression of held-out tissue regions from the "
+                             "image -> evaluate/expression/")] = False,
+    genes: Annotated[int, typer.Option(min=1, help="with --expression: the most variable genes to predict")] = 50,
+    fractions: Annotated[str | None, typer.Option(
+        help="comma-separated labelled fractions in (0, 1] (default 0.01,0.05,0.1,0.2,0.5,1.0; with "
+             "--expression 0.1,0.2,1.0)")] = None,
     seeds: Annotated[int, typer.Option(min=1, help="repeats per fraction (95% CI over them)")] = 3,
     supervised_steps: Annotated[int, typer.Option(min=1, help="most optimizer steps of the supervised baseline "
                                                               "(it stops early on 20% of the labels held out)")] = 300,
@@ -89,10 +95,21 @@ def evaluate(
              "target (ridge/kNN probes, pearson_r and r2); anything else is classification")] = "auto",
 ) -> None:
     """Label efficiency: SSL, random-init and PCA probes vs the supervised baseline -> evaluate/LABEL/efficiency.tsv."""
-    from biolatent.workflows.evaluate import evaluate_run
+    from biolatent.errors import ConfigError
 
-    head = evaluate_run(run_dir, label, fractions=_fractions(fractions), seeds=seeds,
-                        supervised_steps=supervised_steps, task=task, say=_say)
+    if (label is None) == (not expression):
+        raise ConfigError("give either --label COLUMN or --expression (spatial runs), not both or neither")
+    if expression:
+        from biolatent.workflows.expression import EXPRESSION_FRACTIONS, evaluate_expression_run
+
+        head = evaluate_expression_run(
+            run_dir, n_genes=genes, fractions=_fractions(fractions) if fractions else EXPRESSION_FRACTIONS,
+            seeds=seeds, supervised_steps=supervised_steps, say=_say)
+    else:
+        from biolatent.workflows.evaluate import DEFAULT_FRACTIONS, evaluate_run
+
+        head = evaluate_run(run_dir, label, fractions=_fractions(fractions) if fractions else DEFAULT_FRACTIONS,
+                            seeds=seeds, supervised_steps=supervised_steps, task=task, say=_say)
     _print_headline(head)
     typer.echo(head["efficiency"])
 
@@ -127,7 +144,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> 
 
     if not run_dir.is_dir():
         raise BiolatentError(f"run directory not found: {run_dir}")
-    typer.echo(str(build_report(run_dir)))
+    typer.echo(str(build_report(run_dir, say=typer.echo)))
 
 
 @app.command()

@@ -7,6 +7,7 @@ embeddings, ``uns["biolatent"]`` = provenance and config (JSON/YAML text).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +16,25 @@ import pandas as pd
 import torch
 
 from biolatent.errors import DataError
+from biolatent.progress import StepProgress
 from biolatent.rundir import atomic_path
 
 EMBEDDING_KEY = "X_biolatent"
 
 
 @torch.no_grad()
-def compute_embeddings(method: torch.nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    """``method.embed`` over all samples in eval mode, batch by batch -> float32 (N, D)."""
+def compute_embeddings(method: torch.nn.Module, x: torch.Tensor, batch_size: int = 256,
+                       say: Callable[[str], None] | None = None) -> np.ndarray:
+    """``method.embed`` over all samples in eval mode, batch by batch -> float32 (N, D); with ``say``, a
+    progress line with an ETA every few seconds (``progress.StepProgress``)."""
     method.eval()
     device = next(method.parameters()).device
-    chunks = [
-        method.embed(x[start : start + batch_size].to(device)).float().cpu()
-        for start in range(0, x.shape[0], batch_size)
-    ]
+    starts = range(0, x.shape[0], batch_size)
+    progress = StepProgress(len(starts), say, "embedding batches")
+    chunks = []
+    for start in starts:
+        chunks.append(method.embed(x[start : start + batch_size].to(device)).float().cpu())
+        progress.step(f" ({min(start + batch_size, x.shape[0])} samples)")
     embeddings = torch.cat(chunks).numpy().astype(np.float32)
     if not np.isfinite(embeddings).all():
         raise DataError("the model produced non-finite embeddings (NaN/inf): training diverged; lower train.lr")

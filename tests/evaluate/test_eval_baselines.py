@@ -19,7 +19,6 @@ from sklearn.preprocessing import StandardScaler
 from biolatent.data.simulate import simulate_expression
 from biolatent.evaluate.efficiency import (
     PER_SEED_COLUMNS,
-    eta_text,
     headline,
     labelled_sizes,
     pca_components,
@@ -147,9 +146,3 @@ def test_fractions_that_give_the_same_number_of_labels_are_named(cohort):
     sizes = labelled_sizes(y, [0.01, 0.05, 0.2, 1.0])
     assert sizes[0.01] == sizes[0.05] == 3  # one per class
     assert same_size_fractions(sizes) == ["fractions 0.01, 0.05 all give 3 labelled samples"]
-
-
-def test_eta_text():
-    assert eta_text(0.0, 0, 5) == ""
-    assert eta_text(10.0, 2, 5) == "; 10s elapsed, about 15s left"
-    assert eta_text(90.0, 1, 3) == "; 1m30s elapsed, about 3m00s left"

@@ -30,6 +30,7 @@ from biolatent.evaluate.metrics import (
 )
 from biolatent.evaluate.probes import PROBES, REGRESSION_PROBES
 from biolatent.evaluate.splits import TASKS, holdout_split, label_subset
+from biolatent.progress import eta_text
 from biolatent.rundir import atomic_path
 
 PER_SEED_COLUMNS = ["representation", "probe", "fraction", "seed", "metric", "value"]
@@ -140,19 +141,6 @@ def run_label_efficiency(
                     raise DataError(f"finetune returned shape {output.shape}; expected {expected}")
                 record(*SUPERVISED, fraction, seed, output)
     return pd.DataFrame(rows, columns=PER_SEED_COLUMNS)
-
-
-def eta_text(elapsed: float, done: int, total: int) -> str:
-    """``"; 1m05s elapsed, about 2m10s left"`` from the time the first ``done`` of ``total`` steps took."""
-    if done == 0:
-        return ""
-    left = elapsed / done * (total - done)
-    return f"; {_duration(elapsed)} elapsed, about {_duration(left)} left"
-
-
-def _duration(seconds: float) -> str:
-    whole = round(seconds)
-    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
 
 
 def labelled_sizes(
@@ -288,14 +276,16 @@ def headline(
     """The headline numbers at one label fraction: ``{representation}_{probe}`` -> mean ``metric``.
 
     ``metric`` defaults to ``balanced_accuracy`` when the summary has it (classification), else
-    ``pearson_r`` (regression). Uses the swept fraction closest to ``fraction`` on a log scale (reported as
+    ``mean_gene_pearson_r`` (expression prediction), else ``pearson_r`` (regression). Uses the swept fraction
+    closest to ``fraction`` on a log scale (reported as
     ``fraction``). Adds ``ssl_fraction_of_supervised`` = ssl_linear / supervised_finetune, the "SSL features
     reach X of supervised performance" claim, only where that ratio means something: the supervised
     baseline must be above chance (``chance``, from :func:`chance_level`; its CI's lower end above chance
     when it has one). Otherwise the ratio is None and ``ratio_withheld`` says why.
     """
     if metric is None:
-        metric = "balanced_accuracy" if (summary["metric"] == "balanced_accuracy").any() else "pearson_r"
+        present = set(summary["metric"])
+        metric = next((m for m in ("balanced_accuracy", "mean_gene_pearson_r") if m in present), "pearson_r")
     rows = summary[summary["metric"] == metric]
     if rows.empty:
         raise DataError(f"efficiency summary has no rows for metric {metric!r}")

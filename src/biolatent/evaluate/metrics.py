@@ -17,7 +17,7 @@ REGRESSION_METRICS = ("pearson_r", "r2")
 # the values each metric can take: intervals are clipped to them
 METRIC_RANGES: dict[str, tuple[float, float]] = {
     "accuracy": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "auroc": (0.0, 1.0), "f1": (0.0, 1.0),
-    "pearson_r": (-1.0, 1.0), "r2": (-math.inf, 1.0),
+    "pearson_r": (-1.0, 1.0), "r2": (-math.inf, 1.0), "mean_gene_pearson_r": (-1.0, 1.0),
 }
 
 
@@ -25,12 +25,13 @@ def chance_level(metric: str, n_classes: int | None = None) -> float | None:
     """What a predictor that ignores its input scores in expectation; None when it depends on the data.
 
     Balanced accuracy: ``1 / n_classes`` (every class's recall is the probability of predicting it); AUROC:
-    0.5; Pearson r and R^2: 0 (a constant or independent prediction). Accuracy and F1 depend on the class
+    0.5; Pearson r, R^2 and the mean over genes of Pearson r: 0 (a constant or independent prediction).
+    Accuracy and F1 depend on the class
     frequencies: None.
     """
     if metric == "balanced_accuracy":
         return 1.0 / n_classes if n_classes else None
-    return {"auroc": 0.5, "pearson_r": 0.0, "r2": 0.0}.get(metric)
+    return {"auroc": 0.5, "pearson_r": 0.0, "r2": 0.0, "mean_gene_pearson_r": 0.0}.get(metric)
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[str, float]:

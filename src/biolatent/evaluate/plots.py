@@ -26,6 +26,7 @@ METRIC_LABELS = {
     "f1": "F1 (macro)",
     "pearson_r": "Pearson r",
     "r2": "R² (coefficient of determination)",
+    "mean_gene_pearson_r": "mean Pearson r over genes",
 }
 CLASSIFICATION_PLOT_METRICS = ("balanced_accuracy", "auroc")
 REGRESSION_PLOT_METRICS = ("pearson_r", "r2")
@@ -50,10 +51,13 @@ def _percent(value: float, _pos: object = None) -> str:
 
 
 def default_plot_metrics(summary: pd.DataFrame) -> tuple[str, ...]:
-    """``balanced_accuracy, auroc`` for a classification summary, ``pearson_r, r2`` for a regression one."""
+    """``balanced_accuracy, auroc`` for a classification summary, ``pearson_r, r2`` for a regression one,
+    ``mean_gene_pearson_r`` for expression prediction."""
     present = set(summary["metric"])
     if present & set(CLASSIFICATION_PLOT_METRICS):
         return CLASSIFICATION_PLOT_METRICS
+    if present == {"mean_gene_pearson_r"}:
+        return ("mean_gene_pearson_r",)
     return REGRESSION_PLOT_METRICS
 
 
@@ -132,3 +136,37 @@ def spectrum_figure(embeddings: np.ndarray) -> Figure:
 def plot_spectrum(embeddings: np.ndarray, path: str | Path) -> Path:
     """Save :func:`spectrum_figure` as a PNG (atomic)."""
     return save_figure(spectrum_figure(embeddings), path)
+
+
+def expression_maps_figure(
+    x_px: np.ndarray, y_px: np.ndarray, measured: np.ndarray, predicted: np.ndarray, genes: Sequence[str],
+    test_idx: np.ndarray, title: str,
+) -> Figure:
+    """Measured vs predicted expression on the tissue, one row per gene: every spot's measured value (left;
+    the held-out region outlined by its spots in black) and the predicted value of the held-out spots
+    (right; training spots in grey). Both panels of a gene share one colour scale."""
+    if measured.shape[1] != len(genes) or predicted.shape != (len(test_idx), len(genes)):
+        raise DataError(f"maps: {measured.shape[1]} measured genes, predictions {predicted.shape}, {len(genes)} names")
+    figure = _new_figure(8.0, 3.2 * len(genes))
+    axes = figure.subplots(len(genes), 2, squeeze=False)
+    others = np.setdiff1d(np.arange(measured.shape[0]), test_idx)
+    size = max(2.0, 4000.0 / max(measured.shape[0], 1))
+    for row, gene in enumerate(genes):
+        low, high = np.percentile(measured[:, row], [1, 99])
+        high = high if high > low else low + 1e-6
+        left, right = axes[row]
+        left.scatter(x_px[test_idx], y_px[test_idx], s=size * 2.2, c="black", linewidths=0)
+        image = left.scatter(x_px, y_px, c=measured[:, row], s=size, cmap="viridis", vmin=low, vmax=high,
+                             linewidths=0)
+        right.scatter(x_px[others], y_px[others], s=size, c="0.85", linewidths=0)
+        right.scatter(x_px[test_idx], y_px[test_idx], c=predicted[:, row], s=size, cmap="viridis", vmin=low,
+                      vmax=high, linewidths=0)
+        left.set_title(f"{gene}: measured")
+        right.set_title(f"{gene}: predicted ({title})")
+        for ax in (left, right):
+            ax.set_aspect("equal")
+            ax.invert_yaxis()
+            ax.set_xticks([])
+            ax.set_yticks([])
+        figure.colorbar(image, ax=[left, right], shrink=0.8, label="log-normalised expression")
+    return figure

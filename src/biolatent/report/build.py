@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from biolatent.errors import DataError
+from biolatent.progress import StepProgress
 from biolatent.report.figures import figure_to_base64, history_figure, png_file_to_base64, read_history
 from biolatent.rundir import write_text
 
@@ -151,7 +152,9 @@ def _efficiency(run_dir: Path, section: Section) -> None:
     folder = (run_dir / section.source).parent
     settings = _read_json_object(folder / "evaluate.json") if (folder / "evaluate.json").is_file() else {}
     classes = settings.get("classes")
-    head = headline(summary, n_classes=len(classes) if isinstance(classes, list) else None)
+    fraction = settings.get("headline_fraction", 0.1)
+    head = headline(summary, float(fraction) if isinstance(fraction, (int, float)) else 0.1,
+                    n_classes=len(classes) if isinstance(classes, list) else None)
     name = METRIC_LABELS.get(head["metric"], head["metric"])
     at = summary[(summary["metric"] == head["metric"]) & np.isclose(summary["fraction"], head["fraction"])]
     rows = [[r.representation, r.probe, _fmt(r.mean), f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]",
@@ -178,6 +181,16 @@ def _efficiency(run_dir: Path, section: Section) -> None:
         b64 = png_file_to_base64(folder / "efficiency.png")
     section.figures.append(Fig("efficiency", "Label efficiency: metric vs labelled fraction (95% CI bands; "
                                "supervised dashed)", b64))
+    split = settings.get("split")
+    if isinstance(split, dict) and split.get("kind") == "spatial blocks":
+        section.notes.append(f"Expression of {settings.get('n_genes', '?')} genes predicted from the image alone; "
+                             f"test spots are whole held-out tissue regions ({split.get('n_test')} spots), "
+                             f"{split.get('n_buffer')} training spots next to them were dropped, "
+                             f"{split.get('n_train')} spots form the labelled pool.")
+    if (folder / "expression_maps.png").is_file():
+        section.figures.append(Fig("expression-maps", "Measured vs predicted expression on the tissue (held-out "
+                                   "regions outlined; prediction shown for them only)",
+                                   png_file_to_base64(folder / "expression_maps.png")))
     section.details.append(Table(list(summary.columns), [[_fmt(v) for v in row] for row in
                                                          summary.itertuples(index=False)], "All results"))
 
@@ -247,28 +260,40 @@ def _expanded(run_dir: Path):
                    command.replace("COLUMN", label), fill)
 
 
-def build_sections(run_dir: Path) -> list[Section]:
-    """One :class:`Section` per run-directory file, in report order (one per evaluated label)."""
+def build_sections(run_dir: Path, say: Callable[[str], None] | None = None) -> list[Section]:
+    """One :class:`Section` per run-directory file, in report order (one per evaluated label); with ``say``,
+    a progress line with an ETA every few seconds."""
     sections = []
-    for key, title, source, command, fill in _expanded(run_dir):
-        section = Section(key, title, source, command.replace("RUN", str(run_dir)))
-        if key in OPTIONAL_SECTIONS and not (run_dir / source).is_file():
-            continue
-        if key.split("-")[0] in PRETRAINING_SECTIONS and (run_dir / "anomaly.json").is_file():
-            continue
-        if not (run_dir / source).is_file():
-            section.status = "missing"
-            section.message = f"{source} not found: this step was not run. Make it with `{section.command}`."
-        else:
-            try:
-                fill(run_dir, section)
-            except (DataError, OSError, ValueError, KeyError) as exc:
-                section.status = "error"
-                section.message = f"{source} could not be used: {' '.join(str(exc).split())}"
-                section.figures.clear()
-                section.tables.clear()
-        sections.append(section)
+    expanded = list(_expanded(run_dir))
+    progress = StepProgress(len(expanded), say, "report sections", every_s=3.0)
+    for key, title, source, command, fill in expanded:
+        section = _section(run_dir, key, title, source, command, fill)
+        progress.step(f" {title}")
+        if section is not None:
+            sections.append(section)
     return sections
+
+
+def _section(run_dir: Path, key: str, title: str, source: str, command: str, fill) -> Section | None:
+    """One filled section; None where it does not apply to this run (optional and absent, or pretraining
+    sections of an anomaly run)."""
+    section = Section(key, title, source, command.replace("RUN", str(run_dir)))
+    if key in OPTIONAL_SECTIONS and not (run_dir / source).is_file():
+        return None
+    if key.split("-")[0] in PRETRAINING_SECTIONS and (run_dir / "anomaly.json").is_file():
+        return None
+    if not (run_dir / source).is_file():
+        section.status = "missing"
+        section.message = f"{source} not found: this step was not run. Make it with `{section.command}`."
+        return section
+    try:
+        fill(run_dir, section)
+    except (DataError, OSError, ValueError, KeyError) as exc:
+        section.status = "error"
+        section.message = f"{source} could not be used: {' '.join(str(exc).split())}"
+        section.figures.clear()
+        section.tables.clear()
+    return section
 
 
 def collapse_warning(run_dir: Path) -> list[str]:
@@ -295,9 +320,10 @@ def render(run_dir: Path, sections: list[Section]) -> str:
     )
 
 
-def build_report(run_dir: Path) -> Path:
-    """Write ``run_dir/report.html`` (one self-contained file) atomically and return its path."""
+def build_report(run_dir: Path, say: Callable[[str], None] | None = None) -> Path:
+    """Write ``run_dir/report.html`` (one self-contained file) atomically and return its path; ``say``
+    receives progress lines."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"run directory not found: {run_dir}")
-    return write_text(run_dir / "report.html", render(run_dir, build_sections(run_dir)))
+    return write_text(run_dir / "report.html", render(run_dir, build_sections(run_dir, say)))

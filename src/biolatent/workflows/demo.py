@@ -29,7 +29,7 @@ def run_demo(out: Path, *, epochs: int | None = None, seeds: int = 3, progress: 
     pretrain(config, run_dir, progress=progress, say=say)
     embed_run(run_dir, say=say)
     head = evaluate_run(run_dir, DEMO_LABEL, seeds=seeds, say=say)
-    report = build_report(run_dir)
+    report = build_report(run_dir, say=say)
     say("")
     say(f"report: {report.resolve()}")
     say(_headline_text(head))

@@ -64,7 +64,7 @@ def embed_run(run_dir: Path, data: str | Path | None = None, out: Path | None = 
     method = build_method(config, info)
     load_weights(run_dir / WEIGHTS_FILE, method)
     say(f"embedding {len(samples)} samples ...")
-    embeddings = compute_embeddings(method, samples.x, batch_size=max(config.train.batch_size, 64))
+    embeddings = compute_embeddings(method, samples.x, batch_size=max(config.train.batch_size, 64), say=say)
     out = out or run_dir / EMBEDDINGS_FILE
     write_embeddings(out, embeddings, samples.obs, collect("embed", config_hash=config.hash()), dump_config(config))
     update_json(run_dir / "metrics.json", "embed", {

@@ -69,7 +69,8 @@ def _announce_sizes(labels: Labels, fractions: Sequence[float], test_fraction: f
     return {f"{fraction:g}": size for fraction, size in sizes.items()}
 
 
-def _write_outputs(out_dir: Path, labels: Labels, per_seed: pd.DataFrame, settings: dict, say) -> dict:
+def write_evaluation(out_dir: Path, n_classes: int | None, per_seed: pd.DataFrame, settings: dict, say,
+                     headline_fraction: float = 0.1) -> dict:
     """``OUT/evaluate/<label>/``: efficiency.tsv, efficiency_per_seed.tsv, efficiency.png, evaluate.json; the
     label's entry in ``OUT/metrics.json["evaluate"]`` (other labels' entries are kept)."""
     from biolatent.evaluate.efficiency import headline, label_dir, summarise, write_efficiency
@@ -83,8 +84,8 @@ def _write_outputs(out_dir: Path, labels: Labels, per_seed: pd.DataFrame, settin
     with atomic_path(folder / "efficiency_per_seed.tsv") as tmp:
         per_seed.to_csv(tmp, sep="\t", index=False)
     plot_label_efficiency(summary, folder / "efficiency.png")
-    head = headline(summary, n_classes=labels.n_classes)
-    entry = {**settings, "headline": head}
+    head = headline(summary, headline_fraction, n_classes=n_classes)
+    entry = {**settings, "headline_fraction": headline_fraction, "headline": head}
     write_json(folder / "evaluate.json", entry)
     metrics_path = out_dir / "metrics.json"
     previous = read_json(metrics_path).get("evaluate", {}) if metrics_path.is_file() else {}
@@ -157,7 +158,7 @@ def evaluate_run(
                 "pca_components": int(representations["pca"].shape[1]),
                 "supervised": {"max_steps": supervised_steps, "validation_fraction": VALIDATION_FRACTION,
                                "runs": supervised_runs}}
-    return _write_outputs(run_dir, labels, per_seed, settings, say)
+    return write_evaluation(run_dir, labels.n_classes, per_seed, settings, say)
 
 
 VALIDATION_FRACTION = 0.2
@@ -214,4 +215,4 @@ def probe_embeddings(
         {"ssl": np.asarray(adata.obsm[key], dtype=np.float32)[keep]}, labels.values, labels.n_classes,
         list(fractions), list(range(seeds)), test_fraction=test_fraction, progress=say, task=labels.task,
     )
-    return _write_outputs(out_dir, labels, per_seed, settings, say)
+    return write_evaluation(out_dir, labels.n_classes, per_seed, settings, say)
