@@ -109,3 +109,20 @@ def test_a_method_without_views_resolves_to_an_empty_views_section():
     assert load_config({**counts, "method": {"name": "simclr"}}).views.model_extra["keep_range"] == (0.5, 1.0)
     with pytest.raises(ConfigError, match=r"^views: method 'vae' uses no augmentation views.*keep_range\)$"):
         load_config({**counts, "method": {"name": "vae"}, "views": {"keep_range": [0.5, 1.0]}})
+
+
+def test_run_config_of_an_older_vae_run_with_unused_views_still_loads(tmp_path, counts_h5ad):
+    """Runs written before methods without views got an empty views section saved the unused count views;
+    their config loads with the section dropped, while a new config with such keys is refused."""
+    import yaml
+
+    from biolatent.errors import ConfigError
+    from biolatent.workflows.common import load_run_config
+
+    old = {"data": {"modality": "counts", "path": str(counts_h5ad)}, "method": {"name": "vae"},
+           "views": {"thinning_p": 0.5, "gene_dropout": 0.1}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    config = load_run_config(tmp_path)
+    assert config.method.name == "vae" and not (config.views.model_extra or {})
+    with pytest.raises(ConfigError, match="uses no augmentation views"):
+        load_config(old)

@@ -103,6 +103,10 @@ def test_c_small_validation_warning_is_printed_and_recorded(run_cli, tmp_path, h
     section = json.loads((run / "metrics.json").read_text())["anomaly_fit"]
     assert section["validation_n"] == 15 and section["validation_fpr"] == 0.0
     assert len(section["warnings"]) == 1 and section["warnings"][0].startswith(expected)
+    test = _write(tmp_path, "test.tsv", _eyes(10, 10, seed=9).drop(columns="diagnosis"))
+    assert run_cli("anomaly", "evaluate", run, "--data", test, "--label", "diseased").code == 0
+    assert run_cli("report", run).code == 0
+    assert f"Warning: {expected}" in (run / "report.html").read_text()
     # 20 validation samples resolve 5% exactly (1 of 20): no warning, one healthy sample above the threshold
     fitted = run_cli("anomaly", "fit", _config(tmp_path, healthy, 1 / 3, drop_columns=["diagnosis"]),
                      "--out", tmp_path / "run20")

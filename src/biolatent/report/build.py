@@ -170,9 +170,10 @@ def _efficiency(run_dir: Path, section: Section) -> None:
         section.notes.append(f"No SSL / supervised ratio: {head['ratio_withheld']}.")
     sizes = settings.get("labelled_per_fraction")
     if isinstance(sizes, dict) and sizes:
+        stratified = (" (stratified fractions keep at least one label per class, so small fractions can give "
+                      "the same number)") if isinstance(classes, list) else ""
         section.notes.append("Labelled samples per fraction: " + ", ".join(
-            f"{float(f) * 100:g}% = {n}" for f, n in sizes.items()) + " (stratified fractions keep at least one "
-            "label per class, so small fractions can give the same number).")
+            f"{float(f) * 100:g}% = {n}" for f, n in sizes.items()) + stratified + ".")
     try:
         b64 = figure_to_base64(label_efficiency_figure(summary))
     except DataError:
@@ -206,6 +207,8 @@ def _anomaly(run_dir: Path, section: Section) -> None:
         section.notes.append(f"Detector {state['detector']} fitted on healthy data only; threshold "
                              f"{_fmt(state['threshold'])} set at a {_fmt(state['target_fpr'])} false-positive rate on "
                              f"held-out healthy data (observed {_fmt(state['validation_fpr'])}).")
+        for warning in state.get("warnings") or []:
+            section.notes.append(f"Warning: {warning}")
     if (run_dir / "lesion_sizes.tsv").is_file():
         sizes = pd.read_csv(run_dir / "lesion_sizes.tsv", sep="\t")
         section.tables.append(Table(list(sizes.columns), [[_fmt(v) for v in row] for row in

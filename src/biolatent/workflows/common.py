@@ -27,9 +27,19 @@ def write_run_header(run_dir: Path, command: str, config: RunConfig, **extra: ob
 
 
 def load_run_config(run_dir: Path) -> RunConfig:
-    if not (run_dir / CONFIG_FILE).is_file():
+    """The run's resolved config. Runs written before methods without views got an empty ``views`` section
+    (vae, mlm saved the unused count views) load with that section dropped: nothing ever read it."""
+    from biolatent.config import read_yaml
+    from biolatent.methods.registry import METHODS
+
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
         raise BiolatentError(f"{run_dir} is not a biolatent run directory (no {CONFIG_FILE})")
-    return load_config(run_dir / CONFIG_FILE)
+    raw = read_yaml(path)
+    method = raw.get("method", {}).get("name") if isinstance(raw.get("method"), dict) else None
+    if method in METHODS and not METHODS[method].uses_views and raw.get("views"):
+        raw = {key: value for key, value in raw.items() if key != "views"}
+    return load_config(raw, base_dir=run_dir.resolve())
 
 
 def save_data_info(run_dir: Path, info: DataInfo) -> None:
