@@ -64,3 +64,33 @@ def test_real_sample(tmp_path, monkeypatch):
     # the tiles lie on tissue (H&E-stained, not white glass): darker than the image's background corner
     corner = samples.x.image[:40, :40].mean() / 255
     assert float(tiles.mean()) < corner - 0.1
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_real_sample_pretrains_embeds_and_evaluates_expression(tmp_path, monkeypatch, run_cli):
+    """The issue's end-to-end run on the real sample with the committed config (2 epochs, a small sweep)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    monkeypatch.setenv("BIOLATENT_CACHE", str(tmp_path / "cache"))
+    try:
+        fetch_apt("visium-mouse-brain", progress=lambda _: None)
+    except RegistryUnreachable as exc:
+        pytest.skip(f"Debian archive unreachable: {exc}")
+    config = Path(__file__).parents[2] / "configs" / "spatial" / "visium_clip.yaml"
+    run = tmp_path / "run"
+    result = run_cli("pretrain", config, "--out", run, "--set", "train.epochs=2", "--quiet")
+    assert result.code == 0, result.err
+    assert run_cli("embed", run).code == 0
+    result = run_cli("evaluate", run, "--expression", "--genes", "20", "--fractions", "0.2,1.0", "--seeds", "2",
+                     "--supervised-steps", "5")
+    assert result.code == 0, result.err
+    folder = run / "evaluate" / "expression"
+    efficiency = pd.read_csv(folder / "efficiency.tsv", sep="\t")
+    assert set(efficiency.representation) == {"ssl", "random_init", "pca", "retrieval", "supervised"}
+    assert efficiency["mean"].between(-1, 1).all()
+    genes = pd.read_csv(folder / "expression_prediction.tsv", sep="\t")
+    names = load_samples(SpatialData(dataset="visium-mouse-brain", image_size=16)).feature_names
+    assert genes.gene.nunique() == 20 and set(genes.gene) <= set(names)
