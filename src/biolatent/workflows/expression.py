@@ -127,6 +127,7 @@ def evaluate_expression_run(
     )
     settings = {
         "label": EXPRESSION_LABEL, "task": "expression", "genes": genes, "n_genes": len(genes),
+        "genes_requested": n_genes,
         "fractions": list(fractions), "seeds": seeds, "test_fraction": test_fraction,
         "split": {"kind": "spatial blocks", "n_test": int(test_idx.size), "n_train": int(train_idx.size),
                   "n_buffer": int(buffer_idx.size)},
