@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/anomaly_series.py
 	$(BIN)/python benchmarks/anomaly_images.py
 	$(BIN)/python benchmarks/anomaly_volumes.py
+	$(BIN)/python benchmarks/spatial_expression.py
 
 results: $(STAMP)
 	$(BIN)/python benchmarks/real_data_results.py

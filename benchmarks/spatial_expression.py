@@ -97,6 +97,20 @@ def truth_rows(run_dir: Path, sim_dir: Path, fraction: float = 0.2) -> list[dict
     return sorted(rows, key=lambda r: (ORDER.index(r["representation"]), r["probe"]))
 
 
+def verdict(run_dir: Path, fraction: float, change: float) -> str:
+    """What the intervals of SSL ridge and the supervised baseline at ``fraction`` allow one to say."""
+    table = pd.read_csv(run_dir / "evaluate" / "expression" / "efficiency.tsv", sep="\t")
+    table = table[(table.metric == "mean_gene_pearson_r") & np.isclose(table.fraction, fraction)]
+    ssl = table[(table.representation == "ssl") & (table.probe == "linear")].iloc[0]
+    sup = table[(table.representation == "supervised") & (table.probe == "finetune")].iloc[0]
+    if ssl.ci_low > sup.ci_high:
+        held = "holds here" if change >= 12 else "does not hold here (smaller gain)"
+        return f"Verdict: SSL above supervised, the intervals do not overlap; the +12% claim {held}."
+    if sup.ci_low > ssl.ci_high:
+        return "Verdict: SSL below supervised, the intervals do not overlap; the claim does not hold here."
+    return "Verdict: the intervals overlap; no difference can be claimed from these seeds."
+
+
 def section(title: str, result: dict, columns: list[str], extra: str = "") -> str:
     pre = result["metrics"]["pretrain"]
     entry = result["metrics"]["evaluate"]["expression"]
@@ -117,7 +131,8 @@ def section(title: str, result: dict, columns: list[str], extra: str = "") -> st
     if head.get("ssl_fraction_of_supervised") is not None:
         change = (ssl - sup) / abs(sup) * 100
         lines.append(f"At {head['fraction'] * 100:g}% labels: SSL ridge {ssl:.3f} vs supervised {sup:.3f} "
-                     f"({change:+.0f}%; the review claims +12%).")
+                     f"({change:+.0f}%; the review claims +12%). "
+                     + verdict(result["run_dir"], head["fraction"], change))
     else:
         lines.append(f"At {head['fraction'] * 100:g}% labels: no SSL / supervised ratio ({head['ratio_withheld']}).")
     return "\n".join(lines + ([extra] if extra else [])) + "\n"

@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from biolatent.anomaly.volumes import write_brain_set
 from biolatent.data.simulate.brain import ellipsoid_template
 from biolatent.data.simulate.heart import Grid, simulate_heart_cohort
+from biolatent.io.genotype_matrix import Genotypes
+from biolatent.io.genotypes import write_plink
 from biolatent.rundir import read_json
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -29,15 +32,21 @@ def cohorts(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("cohorts")
     write_brain_set(root / "brain", 4, size=32, sites=2, subject_parameters=True, scans_per_subject=2, seed=0,
                     template=ellipsoid_template())
-    simulate_heart_cohort(6, root / "heart", seed=0, grid=Grid(shape=(24, 24, 12), spacing=(7.0, 7.0, 14.0),
-                                                                n_frames=4))
-    return {"volume": root / "brain", "cine": root / "heart"}
+    meta = simulate_heart_cohort(6, root / "heart", seed=0, grid=Grid(shape=(24, 24, 12), spacing=(7.0, 7.0, 14.0),
+                                                                       n_frames=4))
+    # the subjects' genotypes (heart_contig pairs each cine with them by id)
+    ids = pd.read_csv(meta, sep="\t", dtype={"id": str})["id"].tolist()
+    dosages = np.random.default_rng(0).integers(0, 3, (len(ids), 40)).astype(np.float32)
+    variants = pd.DataFrame({"chrom": "1", "pos": np.arange(1, 41) * 100, "id": [f"v{j}" for j in range(40)],
+                             "ref": "A", "alt": "G"})
+    write_plink(Genotypes(dosages, ids, variants), root / "genotypes")
+    return {"volume": root / "brain", "cine": root / "heart", "genotypes": root / "genotypes"}
 
 
 def test_the_examples_cover_every_3d_method():
     names = {p.stem.split("_", 1)[1] for p in VOLUME_CONFIGS}
     assert {"simclr", "moco", "byol", "dino", "mae", "micle"} <= names
-    assert {"simclr", "temporal_order"} <= {p.stem.split("_", 1)[1] for p in CINE_CONFIGS}
+    assert {"simclr", "temporal_order", "contig"} <= {p.stem.split("_", 1)[1] for p in CINE_CONFIGS}
 
 
 @pytest.mark.parametrize("config", VOLUME_CONFIGS + CINE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -51,6 +60,8 @@ def test_example_config_pretrains_and_embeds(config: Path, cohorts, run_cli, tmp
         overrides.append("method.queue_size=4")  # smaller than the 8 tiny volumes
     if modality == "cine":
         overrides.append("data.frames=4")
+    if raw["method"]["name"] == "contig":
+        overrides.append(f"data.genotypes={cohorts['genotypes']}")
     out = tmp_path / "run"
     result = run_cli("pretrain", config, "--out", out, "--quiet", *[a for o in overrides for a in ("--set", o)])
     assert result.code == 0, result.err

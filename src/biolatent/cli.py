@@ -340,8 +340,8 @@ def data_simulate(
         return
     parameters = None
     if genotypes is not None:
-        from biolatent.discover.genetics.genotypes import read_genotypes
         from biolatent.discover.genetics.simulate import heart_parameters
+        from biolatent.io.genotypes import read_genotypes
 
         if not 0.0 <= h2 <= 1.0:
             raise BiolatentError(f"--h2 must lie in [0, 1], got {h2}")

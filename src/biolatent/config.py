@@ -53,7 +53,25 @@ class DnaData(_DataBase):
     max_length: int | None = Field(None, ge=8, description="bases per sequence; None = the longest")
 
 
-class Image2dData(_DataBase):
+class _PairedGenetics(BaseModel):
+    """Genetics of the same subjects, paired with the images by id (``biolatent.data.paired``): batches carry
+    each part under its name; images of subjects without every part are reported and dropped for training
+    (``embed`` still embeds every image)."""
+
+    genotypes: Path | None = Field(None, description="PLINK prefix (.bed/.bim/.fam) or VCF of the same subjects: "
+                                                     "standardised dosages in batch['genotypes']")
+    genetic_tables: dict[str, Path] = Field(
+        default_factory=dict, description="name -> table (id column + numeric columns, e.g. polygenic or burden "
+                                          "scores): standardised values in batch[name]")
+    max_variants: int | None = Field(None, ge=1, description="genotypes: keep at most this many variants, evenly "
+                                                             "spaced along the genome")
+
+    @property
+    def paired_parts(self) -> list[str]:
+        return (["genotypes"] if self.genotypes is not None else []) + list(self.genetic_tables)
+
+
+class Image2dData(_PairedGenetics, _DataBase):
     """A folder of PNG/TIFF images or a whole-slide crop (SVS/TIFF) cut into tiles."""
 
     modality: Literal["image2d"] = "image2d"
@@ -63,7 +81,7 @@ class Image2dData(_DataBase):
     max_samples: int | None = Field(None, ge=1)
 
 
-class _VolumeBase(_DataBase):
+class _VolumeBase(_PairedGenetics, _DataBase):
     """NIfTI volumes in a folder: ``meta.tsv`` (columns ``id``, ``path`` relative to the folder, any metadata) or
     every ``*.nii`` / ``*.nii.gz`` of the folder; resampled to one grid, intensities normalised per volume."""
 
@@ -298,10 +316,17 @@ def load_config(
     except TypeError as exc:
         raise ConfigError(f"config must be a mapping of sections: {exc}") from None
     if base_dir is not None:
-        for key in ("path", "metadata", "image", "positions"):
+        def resolved(value: Path) -> Path:
+            value = Path(value).expanduser()
+            return value if value.is_absolute() else (base_dir / value).resolve()
+
+        for key in ("path", "metadata", "image", "positions", "genotypes"):
             value = getattr(config.data, key, None)
-            if value is not None and not Path(value).expanduser().is_absolute():
-                setattr(config.data, key, (base_dir / Path(value).expanduser()).resolve())
+            if value is not None:
+                setattr(config.data, key, resolved(value))
+        tables = getattr(config.data, "genetic_tables", None)
+        if tables:
+            config.data.genetic_tables = {name: resolved(path) for name, path in tables.items()}
     from biolatent.build import resolve_sections
 
     return resolve_sections(config)

@@ -16,13 +16,15 @@ from biolatent.methods.base import SSLMethod
 from biolatent.methods.registry import METHODS, build_method
 from biolatent.models.registry import build_encoder, default_encoder
 
+# images paired with genetics (data.genotypes, data.genetic_tables): the batch key and width of each part
+GENETICS = {"genotypes": 12, "pgs": 3}
 MODALITIES = ("counts", "dna", "image2d", "volume", "cine", "spatial")
 INFOS = {
     "counts": DataInfo("counts", n_features=30, is_counts=True),
     "dna": DataInfo("dna", max_length=40, kmer=3),
-    "image2d": DataInfo("image2d", channels=3, image_size=32, spatial_dims=2),
-    "volume": DataInfo("volume", channels=1, image_size=16, spatial_dims=3),
-    "cine": DataInfo("cine", channels=1, image_size=16, spatial_dims=3, frames=4),
+    "image2d": DataInfo("image2d", channels=3, image_size=32, spatial_dims=2, genetic_parts=GENETICS),
+    "volume": DataInfo("volume", channels=1, image_size=16, spatial_dims=3, genetic_parts=GENETICS),
+    "cine": DataInfo("cine", channels=1, image_size=16, spatial_dims=3, frames=4, genetic_parts=GENETICS),
     "spatial": DataInfo("spatial", channels=3, image_size=32, spatial_dims=2, n_features=30, is_counts=True),
 }
 SMALL_ENCODER = {
@@ -43,6 +45,7 @@ SMALL_METHOD = {
     "micle": {"projection_dim": 8},
     "temporal_order": {"n_permutations": 4, "hidden_dim": 8},
     "clip": {"embed_dim": 8, "expression_hidden": (16,)},
+    "contig": {"embed_dim": 8, "genetic_hidden": 16},
 }
 
 
@@ -73,10 +76,13 @@ def make_input(modality: str, batch: int = 8) -> torch.Tensor:
 
 def make_samples(modality: str, n: int = 16) -> SampleSet:
     """A valid data set of ``n`` samples, two per subject; spatial spots carry their expression counts as the
-    loader does (``fields["expression"]``)."""
+    loader does (``fields["expression"]``), images their subjects' standardised genetics (``GENETICS``)."""
     fields = {}
     if modality == "spatial":
         fields["expression"] = torch.poisson(torch.full((n, 30), 3.0), generator=torch.Generator().manual_seed(2))
+    if INFOS[modality].genetic_parts:
+        gen = torch.Generator().manual_seed(3)
+        fields.update({part: torch.randn(n, width, generator=gen) for part, width in GENETICS.items()})
     obs = pd.DataFrame(index=[f"s{i}" for i in range(n)])
     return SampleSet(INFOS[modality], make_input(modality, n), obs, fields=fields, groups=torch.arange(n) // 2)
 

@@ -16,9 +16,9 @@ import pytest
 from biolatent.datasets import DATASETS, RegistryUnreachable, geuvadis
 from biolatent.datasets import apt as apt_module
 from biolatent.datasets.apt import AptRecipe, download_deb, extract_tar_members, fetch_apt
-from biolatent.discover.genetics.genotypes import read_genotypes
 from biolatent.errors import DataError
 from biolatent.io import read_table
+from biolatent.io.genotypes import read_genotypes
 
 VCF = """##fileformat=VCFv4.2
 ##contig=<ID=chr22>

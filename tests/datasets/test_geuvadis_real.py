@@ -14,10 +14,10 @@ import pytest
 
 from biolatent.datasets import RegistryUnreachable
 from biolatent.datasets.apt import fetch_apt
-from biolatent.discover.genetics.genotypes import read_genotypes
 from biolatent.discover.genetics.pcs import genetic_pcs, ld_prune
 from biolatent.discover.genetics.qc import QCConfig, hwe_pvalues, run_qc
 from biolatent.io import read_table
+from biolatent.io.genotypes import read_genotypes
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 

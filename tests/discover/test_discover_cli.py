@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biolatent.discover.genetics.genotypes import write_plink
 from biolatent.discover.genetics.simulate import simulate_genotypes
-from biolatent.discover.genetics.types import Genotypes
 from biolatent.embed import write_embeddings
+from biolatent.io.genotype_matrix import Genotypes
+from biolatent.io.genotypes import write_plink
 
 N = 400
 
@@ -243,8 +243,8 @@ def test_discover_unknown_choice(run_cli, cohort, tmp_path):
 
 
 def test_gwas_dosage_from_vcf(run_cli, tmp_path):
-    from biolatent.discover.genetics.genotypes import read_genotypes
     from biolatent.discover.genetics.gwas import linear_gwas
+    from biolatent.io.genotypes import read_genotypes
 
     rng = np.random.default_rng(8)
     n, m = 80, 12

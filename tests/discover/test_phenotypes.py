@@ -8,7 +8,8 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy import stats
 
-from biolatent.discover.phenotypes import inverse_normal_transform, latent_phenotypes, match_ids
+from biolatent.data.paired import match_ids
+from biolatent.discover.phenotypes import inverse_normal_transform, latent_phenotypes
 from biolatent.errors import DataError
 
 

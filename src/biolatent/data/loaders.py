@@ -175,4 +175,10 @@ def load_samples(cfg: DataCfg) -> SampleSet:
     loader = LOADERS.get(cfg.modality)
     if loader is None:
         raise DataError(f"no loader for modality {cfg.modality!r} (known: {', '.join(LOADERS)})")
-    return loader(cfg)
+    samples = loader(cfg)
+    if getattr(cfg, "genotypes", None) is not None or getattr(cfg, "genetic_tables", None):
+        from biolatent.data.paired import attach_genetics
+
+        samples = attach_genetics(samples, cfg.genotypes, cfg.genetic_tables, id_column=cfg.id_column,
+                                  max_variants=cfg.max_variants)
+    return samples

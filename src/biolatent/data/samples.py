@@ -21,6 +21,8 @@ class DataInfo:
     frames: int | None = None  # cine: time frames per cycle
     max_length: int | None = None  # dna: bases per sequence (padded)
     kmer: int | None = None  # dna: k of the overlapping k-mer tokenizer
+    # paired genetics (``data.paired``): width of each genetic part the batches carry, by its batch key
+    genetic_parts: dict[str, int] | None = None
 
 
 @dataclass

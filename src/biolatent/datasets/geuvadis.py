@@ -38,7 +38,7 @@ _BASES = re.compile(r"^[ACGT]$")
 
 def convert_genotypes(vcf: Path, out_dir: Path) -> None:
     """PLINK prefix ``geuvadis_chr22`` of the bi-allelic SNPs (single-base REF and ALT) of the VCF."""
-    from biolatent.discover.genetics.genotypes import read_genotypes, write_plink
+    from biolatent.io.genotypes import read_genotypes, write_plink
 
     genotypes = read_genotypes(vcf)
     v = genotypes.variants

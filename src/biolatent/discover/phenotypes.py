@@ -23,7 +23,6 @@ from scipy import stats
 from biolatent.errors import DataError
 
 BLOM_OFFSET = 3.0 / 8.0
-N_EXAMPLES = 5
 
 
 def inverse_normal_transform(values: np.ndarray, c: float = BLOM_OFFSET) -> np.ndarray:
@@ -146,25 +145,3 @@ def latent_phenotypes(
     frame.attrs = {"n_input": len(sample_ids), "n_dropped_missing_covariates": n_dropped,
                    "decorrelate": decorrelate, "inverse_normal": inverse_normal, **details}
     return frame
-
-
-def match_ids(phenotype_ids: Sequence[Any], genotype_ids: Sequence[Any]) -> tuple[list[str], dict[str, Any]]:
-    """Sample ids (as text) present in both lists, in genotype order, and a report of what did not match."""
-    phenos, genos = [str(s) for s in phenotype_ids], [str(s) for s in genotype_ids]
-    for name, ids in (("phenotype", phenos), ("genotype", genos)):
-        index = pd.Index(ids)
-        if index.has_duplicates:
-            raise DataError(f"duplicated {name} sample id {index[index.duplicated()][0]!r}")
-    pheno_set, geno_set = set(phenos), set(genos)
-    common = [s for s in genos if s in pheno_set]
-    only_pheno = [s for s in phenos if s not in geno_set]
-    only_geno = [s for s in genos if s not in pheno_set]
-    report = {
-        "n_matched": len(common), "n_only_phenotypes": len(only_pheno), "n_only_genotypes": len(only_geno),
-        "examples": {"matched": common[:N_EXAMPLES], "only_phenotypes": only_pheno[:N_EXAMPLES],
-                     "only_genotypes": only_geno[:N_EXAMPLES]},
-    }
-    if not common:
-        raise DataError(f"no sample id in common between phenotypes ({len(phenos)}, e.g. "
-                        f"{phenos[:1] or 'none'}) and genotypes ({len(genos)}, e.g. {genos[:1] or 'none'})")
-    return common, report

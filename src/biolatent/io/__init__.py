@@ -11,6 +11,9 @@ from typing import Any
 _READERS = {
     "read_fasta": "fasta",
     "write_fasta": "fasta",
+    "read_genotypes": "genotypes",
+    "read_sample_ids": "genotypes",
+    "write_plink": "genotypes",
     "read_h5ad": "h5ad",
     "read_image_folder": "images",
     "write_png": "images",

@@ -10,6 +10,7 @@ from biolatent.errors import ConfigError
 from biolatent.methods.base import SSLMethod
 from biolatent.methods.byol import BYOL
 from biolatent.methods.clip import CLIP
+from biolatent.methods.contig import ContIG
 from biolatent.methods.dino import DINO
 from biolatent.methods.mae import MAE
 from biolatent.methods.micle import MICLe
@@ -30,6 +31,7 @@ METHODS: dict[str, type[SSLMethod]] = {
     "micle": MICLe,
     "temporal_order": TemporalOrder,
     "clip": CLIP,
+    "contig": ContIG,
 }
 
 

@@ -79,10 +79,11 @@ def _numeric_covariates(covariates: pd.DataFrame | None) -> pd.DataFrame | None:
 def _read_inputs(embeddings_path: Path, genotypes_path: Path, covariates_tsv: Path | None, settings: DiscoverSettings,
                  say: Callable[[str], object]) -> tuple[Any, pd.DataFrame, pd.DataFrame | None, dict[str, Any]]:
     """(AnnData of the matched samples, latent phenotypes, covariates, id-matching report)."""
-    from biolatent.discover.genetics.genotypes import read_sample_ids
-    from biolatent.discover.phenotypes import latent_phenotypes, match_ids
+    from biolatent.data.paired import match_ids
+    from biolatent.discover.phenotypes import latent_phenotypes
     from biolatent.embed import read_embeddings
     from biolatent.io import read_table
+    from biolatent.io.genotypes import read_sample_ids
 
     adata = read_embeddings(embeddings_path, key=settings.key)
     embedded_ids = [str(s) for s in adata.obs_names]

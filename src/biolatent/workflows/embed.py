@@ -33,6 +33,8 @@ def data_config_for(config: RunConfig, data: str | Path | None, info: DataInfo):
             data_cfg = type(config.data)(**{**section, "modality": config.data.modality})
         else:
             data_cfg = data_cfg.model_copy(update={"path": data.resolve(), "dataset": None, "metadata": None})
+    if getattr(data_cfg, "paired_parts", None):  # the genetics pair subjects for training; every image is embedded
+        data_cfg = data_cfg.model_copy(update={"genotypes": None, "genetic_tables": {}})
     if info.modality == "dna":  # positions were learned for this many bases
         data_cfg = data_cfg.model_copy(update={"max_length": info.max_length})
     if info.modality in ("volume", "cine"):  # the encoder's grid (and the cine encoder's number of frames)

@@ -19,7 +19,7 @@ import yaml
 
 from biolatent import provenance
 from biolatent.discover.genetics.qc import QCConfig
-from biolatent.discover.genetics.types import Genotypes
+from biolatent.io.genotype_matrix import Genotypes
 from biolatent.rundir import atomic_path, update_json, write_json, write_text
 
 GWAS_FILE = "gwas.tsv"

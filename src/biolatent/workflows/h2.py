@@ -44,10 +44,10 @@ def run_h2(
     say: Callable[[str], object] = print,
 ) -> Path:
     """Estimate h2 of each phenotype column; return the path of ``h2.tsv``."""
-    from biolatent.discover.genetics.genotypes import read_genotypes
     from biolatent.discover.genetics.grm import genetic_relationship_matrix
     from biolatent.discover.genetics.heritability import METHODS, h2_table
     from biolatent.io import read_table
+    from biolatent.io.genotypes import read_genotypes
 
     if method not in METHODS:
         raise DataError(f"unknown heritability method {method!r} (choose from {', '.join(METHODS)})")

@@ -63,6 +63,11 @@ def pretrain(
         config = check_run_dir(run_dir, config, resume)
     say(f"loading {config.data.modality} data ...")
     samples = load_samples(config.data)
+    pairing = samples.extra.get("pairing")
+    if pairing:
+        from biolatent.data.paired import pairing_text
+
+        say(pairing_text(pairing))
     torch.manual_seed(config.train.seed)  # the initial weights are part of a seeded run
     method = build_method(config, samples.info)
     method.check_samples(samples)  # before anything is written: bad data leaves no half run
@@ -103,6 +108,8 @@ def pretrain(
         "loader_wait_fraction": timer.wait_fraction,
         "step_memory_gb": step_memory / 1e9,  # estimated peak of one training step (train.memory)
     })
+    if pairing:
+        metrics["pairing"] = pairing
     metrics["collapse"] = check_collapse(method, samples, config.train, say)
     update_json(run_dir / "metrics.json", "pretrain", metrics)
     return metrics

@@ -8,8 +8,8 @@ import pytest
 
 from biolatent.discover.genetics.clump import LEAD_COLUMNS, clump, dosage_r2
 from biolatent.discover.genetics.gwas import linear_gwas
-from biolatent.discover.genetics.types import Genotypes
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import Genotypes
 
 
 def _ld_blocks(n: int = 400, seed: int = 0) -> tuple[Genotypes, pd.DataFrame]:

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biolatent.discover.genetics.genotypes import read_genotypes, write_plink
-from biolatent.discover.genetics.types import Genotypes
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import Genotypes
+from biolatent.io.genotypes import read_genotypes, write_plink
 
 
 def _random_genotypes(n: int = 11, m: int = 7, seed: int = 0) -> Genotypes:

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from biolatent.discover.genetics.grm import genetic_relationship_matrix
-from biolatent.discover.genetics.types import Genotypes
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import Genotypes
 
 
 def _genotypes(dosages: np.ndarray) -> Genotypes:

@@ -10,8 +10,8 @@ import statsmodels.api as sm
 from scipy import stats
 
 from biolatent.discover.genetics.gwas import GWAS_COLUMNS, genomic_inflation, linear_gwas, t_log10_p
-from biolatent.discover.genetics.types import Genotypes
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import Genotypes
 
 
 def _genotypes(n: int = 160, m: int = 30, missing: float = 0.0, seed: int = 0) -> Genotypes:

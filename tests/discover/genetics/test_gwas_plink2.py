@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from biolatent.discover.genetics.gwas import linear_gwas
-from biolatent.discover.genetics.types import Genotypes
+from biolatent.io.genotype_matrix import Genotypes
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from biolatent.discover.genetics.gwas import linear_gwas
-from biolatent.discover.genetics.types import Genotypes
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import Genotypes
 from biolatent.workflows.gwas import run_gwas
 
 RNG = np.random.default_rng(0)
@@ -26,7 +26,7 @@ GENOTYPES = Genotypes(DOSAGES, [f"s{i}" for i in range(N)], pd.DataFrame({
 
 @pytest.fixture
 def stub_reader(monkeypatch):
-    name = "biolatent.discover.genetics.genotypes"
+    name = "biolatent.io.genotypes"
     try:
         module = importlib.import_module(name)
     except ImportError:

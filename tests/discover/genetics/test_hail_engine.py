@@ -61,9 +61,9 @@ def test_both_engines_give_the_same_gwas_after_qc_and_genetic_pcs(tmp_path):
     if reason:
         pytest.skip(reason)
     from biolatent.discover.genetics.engines import gwas_scan
-    from biolatent.discover.genetics.genotypes import write_plink
     from biolatent.discover.genetics.qc import QCConfig
     from biolatent.discover.genetics.simulate import simulate_genotypes, simulate_traits
+    from biolatent.io.genotypes import write_plink
 
     geno = simulate_genotypes(200, sequence_length=300_000, min_maf=0.0, seed=3)
     rng = np.random.default_rng(4)

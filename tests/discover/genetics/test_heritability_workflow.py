@@ -22,7 +22,7 @@ GENOTYPES = simulate_genotypes(120, sequence_length=500_000, seed=11)
 
 @pytest.fixture
 def stub_reader(monkeypatch):
-    name = "biolatent.discover.genetics.genotypes"
+    name = "biolatent.io.genotypes"
     try:
         module = importlib.import_module(name)
     except ImportError:

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from biolatent.discover.genetics.pcs import genetic_pcs, ld_prune
-from biolatent.discover.genetics.types import Genotypes
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import Genotypes
 
 
 @pytest.fixture(scope="module")

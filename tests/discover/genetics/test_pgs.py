@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biolatent.discover.genetics.genotypes import write_plink
 from biolatent.discover.genetics.pgs import polygenic_score, read_weights
-from biolatent.discover.genetics.types import Genotypes
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import Genotypes
+from biolatent.io.genotypes import write_plink
 
 RNG = np.random.default_rng(0)
 N, M = 50, 8

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from biolatent.discover.genetics.qc import QCConfig, hwe_exact_p, hwe_pvalues, minor_allele_frequency, run_qc
-from biolatent.discover.genetics.types import Genotypes
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import Genotypes
 
 
 def _brute_force_het_distribution(n: int) -> dict[int, Counter]:

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biolatent.discover.genetics.genotypes import read_genotypes, write_plink
 from biolatent.discover.genetics.qc import QCConfig, hwe_pvalues, run_qc
-from biolatent.discover.genetics.types import Genotypes
+from biolatent.io.genotype_matrix import Genotypes
+from biolatent.io.genotypes import read_genotypes, write_plink
 
 pytestmark = pytest.mark.slow
 

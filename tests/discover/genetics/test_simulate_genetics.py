@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from biolatent.discover.genetics.simulate import simulate_genotypes, simulate_traits
-from biolatent.discover.genetics.types import Genotypes
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import Genotypes
 
 
 @pytest.fixture(scope="module")

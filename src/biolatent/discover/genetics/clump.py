@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from biolatent.discover.genetics.types import Genotypes
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import Genotypes
 
 LEAD_COLUMNS = ["TRAIT", "#CHROM", "POS", "ID", "REF", "ALT", "BETA", "SE", "P", "LOG10_P", "TOTAL", "SP2"]
 _KEY = ["#CHROM", "POS", "ID", "REF", "ALT"]

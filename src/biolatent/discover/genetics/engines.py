@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from biolatent.discover.genetics.qc import QCConfig
-from biolatent.discover.genetics.types import Genotypes
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import Genotypes
 
 ENGINES = ("numpy", "hail")
 PLINK_SUFFIXES = (".bed", ".bim", ".fam")
@@ -75,9 +75,9 @@ def _numpy_scan(genotypes: Genotypes, phenotypes: pd.DataFrame, covariates: pd.D
 
 def _hail_scan(genotypes_path: str | Path, genotypes: Genotypes, phenotypes: pd.DataFrame,
                covariates: pd.DataFrame | None, qc: QCConfig | None, n_pcs: int) -> tuple:
-    from biolatent.discover.genetics.genotypes import write_plink
     from biolatent.discover.genetics.gwas import linear_gwas
     from biolatent.discover.genetics.hail_engine import hail_available, hail_gwas
+    from biolatent.io.genotypes import write_plink
 
     reason = hail_available()
     if reason:
@@ -143,7 +143,7 @@ def gwas_scan(
     analysed samples join the covariates (``info["covariates"]``: the covariates the regression used).
     ``dosage``: VCF FORMAT/DS dosages instead of hard calls (numpy engine only; PLINK 1 files hold hard calls).
     """
-    from biolatent.discover.genetics.genotypes import read_genotypes
+    from biolatent.io.genotypes import read_genotypes
 
     if engine not in ENGINES:
         raise DataError(f"unknown GWAS engine {engine!r} (choose from {', '.join(ENGINES)})")

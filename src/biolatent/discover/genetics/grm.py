@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from biolatent.discover.genetics.types import Genotypes
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import Genotypes
 
 
 def standardise_block(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

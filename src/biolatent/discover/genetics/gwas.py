@@ -22,8 +22,8 @@ import scipy.linalg
 import scipy.sparse
 from scipy import special, stats
 
-from biolatent.discover.genetics.types import Genotypes
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import Genotypes
 
 GWAS_COLUMNS = ["#CHROM", "POS", "ID", "REF", "ALT", "A1", "TRAIT", "OBS_CT", "BETA", "SE", "T_STAT", "P",
                 "LOG10_P"]

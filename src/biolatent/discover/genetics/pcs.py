@@ -27,8 +27,8 @@ import pandas as pd
 from scipy.linalg import eigh
 
 from biolatent.discover.genetics.grm import genetic_relationship_matrix, standardise_block
-from biolatent.discover.genetics.types import Genotypes
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import Genotypes
 
 EXACT_MAX_SAMPLES = 4000
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from biolatent.discover.genetics.types import Genotypes
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import Genotypes
 
 _TIE = 1 + 1e-7  # relative tolerance for "no more likely than the observed count" (as plink)
 

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from biolatent.discover.genetics.grm import standardise_block
-from biolatent.discover.genetics.types import Genotypes
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import Genotypes
 
 
 def simulate_genotypes(

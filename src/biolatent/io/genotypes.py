@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biolatent.discover.genetics.types import VARIANT_COLUMNS, Genotypes
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import VARIANT_COLUMNS, Genotypes
 
 VCF_SUFFIXES = (".vcf", ".vcf.gz", ".vcf.bgz", ".bcf")
 PLINK_SUFFIXES = (".bed", ".bim", ".fam")
