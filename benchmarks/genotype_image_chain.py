@@ -31,11 +31,11 @@ import pandas as pd
 from _report import RESULTS_DIR, host_info, markdown_table, write_results
 
 from biolatent.config import load_config
-from biolatent.discover.genetics.genotypes import write_plink
 from biolatent.discover.genetics.grm import genetic_relationship_matrix
 from biolatent.discover.genetics.heritability import h2_table
 from biolatent.discover.genetics.simulate import heart_parameters, simulate_genotypes
 from biolatent.embed import read_embeddings
+from biolatent.io.genotypes import write_plink
 from biolatent.workflows.discover import DiscoverSettings, run_discover
 from biolatent.workflows.embed import embed_run
 from biolatent.workflows.pretrain import pretrain

@@ -31,10 +31,10 @@ import pandas as pd
 from _report import RESULTS_DIR, host_info, markdown_table, write_results
 
 from biolatent.datasets import fetch
-from biolatent.discover.genetics.genotypes import read_genotypes, write_plink
 from biolatent.discover.genetics.qc import QCConfig, run_qc
 from biolatent.embed import write_embeddings
 from biolatent.io import read_table
+from biolatent.io.genotypes import read_genotypes, write_plink
 from biolatent.workflows.discover import DiscoverSettings, run_discover
 
 GENOTYPE_PCS = ["genotypes_1_1_svd_PC1", "genotypes_1_1_svd_PC2", "genotypes_1_1_svd_PC3"]

@@ -31,7 +31,7 @@ import pandas as pd
 from _report import RESULTS_DIR, host_info, markdown_table, write_results
 
 from biolatent.discover.genetics.gwas import linear_gwas
-from biolatent.discover.genetics.types import Genotypes
+from biolatent.io.genotype_matrix import Genotypes
 
 COLUMNS = ("tool", "wall_s", "peak_mem_mb", "time_ratio", "mem_ratio")
 
@@ -55,8 +55,8 @@ def simulate(n: int, m: int, n_traits: int, n_cov: int, missing: float, seed: in
 def geuvadis(n_traits: int, n_cov: int) -> tuple:
     """Real genotypes, the first ``n_traits`` genes' expression as traits, the first ``n_cov`` covariates."""
     from biolatent.datasets import fetch
-    from biolatent.discover.genetics.genotypes import read_genotypes
     from biolatent.io import read_table
+    from biolatent.io.genotypes import read_genotypes
 
     folder = fetch("geuvadis-chr22", progress=lambda message: print(message, flush=True))
     geno = read_genotypes(folder / "geuvadis_chr22")
