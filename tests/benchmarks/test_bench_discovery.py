@@ -43,11 +43,17 @@ def test_gwas_vs_plink2_quick(tmp_path):
 
 @pytest.mark.slow
 def test_genotype_image_chain_quick(tmp_path):
-    """genotype -> heart phantom -> SimCLR -> discover runs, and the latents carry the cavity size."""
+    """genotype -> heart cines -> SimCLR / ContIG / random-init / supervised -> h2 and GWAS of every arm, per
+    replicate cohort, and the table of paired differences against the review's claim."""
     _run("genotype_image_chain.py", tmp_path, "--work-dir", str(tmp_path / "work"))
     payload = json.loads((tmp_path / "genotype_image_chain-cpu-quick.json").read_text())
-    rows = {row["parameter"]: row for row in payload["parameters"]}
-    assert set(rows) == {"cavity_volume", "wall_thickness", "ejection_fraction", "twist"}
-    assert rows["cavity_volume"]["ridge_r2_ssl"] > 0.5
-    assert len(payload["latent_traits"]) == 8
-    assert (tmp_path / "work" / "discover" / "report.html").is_file()
+    rows = payload["per_replicate"]
+    assert {(r["arm"], r["replicate"]) for r in rows} == {(a, k) for a in ("truth", "simclr", "contig", "random_init",
+                                                                           "supervised") for k in (0, 1)}
+    assert {r["parameter"] for r in rows} == {"cavity_volume", "wall_thickness", "ejection_fraction", "twist"}
+    for row in rows:
+        assert 0.0 <= row["h2"] <= 1.0 and -1.0 <= row["r_truth"] <= 1.0 and row["n_held_out"] == 48
+        assert 0 <= row["leads_at_causal"] <= row["n_leads"]
+    pairing = json.loads((tmp_path / "work" / "quick" / "rep0" / "contig" / "metrics.json").read_text())
+    assert pairing["pretrain"]["pairing"]["n_paired"] == 60  # every cine paired with its person's genotypes
+    assert "Paired differences over the replicates" in (tmp_path / "genotype_image_chain-cpu-quick.md").read_text()
