@@ -205,3 +205,6 @@ def test_contig_pretrains_and_reports_the_pairing(cohort, tmp_path, run_cli):
     assert discovered.code == 0, discovered.err
     h2 = pd.read_csv(tmp_path / "discover" / "h2.tsv", sep="\t")
     assert list(h2["trait"]) == ["Z0", "Z1"]
+    assert run_cli("report", out).code == 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert '<section id="pairing" data-status="ok">' in html and f"paired {N - 2} of {N} images" in html

@@ -129,3 +129,20 @@ def test_collapsed_pretraining_shows_a_warning_box(tmp_path, collapsed: bool) ->
         box = html[html.index('id="collapse-warning"'):html.index("</div>", html.index('id="collapse-warning"'))]
         assert "effective rank 1.01 &lt; 1.5; mean pairwise cosine 1.0000 &gt; 0.99" in box
         assert html.index('id="collapse-warning"') < html.index('<section id="config"')  # above every section
+
+
+def test_paired_runs_get_a_pairing_section_and_others_do_not(tmp_path, full_run):
+    _, _, html = full_run
+    assert 'id="pairing"' not in html
+    pairing = {"n_images": 12, "n_paired": 10, "n_dropped": 2, "parts": {
+        "genotypes": {"source": "cohort/geno", "n_features": 9, "n_constant_dropped": 1, "n_matched": 11,
+                      "n_images_without": 1, "examples_images_without": ["s00"]},
+        "pgs": {"source": "pgs.tsv", "n_features": 2, "n_constant_dropped": 0, "n_matched": 11,
+                "n_images_without": 1, "examples_images_without": ["s11"]}}}
+    (tmp_path / "metrics.json").write_text(json.dumps({"pretrain": {
+        "final_loss": 2.0, "final_accuracy_genotypes": 0.625, "pairing": pairing}}))
+    html = build_report(tmp_path).read_text(encoding="utf-8")
+    section = html[html.index('<section id="pairing" data-status="ok">'):]
+    section = section[:section.index("</section>")]
+    assert "paired 10 of 12 images with genotypes (9 features), pgs (2 features)" in section
+    assert "1 without genotypes (e.g. s00)" in section and "cohort/geno" in section and "0.625" in section

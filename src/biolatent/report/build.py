@@ -223,6 +223,35 @@ def _anomaly(run_dir: Path, section: Section) -> None:
             section.figures.append(Fig(name.removesuffix(".png"), caption, png_file_to_base64(run_dir / name)))
 
 
+def _pairing_report(run_dir: Path) -> dict | None:
+    with contextlib.suppress(OSError, DataError, AttributeError):
+        pairing = _read_json_object(run_dir / "metrics.json").get("pretrain", {}).get("pairing")
+        return pairing if isinstance(pairing, dict) else None
+    return None
+
+
+def _pairing(run_dir: Path, section: Section) -> None:
+    """Images paired with genetics (``data.paired``): what each part held, what matched, what was dropped, and how
+    well the trained model tells each subject's genetics from the others' in a batch (final training accuracy)."""
+    from biolatent.data.paired import pairing_text
+
+    report = _pairing_report(run_dir)
+    if report is None:
+        raise DataError("metrics.json has no pretrain.pairing")
+    pretrain = _read_json_object(run_dir / "metrics.json").get("pretrain", {})
+    section.notes.append(pairing_text(report) + ".")
+    rows = []
+    for name, part in report["parts"].items():
+        accuracy = pretrain.get(f"final_accuracy_{name}")
+        rows.append([name, str(part.get("source", "")), _fmt(part.get("n_features")),
+                     _fmt(part.get("n_constant_dropped")), _fmt(part.get("n_matched")),
+                     _fmt(part.get("n_images_without")), _fmt(accuracy)])
+    section.tables.append(Table(
+        ["part", "source", "features", "constant, dropped", "images matched", "images without", "final accuracy"],
+        rows, "final accuracy: the last epoch's rate at which an image's projection is closest to its own "
+              "subject's genetics among the batch (chance = 1 / batch size)"))
+
+
 def _discovery(run_dir: Path, section: Section) -> None:
     from biolatent.report.discovery import fill_discovery
 
@@ -233,6 +262,7 @@ SECTIONS: list[tuple[str, str, str, str, Callable[[Path, Section], None]]] = [
     ("config", "Configuration", "config.yaml", PRETRAIN, _config),
     ("provenance", "Provenance", "provenance.json", PRETRAIN, _provenance),
     ("metrics", "Metrics", "metrics.json", PRETRAIN, _metrics),
+    ("pairing", "Paired data: images and genetics", "metrics.json", PRETRAIN, _pairing),
     ("training", "Training curves", "history.tsv", PRETRAIN, _history),
     ("embeddings", "Embeddings", "embeddings.h5ad", "biolatent embed RUN", _embeddings),
     ("efficiency", "Label efficiency", "evaluate/LABEL/efficiency.tsv", EVALUATE, _efficiency),
@@ -282,6 +312,8 @@ def _section(run_dir: Path, key: str, title: str, source: str, command: str, fil
     sections of an anomaly run)."""
     section = Section(key, title, source, command.replace("RUN", str(run_dir)))
     if key in OPTIONAL_SECTIONS and not (run_dir / source).is_file():
+        return None
+    if key == "pairing" and _pairing_report(run_dir) is None:  # only runs whose data paired images with genetics
         return None
     if key.split("-")[0] in PRETRAINING_SECTIONS and (run_dir / "anomaly.json").is_file():
         return None
