@@ -200,6 +200,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 continue
             overrides = [f"data.path={cohorts[cohort]}", f"train.epochs={args.epochs}"]
             config = load_config(path, overrides + (QUICK_OVERRIDES if args.quick else []))
+            if config.data.paired_parts:  # no genotypes in these cohorts: contig is in genotype_image_chain.py
+                say(f"skipping {path.stem}: it pairs the images with genotypes, which this cohort lacks")
+                continue
             if args.quick and config.method.name == "moco":  # the queue must stay shorter than the tiny cohort
                 config = load_config(path, overrides + QUICK_OVERRIDES + ["method.queue_size=8"])
             say(f"pre-training {path.stem} ...")

@@ -54,6 +54,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,7 @@ COLUMNS = (
 )
 VIEWS_COLUMNS = ("modality", "batch_size", "input_shape", "biolatent_ms", "torchio_ms", "torchio_over_biolatent")
 DEFAULT_FRAMES = 10  # a cine config without data.frames
+GENETIC_WIDTH = 5000  # variants of the synthetic genotypes of a config that pairs images with genotypes
 
 
 # -- synthetic data ---------------------------------------------------------------------------------------
@@ -124,8 +126,10 @@ def synthetic_cines(n: int, size: int, frames: int, seed: int = 0) -> torch.Tens
     return out
 
 
-def synthetic_samples(modality: str, n: int, size: int, frames: int, seed: int = 0) -> SampleSet:
-    """A SampleSet the way the volume / cine loaders return it (MICLe's groups: two scans per subject)."""
+def synthetic_samples(modality: str, n: int, size: int, frames: int, seed: int = 0,
+                      genetic_width: int | None = None) -> SampleSet:
+    """A SampleSet the way the volume / cine loaders return it (MICLe's groups: two scans per subject); with
+    ``genetic_width``, each sample paired with standardised genotypes of that many variants (ContIG)."""
     if modality == "volume":
         x = synthetic_volumes(n, size, seed)
         info = DataInfo("volume", channels=1, image_size=size, spatial_dims=3)
@@ -135,7 +139,11 @@ def synthetic_samples(modality: str, n: int, size: int, frames: int, seed: int =
     else:
         raise ValueError(f"no synthetic 3D data for modality {modality!r}")
     obs = pd.DataFrame({"subject": [f"s{i // 2}" for i in range(n)]}, index=[f"v{i}" for i in range(n)])
-    return SampleSet(info, x, obs, groups=torch.arange(n) // 2)
+    fields = {}
+    if genetic_width:
+        info = replace(info, genetic_parts={"genotypes": genetic_width})
+        fields["genotypes"] = torch.randn(n, genetic_width, generator=torch.Generator().manual_seed(seed))
+    return SampleSet(info, x, obs, fields=fields, groups=torch.arange(n) // 2)
 
 
 # -- part 1: training ---------------------------------------------------------------------------------------
@@ -185,7 +193,8 @@ def benchmark_config(
                            "accelerator": "gpu" if device == "cuda" else "cpu", "devices": 1})
     # one sample per step (each seen once), and more than a MoCo queue holds (check_samples refuses fewer)
     n = max(batch_size * (warmup + steps), int(raw["method"].get("queue_size", 0)) + 1)
-    samples = synthetic_samples(modality, n, size, frames, seed=train.seed)
+    genetic_width = GENETIC_WIDTH if raw["data"].get("genotypes") else None  # contig: images + genotypes
+    samples = synthetic_samples(modality, n, size, frames, seed=train.seed, genetic_width=genetic_width)
     torch.manual_seed(train.seed)  # as pretrain: the initial weights are part of a seeded run
     method = build_method(config, samples.info)
     method.check_samples(samples)
