@@ -68,6 +68,7 @@ def sine(n, rng, phase=0.0):
     return np.sin(2 * np.pi * t / 25 + phase) + 0.05 * rng.normal(size=n)
 
 
+@pytest.mark.slow
 def test_maat_style_detector_detects_an_injected_anomaly_and_round_trips(tmp_path):
     size, rng = 32, np.random.default_rng(0)
     healthy, test = sine(600, rng), sine(300, rng, phase=1.0)

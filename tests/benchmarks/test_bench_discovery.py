@@ -20,6 +20,7 @@ def _run(script: str, out: Path, *args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_simulation_truth_quick(tmp_path):
     _run("simulation_truth.py", tmp_path)
     payload = json.loads((tmp_path / "simulation_truth-cpu-quick.json").read_text())
@@ -32,6 +33,7 @@ def test_simulation_truth_quick(tmp_path):
     assert (tmp_path / "simulation_truth-cpu-quick.md").read_text().startswith("# Truth by simulation")
 
 
+@pytest.mark.slow
 def test_gwas_vs_plink2_quick(tmp_path):
     if shutil.which("plink2") is None:
         pytest.skip("plink2 is not on PATH")

@@ -34,6 +34,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return out, result.stdout
 
 
+@pytest.mark.slow
 def test_writes_json_and_markdown_with_all_columns(quick_run: tuple[Path, str]) -> None:
     out, stdout = quick_run
     payload = json.loads((out / "throughput-cpu.json").read_text())
@@ -48,6 +49,7 @@ def test_writes_json_and_markdown_with_all_columns(quick_run: tuple[Path, str]) 
     assert payload["meta"]["device"] == "cpu" and payload["meta"]["quick"] is True
 
 
+@pytest.mark.slow
 def test_numbers_are_finite_and_positive(quick_run: tuple[Path, str]) -> None:
     out, _ = quick_run
     rows = json.loads((out / "throughput-cpu.json").read_text())["rows"]

@@ -46,6 +46,7 @@ def bench() -> ModuleType:
         sys.path.remove(str(SCRIPT.parent))
 
 
+@pytest.mark.slow
 def test_one_row_per_example_config_with_its_method(quick_run: tuple[dict, str, str]) -> None:
     payload, markdown, stdout = quick_run
     assert len(CONFIGS) >= 9  # 6 brain methods (+ ablations), 3 cine
@@ -62,6 +63,7 @@ def test_one_row_per_example_config_with_its_method(quick_run: tuple[dict, str, 
     assert header in markdown and header in stdout
 
 
+@pytest.mark.slow
 def test_throughput_numbers_are_consistent(quick_run: tuple[dict, str, str]) -> None:
     payload, _, _ = quick_run
     for row in payload["rows"]:
@@ -80,6 +82,7 @@ def test_throughput_numbers_are_consistent(quick_run: tuple[dict, str, str]) -> 
             assert row["frames"] is None and row["frames_per_s"] is None
 
 
+@pytest.mark.slow
 def test_views_comparison_rows(quick_run: tuple[dict, str, str]) -> None:
     payload, markdown, _ = quick_run
     assert payload["views_columns"] == VIEWS_COLUMNS

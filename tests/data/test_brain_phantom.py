@@ -50,6 +50,7 @@ def test_lesioned_subject_is_the_healthy_one_plus_lesions(template):
         assert lesioned.mask.any() and not (lesioned.mask & ~lesioned.brain).any()
 
 
+@pytest.mark.slow
 def test_lesion_sign_sizes_and_counts(template):
     radii, voxels, signs, counts = [], [], [], []
     for index in range(24):

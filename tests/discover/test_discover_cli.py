@@ -46,6 +46,7 @@ def cohort(tmp_path_factory):
             "covariates": folder / "covariates.tsv", "causal_rows": causal}
 
 
+@pytest.mark.slow
 def test_discover_end_to_end_finds_the_simulated_genetics(run_cli, cohort, tmp_path):
     out = tmp_path / "discover"
     result = run_cli("discover", cohort["embeddings"], "--genotypes", cohort["prefix"], "--covariates",
@@ -81,6 +82,7 @@ def test_discover_end_to_end_finds_the_simulated_genetics(run_cli, cohort, tmp_p
     assert "Manhattan plot of Z0" in html and "Lead variants" in html and "data:image/png;base64" in html
 
 
+@pytest.mark.slow
 def test_report_of_a_run_includes_the_discovery_section(run_cli, cohort, tmp_path):
     import shutil
 

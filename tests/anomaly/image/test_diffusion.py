@@ -233,6 +233,7 @@ def _pixel_auroc(maps: np.ndarray, masks: np.ndarray) -> float:
     return float(roc_auc_score(masks.ravel(), maps.ravel()))
 
 
+@pytest.mark.slow
 def test_ddpm_fitted_on_healthy_slices_localises_lesions(slices):
     healthy, images, masks = slices
     detector = ImageReconstructionDetector("ddpm", widths=(8, 16), timesteps=100)
@@ -256,6 +257,7 @@ def test_save_load_round_trip_gives_identical_maps(kind, slices, tmp_path):
     np.testing.assert_array_equal(loaded.score(images[:3]), detector.score(images[:3]))
 
 
+@pytest.mark.slow
 def test_masked_diffusion_mask_head_finds_diffused_patches_on_unseen_slices(slices):
     """The mask head, trained on healthy slices, localises diffused patches of held-out healthy slices."""
     from biolatent.anomaly.image.ddpm import to_model
