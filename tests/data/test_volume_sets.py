@@ -78,7 +78,7 @@ def test_a_4d_file_where_3d_is_expected_and_other_errors(tmp_path):
     folder = _cohort(tmp_path / "c")
     write_nifti(folder / "v1.nii.gz", np.zeros((12, 12, 12, 3), np.float32), (2.0, 2.0, 2.0))
     with pytest.raises(DataError, match=r"holds 4D data.*expected a 3D volume"):
-        load_samples(VolumeData(path=folder, image_size=12))
+        load_samples(VolumeData(path=folder, image_size=12, normalise="none"))  # files are read in order
     with pytest.raises(DataError, match="group_column 'nope'"):
         load_samples(VolumeData(path=_cohort(tmp_path / "d"), group_column="nope"))
     with pytest.raises(DataError, match="no NIfTI volumes"):
@@ -98,8 +98,8 @@ def test_cine_cohort_frames_and_resampled_cycle(tmp_path):
     folder.mkdir()
     write_nifti(folder / "a.nii.gz", _cine(6, 0), (3.0, 3.0, 3.0), frame_seconds=0.1)
     write_nifti(folder / "b.nii.gz", _cine(4, 1), (3.0, 3.0, 3.0), frame_seconds=0.1)
-    with pytest.raises(DataError, match=r"different numbers of frames.*data.frames"):
-        load_samples(CineData(path=folder, image_size=10))
+    with pytest.raises(DataError, match=r"different numbers of frames \(6 in 'a', 4 in 'b'\).*data\.frames"):
+        load_samples(CineData(path=folder, image_size=10, normalise="none"))
     samples = load_samples(CineData(path=folder, image_size=10, frames=6, normalise="none"))
     assert samples.x.shape == (2, 6, 10, 10, 10) and samples.info.frames == 6
     np.testing.assert_allclose(samples.x[0].numpy(), np.moveaxis(_cine(6, 0), -1, 0), atol=1e-6)
@@ -108,7 +108,7 @@ def test_cine_cohort_frames_and_resampled_cycle(tmp_path):
     np.testing.assert_allclose(resample_cycle(cycle, 8), [0, 0.5, 1, 1.5, 2, 2.5, 3, 1.5])
     with pytest.raises(DataError, match="expected a 4D"):
         write_nifti(folder / "c.nii.gz", np.ones((10, 10, 10), np.float32), (3.0, 3.0, 3.0))
-        load_samples(CineData(path=folder, image_size=10, frames=6))
+        load_samples(CineData(path=folder, image_size=10, frames=6, normalise="none"))
 
 
 def test_batches_carry_fields_and_a_partner_of_the_same_subject():
@@ -147,3 +147,27 @@ def test_dicom_series_folders_are_volumes_of_the_cohort(tmp_path):
         f.rename(folder / "patient-b" / f"other-{f.name}")
     with pytest.raises(DataError, match="mixes 2 DICOM series"):
         load_samples(VolumeData(path=folder, image_size=8))
+
+
+def test_a_cohort_is_read_one_cine_at_a_time(tmp_path):
+    """Peak memory of loading 24 cines stays a few raw cines above the result (measured 1.2 MB streamed; 6.2 MB
+    when every raw cine was read before the first was preprocessed)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cines"
+    folder.mkdir()
+    for i in range(24):
+        write_nifti(folder / f"c{i:02d}.nii.gz", rng.random((24, 24, 12, 8)).astype(np.float32), (3.0, 3.0, 6.0),
+                    frame_seconds=0.1)
+    config = CineData(path=folder, image_size=8)
+    load_samples(config)  # imports and caches outside the measurement
+    tracemalloc.start()
+    try:
+        samples = load_samples(config)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    one_raw = 24 * 24 * 12 * 8 * 4
+    assert samples.x.shape == (24, 8, 8, 8, 8)
+    assert peak < 8 * one_raw  # all 24 raw cines at once would be 24 * one_raw and more

@@ -15,10 +15,11 @@ mixing series is an error); volumes only, a cine is a 4D NIfTI. Every volume is 
 3. intensities to [0, 1] per volume (``normalise_intensity``: MRI foreground percentiles, CT window, min-max;
    a cine is normalised over all its frames at once, so contrast changes over the cycle are kept).
 
-Arrays are (x, y, z) after the channel axis: volumes (N, 1, S, S, S), cines (N, T, S, S, S) with the frames in the
-channel axis. ``mask_column`` (volumes) names a column of anatomy-mask files (same grid as the image; resized with
-nearest neighbours) kept in ``SampleSet.fields["mask"]``: an empty mask is an error. ``group_column`` names the
-subject/patient column whose codes become ``SampleSet.groups`` (MICLe).
+Files are read and preprocessed one at a time (``stream_volumes``): only the preprocessed arrays of a cohort are
+held, never all its raw images. Arrays are (x, y, z) after the channel axis: volumes (N, 1, S, S, S), cines (N, T,
+S, S, S) with the frames in the channel axis. ``mask_column`` (volumes) names a column of anatomy-mask files (same
+grid as the image; resized with nearest neighbours) kept in ``SampleSet.fields["mask"]``: an empty mask is an
+error. ``group_column`` names the subject/patient column whose codes become ``SampleSet.groups`` (MICLe).
 """
 
 from __future__ import annotations
@@ -162,7 +163,8 @@ def _groups(obs: pd.DataFrame, column: str | None) -> torch.Tensor | None:
     return torch.as_tensor(pd.factorize(values)[0], dtype=torch.long)
 
 
-def _read_cohort(cfg: VolumeData | CineData, ndim: int):
+def _read_cohort(cfg: VolumeData | CineData):
+    """(folder, table, ids, obs) of a cohort; no image is read yet."""
     from biolatent.data.loaders import join_metadata, require_path
 
     folder = require_path(cfg.path, cfg.modality)
@@ -173,62 +175,78 @@ def _read_cohort(cfg: VolumeData | CineData, ndim: int):
     if mask_column is not None and mask_column not in table.columns:
         raise DataError(f"data.mask_column {mask_column!r} is not a column of {folder / META}")
     ids = [str(v) for v in table["id"]]
-    volumes = [read_volume(folder / str(path), ndim) for path in table["path"]]
-    for sid, volume in zip(ids, volumes, strict=True):
-        if not np.isfinite(volume.data).all():
-            raise DataError(f"volume {sid!r} holds NaN or inf intensities")
-    if cfg.spacing is None:
-        _check_spacings([v.spacing for v in volumes], ids, folder)
     obs = table.drop(columns=["id"]).set_index(pd.Index(ids))
     obs = join_metadata(obs, cfg.metadata, cfg.id_column)
-    return folder, table, ids, volumes, obs
+    return folder, table, ids, obs
+
+
+def stream_volumes(folder: Path, table: pd.DataFrame, ids: list[str], ndim: int, check_spacing: bool):
+    """Yield ``(id, Volume)`` one file at a time, so that a cohort's raw images are never all in memory at once
+    (only the preprocessed arrays are kept); each checked for NaN/inf and, with ``check_spacing``, for the
+    voxel spacing of the first volume."""
+    first: tuple[str, tuple[float, ...]] | None = None
+    for sid, path in zip(ids, table["path"], strict=True):
+        volume = read_volume(folder / str(path), ndim)
+        if not np.isfinite(volume.data).all():
+            raise DataError(f"volume {sid!r} holds NaN or inf intensities")
+        if check_spacing:
+            if first is None:
+                first = (sid, tuple(volume.spacing))
+            else:
+                _check_spacings([first[1], tuple(volume.spacing)], [first[0], sid], folder)
+        yield sid, volume
 
 
 def load_volume(cfg: VolumeData) -> SampleSet:
-    """A volume cohort -> float32 (N, 1, S, S, S) (module docstring)."""
-    folder, table, ids, volumes, obs = _read_cohort(cfg, ndim=3)
-    x = np.stack([_normalise(_to_grid(v.data, v.spacing, cfg, 1), cfg, f"volume {sid!r}")
-                  for sid, v in zip(ids, volumes, strict=True)])[:, None]
-    fields: dict[str, torch.Tensor] = {}
-    if cfg.mask_column is not None:
-        fields["mask"] = torch.from_numpy(_read_masks(folder, table, ids, volumes, cfg))[:, None]
+    """A volume cohort -> float32 (N, 1, S, S, S) (module docstring), read one volume at a time."""
+    folder, table, ids, obs = _read_cohort(cfg)
+    size = cfg.image_size
+    x = np.empty((len(ids), 1, size, size, size), dtype=np.float32)
+    masks = np.empty((len(ids), 1, size, size, size), dtype=bool) if cfg.mask_column is not None else None
+    for i, (sid, volume) in enumerate(stream_volumes(folder, table, ids, 3, cfg.spacing is None)):
+        x[i, 0] = _normalise(_to_grid(volume.data, volume.spacing, cfg, 1), cfg, f"volume {sid!r}")
+        if masks is not None:
+            masks[i, 0] = _read_mask(folder, sid, table[cfg.mask_column].iloc[i], volume, cfg)
+    fields: dict[str, torch.Tensor] = {} if masks is None else {"mask": torch.from_numpy(masks)}
     info = DataInfo(modality="volume", channels=1, image_size=cfg.image_size, spatial_dims=3)
-    return SampleSet(info, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), obs, fields=fields,
-                     groups=_groups(obs, cfg.group_column))
+    return SampleSet(info, torch.from_numpy(x), obs, fields=fields, groups=_groups(obs, cfg.group_column))
 
 
-def _read_masks(folder: Path, table: pd.DataFrame, ids: list[str], volumes: list, cfg: VolumeData) -> np.ndarray:
+def _read_mask(folder: Path, sid: str, relative: object, volume, cfg: VolumeData) -> np.ndarray:
     from biolatent.io.nifti import read_nifti
 
-    masks = []
-    for sid, relative, volume in zip(ids, table[cfg.mask_column], volumes, strict=True):
-        relative = str(relative).strip()
-        if not relative:
-            raise DataError(f"anatomy mask of {sid!r} is missing (empty {cfg.mask_column!r} in {folder / META})")
-        mask = read_nifti(folder / relative, ndim=3)
-        if mask.data.shape != volume.data.shape:
-            raise DataError(f"anatomy mask of {sid!r} has shape {mask.data.shape} but its volume has "
-                            f"{volume.data.shape}")
-        fitted = _to_grid((mask.data > 0.5).astype(np.float32), volume.spacing, cfg, 0) > 0.5
-        if not fitted.any():
-            raise DataError(f"anatomy mask of {sid!r} is empty ({relative}): anatomy-aware masking needs foreground")
-        masks.append(fitted)
-    return np.stack(masks)
+    relative = str(relative).strip()
+    if not relative:
+        raise DataError(f"anatomy mask of {sid!r} is missing (empty {cfg.mask_column!r} in {folder / META})")
+    mask = read_nifti(folder / relative, ndim=3)
+    if mask.data.shape != volume.data.shape:
+        raise DataError(f"anatomy mask of {sid!r} has shape {mask.data.shape} but its volume has "
+                        f"{volume.data.shape}")
+    fitted = _to_grid((mask.data > 0.5).astype(np.float32), volume.spacing, cfg, 0) > 0.5
+    if not fitted.any():
+        raise DataError(f"anatomy mask of {sid!r} is empty ({relative}): anatomy-aware masking needs foreground")
+    return fitted
 
 
 def load_cine(cfg: CineData) -> SampleSet:
-    """A cine cohort (4D NIfTI) -> float32 (N, T, S, S, S) (module docstring)."""
-    _, _, ids, volumes, obs = _read_cohort(cfg, ndim=4)
-    counts = {v.data.shape[3] for v in volumes}
-    if cfg.frames is None and len(counts) > 1:
-        raise DataError(f"cines have different numbers of frames ({', '.join(map(str, sorted(counts)))}): set "
-                        "data.frames to resample every cycle to one number")
-    n_frames = cfg.frames or counts.pop()
-    cines = []
-    for sid, volume in zip(ids, volumes, strict=True):
+    """A cine cohort (4D NIfTI) -> float32 (N, T, S, S, S) (module docstring), read one cine at a time."""
+    folder, table, ids, obs = _read_cohort(cfg)
+    size = cfg.image_size
+    x: np.ndarray | None = None
+    first_count: tuple[str, int] | None = None
+    for i, (sid, volume) in enumerate(stream_volumes(folder, table, ids, 4, cfg.spacing is None)):
+        count = int(volume.data.shape[3])
+        if first_count is None:
+            first_count = (sid, count)
+        elif cfg.frames is None and count != first_count[1]:
+            raise DataError(f"cines have different numbers of frames ({first_count[1]} in {first_count[0]!r}, "
+                            f"{count} in {sid!r}): set data.frames to resample every cycle to one number")
+        n_frames = cfg.frames or first_count[1]
+        if x is None:
+            x = np.empty((len(ids), n_frames, size, size, size), dtype=np.float32)
         data = resample_cycle(volume.data, n_frames)
         grid = np.stack([_to_grid(data[..., t], volume.spacing, cfg, 1) for t in range(n_frames)])
-        cines.append(_normalise(grid, cfg, f"cine {sid!r}"))
-    x = torch.from_numpy(np.ascontiguousarray(np.stack(cines), dtype=np.float32))
-    info = DataInfo(modality="cine", channels=1, image_size=cfg.image_size, spatial_dims=3, frames=int(n_frames))
-    return SampleSet(info, x, obs, groups=_groups(obs, cfg.group_column))
+        x[i] = _normalise(grid, cfg, f"cine {sid!r}")
+    assert x is not None  # list_volumes refuses an empty cohort
+    info = DataInfo(modality="cine", channels=1, image_size=cfg.image_size, spatial_dims=3, frames=int(x.shape[1]))
+    return SampleSet(info, torch.from_numpy(x), obs, groups=_groups(obs, cfg.group_column))
