@@ -69,7 +69,8 @@ def test_parts_are_aligned_by_id_standardised_and_the_rest_reported(cohort):
     # genotypes: each subject's own row (looked up by id, not by position), standardised per variant
     position = {s: i for i, s in enumerate(cohort["geno_ids"])}
     raw = cohort["dosages"][[position[s] for s in kept]][:, 1:].astype(float)
-    expected = (raw - raw.mean(0)) / raw.std(0, ddof=1)
+    p = raw.mean(0) / 2  # ALT frequency among the paired subjects; GCTA's standardisation, as the GRM's
+    expected = (raw - 2 * p) / np.sqrt(2 * p * (1 - p))
     np.testing.assert_allclose(samples.fields["genotypes"].numpy(), expected, rtol=1e-5, atol=1e-6)
     pgs = np.arange(1, N - 1, dtype=float)
     np.testing.assert_allclose(samples.fields["pgs"][:, 0].numpy(), (pgs - pgs.mean()) / pgs.std(ddof=1), rtol=1e-5)
@@ -84,13 +85,15 @@ def test_parts_are_aligned_by_id_standardised_and_the_rest_reported(cohort):
     assert "1 without genotypes (e.g. s00)" in text and f"1 without pgs (e.g. s{N - 1})" in text
 
 
-def test_missing_calls_are_the_variant_mean_after_standardising():
-    values = np.array([[0.0, 2.0], [np.nan, 1.0], [2.0, 0.0], [1.0, np.nan]])
-    out, keep = standardise_columns(values)
-    assert keep.all() and out[1, 0] == 0.0 and out[3, 1] == 0.0
-    np.testing.assert_allclose(out[[0, 2, 3], 0], [-1.0, 1.0, 0.0], atol=1e-6)
-    constant, keep = standardise_columns(np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 2.0]]))
-    assert keep.tolist() == [False, True] and constant.shape == (3, 1)
+def test_missing_calls_become_zero_and_tables_are_scaled_by_their_sd(cohort, tmp_path):
+    prefix, dosages = write_genotypes(tmp_path / "gaps", cohort["ids"], missing=0.2)
+    samples = load_samples(config(cohort, genotypes=str(prefix)).data)
+    values = samples.fields["genotypes"].numpy()
+    kept = dosages[:, 1:]  # the first variant does not vary
+    assert np.isnan(kept).any() and (values[np.isnan(kept)] == 0.0).all()
+    table, keep = standardise_columns(np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 2.0]]))
+    assert keep.tolist() == [False, True]
+    np.testing.assert_allclose(table[:, 0], [-1.0, 0.0, 1.0])
 
 
 def test_evenly_spaced_variants():

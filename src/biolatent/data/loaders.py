@@ -176,7 +176,7 @@ def load_samples(cfg: DataCfg) -> SampleSet:
     if loader is None:
         raise DataError(f"no loader for modality {cfg.modality!r} (known: {', '.join(LOADERS)})")
     samples = loader(cfg)
-    if getattr(cfg, "genotypes", None) is not None or getattr(cfg, "genetic_tables", None):
+    if getattr(cfg, "paired_parts", None):
         from biolatent.data.paired import attach_genetics
 
         samples = attach_genetics(samples, cfg.genotypes, cfg.genetic_tables, id_column=cfg.id_column,

@@ -4,10 +4,11 @@ The paired-data contract of the design: one ``SampleSet`` whose batches carry on
 part's name, aligned by sample id at load time. The genetic parts (ContIG's inputs, Taleb et al. 2022) are
 
 - ``genotypes`` (``data.genotypes``: a PLINK 1 prefix or a VCF/BCF): the ALT dosages of every variant kept
-  (``data.max_variants``: evenly spaced along the genome), standardised per variant over the paired subjects,
-  a missing call set to 0 (the variant's mean); variants without variation among the paired subjects dropped;
+  (``data.max_variants``: evenly spaced along the genome), standardised per variant over the paired subjects as
+  the GRM does (``io.genotype_matrix.standardise_block``: (d - 2p) / sqrt(2p(1 - p)), a missing call 0);
+  variants monomorphic among the paired subjects dropped;
 - one part per entry of ``data.genetic_tables`` (``name: table``, an id column + numeric columns such as
-  polygenic scores or gene burden scores), standardised per column.
+  polygenic scores or gene burden scores), centred and scaled per column (``standardise_columns``).
 
 Subjects that lack a part are reported and dropped: ContIG's "inner" aggregation of genetic modalities (the
 intersection of the subjects that have every part). Ids never shift: every part is looked up by id.
@@ -26,6 +27,7 @@ import torch
 
 from biolatent.data.samples import SampleSet
 from biolatent.errors import DataError
+from biolatent.io.genotype_matrix import standardise_block
 
 N_EXAMPLES = 5
 GENOTYPES = "genotypes"
@@ -62,15 +64,11 @@ def match_ids(
 
 
 def standardise_columns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centre and scale every column over its observed (non-NaN) entries, NaN -> 0 (the mean) ->
-    (float32 values of the varying columns, boolean mask of the columns kept)."""
-    observed = ~np.isnan(values)
-    count = observed.sum(axis=0)
-    mean = np.where(count > 0, np.nansum(values, axis=0) / np.maximum(count, 1), 0.0)
-    centred = np.where(observed, values - mean, 0.0)
-    sd = np.sqrt((centred**2).sum(axis=0) / np.maximum(count - 1, 1))
-    keep = (count > 1) & (sd > 1e-8)
-    return (centred[:, keep] / sd[keep]).astype(np.float32), keep
+    """Centre and scale every column of a table without missing values (sample SD) -> (float32 values of the
+    varying columns, boolean mask of the columns kept)."""
+    sd = values.std(axis=0, ddof=1) if values.shape[0] > 1 else np.zeros(values.shape[1])
+    keep = sd > 1e-8
+    return ((values[:, keep] - values[:, keep].mean(axis=0)) / sd[keep]).astype(np.float32), keep
 
 
 def evenly_spaced(n: int, keep: int | None) -> np.ndarray:
@@ -144,8 +142,6 @@ def attach_genetics(
         parts[GENOTYPES] = read_genotype_part(genotypes, max_variants)
     for name, path in genetic_tables.items():
         parts[name] = read_table_part(name, path, id_column)
-    if not parts:
-        return samples
     keep = set(image_ids)
     report: dict[str, Any] = {"n_images": len(image_ids), "parts": {}}
     for name, (ids, _, facts) in parts.items():
@@ -163,20 +159,23 @@ def attach_genetics(
                         "but no subject has every part")
     rows = np.array([i for i, s in enumerate(image_ids) if s in keep], dtype=np.int64)
     paired_ids = [image_ids[i] for i in rows]
-    fields = {key: value[torch.from_numpy(rows)] for key, value in samples.fields.items()}
+    fields = {key: value[torch.from_numpy(rows)] for key, value in samples.fields.items()}  # e.g. anatomy masks
     widths: dict[str, int] = {}
     for name, (ids, values, _) in parts.items():
         position = {s: i for i, s in enumerate(ids)}
-        standardised, kept = standardise_columns(values[[position[s] for s in paired_ids]])
+        rows_of_part = values[[position[s] for s in paired_ids]]
+        standardise = standardise_block if name == GENOTYPES else standardise_columns
+        standardised, kept = standardise(rows_of_part)
         if standardised.shape[1] == 0:
             raise DataError(f"{name} ({parts[name][2]['source']}): no column varies among the {len(paired_ids)} "
                             "paired subjects")
-        fields[name] = torch.from_numpy(np.ascontiguousarray(standardised))
+        fields[name] = torch.from_numpy(np.ascontiguousarray(standardised, dtype=np.float32))
         widths[name] = int(standardised.shape[1])
         report["parts"][name].update({"n_features": widths[name], "n_constant_dropped": int((~kept).sum())})
     report.update({"n_paired": len(paired_ids), "n_dropped": len(image_ids) - len(paired_ids)})
-    x = samples.x[torch.from_numpy(rows)] if isinstance(samples.x, torch.Tensor) else samples.x[rows]
-    groups = None if samples.groups is None else samples.groups[torch.from_numpy(rows)]
+    index = torch.from_numpy(rows)
+    x = samples.x[index]
+    groups = None if samples.groups is None else samples.groups[index]
     info = replace(samples.info, genetic_parts=widths)
     return SampleSet(info, x, samples.obs.iloc[rows], samples.feature_names,
                      {**samples.extra, "pairing": report}, fields, groups)

@@ -16,27 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from biolatent.errors import DataError
-from biolatent.io.genotype_matrix import Genotypes
-
-
-def standardise_block(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Standardise a samples x variants dosage block; return (Z of the kept variants, kept mask).
-
-    A variant is kept when it has at least one observed call and its observed dosages are not all equal
-    (monomorphic in this sample set, which includes ALT frequency 0 or 1).
-    """
-    block = np.asarray(block, dtype=np.float64)
-    observed = ~np.isnan(block)
-    counts = observed.sum(axis=0)
-    filled = np.where(observed, block, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = filled.sum(axis=0) / (2.0 * counts)
-    big, small = np.where(observed, block, -np.inf).max(axis=0), np.where(observed, block, np.inf).min(axis=0)
-    keep = (counts > 0) & (big > small) & (p > 0) & (p < 1)
-    p = p[keep]
-    z = (filled[:, keep] - 2.0 * p) / np.sqrt(2.0 * p * (1.0 - p))
-    z[~observed[:, keep]] = 0.0
-    return z, keep
+from biolatent.io.genotype_matrix import Genotypes, standardise_block
 
 
 def genetic_relationship_matrix(genotypes: Genotypes, *, chunk_size: int = 4096) -> tuple[np.ndarray, int]:

@@ -3,7 +3,7 @@
 PCs follow EIGENSTRAT (Price et al. 2006, Nat Genet 38:904; Patterson, Price & Reich 2006, PLoS Genet
 2:e190): each variant is standardised, ``z_ij = (x_ij - 2 p_j) / sqrt(2 p_j (1 - p_j))`` with ``p_j`` the ALT
 frequency of the non-missing calls, missing calls are mean-imputed (``z = 0``) and monomorphic variants are
-dropped (``grm.standardise_block``). The PC scores are ``U_k S_k`` of the truncated SVD ``Z = U S V^T``:
+dropped (``io.genotype_matrix.standardise_block``). The PC scores are ``U_k S_k`` of the truncated SVD ``Z = U S V^T``:
 
 * ``exact`` (default while n <= 4000): eigendecomposition of the n x n GRM ``K = Z Z^T / m`` (Yang et al. 2011),
   accumulated over variant chunks, so memory stays O(n^2) whatever m; ``S^2 = m * eigenvalues``;
@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import eigh
 
-from biolatent.discover.genetics.grm import genetic_relationship_matrix, standardise_block
+from biolatent.discover.genetics.grm import genetic_relationship_matrix
 from biolatent.errors import DataError
-from biolatent.io.genotype_matrix import Genotypes
+from biolatent.io.genotype_matrix import Genotypes, standardise_block
 
 EXACT_MAX_SAMPLES = 4000
 

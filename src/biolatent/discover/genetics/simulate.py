@@ -21,9 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from biolatent.discover.genetics.grm import standardise_block
 from biolatent.errors import DataError
-from biolatent.io.genotype_matrix import Genotypes
+from biolatent.io.genotype_matrix import Genotypes, standardise_block
 
 
 def simulate_genotypes(
