@@ -223,11 +223,17 @@ def _anomaly(run_dir: Path, section: Section) -> None:
             section.figures.append(Fig(name.removesuffix(".png"), caption, png_file_to_base64(run_dir / name)))
 
 
-def _pairing_report(run_dir: Path) -> dict | None:
-    with contextlib.suppress(OSError, DataError, AttributeError):
-        pairing = _read_json_object(run_dir / "metrics.json").get("pretrain", {}).get("pairing")
-        return pairing if isinstance(pairing, dict) else None
-    return None
+def _pretrain_metrics(run_dir: Path) -> dict:
+    """``metrics.json``'s pretrain part, ``{}`` when the file or the part is missing or unreadable (the metrics
+    section reports a bad file)."""
+    with contextlib.suppress(OSError, DataError):
+        pretrain = _read_json_object(run_dir / "metrics.json").get("pretrain", {})
+        return pretrain if isinstance(pretrain, dict) else {}
+    return {}
+
+
+def _has_pairing(run_dir: Path) -> bool:
+    return isinstance(_pretrain_metrics(run_dir).get("pairing"), dict)
 
 
 def _pairing(run_dir: Path, section: Section) -> None:
@@ -235,10 +241,8 @@ def _pairing(run_dir: Path, section: Section) -> None:
     well the trained model tells each subject's genetics from the others' in a batch (final training accuracy)."""
     from biolatent.data.paired import pairing_text
 
-    report = _pairing_report(run_dir)
-    if report is None:
-        raise DataError("metrics.json has no pretrain.pairing")
-    pretrain = _read_json_object(run_dir / "metrics.json").get("pretrain", {})
+    pretrain = _pretrain_metrics(run_dir)
+    report = pretrain["pairing"]
     section.notes.append(pairing_text(report) + ".")
     rows = []
     for name, part in report["parts"].items():
@@ -273,6 +277,8 @@ SECTIONS: list[tuple[str, str, str, str, Callable[[Path, Section], None]]] = [
 
 
 OPTIONAL_SECTIONS = frozenset({"discovery", "anomaly"})  # left out, not "not run", when their file is absent
+# left out where the run does not have what they show (their file exists for every run)
+APPLIES: dict[str, Callable[[Path], bool]] = {"pairing": _has_pairing}  # images paired with genetics
 PRETRAINING_SECTIONS = frozenset({"training", "embeddings", "efficiency"})  # not part of an anomaly run
 
 
@@ -313,7 +319,7 @@ def _section(run_dir: Path, key: str, title: str, source: str, command: str, fil
     section = Section(key, title, source, command.replace("RUN", str(run_dir)))
     if key in OPTIONAL_SECTIONS and not (run_dir / source).is_file():
         return None
-    if key == "pairing" and _pairing_report(run_dir) is None:  # only runs whose data paired images with genetics
+    if key in APPLIES and not APPLIES[key](run_dir):
         return None
     if key.split("-")[0] in PRETRAINING_SECTIONS and (run_dir / "anomaly.json").is_file():
         return None
