@@ -82,7 +82,6 @@ def ssl_features(arm: str, cohort: dict, overrides: list[str], run_dir: Path, sa
     import torch
 
     from biolatent.build import build_method, fit_input_statistics
-    from biolatent.data.loaders import load_samples
     from biolatent.embed import compute_embeddings, read_embeddings
     from biolatent.workflows.embed import embed_run
     from biolatent.workflows.pretrain import pretrain
@@ -91,7 +90,7 @@ def ssl_features(arm: str, cohort: dict, overrides: list[str], run_dir: Path, sa
     extra = [f"data.genotypes={cohort['prefix']}", "data.max_variants=null"] if arm == "contig" else []
     config = load_config(config_file, [f"data.path={cohort['cohort']}", *overrides, *extra])
     if arm == "random_init":
-        samples = load_samples(config.data)
+        samples = cohort_samples(cohort, overrides)
         torch.manual_seed(config.train.seed)
         method = fit_input_statistics(build_method(config, samples.info), samples.x)
         return samples.ids, compute_embeddings(method, samples.x, batch_size=64)
@@ -102,29 +101,34 @@ def ssl_features(arm: str, cohort: dict, overrides: list[str], run_dir: Path, sa
     return [str(s) for s in adata.obs_names], np.asarray(adata.obsm["X_biolatent"], dtype=np.float64)
 
 
+def cohort_samples(cohort: dict, overrides: list[str]):
+    """The cohort's cines as the SimCLR config loads them, loaded once per replicate (random-init, supervised)."""
+    from biolatent.data.loaders import load_samples
+
+    if "samples" not in cohort:
+        config = load_config(CONFIGS / "heart_simclr.yaml", [f"data.path={cohort['cohort']}", *overrides])
+        cohort["samples"] = load_samples(config.data)
+    return cohort["samples"]
+
+
 def supervised_predictions(cohort: dict, overrides: list[str], labelled: np.ndarray, held_out: np.ndarray,
                            steps: int, seed: int) -> tuple[list[str], np.ndarray, dict]:
     """The cine encoder trained from scratch on the labelled people's four parameters -> predictions (held-out)."""
     from biolatent.build import build_encoder, build_views, fit_input_statistics
-    from biolatent.data.loaders import load_samples
     from biolatent.train.supervised import supervised_baseline
+    from biolatent.workflows.evaluate import validation_split
 
     config = load_config(CONFIGS / "heart_simclr.yaml", [f"data.path={cohort['cohort']}", *overrides])
-    samples = load_samples(config.data)
+    samples = cohort_samples(cohort, overrides)
     targets = cohort["parameters"].loc[samples.ids, list(H2)].to_numpy(np.float64)
     position = {s: i for i, s in enumerate(samples.ids)}
 
     def make_encoder():
         return fit_input_statistics(build_encoder(config, samples.info), samples.x)
 
-    def validation(train_idx: np.ndarray, split_seed: int):
-        order = np.random.default_rng(split_seed).permutation(train_idx.size)
-        n_val = max(1, train_idx.size // 5)
-        return order[n_val:], order[:n_val]
-
-    runs: list[dict] = []
+    runs: list[dict] = []  # early stopping on a random fifth of the labelled people, as `evaluate` does
     finetune = supervised_baseline(make_encoder, lambda: build_views(config, samples.info), samples.x, targets, None,
-                                   config.train, steps, task="regression", validation_split=validation,
+                                   config.train, steps, task="regression", validation_split=validation_split(),
                                    on_trained=runs.append)
     train_idx = np.array([position[s] for s in labelled])
     test_idx = np.array([position[s] for s in held_out])

@@ -145,7 +145,8 @@ def evaluate_run(
     finetune = supervised_baseline(
         lambda: fit_input_statistics(build_encoder(config, info), samples.x), lambda: build_views(config, info),
         x, labels.values, labels.n_classes, config.train, supervised_steps, task=labels.task,
-        validation_split=_validation_split(labels), on_trained=supervised_runs.append,
+        validation_split=validation_split(labels.values, stratify=labels.task != "regression"),
+        on_trained=supervised_runs.append,
     )
     say(f"{labels.task} on {label!r} ({int(keep.sum())} labelled samples)")
     sizes = _announce_sizes(labels, fractions, test_fraction, say)
@@ -164,16 +165,15 @@ def evaluate_run(
 VALIDATION_FRACTION = 0.2
 
 
-def _validation_split(labels: Labels):
-    """The supervised baseline's early-stopping split of a labelled subset: 20% of it (stratified by class,
-    classes with one label stay in training), or None when the subset cannot spare one (fewer than 5 labels,
-    or no class with two)."""
+def validation_split(labels: np.ndarray | None = None, *, stratify: bool = False):
+    """The supervised baseline's early-stopping split of a labelled subset, ``split(train_idx, seed) -> (fit,
+    validation) positions into train_idx``: 20% of it (stratified by the class codes ``labels`` when ``stratify``;
+    classes with one label stay in training), or None when the subset cannot spare one (fewer than 5 labels, or no
+    class with two). Regression targets need no ``labels``: the part is drawn uniformly."""
     from biolatent.evaluate.splits import holdout_split
 
-    stratify = labels.task != "regression"
-
     def split(train_idx: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
-        subset = labels.values[train_idx]
+        subset = labels[train_idx] if stratify and labels is not None else np.zeros(len(train_idx))
         if subset.size < 5 or (stratify and np.bincount(subset).max() < 2):
             return None
         return holdout_split(subset, VALIDATION_FRACTION, seed, stratify=stratify)

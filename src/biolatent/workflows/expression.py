@@ -23,17 +23,7 @@ EXPRESSION_LABEL = "expression"  # the folder evaluate/expression/ and the metri
 EXPRESSION_FRACTIONS = (0.1, 0.2, 1.0)
 MAP_GENES = 4
 RETRIEVAL_K = 50  # BLEEP's k (Xie et al. 2023), capped by the number of labelled spots
-VALIDATION_FRACTION = 0.2
 HEADLINE_FRACTION = 0.2  # the issue's comparison: 20% of the training spots labelled
-
-
-def _regression_validation_split(train_idx: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """The supervised baseline's early-stopping part: a random fifth of the labelled spots (None under 5)."""
-    from biolatent.evaluate.splits import holdout_split
-
-    if np.asarray(train_idx).size < 5:
-        return None
-    return holdout_split(np.zeros(len(train_idx)), VALIDATION_FRACTION, seed, stratify=False)
 
 
 def evaluate_expression_run(
@@ -65,7 +55,7 @@ def evaluate_expression_run(
     from biolatent.train.supervised import supervised_baseline
     from biolatent.workflows.common import EMBEDDINGS_FILE, WEIGHTS_FILE, load_data_info, load_run_config
     from biolatent.workflows.embed import data_config_for, embed_run
-    from biolatent.workflows.evaluate import write_evaluation
+    from biolatent.workflows.evaluate import VALIDATION_FRACTION, validation_split, write_evaluation
 
     config = load_run_config(run_dir)
     info = load_data_info(run_dir)
@@ -102,7 +92,7 @@ def evaluate_expression_run(
     finetune = supervised_baseline(
         lambda: fit_input_statistics(build_encoder(config, info), samples.x), lambda: build_views(config, info),
         samples.x, targets.astype(np.float32), None, config.train, supervised_steps, task="regression",
-        validation_split=_regression_validation_split, on_trained=supervised_runs.append,
+        validation_split=validation_split(), on_trained=supervised_runs.append,
     )
     predictors = {("supervised", "finetune"): lambda labelled, test, seed: finetune(labelled, test, seed)}
     if config.method.name == "clip":
