@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from biolatent.config import SpatialData
+from biolatent.data.inputs import expression_matrix, join_metadata, require_path, resize_tiles
 from biolatent.data.samples import DataInfo, SampleSet
 from biolatent.errors import ConfigError, DataError
 from biolatent.io import visium
@@ -80,8 +81,6 @@ class SpotTiles:
 
     def cut(self, rows: np.ndarray) -> torch.Tensor:
         """The tiles of ``rows`` (non-negative positions) as float32 (len(rows), 3, S, S)."""
-        from biolatent.data.loaders import resize_tiles
-
         if rows.size == 0:
             return torch.empty((0, 3, self.image_size, self.image_size))
         parts = [resize_tiles(self.crops(rows[i : i + CUT_CHUNK]), self.image_size)
@@ -269,8 +268,6 @@ def tile_side(cfg: SpatialData, spot_diameter_px: float) -> int:
 
 def load_spatial(cfg: SpatialData) -> SampleSet:
     """A Space Ranger folder or spatial .h5ad -> lazily cut tiles (N, 3, S, S) + expression (N, G) per spot."""
-    from biolatent.data.loaders import _matrix, join_metadata, require_path
-
     path = require_path(cfg.path, "spatial")
     if path.is_dir():
         source = from_space_ranger(cfg, path)
@@ -284,7 +281,7 @@ def load_spatial(cfg: SpatialData) -> SampleSet:
     x_px = rows["pxl_col_in_fullres"].to_numpy(dtype=np.float64) * source.scale
     y_px = rows["pxl_row_in_fullres"].to_numpy(dtype=np.float64) * source.scale
     check_inside(ids, x_px, y_px, source.image, source.image_name)
-    values, genes = _matrix(source.expression, cfg.layer, path)
+    values, genes = expression_matrix(source.expression, cfg.layer, path)
     values = np.ascontiguousarray(values[keep])
     is_counts = check_expression(values, genes, ids, str(path))
     obs = pd.DataFrame({"array_row": rows["array_row"].to_numpy(), "array_col": rows["array_col"].to_numpy(),

@@ -33,6 +33,7 @@ import torch
 from scipy import ndimage
 
 from biolatent.config import CineData, VolumeData
+from biolatent.data.inputs import join_metadata, require_path
 from biolatent.data.samples import DataInfo, SampleSet
 from biolatent.errors import DataError
 
@@ -165,8 +166,6 @@ def _groups(obs: pd.DataFrame, column: str | None) -> torch.Tensor | None:
 
 def _read_cohort(cfg: VolumeData | CineData):
     """(folder, table, ids, obs) of a cohort; no image is read yet."""
-    from biolatent.data.loaders import join_metadata, require_path
-
     folder = require_path(cfg.path, cfg.modality)
     mask_column = getattr(cfg, "mask_column", None)
     table, _ = list_volumes(folder, [mask_column] if mask_column else [])
