@@ -7,11 +7,7 @@ unreadable one gives its error, and neither stops the rest of the report.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,48 +16,12 @@ import numpy as np
 from biolatent.errors import DataError
 from biolatent.progress import StepProgress
 from biolatent.report.figures import figure_to_base64, history_figure, png_file_to_base64, read_history
+from biolatent.report.page import Fig, Section, Table, fmt, read_json_object, render
 from biolatent.rundir import write_text
 
 EMBEDDING_KEY = "X_biolatent"
 PRETRAIN = "biolatent pretrain CONFIG.yaml --out RUN"
 EVALUATE = "biolatent evaluate RUN --label COLUMN"
-
-
-@dataclass
-class Table:
-    header: list[str]
-    rows: list[list[str]]
-    caption: str = ""
-
-
-@dataclass
-class Fig:
-    key: str
-    caption: str
-    base64: str
-
-
-@dataclass
-class Section:
-    key: str
-    title: str
-    source: str
-    command: str
-    status: str = "ok"  # ok | missing | error
-    message: str = ""
-    pre: str | None = None
-    notes: list[str] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
-    figures: list[Fig] = field(default_factory=list)
-    details: list[Table] = field(default_factory=list)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float | np.floating):
-        return "n/a" if not np.isfinite(value) else f"{value:.4g}"
-    if isinstance(value, list | tuple):
-        return ", ".join(_fmt(v) for v in value)
-    return "n/a" if value is None else str(value)
 
 
 def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -77,26 +37,16 @@ def _config(run_dir: Path, section: Section) -> None:
     section.pre = (run_dir / section.source).read_text(encoding="utf-8")
 
 
-def _read_json_object(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path.name} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path.name} does not hold a JSON object")
-    return data
-
-
 def _provenance(run_dir: Path, section: Section) -> None:
-    rows = [[key, _fmt(value)] for key, value in _flatten(_read_json_object(run_dir / section.source))]
+    rows = [[key, fmt(value)] for key, value in _flatten(read_json_object(run_dir / section.source))]
     section.tables.append(Table(["key", "value"], rows))
 
 
 def _metrics(run_dir: Path, section: Section) -> None:
     rows = []
-    for name, values in _read_json_object(run_dir / section.source).items():
+    for name, values in read_json_object(run_dir / section.source).items():
         for key, value in _flatten(values):
-            rows.append([name, key, _fmt(value)])
+            rows.append([name, key, fmt(value)])
     section.tables.append(Table(["section", "key", "value"], rows))
 
 
@@ -150,14 +100,14 @@ def _efficiency(run_dir: Path, section: Section) -> None:
 
     summary = read_efficiency(run_dir / section.source)
     folder = (run_dir / section.source).parent
-    settings = _read_json_object(folder / "evaluate.json") if (folder / "evaluate.json").is_file() else {}
+    settings = read_json_object(folder / "evaluate.json") if (folder / "evaluate.json").is_file() else {}
     classes = settings.get("classes")
     fraction = settings.get("headline_fraction", 0.1)
     head = headline(summary, float(fraction) if isinstance(fraction, (int, float)) else 0.1,
                     n_classes=len(classes) if isinstance(classes, list) else None)
     name = METRIC_LABELS.get(head["metric"], head["metric"])
     at = summary[(summary["metric"] == head["metric"]) & np.isclose(summary["fraction"], head["fraction"])]
-    rows = [[r.representation, r.probe, _fmt(r.mean), f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]",
+    rows = [[r.representation, r.probe, fmt(r.mean), f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]",
              str(r.n_seeds)] for r in at.itertuples()]
     caption = (f"{name[:1].upper() + name[1:]} at {head['fraction'] * 100:g}% of the training labels "
                "(mean, 95% CI over seeds)")
@@ -192,7 +142,7 @@ def _efficiency(run_dir: Path, section: Section) -> None:
         section.figures.append(Fig("expression-maps", "Measured vs predicted expression on the tissue (held-out "
                                    "regions outlined; prediction shown for them only)",
                                    png_file_to_base64(folder / "expression_maps.png")))
-    section.details.append(Table(list(summary.columns), [[_fmt(v) for v in row] for row in
+    section.details.append(Table(list(summary.columns), [[fmt(v) for v in row] for row in
                                                          summary.itertuples(index=False)], "All results"))
 
 
@@ -200,18 +150,18 @@ def _anomaly(run_dir: Path, section: Section) -> None:
     import pandas as pd
 
     table = pd.read_csv(run_dir / section.source, sep="\t")
-    section.tables.append(Table(list(table.columns), [[_fmt(v) for v in row] for row in table.itertuples(index=False)],
+    section.tables.append(Table(list(table.columns), [[fmt(v) for v in row] for row in table.itertuples(index=False)],
                                 "Detection metrics (dice_best is chosen on the test labels: an upper bound)"))
     if (run_dir / "anomaly.json").is_file():
-        state = _read_json_object(run_dir / "anomaly.json")
+        state = read_json_object(run_dir / "anomaly.json")
         section.notes.append(f"Detector {state['detector']} fitted on healthy data only; threshold "
-                             f"{_fmt(state['threshold'])} set at a {_fmt(state['target_fpr'])} false-positive rate on "
-                             f"held-out healthy data (observed {_fmt(state['validation_fpr'])}).")
+                             f"{fmt(state['threshold'])} set at a {fmt(state['target_fpr'])} false-positive rate on "
+                             f"held-out healthy data (observed {fmt(state['validation_fpr'])}).")
         for warning in state.get("warnings") or []:
             section.notes.append(f"Warning: {warning}")
     if (run_dir / "lesion_sizes.tsv").is_file():
         sizes = pd.read_csv(run_dir / "lesion_sizes.tsv", sep="\t")
-        section.tables.append(Table(list(sizes.columns), [[_fmt(v) for v in row] for row in
+        section.tables.append(Table(list(sizes.columns), [[fmt(v) for v in row] for row in
                                                           sizes.itertuples(index=False)],
                                     "Lesion-wise detection by lesion size (pixels or voxels): raw maps at the "
                                     "healthy threshold and the post-processed segmentation"))
@@ -227,7 +177,7 @@ def _pretrain_metrics(run_dir: Path) -> dict:
     """``metrics.json``'s pretrain part, ``{}`` when the file or the part is missing or unreadable (the metrics
     section reports a bad file)."""
     with contextlib.suppress(OSError, DataError):
-        pretrain = _read_json_object(run_dir / "metrics.json").get("pretrain", {})
+        pretrain = read_json_object(run_dir / "metrics.json").get("pretrain", {})
         return pretrain if isinstance(pretrain, dict) else {}
     return {}
 
@@ -247,9 +197,9 @@ def _pairing(run_dir: Path, section: Section) -> None:
     rows = []
     for name, part in report["parts"].items():
         accuracy = pretrain.get(f"final_accuracy_{name}")
-        rows.append([name, str(part.get("source", "")), _fmt(part.get("n_features")),
-                     _fmt(part.get("n_constant_dropped")), _fmt(part.get("n_matched")),
-                     _fmt(part.get("n_images_without")), _fmt(accuracy)])
+        rows.append([name, str(part.get("source", "")), fmt(part.get("n_features")),
+                     fmt(part.get("n_constant_dropped")), fmt(part.get("n_matched")),
+                     fmt(part.get("n_images_without")), fmt(accuracy)])
     section.tables.append(Table(
         ["part", "source", "features", "constant, dropped", "images matched", "images without", "final accuracy"],
         rows, "final accuracy: the last epoch's rate at which an image's projection is closest to its own "
@@ -294,7 +244,7 @@ def _expanded(run_dir: Path):
             label = folder.name
             # no or unreadable settings: the folder name stands for the label
             with contextlib.suppress(OSError, DataError):
-                label = str(_read_json_object(folder / "evaluate.json").get("label", label))
+                label = str(read_json_object(folder / "evaluate.json").get("label", label))
             yield (f"{key}-{folder.name}", f"{title}: {label}", str((folder / "efficiency.tsv").relative_to(run_dir)),
                    command.replace("COLUMN", label), fill)
 
@@ -335,30 +285,6 @@ def _section(run_dir: Path, key: str, title: str, source: str, command: str, fil
         section.figures.clear()
         section.tables.clear()
     return section
-
-
-def collapse_warning(run_dir: Path) -> list[str]:
-    """The pretraining's collapse flags (``metrics.json`` ``pretrain.collapse``, see ``evaluate.collapse``) when
-    its embeddings collapsed, else ``[]``; an unreadable metrics file is the metrics section's business."""
-    try:
-        collapse = _read_json_object(run_dir / "metrics.json").get("pretrain", {}).get("collapse", {})
-    except (OSError, DataError, AttributeError):
-        return []
-    if not isinstance(collapse, dict) or not collapse.get("collapsed"):
-        return []
-    return [str(flag) for flag in collapse.get("flags", [])] or ["collapsed"]
-
-
-def render(run_dir: Path, sections: list[Section]) -> str:
-    """The HTML text (jinja2 template ``templates/report.html``, autoescape on)."""
-    import jinja2
-
-    template_text = resources.files("biolatent.report").joinpath("templates/report.html").read_text("utf-8")
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    return env.from_string(template_text).render(
-        run_name=run_dir.resolve().name, run_dir=str(run_dir), sections=sections, collapse=collapse_warning(run_dir),
-        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    )
 
 
 def build_report(run_dir: Path, say: Callable[[str], None] | None = None) -> Path:

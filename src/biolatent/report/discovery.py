@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from biolatent.discover.genetics.gwas_plots import plot_name
-from biolatent.report.build import Fig, Section, Table, _fmt, render
 from biolatent.report.figures import png_file_to_base64
+from biolatent.report.page import Fig, Section, Table, fmt, render
 from biolatent.rundir import write_text
 
 DISCOVER = "biolatent discover RUN/embeddings.h5ad --genotypes PLINK_PREFIX|VCF --out RUN/discover"
@@ -43,9 +43,9 @@ def fill_discovery(run_dir: Path, section: Section) -> None:
     rows = []
     for trait, values in gwas["traits"].items():
         h = h2.get(trait, {})
-        rows.append([trait, _fmt(values["lambda_gc"]), str(values["n_hits"]), str(values["n_leads"]),
-                     _fmt(values["max_log10_p"]), _fmt(h.get("h2")), _fmt(h.get("se")),
-                     f"[{_fmt(h.get('ci_low'))}, {_fmt(h.get('ci_high'))}]"])
+        rows.append([trait, fmt(values["lambda_gc"]), str(values["n_hits"]), str(values["n_leads"]),
+                     fmt(values["max_log10_p"]), fmt(h.get("h2")), fmt(h.get("se")),
+                     f"[{fmt(h.get('ci_low'))}, {fmt(h.get('ci_high'))}]"])
     section.tables.append(Table(["trait", "lambda GC", "variants p<5e-8", "lead variants", "max -log10 p",
                                  f"h2 ({summary['h2']['method']})", "se", "95% CI"], rows,
                                 "Latent traits: genome-wide hits and SNP heritability"))
@@ -53,7 +53,7 @@ def fill_discovery(run_dir: Path, section: Section) -> None:
     if len(leads):
         top = leads.sort_values("P").head(MAX_LEADS)
         columns = [c for c in top.columns if c != "SP2"]
-        section.tables.append(Table(columns, [[_fmt(v) for v in row] for row in top[columns].itertuples(index=False)],
+        section.tables.append(Table(columns, [[fmt(v) for v in row] for row in top[columns].itertuples(index=False)],
                                     "Lead variants (clumped, p < 5e-8; TOTAL = variants in the clump)"))
     else:
         section.notes.append("No variant reached p < 5e-8 for any trait.")
@@ -68,7 +68,7 @@ def fill_discovery(run_dir: Path, section: Section) -> None:
                                    png_file_to_base64(path)))
     rg = _read_tsv(folder / "rg.tsv")
     if len(rg):
-        section.details.append(Table(list(rg.columns), [[_fmt(v) for v in row] for row in rg.itertuples(index=False)],
+        section.details.append(Table(list(rg.columns), [[fmt(v) for v in row] for row in rg.itertuples(index=False)],
                                      "Genetic correlation between latent traits (bivariate HE regression)"))
 
 
