@@ -87,6 +87,7 @@ def test_cohort_files_and_genotype_driven_parameters(tmp_path):
     params, scores, causal = heart_parameters(geno, {"cavity_volume": 0.8, "twist": 0.3}, n_causal=4, seed=4)
     assert list(params.columns) == ["cavity_volume", "twist"] and list(params.index) == geno.samples
     assert set(causal) == {"cavity_volume", "twist"} and all(len(v) == 4 for v in causal.values())
+    assert {name: e["ID"] for name, e in scores.attrs["effects"].items()} == causal
     unclipped = params["cavity_volume"].between(80.0, 230.0, inclusive="neither")
     np.testing.assert_allclose(params.loc[unclipped, "cavity_volume"],
                                150.0 + 25.0 * scores.loc[unclipped, "cavity_volume"], rtol=1e-12)

@@ -61,6 +61,26 @@ def test_traits_have_requested_genetic_variance(genotypes):
     assert 0.3 < r2 < 0.55
 
 
+@pytest.mark.parametrize("rescale", [True, False])
+def test_trait_effects_give_the_genetic_value_as_a_polygenic_score(genotypes, rescale):
+    """h2 = 1: the trait is its genetic value, so plink2-style scoring with the stored weights reproduces it up to
+    a constant; h2 = 0.5: the score's variance is the trait's genetic share of the variance."""
+    import pandas as pd
+
+    from biolatent.discover.genetics.pgs import polygenic_score
+
+    phenotypes, causal = simulate_traits(genotypes, [1.0, 0.5], n_causal=15, n_traits=2, seed=3, rescale=rescale)
+    effects = phenotypes.attrs["effects"]
+    assert effects["trait_1"]["ID"] == causal["trait_1"]
+    score = polygenic_score(genotypes, pd.DataFrame(effects["trait_1"]))
+    assert score.attrs["n_used"] == 15
+    difference = phenotypes["trait_1"].to_numpy() - score.to_numpy()
+    assert np.ptp(difference) < 1e-8
+    score = polygenic_score(genotypes, pd.DataFrame(effects["trait_2"]))
+    share = score.var() / phenotypes["trait_2"].var()
+    assert share == pytest.approx(phenotypes.attrs["realised_h2"]["trait_2"], rel=1e-8)
+
+
 def test_traits_refuse_bad_arguments(genotypes):
     with pytest.raises(DataError, match="n_causal"):
         simulate_traits(genotypes, 0.5, n_causal=10**6)

@@ -81,7 +81,10 @@ def simulate_traits(
     """Additive traits ``trait_1..trait_T``; returns (phenotypes indexed by sample id, causal variant ids per trait).
 
     ``phenotypes.attrs["realised_h2"]``: per trait, the genetic share of the sample variance (``h2`` itself
-    with ``rescale=True``, around it otherwise).
+    with ``rescale=True``, around it otherwise). ``phenotypes.attrs["effects"]``: per trait, the causal
+    variants' effects per ALT allele (``{"ID": [...], "A1": [...], "BETA": [...]}``, plink2 ``--glm`` columns),
+    so that ``discover.genetics.pgs.polygenic_score`` with them gives each sample's genetic value up to a
+    constant: the true polygenic score.
 
     ``h2`` is one value for all traits or one per trait; causal variants are drawn among the polymorphic ones,
     independently for each trait.
@@ -93,25 +96,34 @@ def simulate_traits(
         raise DataError(f"h2 must lie in [0, 1], got {h2s}")
     z, keep = standardise_block(genotypes.dosages)
     ids = genotypes.variants["id"].astype(str).to_numpy()[keep]
+    alts = genotypes.variants["alt"].astype(str).to_numpy()[keep]
+    with np.errstate(invalid="ignore"):
+        p = np.nanmean(np.asarray(genotypes.dosages, dtype=np.float64)[:, keep], axis=0) / 2.0
+    allele_sd = np.sqrt(2.0 * p * (1.0 - p))  # z = (dosage - 2p) / allele_sd, as standardise_block does
     if not 1 <= n_causal <= z.shape[1]:
         raise DataError(f"n_causal = {n_causal} but only {z.shape[1]} polymorphic variants")
     rng = np.random.default_rng(seed)
     n = genotypes.n_samples
-    columns, causal, realised = {}, {}, {}
+    columns, causal, realised, effects = {}, {}, {}, {}
     for t, value in enumerate(h2s, start=1):
         chosen = np.sort(rng.choice(z.shape[1], size=n_causal, replace=False))
-        g = z[:, chosen] @ rng.standard_normal(n_causal)
+        b = rng.standard_normal(n_causal)
+        g = z[:, chosen] @ b
         if rescale:
-            g = g - g.mean()
-            g = g * np.sqrt(value / g.var()) if g.var() > 0 else np.zeros(n)
+            scale = np.sqrt(value / g.var()) if g.var() > 0 else 0.0
+            g = (g - g.mean()) * scale
         else:
-            g = g * np.sqrt(value / n_causal)
+            scale = np.sqrt(value / n_causal)
+            g = g * scale
         name = f"trait_{t}"
+        effects[name] = {"ID": ids[chosen].tolist(), "A1": alts[chosen].tolist(),
+                         "BETA": (b * scale / allele_sd[chosen]).tolist()}
         columns[name] = g + rng.standard_normal(n) * np.sqrt(1.0 - value)
         causal[name] = ids[chosen].tolist()
         realised[name] = float(g.var() / columns[name].var())
     phenotypes = pd.DataFrame(columns, index=pd.Index(genotypes.samples, name="id"))
     phenotypes.attrs["realised_h2"] = realised  # genetic share of the sample variance
+    phenotypes.attrs["effects"] = effects  # per ALT allele: the true polygenic score's weights
     return phenotypes, causal
 
 
@@ -122,6 +134,8 @@ def heart_parameters(
     seed: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]]]:
     """Heart phantom parameters driven by genotypes: (parameters in their units, standard scores, causal ids).
+
+    ``scores.attrs["effects"]``: per parameter, the true polygenic score's weights (see ``simulate_traits``).
 
     Each parameter named in ``h2`` (see ``biolatent.data.simulate.heart.PARAMETERS``) gets an additive
     random-effects score (``simulate_traits(..., rescale=False)``: genetic variance h2, total ~1), mapped to
@@ -139,6 +153,7 @@ def heart_parameters(
     realised = scores.attrs["realised_h2"]
     scores.columns = names
     scores.attrs["realised_h2"] = {name: realised[f"trait_{i + 1}"] for i, name in enumerate(names)}
+    scores.attrs["effects"] = {name: scores.attrs["effects"][f"trait_{i + 1}"] for i, name in enumerate(names)}
     causal = {name: causal[f"trait_{i + 1}"] for i, name in enumerate(names)}
     parameters = parameters_from_scores(scores)[names]
     return parameters, scores, causal
