@@ -59,3 +59,8 @@ def test_genotype_image_chain_quick(tmp_path):
     pairing = json.loads((tmp_path / "work" / "quick" / "rep0" / "contig" / "metrics.json").read_text())
     assert pairing["pretrain"]["pairing"]["n_paired"] == 60  # every cine paired with its person's genotypes
     assert "Paired differences over the replicates" in (tmp_path / "genotype_image_chain-cpu-quick.md").read_text()
+    clusters = payload["clusters"]  # every label-free arm's clusters against the five polygenic scores
+    assert {(r["arm"], r["score"], r["replicate"]) for r in clusters} == {
+        (a, s, k) for a in ("truth", "simclr", "contig", "random_init") for k in (0, 1)
+        for s in ("pgs_cavity_volume", "pgs_wall_thickness", "pgs_ejection_fraction", "pgs_twist", "pgs_null")}
+    assert all(0.0 <= r["p"] <= r["q"] <= 1.0 and r["n_clusters"] >= 2 for r in clusters)

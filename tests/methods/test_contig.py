@@ -75,10 +75,23 @@ def test_loss_is_the_mean_over_the_genetic_parts():
     ({"parts": ("burden",)}, "burden not among the data's genetic parts"),
     ({"alpha": 1.5}, "alpha must be in"),
     ({"temperature": 0.0}, "temperature must be > 0"),
+    ({"variant_window": -1}, "variant_window must be >= 0"),
+    ({"variant_window": 3, "parts": ("pgs",)}, r"needs raw variants \(data.genotypes\)"),
 ])
 def test_bad_settings(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         build(**kwargs)
+
+
+def test_variant_windows_encode_the_raw_variants_only():
+    from biolatent.models.variant_windows import VariantWindowEncoder
+
+    method = build(variant_window=3, window_features=2)
+    assert isinstance(method.genetic_encoders["genotypes"], VariantWindowEncoder)
+    assert method.genetic_encoders["genotypes"].n_windows == 3  # 7 variants in windows of 3
+    assert not isinstance(method.genetic_encoders["pgs"], VariantWindowEncoder)
+    batch = {"x": torch.randn(4, 6), "genotypes": torch.randn(4, 7), "pgs": torch.randn(4, 2)}
+    assert torch.isfinite(method(batch).loss)
 
 
 def test_needs_paired_genetics():
@@ -90,9 +103,11 @@ def test_needs_paired_genetics():
         method({"x": torch.randn(4, 6), "genotypes": torch.randn(4, 7)})
 
 
-def test_training_aligns_images_with_their_genetics():
+@pytest.mark.parametrize("variant_window", [0, 3])
+def test_training_aligns_images_with_their_genetics(variant_window):
     """Images that carry a noisy linear image of each subject's genotypes: after training, the retrieval of a
-    subject's genotypes from its image is far above chance (1/32) on subjects never seen in training."""
+    subject's genotypes from its image is far above chance (1/32) on subjects never seen in training, with the
+    MLP and with the variant-window genetic encoder."""
     gen = torch.Generator().manual_seed(0)
     mixing = torch.randn(7, 6, generator=gen)
 
@@ -104,7 +119,8 @@ def test_training_aligns_images_with_their_genetics():
     x_test, genetics_test = cohort(32)
     torch.manual_seed(0)
     encoder = MLPEncoder(6, hidden_dims=(32,), out_dim=16, dropout=0.0, input_transform="none")
-    method = ContIG(encoder, genetic_parts={"genotypes": 7}, embed_dim=8, genetic_hidden=32, use_views=False)
+    method = ContIG(encoder, genetic_parts={"genotypes": 7}, embed_dim=8, genetic_hidden=32, use_views=False,
+                    variant_window=variant_window)
     optimizer = torch.optim.Adam(method.parameters(), lr=3e-3)
     for _ in range(150):
         for start in range(0, 256, 64):

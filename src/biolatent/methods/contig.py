@@ -11,8 +11,11 @@ v_i = g_m(genetics_i) L2-normalised and the fixed temperature tau (ContIG: 0.1),
 (image-to-genetics and genetics-to-image cross-entropies, no intra-modal negatives) and the loss is the mean of
 L_m over the modalities, ContIG's aggregation of several genetic modalities (each weighted 1 / M). Only
 subjects with every modality are paired (ContIG's "inner" aggregation; the loader drops the others).
-A genetic encoder is ContIG's default: the standardised genetic features through an MLP (Linear, ReLU, Linear)
-into the joint space. The image side gets the modality's augmentation views during training (``use_views``).
+A genetic encoder is the standardised genetic features through an MLP (Linear, ReLU, Linear) into the joint
+space; with ``variant_window`` > 0 the raw-variant part (``genotypes``) gets a locally connected encoder over
+windows of that many neighbouring variants instead (``models.variant_windows``); burden or polygenic-score
+tables (``data.genetic_tables``) keep the MLP. The image side gets the modality's augmentation views during
+training (``use_views``).
 
 ``embed(x)`` is the image encoder's output f(x), the representation ContIG transfers downstream (the
 projections are dropped after pre-training).
@@ -26,8 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from biolatent.data.paired import GENOTYPES
 from biolatent.errors import ConfigError, DataError
 from biolatent.methods.base import SSLMethod
+from biolatent.models.variant_windows import VariantWindowEncoder
 from biolatent.types import LossOutput
 
 
@@ -62,6 +67,8 @@ class ContIG(SSLMethod):
         temperature: float = 0.1,
         alpha: float = 0.75,
         use_views: bool = True,
+        variant_window: int = 0,
+        window_features: int = 4,
     ) -> None:
         super().__init__(encoder, views=views)
         if not genetic_parts:
@@ -78,11 +85,19 @@ class ContIG(SSLMethod):
             raise ConfigError(f"method.temperature must be > 0, got {temperature}")
         if embed_dim < 1 or genetic_hidden < 1:
             raise ConfigError("method.embed_dim and method.genetic_hidden must be >= 1")
+        if variant_window < 0 or window_features < 1:
+            raise ConfigError("method.variant_window must be >= 0 (0: an MLP over all variants) and "
+                              "method.window_features >= 1")
+        if variant_window and GENOTYPES not in chosen:
+            raise ConfigError("method.variant_window needs raw variants (data.genotypes) among the genetic parts")
         self.parts, self.temperature, self.alpha, self.use_views = chosen, float(temperature), float(alpha), use_views
         self.widths = {p: int(genetic_parts[p]) for p in chosen}
         width = int(encoder.out_dim)
         self.image_heads = nn.ModuleDict({p: _mlp(width, width, embed_dim) for p in chosen})
-        self.genetic_encoders = nn.ModuleDict({p: _mlp(self.widths[p], genetic_hidden, embed_dim) for p in chosen})
+        self.genetic_encoders = nn.ModuleDict({
+            p: VariantWindowEncoder(self.widths[p], embed_dim, window=variant_window, window_features=window_features,
+                                    hidden=genetic_hidden) if variant_window and p == GENOTYPES
+            else _mlp(self.widths[p], genetic_hidden, embed_dim) for p in chosen})
 
     def check_samples(self, samples: Any) -> None:
         for part, width in self.widths.items():
