@@ -305,6 +305,9 @@ def data_simulate(
         help="brain: scans of every subject (same anatomy re-acquired; a subject column), for MICLe")] = 1,
     spots: Annotated[int, typer.Option(help="spatial: number of spots (Visium grid, 100 um apart)")] = 1500,
     genes: Annotated[int, typer.Option(help="spatial: number of genes (5..765, 20% morphology-independent)")] = 200,
+    records: Annotated[bool, typer.Option(help="heart: also health records (records.tsv) from the same latent "
+                                               "health state, with a rare disease")] = False,
+    prevalence: Annotated[float, typer.Option(help="heart --records: prevalence of the rare disease")] = 0.03,
 ) -> None:
     """Write a synthetic cohort with a known truth; prints the path of meta.tsv."""
     from biolatent.data.simulate.heart import PARAMETERS, simulate_heart_cohort
@@ -349,7 +352,8 @@ def data_simulate(
                                                  seed=seed)
     elif n < 1:
         raise BiolatentError(f"--n must be >= 1, got {n}")
-    meta = simulate_heart_cohort(n, out, seed=seed, parameters=parameters, write_png=png, progress=_say)
+    meta = simulate_heart_cohort(n, out, seed=seed, parameters=parameters, write_png=png, records=records,
+                                 prevalence=prevalence, progress=_say)
     if genotypes is not None:
         import json
 

@@ -205,6 +205,8 @@ def simulate_heart_cohort(
     parameters: pd.DataFrame | None = None,
     grid: Grid = Grid(),
     write_png: bool = False,
+    records: bool = False,
+    prevalence: float = 0.03,
     progress=None,
 ) -> Path:
     """Write ``n`` subjects' cines (``cine/<id>.nii.gz``, 4D NIfTI) and ``meta.tsv``; return meta.tsv's path.
@@ -213,6 +215,11 @@ def simulate_heart_cohort(
     drawn); e.g. the output of ``discover.genetics.simulate.heart_parameters`` to drive the hearts by
     genotypes. ``write_png``: also ``slices/<id>.png`` (``end_phase_slices``) for 2D methods.
     meta.tsv columns: id, path, site, every parameter, stroke_volume (mL).
+
+    ``records``: each person also gets a latent health state that shifts the heart parameters and drives
+    health records (``data.simulate.records``, a rare disease of prevalence ``prevalence``): ``records.tsv``
+    (patient, time, code, value) and the state's columns in meta.tsv (birth_date, landmark_date, age, sex,
+    hypertension, diabetes, amyloidosis, heart_failure, last_nt_probnp).
     """
     from biolatent.io.nifti import write_nifti
 
@@ -227,6 +234,15 @@ def simulate_heart_cohort(
         drawn.index = parameters.index.astype(str)
         table = drawn.assign(**{c: parameters[c].to_numpy(float) for c in parameters.columns if c in PARAMETERS})
         table.index.name = "id"
+    health, health_rng = None, np.random.default_rng([seed, 7])  # own stream: cines without records unchanged
+    if records:
+        from biolatent.data.simulate.records import draw_health, heart_failure, heart_scores_from_health
+
+        health = draw_health([str(i) for i in table.index], health_rng, prevalence=prevalence)
+        scores = pd.DataFrame({name: (table[name] - spec.mean) / spec.sd for name, spec in PARAMETERS.items()})
+        table = parameters_from_scores(heart_scores_from_health(health, health_rng, scores.set_axis(health.index)))
+        table.index.name = "id"
+        health["heart_failure"] = heart_failure(table, health, health_rng)
     out_dir = Path(out_dir)
     (out_dir / "cine").mkdir(parents=True, exist_ok=True)
     if write_png:
@@ -248,6 +264,12 @@ def simulate_heart_cohort(
     meta.insert(0, "site", sites)
     meta.insert(0, "path", paths)
     meta["stroke_volume"] = meta["cavity_volume"] * meta["ejection_fraction"]
+    if health is not None:
+        from biolatent.data.simulate.records import records_outcomes, simulate_records, write_records
+
+        events = simulate_records(health, table, health_rng)
+        write_records(out_dir / "records.tsv", events)
+        meta = meta.join(records_outcomes(health, events))
     meta_path = out_dir / "meta.tsv"
     meta.reset_index().to_csv(meta_path, sep="\t", index=False, float_format="%.6g")
     return meta_path
