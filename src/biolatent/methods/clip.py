@@ -135,6 +135,10 @@ class CLIP(SSLMethod):
             raise DataError(f"method clip: expression has shape {tuple(expression.shape)}, "
                             f"expected (spots, {self.n_genes})")
 
+    def no_weight_decay(self) -> tuple[str, ...]:
+        """The learned temperature is not weight-decayed (CLIP)."""
+        return ("logit_scale",)
+
     def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
         x, expression = batch["x"].float(), batch.get("expression")
         if expression is None:

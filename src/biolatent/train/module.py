@@ -21,6 +21,20 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def parameter_groups(method: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: every trainable parameter decays by ``weight_decay`` except those the method names in
+    ``no_weight_decay()`` (e.g. CLIP's learned temperature, which decay would pull towards 1), as timm does."""
+    exempt = set(getattr(method, "no_weight_decay", lambda: ())())
+    named = [(name, p) for name, p in method.named_parameters() if p.requires_grad]
+    unknown = exempt - {name for name, _ in named}
+    if unknown:
+        raise ValueError(f"no_weight_decay names unknown parameters: {sorted(unknown)}")
+    groups = [{"params": [p for name, p in named if name not in exempt], "weight_decay": weight_decay}]
+    if exempt:
+        groups.append({"params": [p for name, p in named if name in exempt], "weight_decay": 0.0})
+    return groups
+
+
 class MethodModule(L.LightningModule):
     def __init__(
         self,
@@ -51,8 +65,7 @@ class MethodModule(L.LightningModule):
         self._count = 0
 
     def configure_optimizers(self):  # type: ignore[override]
-        params = [p for p in self.method.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        optimizer = torch.optim.AdamW(parameter_groups(self.method, self.weight_decay), lr=self.lr)
         offset, warmup, total = self.step_offset, self.warmup_steps, self.total_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine(step + offset, warmup, total)
