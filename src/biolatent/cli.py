@@ -185,13 +185,15 @@ def gwas(
     mind: Annotated[float, typer.Option(help="maximum fraction of missing calls per sample")] = 0.05,
     pcs: Annotated[int, typer.Option(help="genetic PCs of the analysed samples added as covariates")] = 0,
     dosage: Annotated[bool, typer.Option(help=DOSAGE_HELP)] = False,
+    plots: Annotated[bool, typer.Option(help="Manhattan and QQ plot of every trait (thinned: every p < 1e-3, "
+                                             "a sample of the rest)")] = True,
 ) -> None:
     """Linear regression of every trait on every variant (plink2 --glm columns) -> OUT/gwas.tsv."""
     from biolatent.workflows.gwas import run_gwas
 
     config = _qc_config(qc, maf, geno, hwe, mind)
     typer.echo(str(run_gwas(genotypes, phenotypes, covariates, out, engine=_engine(engine), qc=config, n_pcs=pcs,
-                            dosage=dosage, say=_say)))
+                            dosage=dosage, plots=plots, say=_say)))
 
 
 @app.command()

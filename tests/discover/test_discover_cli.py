@@ -153,6 +153,14 @@ def test_gwas_and_h2_commands_on_the_written_phenotypes(run_cli, cohort, tmp_pat
     assert result.code == 0, result.err
     table = pd.read_csv(tmp_path / "g" / "gwas.tsv", sep="\t")
     assert table.sort_values("P").iloc[0].ID == geno.variants.id[3]
+    assert {p.name for p in (tmp_path / "g" / "plots").iterdir()} == {"manhattan_y.png", "qq_y.png"}
+    result = run_cli("gwas", "--genotypes", cohort["prefix"], "--phenotypes", pheno, "--pcs", "2", "--no-plots",
+                     "--out", tmp_path / "g2")
+    assert result.code == 0, result.err
+    assert not (tmp_path / "g2" / "plots").exists()
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "g2" / "gwas.tsv", sep="\t"), table)
+    seconds = json.loads((tmp_path / "g2" / "metrics.json").read_text())["gwas"]["seconds"]
+    assert set(seconds) == {"scan", "write", "clump", "plots"} and all(v >= 0 for v in seconds.values())
     result = run_cli("h2", "--genotypes", cohort["prefix"], "--phenotypes", pheno, "--out", tmp_path / "h")
     assert result.code == 0, result.err
     assert list(pd.read_csv(tmp_path / "h" / "h2.tsv", sep="\t").columns[:5]) == ["trait", "h2", "se", "method", "n"]

@@ -40,13 +40,23 @@ class Genotypes:
         return int(self.dosages.shape[1])
 
     def subset(self, sample_index: np.ndarray | None = None, variant_index: np.ndarray | None = None) -> Genotypes:
-        s = np.arange(self.n_samples) if sample_index is None else np.asarray(sample_index)
-        v = np.arange(self.n_variants) if variant_index is None else np.asarray(variant_index)
-        return Genotypes(
-            self.dosages[np.ix_(s, v)],
-            [self.samples[i] for i in s],
-            self.variants.iloc[v].reset_index(drop=True),
-        )
+        """The given samples and variants (in that order). Dosages are never modified in place, so a subset that
+        keeps every sample and variant shares the array; otherwise the copy keeps the memory order (PLINK
+        input is column-major: a column gather is a memcpy per variant, a row gather is done block by block)."""
+        s = np.arange(self.n_samples) if sample_index is None else np.asarray(sample_index, dtype=np.int64)
+        v = np.arange(self.n_variants) if variant_index is None else np.asarray(variant_index, dtype=np.int64)
+        all_samples = s.size == self.n_samples and bool((s == np.arange(self.n_samples)).all())
+        all_variants = v.size == self.n_variants and bool((v == np.arange(self.n_variants)).all())
+        if all_samples and all_variants:
+            dosages = self.dosages
+        elif all_samples:
+            dosages = self.dosages[:, v]
+        else:
+            dosages = np.empty((s.size, v.size), self.dosages.dtype,
+                               order="F" if self.dosages.flags["F_CONTIGUOUS"] else "C")
+            for start in range(0, v.size, 2048):
+                dosages[:, start:start + 2048] = self.dosages[:, v[start:start + 2048]][s]
+        return Genotypes(dosages, [self.samples[i] for i in s], self.variants.iloc[v].reset_index(drop=True))
 
 
 def standardise_block(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

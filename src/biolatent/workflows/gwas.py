@@ -8,6 +8,7 @@ Writes into ``out_dir``: ``gwas.tsv`` (one long table, all traits, the plink2 ``
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -42,30 +43,67 @@ def p_text(p: np.ndarray, log10_p: np.ndarray) -> np.ndarray:
     return out
 
 
+def _arrow_column(values: pd.Series):
+    """One column as an Arrow array for the TSV writer: text as strings, numbers as the shortest text that
+    reads back to the same double (exact, more digits than plink2's 6), NaN / missing as ``NA``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = pa.array(values.cat.categories.astype(str).to_numpy(object), type=pa.string())
+        return pa.DictionaryArray.from_arrays(pa.array(values.cat.codes.to_numpy()), categories).cast(pa.string())
+    if values.dtype.kind == "f":
+        numbers = values.to_numpy(np.float64)
+        return pc.fill_null(pc.cast(pa.array(numbers, mask=np.isnan(numbers)), pa.string()), "NA")
+    if values.dtype.kind in "iub":
+        return pa.array(values.to_numpy())
+    return pa.array(values.astype(object).where(values.notna(), "NA").astype(str).to_numpy(object), type=pa.string())
+
+
 def write_gwas_table(table: pd.DataFrame, path: Path) -> Path:
-    """``table`` (from ``linear_gwas`` / ``gwas_scan``) as ``gwas.tsv`` with ``GWAS_FILE_COLUMNS``, atomically."""
-    out = table[GWAS_FILE_COLUMNS].copy()
+    """``table`` (from ``linear_gwas`` / ``gwas_scan``) as ``gwas.tsv`` with ``GWAS_FILE_COLUMNS``, atomically.
+
+    Written by Arrow's CSV writer (C++; pandas' ``to_csv`` formats every number in Python and took most of the
+    command's time on genome-wide tables); a P below the smallest double is written from its log (``p_text``).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    out = table[GWAS_FILE_COLUMNS]
     p, log10_p = table["P"].to_numpy(float), table["LOG10_P"].to_numpy(float)
     if ((p == 0) & np.isfinite(log10_p)).any():
-        out["P"] = p_text(p, log10_p)
-    with atomic_path(path) as tmp:
-        out.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.10g")
+        out = out.assign(P=p_text(p, log10_p))
+    arrow = pa.Table.from_arrays([_arrow_column(out[c]) for c in GWAS_FILE_COLUMNS], names=GWAS_FILE_COLUMNS)
+    options = pa_csv.WriteOptions(delimiter="\t", quoting_style="none", include_header=False)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(("\t".join(GWAS_FILE_COLUMNS) + "\n").encode())
+        pa_csv.write_csv(arrow, handle, write_options=options)
     return path
 
 
 def write_gwas_results(table: pd.DataFrame, genotypes: Genotypes, out_dir: Path,
-                       say: Callable[[str], object]) -> dict[str, Any]:
-    """gwas.tsv, lead_variants.tsv and the plots of ``table`` in ``out_dir``; per-trait summary (lambda, hits)."""
+                       say: Callable[[str], object], *, plots: bool = True,
+                       seconds: dict[str, float] | None = None) -> dict[str, Any]:
+    """gwas.tsv, lead_variants.tsv and (``plots``) the plots of ``table`` in ``out_dir``; per-trait summary
+    (lambda, hits). ``seconds`` receives the wall time of each stage (write, clump, plots)."""
     from biolatent.discover.genetics.clump import clump
     from biolatent.discover.genetics.gwas import genomic_inflation
     from biolatent.discover.genetics.gwas_plots import gwas_plots
 
+    seconds = {} if seconds is None else seconds
     out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     write_gwas_table(table, out_dir / GWAS_FILE)
+    seconds["write"] = time.perf_counter() - started
+    started = time.perf_counter()
     leads = clump(table, genotypes)
     with atomic_path(out_dir / LEADS_FILE) as tmp:
         leads.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.10g")
-    gwas_plots(table, out_dir / "plots")
+    seconds["clump"] = time.perf_counter() - started
+    started = time.perf_counter()
+    if plots:
+        gwas_plots(table, out_dir / "plots")
+    seconds["plots"] = time.perf_counter() - started
     per_trait = {}
     for trait, part in table.groupby("TRAIT", sort=False, observed=True):
         log10_p = part["LOG10_P"].to_numpy(float)
@@ -101,31 +139,35 @@ def run_gwas(
     qc: QCConfig | None = None,
     n_pcs: int = 0,
     dosage: bool = False,
+    plots: bool = True,
     say: Callable[[str], object] = print,
 ) -> Path:
-    """Run the GWAS of every phenotype column; return the path of ``gwas.tsv``."""
+    """Run the GWAS of every phenotype column; return the path of ``gwas.tsv``. ``metrics.json`` records the
+    wall time of each stage (``seconds``: read + QC + PCs + regression as ``scan``, then write, clump, plots)."""
     from biolatent.discover.genetics.engines import gwas_scan
     from biolatent.io import read_table
 
     out_dir = Path(out_dir)
     phenotypes = read_table(phenotypes_tsv, id_column="id")
     covariates = None if covariates_tsv is None else read_table(covariates_tsv, id_column="id")
+    started = time.perf_counter()
     table, genotypes, info = gwas_scan(genotypes_path, phenotypes, covariates, engine=engine, qc=qc, n_pcs=n_pcs,
                                        dosage=dosage, say=say)
+    seconds = {"scan": time.perf_counter() - started}
     summary = table.attrs["summary"]
     say_summary(summary, say)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = {"genotypes": str(genotypes_path), "phenotypes": str(phenotypes_tsv),
                 "covariates": None if covariates_tsv is None else str(covariates_tsv), "engine": engine,
-                "qc": None if qc is None else asdict(qc), "n_pcs": n_pcs, "dosage": dosage}
+                "qc": None if qc is None else asdict(qc), "n_pcs": n_pcs, "dosage": dosage, "plots": plots}
     write_text(out_dir / "config.yaml", yaml.safe_dump({"gwas": settings}, sort_keys=False))
     write_json(out_dir / "provenance.json", provenance.collect("gwas", **settings))
-    per_trait = write_gwas_results(table, genotypes, out_dir, say)
+    per_trait = write_gwas_results(table, genotypes, out_dir, say, plots=plots, seconds=seconds)
     update_json(out_dir / "metrics.json", "gwas", {
         **settings, **{k: v for k, v in summary.items() if k != "covariates"}, "covariate_names": summary["covariates"],
         "qc_report": info.get("qc"), "genetic_pcs": info.get("pcs"), "genome_wide_p": GENOME_WIDE,
-        "traits": per_trait,
+        "traits": per_trait, "seconds": seconds,
     })
     path = out_dir / GWAS_FILE
     say(f"gwas -> {path}")

@@ -161,3 +161,7 @@ def test_genomic_inflation_matches_chi2_median():
     assert genomic_inflation(p) == pytest.approx(np.median(z**2) / 0.454936423119572, rel=1e-6)
     assert genomic_inflation(np.r_[p, np.nan]) == pytest.approx(genomic_inflation(p))
     assert np.isnan(genomic_inflation(np.array([np.nan])))
+    for n in (1, 2, 10, 1001):  # odd and even sizes: the statistics of the two middle p-values are averaged
+        values = rng.random(n) ** 1.5
+        direct = np.median(stats.chi2.isf(values, 1)) / stats.chi2.ppf(0.5, 1)
+        assert genomic_inflation(values) == pytest.approx(direct, rel=1e-12)

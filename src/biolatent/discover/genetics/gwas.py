@@ -72,12 +72,17 @@ def _log_t_two_sided(t: np.ndarray, df: np.ndarray) -> np.ndarray:
 
 
 def genomic_inflation(p: np.ndarray | pd.Series) -> float:
-    """Genomic control lambda: median of the 1-df chi-square statistics of ``p`` over its expected median."""
+    """Genomic control lambda: median of the 1-df chi-square statistics of ``p`` over its expected median.
+
+    The statistic falls as p rises, so its median is that of the one or two middle p-values: only they are
+    converted (the same number as converting all, without a million special-function calls)."""
     p = np.asarray(p, float)
     p = p[np.isfinite(p)]
     if p.size == 0:
         return float("nan")
-    return float(np.median(stats.chi2.isf(p, 1)) / stats.chi2.ppf(0.5, 1))
+    middle = [(p.size - 1) // 2, p.size // 2]
+    statistics = stats.chi2.isf(np.partition(p, middle)[middle], 1)
+    return float(statistics.mean() / stats.chi2.ppf(0.5, 1))
 
 
 def _numeric(table: pd.DataFrame, what: str) -> pd.DataFrame:

@@ -87,26 +87,51 @@ def _het_distribution(n: int, rare: int) -> np.ndarray:
     return probs / probs.sum()
 
 
+BLOCK_VARIANTS = 4096  # QC reads the dosages in blocks of this many variants (bounded extra memory)
+
+
+def _blocks(m: int, size: int = BLOCK_VARIANTS):
+    for start in range(0, m, size):
+        yield slice(start, min(start + size, m))
+
+
 def genotype_counts(dosages: np.ndarray) -> np.ndarray:
     """Per variant (hom-ref, het, hom-alt) counts of the hard calls (rounded dosages), missing skipped: (m, 3)."""
-    calls = np.rint(np.asarray(dosages, dtype=np.float64))
-    return np.stack([(calls == k).sum(axis=0) for k in (0, 1, 2)], axis=1).astype(np.int64)
+    out = np.zeros((np.shape(dosages)[1], 3), np.int64)
+    for cols in _blocks(out.shape[0]):
+        calls = np.rint(np.asarray(dosages[:, cols], dtype=np.float32))
+        out[cols] = np.stack([(calls == k).sum(axis=0) for k in (0, 1, 2)], axis=1)
+    return out
 
 
-def hwe_pvalues(dosages: np.ndarray) -> np.ndarray:
-    """The exact HWE p-value of every variant (columns of a samples x variants dosage matrix)."""
-    counts = genotype_counts(dosages)
+def hwe_pvalues_from_counts(counts: np.ndarray) -> np.ndarray:
+    """The exact HWE p-value of every row of (hom-ref, het, hom-alt) counts."""
     unique, inverse = np.unique(counts, axis=0, return_inverse=True)  # many variants share their counts
     values = np.array([hwe_exact_p(int(het), int(h0), int(h2)) for h0, het, h2 in unique])
     return values[np.asarray(inverse).reshape(-1)] if len(values) else np.zeros(0)
 
 
+def hwe_pvalues(dosages: np.ndarray) -> np.ndarray:
+    """The exact HWE p-value of every variant (columns of a samples x variants dosage matrix)."""
+    return hwe_pvalues_from_counts(genotype_counts(dosages))
+
+
+def _allele_sums(dosages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per variant: sum of the non-missing dosages (float64) and the number of non-missing calls."""
+    m = np.shape(dosages)[1]
+    sums, observed = np.zeros(m), np.zeros(m, np.int64)
+    for cols in _blocks(m):
+        block = np.asarray(dosages[:, cols], dtype=np.float32)
+        sums[cols] = np.nansum(block, axis=0, dtype=np.float64)
+        observed[cols] = (~np.isnan(block)).sum(axis=0)
+    return sums, observed
+
+
 def minor_allele_frequency(dosages: np.ndarray) -> np.ndarray:
     """min(p, 1 - p) with p the ALT frequency over the non-missing calls; NaN for all-missing variants."""
-    x = np.asarray(dosages, dtype=np.float64)
-    observed = ~np.isnan(x)
+    sums, observed = _allele_sums(dosages)
     with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.where(observed, x, 0.0).sum(axis=0) / (2.0 * observed.sum(axis=0))
+        p = sums / (2.0 * observed)
     return np.minimum(p, 1.0 - p)
 
 
@@ -116,20 +141,30 @@ def run_qc(genotypes: Genotypes, config: QCConfig | None = None) -> tuple[Genoty
     n0, m0 = genotypes.n_samples, genotypes.n_variants
     if n0 == 0 or m0 == 0:
         raise DataError(f"genotypes are empty ({n0} samples x {m0} variants): nothing to QC")
-    missing = np.isnan(genotypes.dosages)
-    variant_missing = missing.mean(axis=0)
+    dosages = genotypes.dosages
+    variant_missing = np.zeros(m0)
+    for cols in _blocks(m0):  # 1. variant missingness over all samples
+        variant_missing[cols] = np.isnan(dosages[:, cols]).mean(axis=0)
     all_missing = variant_missing == 1.0
-    keep_v = variant_missing <= config.max_variant_missing
-    keep_v &= ~all_missing
-    call_rate = 1.0 - missing[:, keep_v].mean(axis=1) if keep_v.any() else np.zeros(n0)
+    keep_v = (variant_missing <= config.max_variant_missing) & ~all_missing
+    kept_columns = np.flatnonzero(keep_v)
+    sample_missing = np.zeros(n0, np.int64)
+    for cols in _blocks(kept_columns.size):  # 2. sample call rate over the variants kept so far
+        sample_missing += np.isnan(dosages[:, kept_columns[cols]]).sum(axis=1)
+    call_rate = 1.0 - sample_missing / kept_columns.size if kept_columns.size else np.zeros(n0)
     keep_s = call_rate >= config.min_sample_call_rate
-    kept = genotypes.dosages[np.ix_(keep_s, keep_v)]
+    rows = None if keep_s.all() else np.flatnonzero(keep_s)
 
-    maf = minor_allele_frequency(kept)
+    maf, counts = np.full(kept_columns.size, np.nan), np.zeros((kept_columns.size, 3), np.int64)
+    for cols in _blocks(kept_columns.size):  # 3. MAF and genotype counts on the kept samples
+        block = np.asarray(dosages[:, kept_columns[cols]], dtype=np.float32)
+        block = block if rows is None else block[rows]
+        maf[cols] = minor_allele_frequency(block)
+        counts[cols] = genotype_counts(block)
     keep_maf = ~(maf < config.min_maf) & np.isfinite(maf)
-    hwe = np.ones(kept.shape[1])
+    hwe = np.ones(kept_columns.size)
     if keep_maf.any():
-        hwe[keep_maf] = hwe_pvalues(kept[:, keep_maf])
+        hwe[keep_maf] = hwe_pvalues_from_counts(counts[keep_maf])
     keep_hwe = keep_maf & ~(hwe < config.min_hwe_p)
     variant_index = np.flatnonzero(keep_v)[keep_hwe]
     sample_index = np.flatnonzero(keep_s)
