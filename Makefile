@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/vae_vs_scvi.py
 	$(BIN)/python benchmarks/gwas_vs_plink2.py
 	$(BIN)/python benchmarks/gwas_vs_plink2.py --dataset geuvadis-chr22
+	$(BIN)/python benchmarks/gwas_end_to_end.py
 	$(BIN)/python benchmarks/reml_scaling.py
 	$(BIN)/python benchmarks/simulation_truth.py
 	$(BIN)/python benchmarks/geuvadis_discover.py

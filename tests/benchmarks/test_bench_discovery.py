@@ -34,6 +34,22 @@ def test_simulation_truth_quick(tmp_path):
 
 
 @pytest.mark.slow
+def test_gwas_end_to_end_quick(tmp_path):
+    """The gwas command and plink2 --glm as processes, with and without missing calls: both cases, three tools,
+    biolatent's stage seconds, and agreement at plink2's printed precision."""
+    if shutil.which("plink2") is None:
+        pytest.skip("plink2 is not on PATH")
+    _run("gwas_end_to_end.py", tmp_path)
+    payload = json.loads((tmp_path / "gwas_end_to_end-cpu-quick.json").read_text())
+    assert [(r["missing calls"], r["tool"].split(" (")[0]) for r in payload["rows"]] == [
+        (m, t) for m in ("0", "0.01") for t in ("plink2 --glm", "biolatent gwas", "biolatent gwas --no-plots")]
+    for case in payload["details"].values():
+        assert case["agreement"]["n_compared"] == 8 * 5000 and case["agreement"]["max_rel_diff_beta"] < 1e-5
+        assert case["stages"]["biolatent gwas --no-plots"]["plots"] == 0.0
+        assert case["stages"]["biolatent gwas"]["plots"] > 0.0
+
+
+@pytest.mark.slow
 def test_gwas_vs_plink2_quick(tmp_path):
     if shutil.which("plink2") is None:
         pytest.skip("plink2 is not on PATH")

@@ -229,12 +229,15 @@ def linear_gwas(genotypes: Genotypes, phenotypes: pd.DataFrame, covariates: pd.D
     m, nt = genotypes.n_variants, len(traits)
     obs_ct = np.zeros((nt, m), np.int64)  # trait-major, the row order of the table
     beta, se, tstat, df = (np.full((nt, m), np.nan) for _ in range(4))
+    every_sample = len(rows) == genotypes.n_samples and bool((np.asarray(rows) == np.arange(len(rows))).all())
     for start in range(0, m, chunk_size):
         stop = min(start + chunk_size, m)
-        block = np.asarray(genotypes.dosages[:, start:stop], dtype=np.float64)[rows]
+        block = np.asarray(genotypes.dosages[:, start:stop], dtype=np.float64)
+        block = block if every_sample else block[rows]  # a row gather copies the whole block: only when needed
         for grp in groups:
             cols = grp["traits"]
-            o, b, s, t, d = _chunk_stats(block[grp["rows"]], grp)
+            whole = grp["rows"].size == block.shape[0]  # every matched sample has the group's traits
+            o, b, s, t, d = _chunk_stats(block if whole else block[grp["rows"]], grp)
             obs_ct[cols, start:stop] = o[None, :]
             beta[cols, start:stop], se[cols, start:stop], tstat[cols, start:stop] = b.T, s.T, t.T
             df[cols, start:stop] = d[None, :]
