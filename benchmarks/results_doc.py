@@ -31,8 +31,10 @@ from biolatent.rundir import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "results.md"
-START = re.compile(r"<!-- generated from (?P<source>\S+?)(?:, table (?P<table>[\w-]+))?: do not edit -->\n")
+START = re.compile(r"^<!-- generated from (?P<source>\S+?)(?:, table (?P<table>[\w-]+))?: do not edit -->\n",
+                   re.MULTILINE)
 END = "<!-- end generated -->"
+END_LINE = re.compile(r"^<!-- end generated -->$", re.MULTILINE)
 TOP_LEVEL = 2  # a whole stored markdown becomes a ``##`` section
 
 
@@ -53,18 +55,19 @@ class Block:
 
 
 def find_blocks(doc: str) -> list[Block]:
-    """Every generated block of ``doc``, in order; unbalanced or nested markers are an error."""
+    """Every generated block of ``doc``, in order (markers are whole lines); unbalanced or nested markers are an
+    error."""
     blocks = []
     position = 0
     while (match := START.search(doc, position)) is not None:
-        end = doc.find(END, match.end())
+        end = END_LINE.search(doc, match.end())
         following = START.search(doc, match.end())
-        if end < 0 or (following is not None and following.start() < end):
-            raise ResultsDocError(f"block '{match['source']}' has no '{END}' before the next block")
-        blocks.append(Block(match["source"], match["table"], match.end(), end))
-        position = end + len(END)
-    if doc.count(END) != len(blocks):
-        raise ResultsDocError(f"'{END}' without a start marker")
+        if end is None or (following is not None and following.start() < end.start()):
+            raise ResultsDocError(f"block '{match['source']}' has no '{END}' line before the next block")
+        blocks.append(Block(match["source"], match["table"], match.end(), end.start()))
+        position = end.end()
+    if len(END_LINE.findall(doc)) != len(blocks):
+        raise ResultsDocError(f"a '{END}' line without a start marker")
     return blocks
 
 
