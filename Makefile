@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench lint results hail-env clean
+.PHONY: demo test test-fast bench lint results results-doc hail-env clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/anomaly_volumes.py
 	$(BIN)/python benchmarks/spatial_expression.py
 
+# real-data runs (GPU-sized): stored under benchmarks/results/real_data-*; then `make results-doc`
 results: $(STAMP)
 	$(BIN)/python benchmarks/real_data_results.py
+
+# rewrite the generated blocks of docs/results.md from benchmarks/results/ (nothing else in the doc)
+results-doc: $(STAMP)
+	$(BIN)/python benchmarks/results_doc.py
 
 # the Hail (Spark) GWAS engine: an environment of its own (hail pins rich<13 and typer<1); needs Java
 hail-env: .venv-hail/bin/hail-installed

@@ -6,22 +6,29 @@ Runs, on the datasets of the registry (fetched and verified on first use):
   pbmc68k   VAE and SimCLR  -> label efficiency on bulk_labels (10 cell types)
   oct4-mafk masked k-mer LM -> label efficiency on tf (Oct4 vs MafK)
   cmu1-tiles SimCLR and MAE -> no labels: effective rank + UMAP in each run's report
-and writes docs/results.md (tables from each run's efficiency.tsv and metrics.json).
+and stores each run's outputs under benchmarks/results/ (never the doc itself):
+  real_data-<name>.md    the section for docs/results.md (summary line + efficiency table)
+  real_data-<name>.tsv   the run's efficiency rows (every metric, representation, probe and fraction)
+  real_data-<name>.json  git SHA, arguments, host, pre-training metrics and headline
+Then `python benchmarks/results_doc.py` (`make results-doc`) puts them into docs/results.md where the doc has a
+block `<!-- generated from benchmarks/results/real_data-<name>.md: do not edit -->`.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+from _report import RESULTS_DIR, host_info, write_results
 
 from biolatent.config import load_config
 from biolatent.embed import EMBEDDING_KEY, read_embeddings
 from biolatent.evaluate.efficiency import label_dir
 from biolatent.evaluate.quality import effective_rank
+from biolatent.provenance import git_sha
 from biolatent.report import build_report
 from biolatent.rundir import read_json, write_text
 from biolatent.workflows.embed import embed_run
@@ -70,20 +77,50 @@ def efficiency_table(run_dir: Path, label: str, metric: str = "balanced_accuracy
     return "\n".join(lines)
 
 
+def store_run(results_dir: Path, stem: str, name: str, config_path: str, label: str | None,
+              overrides: list[str], run_dir: Path, minutes: float, args: argparse.Namespace) -> None:
+    """Write ``stem``.md (the doc's section), .json (SHA, arguments, metrics) and .tsv (efficiency rows)."""
+    metrics = read_json(run_dir / "metrics.json")
+    adata = read_embeddings(run_dir / "embeddings.h5ad")
+    rank = effective_rank(adata.obsm[EMBEDDING_KEY])
+    pre = metrics["pretrain"]
+    lines = [f"## {name} (`{config_path}`)", "",
+             f"{int(pre['n_samples'])} samples, {int(pre['epochs'])} epochs, "
+             f"{pre['samples_per_second']:.0f} samples/s, final loss {pre.get('final_loss', float('nan')):.4f}; "
+             f"embedding dim {adata.obsm[EMBEDDING_KEY].shape[1]}, effective rank {rank:.2f}; "
+             f"wall time {minutes:.1f} min (pretrain + embed + evaluation)."]
+    payload: dict[str, Any] = {
+        "name": name, "config": config_path, "overrides": overrides, "label": label,
+        "git_sha": git_sha(), "arguments": {k: str(v) for k, v in vars(args).items()},
+        "host": host_info(), "wall_minutes": minutes, "effective_rank": rank, "pretrain": pre,
+    }
+    if label:
+        head = metrics["evaluate"][label]["headline"]
+        payload["headline"] = head
+        lines += ["", f"Balanced accuracy on `{label}`, mean [95% CI] over {args.seeds} seeds, by label fraction:",
+                  "", efficiency_table(run_dir, label), "",
+                  "Headline at 10% labels: " + ", ".join(f"{k} {v:.3f}" for k, v in head.items()
+                                                       if isinstance(v, float))]
+        efficiency = pd.read_csv(label_dir(run_dir, label) / "efficiency.tsv", sep="\t")
+        efficiency.insert(0, "git_sha", payload["git_sha"])
+        write_text(results_dir / f"{stem}.tsv", efficiency.to_csv(sep="\t", index=False))
+    write_results(results_dir, stem, payload, "\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "results")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--supervised-steps", type=int, default=300)
     parser.add_argument("--only", nargs="*", help="names of runs to do (default: all)")
-    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "results.md")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
+                        help="where the stored outputs go (default: benchmarks/results)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 epoch, 2 fractions, 5 supervised steps")
     args = parser.parse_args()
     fractions = (0.1, 1.0) if args.quick else FRACTIONS
     if args.quick:
         args.supervised_steps = min(args.supervised_steps, 5)
 
-    sections = []
     for name, config_path, label, overrides in RUNS:
         if args.only and name not in args.only:
             continue
@@ -91,32 +128,9 @@ def main() -> None:
         extra = [*overrides, "train.epochs=1"] if args.quick else overrides
         run_dir = run_one(args.out, name, config_path, label, extra, args.seeds, args.supervised_steps, fractions)
         minutes = (time.perf_counter() - started) / 60
-        metrics = read_json(run_dir / "metrics.json")
-        adata = read_embeddings(run_dir / "embeddings.h5ad")
-        rank = effective_rank(adata.obsm[EMBEDDING_KEY])
-        pre = metrics["pretrain"]
-        lines = [f"### {name} (`{config_path}`)", "",
-                 f"{int(pre['n_samples'])} samples, {int(pre['epochs'])} epochs, "
-                 f"{pre['samples_per_second']:.0f} samples/s, final loss {pre.get('final_loss', float('nan')):.4f}; "
-                 f"embedding dim {adata.obsm[EMBEDDING_KEY].shape[1]}, effective rank {rank:.2f}; "
-                 f"wall time {minutes:.1f} min (pretrain + embed + evaluation)."]
-        if label:
-            head = metrics["evaluate"][label]["headline"]
-            lines += ["", f"Balanced accuracy on `{label}`, mean [95% CI] over {args.seeds} seeds, by label fraction:",
-                      "", efficiency_table(run_dir, label), "",
-                      "Headline at 10% labels: " + ", ".join(f"{k} {v:.3f}" for k, v in head.items()
-                                                           if isinstance(v, float))]
-        sections.append("\n".join(lines) + "\n")
-    doc = ["# Real-data results", "",
-           "Written by `python benchmarks/real_data_results.py` (`make results`) on "
-           f"{platform.processor() or platform.machine()} ({platform.platform()}); every number below comes from "
-           "the run directories it creates. Probes: logistic regression (linear) and cosine kNN on frozen "
-           "embeddings; `random_init` = the same architecture untrained; `pca` = PCA of classical features "
-           "(log-normalised counts, 4-mer spectrum, pixels); `supervised` = the same encoder trained from "
-           f"scratch on the labelled fraction only ({args.supervised_steps} steps). Test set: fixed stratified "
-           "20% hold-out.", "", *sections, ""]
-    write_text(args.doc, "\n".join(doc))
-    print(f"wrote {args.doc}")
+        stem = f"real_data-{name}" + ("-quick" if args.quick else "")
+        store_run(args.results_dir, stem, name, config_path, label, extra, run_dir, minutes, args)
+        print(f"[{name}] stored {args.results_dir / stem}.md / .tsv / .json")
 
 
 if __name__ == "__main__":
