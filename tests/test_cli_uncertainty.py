@@ -178,6 +178,8 @@ def test_bad_input_one_line_errors_write_nothing(run_cli, tiny_config, rare_conf
                     "more than the smallest class allows")
     _one_line_error(run_cli("evaluate", run, "--label", "rare", "--protocol", "sideways"), "--protocol must be one of")
     _one_line_error(run_cli("evaluate", run, "--label", "rare", "--test-splits", "0"), "--test-splits must be")
+    _one_line_error(run_cli("pretrain", rare_config, "--out", run, "--resume", "--holdout-splits", "1"),
+                    "holdout splits differ")
     assert sorted(p.name for p in run.iterdir()) == before  # no embeddings, no evaluate folder, metrics untouched
 
     _one_line_error(run_cli("pretrain", rare_config, "--out", tmp_path / "r2", "--holdout-splits", "3",

@@ -96,7 +96,7 @@ def pretrain(
     stratified by ``holdout_label`` when given) out of pre-training and records them in ``RUN/holdout.json``:
     such a run can be evaluated with ``--protocol inductive``."""
     from biolatent.data.loaders import load_samples
-    from biolatent.workflows.common import HOLDOUT_FILE, SEEDS_DIR
+    from biolatent.workflows.common import SEEDS_DIR
 
     if seeds < 1:
         raise BiolatentError(f"--seeds must be at least 1, got {seeds}")
@@ -123,25 +123,30 @@ def pretrain(
                   "splits": splits}
         say(f"inductive: {len(excluded)} test ids of {holdout} split(s) kept out of pre-training")
         samples = _subset(samples, train_rows)
+    if resume and primary:
+        from biolatent.workflows.common import read_holdout
+
+        saved = read_holdout(run_dir)
+        if (saved is None) != (record is None) or (saved is not None and record is not None
+                                                   and saved["splits"] != record["splits"]):
+            raise BiolatentError(f"the holdout splits differ from those {run_dir} was started with (holdout.json): "
+                                 "resume with the same --holdout-splits, --test-fraction and --holdout-label")
     seed_list = [config.train.seed + k for k in range(seeds)]
     metrics = _pretrain_one(config, run_dir, samples, resume=resume, progress=progress, callbacks=callbacks,
-                            primary=primary, say=say)
-    if not primary:
-        return {}
-    if record is not None:
-        write_json(run_dir / HOLDOUT_FILE, record)
-    for seed in seed_list[1:]:
+                            primary=primary, holdout=record, say=say)
+    from biolatent.train.fit import LAST_CHECKPOINT
+
+    for seed in seed_list[1:]:  # every DDP process trains every seed; only the first writes
         seed_dir = run_dir / SEEDS_DIR / str(seed)
         seed_config = config.model_copy(update={"train": config.train.model_copy(update={"seed": seed})})
-        from biolatent.train.fit import LAST_CHECKPOINT
-
         again = resume and (seed_dir / LAST_CHECKPOINT).is_file()
-        check_run_dir(seed_dir, seed_config, again)
-        say(f"pre-training seed {seed} -> {seed_dir}")
+        if primary:
+            check_run_dir(seed_dir, seed_config, again)
+            say(f"pre-training seed {seed} -> {seed_dir}")
         _pretrain_one(seed_config, seed_dir, samples, resume=again, progress=progress, callbacks=callbacks,
-                      primary=primary, say=say)
-        if record is not None:
-            write_json(seed_dir / HOLDOUT_FILE, record)
+                      primary=primary, holdout=record, say=say)
+    if not primary:
+        return {}
     extra = {"seeds": seed_list}
     if record is not None:
         extra["holdout"] = {k: v for k, v in record.items() if k != "splits"} | {"splits": holdout}
@@ -151,11 +156,13 @@ def pretrain(
 
 
 def _pretrain_one(config: RunConfig, run_dir: Path, samples: Any, *, resume: bool, progress: bool,
-                  callbacks: Sequence[Any], primary: bool, say) -> dict[str, Any]:
-    """One seed: ``samples`` -> weights, metrics and collapse diagnostics in ``run_dir``."""
+                  callbacks: Sequence[Any], primary: bool, holdout: dict | None, say) -> dict[str, Any]:
+    """One seed: ``samples`` -> weights, metrics and collapse diagnostics in ``run_dir`` (and ``holdout.json``,
+    written with the run's header, when test ids were kept out)."""
     from biolatent.train.fit import fit
     from biolatent.train.memory import check_step_memory, estimate_step_memory
     from biolatent.train.timing import LoaderWaitTimer
+    from biolatent.workflows.common import HOLDOUT_FILE
 
     pairing = samples.extra.get("pairing")
     if pairing:
@@ -177,6 +184,8 @@ def _pretrain_one(config: RunConfig, run_dir: Path, samples: Any, *, resume: boo
     if primary:
         write_run_header(run_dir, "pretrain", config, n_samples=len(samples))
         save_data_info(run_dir, samples.info)
+        if holdout is not None:
+            write_json(run_dir / HOLDOUT_FILE, holdout)
         if samples.feature_names is not None:
             write_json(run_dir / "features.json", list(samples.feature_names))
 
