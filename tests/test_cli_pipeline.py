@@ -6,7 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-EFFICIENCY_COLUMNS = ["representation", "probe", "fraction", "metric", "mean", "ci_low", "ci_high", "n_seeds"]
+EFFICIENCY_COLUMNS = ["representation", "probe", "fraction", "metric", "mean", "ci_low", "ci_high", "n_seeds",
+                      "sources", "protocol"]
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,15 @@ def pretrain(
     out: Annotated[Path | None, typer.Option(help="run directory (default: runs/<config name>)")] = None,
     resume: Annotated[bool, typer.Option(help="continue a killed run from its last checkpoint")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    seeds: Annotated[int, typer.Option(help="pre-training seeds train.seed, train.seed+1, ...: the first is the run "
+                                            "itself, the others go to RUN/seeds/<seed>/ (evaluate's intervals then "
+                                            "cover the pre-training seed)")] = 1,
+    holdout_splits: Annotated[int, typer.Option(help="keep the test ids of S splits (split seeds 0..S-1) out of "
+                                                     "pre-training, recorded in RUN/holdout.json: the run can then "
+                                                     "be evaluated with --protocol inductive")] = 0,
+    test_fraction: Annotated[float, typer.Option(help="with --holdout-splits: the test fraction of each split")] = 0.2,
+    holdout_label: Annotated[str | None, typer.Option(help="with --holdout-splits: stratify the splits by this "
+                                                           "metadata column (as evaluate does)")] = None,
 ) -> None:
     """Self-supervised pre-training; writes weights, checkpoints and training curves to a run directory."""
     from biolatent.config import load_config
@@ -56,7 +65,8 @@ def pretrain(
 
     cfg = load_config(config, set_)
     run_dir = out or Path("runs") / config.stem
-    metrics = run(cfg, run_dir, resume=resume, progress=not quiet, say=_say)
+    metrics = run(cfg, run_dir, resume=resume, progress=not quiet, seeds=seeds, holdout=holdout_splits,
+                  test_fraction=test_fraction, holdout_label=holdout_label, say=_say)
     if not metrics:  # a secondary DDP process: the first one reports
         return
     _say(f"final loss {metrics.get('final_loss', float('nan')):.4f}; "
@@ -70,10 +80,15 @@ def embed(
     data: Annotated[Path | None, typer.Option(help="other data: a config YAML (its data section) or a path")] = None,
     out: Annotated[Path | None, typer.Option(help="output .h5ad (default: RUN_DIR/embeddings.h5ad)")] = None,
 ) -> None:
-    """Embed every sample: embeddings.h5ad (obs = ids + metadata, obsm['X_biolatent'])."""
-    from biolatent.workflows.embed import embed_run
+    """Embed every sample: embeddings.h5ad (obs = ids + metadata, obsm['X_biolatent']); a run pre-trained with
+    --seeds K also embeds each RUN/seeds/<seed>/ into its own embeddings.h5ad (not with --out)."""
+    from biolatent.workflows.embed import embed_all_seeds, embed_run
 
-    typer.echo(str(embed_run(run_dir, data, out, say=_say)))
+    if out is not None:
+        typer.echo(str(embed_run(run_dir, data, out, say=_say)))
+        return
+    for path in embed_all_seeds(run_dir, data, say=_say):
+        typer.echo(str(path))
 
 
 @app.command()
@@ -93,12 +108,26 @@ def evaluate(
     task: Annotated[Literal["auto", "classification", "regression"], typer.Option(
         help="auto: a numeric column with more than 10 distinct values (or fractional values) is a regression "
              "target (ridge/kNN probes, pearson_r and r2); anything else is classification")] = "auto",
+    test_splits: Annotated[int, typer.Option(help="repeated stratified test splits (split seeds 0..S-1); with "
+                                                  "--protocol inductive, the first S splits recorded at "
+                                                  "pre-training")] = 1,
+    protocol: Annotated[str | None, typer.Option(
+        help="transductive: SSL, PCA and scalers fitted on all samples, test samples included (the default for a "
+             "run pre-trained on all samples); inductive: fitted on training samples only (the default, and only "
+             "possible, for a run pre-trained with --holdout-splits)")] = None,
 ) -> None:
-    """Label efficiency: SSL, random-init and PCA probes vs the supervised baseline -> evaluate/LABEL/efficiency.tsv."""
+    """Label efficiency: SSL, random-init and PCA probes vs the supervised baseline -> evaluate/LABEL/efficiency.tsv.
+
+    Each interval (mean, 95% Student-t CI) covers every pre-training seed (pretrain --seeds) x test split
+    (--test-splits) x labelled subset (--seeds here); efficiency.tsv's `sources` column names those that varied
+    and `n_seeds` counts the values behind each mean. The random-init baseline gets one init per pre-training
+    seed; PCA and the supervised baseline vary with the split and the labelled subset."""
     from biolatent.errors import ConfigError
 
     if (label is None) == (not expression):
         raise ConfigError("give either --label COLUMN or --expression (spatial runs), not both or neither")
+    if expression and (test_splits != 1 or protocol is not None):
+        raise ConfigError("--test-splits and --protocol apply to --label evaluations, not --expression")
     if expression:
         from biolatent.workflows.expression import EXPRESSION_FRACTIONS, evaluate_expression_run
 
@@ -109,7 +138,8 @@ def evaluate(
         from biolatent.workflows.evaluate import DEFAULT_FRACTIONS, evaluate_run
 
         head = evaluate_run(run_dir, label, fractions=_fractions(fractions) if fractions else DEFAULT_FRACTIONS,
-                            seeds=seeds, supervised_steps=supervised_steps, task=task, say=_say)
+                            seeds=seeds, supervised_steps=supervised_steps, task=task, test_splits=test_splits,
+                            protocol=protocol, say=_say)
     _print_headline(head)
     typer.echo(head["efficiency"])
 

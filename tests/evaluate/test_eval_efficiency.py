@@ -149,3 +149,17 @@ def test_plots_write_png_files(sweep, tmp_path):
     for path in (plot_label_efficiency(summary, tmp_path / "eff.png"),
                  plot_spectrum(np.random.default_rng(0).normal(size=(50, 6)), tmp_path / "spec.png")):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sources_name_what_varied_and_old_tables_still_read(tmp_path):
+    from biolatent.evaluate.efficiency import LEGACY_SUMMARY_COLUMNS, sources
+
+    rows = pd.DataFrame({"fraction": [0.5] * 4, "pretrain_seed": [0, 0, 1, 1], "test_split": [0, 0, 0, 0],
+                         "seed": [0, 1, 0, 1]})
+    assert sources(rows) == "pretrain_seed+label_subset"
+    assert sources(rows.assign(fraction=1.0)) == "pretrain_seed"  # the whole pool: the subset does not vary
+    assert sources(rows.drop(columns=["pretrain_seed", "test_split"]).iloc[:1]) == "none"
+    old = tmp_path / "efficiency.tsv"
+    old.write_text("\t".join(LEGACY_SUMMARY_COLUMNS) + "\nssl\tlinear\t0.1\tf1\t0.5\t0.4\t0.6\t3\n")
+    table = read_efficiency(old)  # written before sources/protocol existed: what it was
+    assert table.loc[0, "sources"] == "label_subset" and table.loc[0, "protocol"] == "transductive"

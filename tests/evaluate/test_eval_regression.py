@@ -319,6 +319,7 @@ def test_regression_summary_order_headline_and_plot(sweep):
 def test_headline_ratio_is_none_when_the_supervised_value_is_not_positive():
     rows = [("ssl", "linear", 0.1, "pearson_r", 0.4, 0.3, 0.5, 3),
             ("supervised", "finetune", 0.1, "pearson_r", -0.1, -0.2, 0.0, 3)]
+    rows = [(*row, "label_subset", "transductive") for row in rows]
     head = headline(pd.DataFrame(rows, columns=SUMMARY_COLUMNS))
     assert head["ssl_linear"] == 0.4 and head["ssl_fraction_of_supervised"] is None
 
@@ -341,7 +342,8 @@ def _summary_rows(metric_values: dict[str, list[float]]) -> pd.DataFrame:
     rows = []
     for metric, values in metric_values.items():
         for fraction, value in zip((0.1, 1.0), values, strict=True):
-            rows.append(("ssl", "linear", fraction, metric, value, value - 0.1, value + 0.1, 3))
+            rows.append(("ssl", "linear", fraction, metric, value, value - 0.1, value + 0.1, 3, "label_subset",
+                         "transductive"))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 

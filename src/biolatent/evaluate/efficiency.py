@@ -1,10 +1,12 @@
 """The label-efficiency sweep: probes on every representation, for each label fraction and repeat seed.
 
-One fixed test set (``split_seed``); for each ``(fraction, seed)`` one labelled subset of the train pool,
-shared by every representation, probe and the supervised baseline. Classification splits are stratified
-by class and scored with ``METRICS``; regression targets (``task="regression"``) are split at random and
-scored with ``REGRESSION_METRICS``. Results are a long per-seed table; ``summarise`` turns it into
-``efficiency.tsv`` (mean and 95% Student-t CI over seeds), with the same columns for both tasks.
+One test set per call (``split_seed``, or an explicit ``split``); for each ``(fraction, seed)`` one
+labelled subset of the train pool, shared by every representation, probe and the supervised baseline.
+Classification splits are stratified by class and scored with ``METRICS``; regression targets
+(``task="regression"``) are split at random and scored with ``REGRESSION_METRICS``. Results are a long
+per-seed table; ``summarise`` turns it into ``efficiency.tsv`` (mean and 95% Student-t CI over every value
+behind a cell: pre-training seed x test split x labelled subset, named in its ``sources`` column), with the
+same columns for both tasks.
 """
 
 from __future__ import annotations
@@ -34,7 +36,11 @@ from biolatent.progress import eta_text
 from biolatent.rundir import atomic_path
 
 PER_SEED_COLUMNS = ["representation", "probe", "fraction", "seed", "metric", "value"]
-SUMMARY_COLUMNS = ["representation", "probe", "fraction", "metric", "mean", "ci_low", "ci_high", "n_seeds"]
+# columns of efficiency_per_seed.tsv naming the other sources of variation (absent: one pre-training run, split 0)
+SOURCE_COLUMNS = {"pretrain_seed": "pretrain_seed", "test_split": "test_split", "seed": "label_subset"}
+LEGACY_SUMMARY_COLUMNS = ["representation", "probe", "fraction", "metric", "mean", "ci_low", "ci_high", "n_seeds"]
+SUMMARY_COLUMNS = [*LEGACY_SUMMARY_COLUMNS, "sources", "protocol"]
+PROTOCOLS = ("transductive", "inductive")
 SUPERVISED = ("supervised", "finetune")
 
 FinetuneFn = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
@@ -91,6 +97,7 @@ def run_label_efficiency(
     *,
     test_fraction: float = 0.2,
     split_seed: int = 0,
+    split: tuple[np.ndarray, np.ndarray] | None = None,
     probes: Sequence[str] = ("linear", "knn"),
     finetune: FinetuneFn | None = None,
     progress: Callable[[str], None] | None = None,
@@ -103,13 +110,19 @@ def run_label_efficiency(
     (``task="regression"``): ``labels`` are float targets, ``n_classes`` is unused (None), probes come from
     ``REGRESSION_PROBES`` and ``finetune(...) -> predictions (len(test_idx),)``. The supervised baseline is
     trained by the caller on ``train_idx`` only and recorded as representation "supervised", probe
-    "finetune".
+    "finetune". ``split`` = ``(train_idx, test_idx)`` replaces the stratified split of ``split_seed`` (the
+    inductive protocol's test ids recorded at pre-training).
     """
     labels = _check_labels(labels, n_classes, task)
     regression = task == "regression"
     registry = REGRESSION_PROBES if regression else PROBES
     arrays = _check_inputs(representations, labels, fractions, seeds, probes, registry)
-    train_idx, test_idx = holdout_split(labels, test_fraction, split_seed, stratify=not regression)
+    if split is None:
+        train_idx, test_idx = holdout_split(labels, test_fraction, split_seed, stratify=not regression)
+    else:
+        train_idx, test_idx = (np.asarray(part, dtype=np.int64) for part in split)
+        if train_idx.size == 0 or test_idx.size == 0:
+            raise DataError(f"split {split_seed}: {train_idx.size} training and {test_idx.size} test samples")
     y_test = labels[test_idx]
     expected = (test_idx.size,) if regression else (test_idx.size, n_classes)
     rows: list[tuple] = []
@@ -163,12 +176,33 @@ def same_size_fractions(sizes: dict[float, int]) -> list[str]:
             for size, group in groups.items() if len(group) > 1]
 
 
-def summarise(per_seed: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Mean and Student-t CI over seeds (clipped to the metric's range): columns exactly ``SUMMARY_COLUMNS``.
+def sources(group: pd.DataFrame) -> str:
+    """What varied behind one summary row, ``+``-joined in the order pretrain_seed, test_split, label_subset.
 
-    ``n_seeds`` counts the finite values; rows keep the order in which representations and probes appear,
-    then metric (``METRICS`` then ``REGRESSION_METRICS`` order; others last), then increasing fraction.
+    A source counts when its column takes more than one value in ``group``; the labelled subset does not count at
+    fraction 1.0 (the whole train pool, whatever the seed). ``none`` when nothing varied.
     """
+    names = []
+    for column, name in SOURCE_COLUMNS.items():
+        if column not in group.columns or group[column].dropna().nunique() < 2:
+            continue
+        if column == "seed" and np.isclose(group["fraction"].to_numpy(dtype=float), 1.0).all():
+            continue
+        names.append(name)
+    return "+".join(names) or "none"
+
+
+def summarise(per_seed: pd.DataFrame, level: float = 0.95, protocol: str = "transductive") -> pd.DataFrame:
+    """Mean and Student-t CI over every value of a cell (clipped to the metric's range): columns exactly
+    ``SUMMARY_COLUMNS``.
+
+    The values behind one (representation, probe, fraction, metric) are all its rows: every pre-training seed x
+    test split x labelled subset the per-seed table holds (``sources`` names those that varied, ``protocol`` is
+    written as given). ``n_seeds`` counts the finite values; rows keep the order in which representations and
+    probes appear, then metric (``METRICS`` then ``REGRESSION_METRICS`` order; others last), then increasing fraction.
+    """
+    if protocol not in PROTOCOLS:
+        raise DataError(f"protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
     missing = set(PER_SEED_COLUMNS) - set(per_seed.columns)
     if missing:
         raise DataError(f"per-seed table lacks column(s) {sorted(missing)}")
@@ -178,7 +212,8 @@ def summarise(per_seed: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     rows = []
     for key, group in per_seed.groupby(keys, sort=False):
         mean, low, high = mean_ci(group["value"].to_numpy(dtype=np.float64), level, METRIC_RANGES.get(key[3]))
-        rows.append((*key, mean, low, high, int(np.isfinite(group["value"].to_numpy(dtype=float)).sum())))
+        rows.append((*key, mean, low, high, int(np.isfinite(group["value"].to_numpy(dtype=float)).sum()),
+                     sources(group), protocol))
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     order = {name: i for i, name in enumerate(dict.fromkeys(per_seed["representation"]))}
     probe_order = {name: i for i, name in enumerate(dict.fromkeys(per_seed["probe"]))}
@@ -207,13 +242,16 @@ def pca_components(n_samples: int, n_features: int, max_components: int = PCA_MA
     return int(max(1, min(max_components, n_features, max(2, n_samples // PCA_SAMPLES_PER_COMPONENT))))
 
 
-def pca_features(raw: np.ndarray, n_components: int | None = None, seed: int = 0) -> np.ndarray:
+def pca_features(
+    raw: np.ndarray, n_components: int | None = None, seed: int = 0, fit_rows: np.ndarray | None = None
+) -> np.ndarray:
     """The PCA floor: standardise the raw features, then keep the top principal components (float32).
 
-    ``n_components=None`` follows :func:`pca_components`; an explicit number is clipped to the data. Fitted
-    on all samples, test samples included: PCA sees no labels, so this is the same transductive setting as
-    self-supervised pre-training on the whole data set. The components are not whitened: the probes keep
-    their relative variance (see ``evaluate.probes``).
+    ``n_components=None`` follows :func:`pca_components`; an explicit number is clipped to the data. By default
+    fitted on all samples, test samples included: PCA sees no labels, so this is the same transductive setting
+    as self-supervised pre-training on the whole data set. ``fit_rows`` (the inductive protocol): the scaler and
+    the components are fitted on those rows only (the training samples), then applied to every row. The
+    components are not whitened: the probes keep their relative variance (see ``evaluate.probes``).
     """
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
@@ -224,10 +262,14 @@ def pca_features(raw: np.ndarray, n_components: int | None = None, seed: int = 0
         raise DataError(f"raw features must be a non-empty 2-D array, got shape {x.shape}")
     if not np.isfinite(x).all():
         raise DataError("raw features hold NaN or inf values")
-    wanted = pca_components(*x.shape) if n_components is None else n_components
-    k = max(1, min(wanted, x.shape[0], x.shape[1]))
-    scaled = StandardScaler().fit_transform(x)
-    return PCA(n_components=k, random_state=seed).fit_transform(scaled).astype(np.float32)
+    fit_x = x if fit_rows is None else x[np.asarray(fit_rows, dtype=np.int64)]
+    if fit_x.shape[0] < 2:
+        raise DataError(f"PCA needs at least 2 samples to fit, got {fit_x.shape[0]}")
+    wanted = pca_components(*fit_x.shape) if n_components is None else n_components
+    k = max(1, min(wanted, fit_x.shape[0], fit_x.shape[1]))
+    scaler = StandardScaler().fit(fit_x)
+    pca = PCA(n_components=k, random_state=seed).fit(scaler.transform(fit_x))
+    return pca.transform(scaler.transform(x)).astype(np.float32)
 
 
 EVALUATE_DIR = "evaluate"
@@ -260,11 +302,16 @@ def write_efficiency(summary: pd.DataFrame, path: str | Path) -> Path:
 
 
 def read_efficiency(path: str | Path) -> pd.DataFrame:
-    """Read an ``efficiency.tsv`` written by :func:`write_efficiency`; DataError if it is not one."""
+    """Read an ``efficiency.tsv`` written by :func:`write_efficiency`; DataError if it is not one.
+
+    Tables written before ``sources`` and ``protocol`` existed read as what they were: intervals over the
+    labelled subset only, transductive."""
     try:
         table = pd.read_csv(path, sep="\t")
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
+    if list(table.columns) == LEGACY_SUMMARY_COLUMNS:
+        table = table.assign(sources="label_subset", protocol="transductive")
     if list(table.columns) != SUMMARY_COLUMNS:
         raise DataError(f"{path} is not an efficiency table: columns {list(table.columns)}")
     return table

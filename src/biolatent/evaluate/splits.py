@@ -201,3 +201,26 @@ def label_subset(
         n_take = max(1, round(fraction * members.size))
         chosen.append(rng.permutation(members)[:n_take])
     return np.sort(np.concatenate(chosen))
+
+
+def check_test_splits(labels: np.ndarray, n_splits: int, test_fraction: float, *, stratify: bool = True) -> None:
+    """DataError unless ``n_splits`` stratified splits can differ: each class's test part of ``k`` out of its ``n``
+    samples has ``comb(n, k)`` possible choices, and the smallest class (of those with two samples or more) caps
+    the number of different splits. Unstratified (regression): ``comb(n, k)`` over all samples."""
+    from math import comb
+
+    if n_splits < 1:
+        raise DataError(f"--test-splits must be at least 1, got {n_splits}")
+    if n_splits == 1:
+        return
+    labels = _check_labels(labels, stratify)
+    counts = (np.bincount(labels) if stratify else np.array([labels.size]))
+    counts = counts[counts >= 2]
+    if counts.size == 0:
+        raise DataError("no class has two samples: nothing can be held out for testing")
+    choices = [(comb(int(n), int(np.clip(round(test_fraction * n), 1, n - 1))), int(n)) for n in counts]
+    fewest, size = min(choices)
+    if n_splits > fewest:
+        what = "the smallest class" if stratify else "the samples"
+        raise DataError(f"--test-splits {n_splits} is more than {what} allows: {size} samples give only {fewest} "
+                        f"different test part(s) at test fraction {test_fraction:g}")

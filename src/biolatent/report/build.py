@@ -94,6 +94,14 @@ def _embeddings(run_dir: Path, section: Section) -> None:
         section.figures.append(Fig(f"umap-{name}", caption, figure_to_base64(figure)))
 
 
+PROTOCOL_NOTES = {
+    "transductive": "Protocol: transductive (SSL pre-training, PCA and scalers saw every sample, test samples "
+                    "included, never their labels).",
+    "inductive": "Protocol: inductive (SSL pre-training, PCA and scalers were fitted on training samples only; "
+                 "the test ids of every split were kept out of pre-training).",
+}
+
+
 def _efficiency(run_dir: Path, section: Section) -> None:
     from biolatent.evaluate.efficiency import headline, read_efficiency
     from biolatent.evaluate.plots import METRIC_LABELS, label_efficiency_figure
@@ -109,9 +117,12 @@ def _efficiency(run_dir: Path, section: Section) -> None:
     at = summary[(summary["metric"] == head["metric"]) & np.isclose(summary["fraction"], head["fraction"])]
     rows = [[r.representation, r.probe, fmt(r.mean), f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]",
              str(r.n_seeds)] for r in at.itertuples()]
+    protocol = str(summary["protocol"].iloc[0]) if len(summary) else "transductive"
+    varied = str(at["sources"].iloc[0]) if len(at) else "label_subset"
     caption = (f"{name[:1].upper() + name[1:]} at {head['fraction'] * 100:g}% of the training labels "
-               "(mean, 95% CI over seeds)")
+               f"(mean, 95% CI over {varied.replace('+', ' x ').replace('_', ' ')}; {protocol} protocol)")
     section.tables.append(Table(["representation", "probe", name, "95% CI", "seeds"], rows, caption))
+    section.notes.append(PROTOCOL_NOTES.get(protocol, f"Protocol: {protocol}."))
     ratio = head.get("ssl_fraction_of_supervised")
     if ratio is not None:
         section.notes.append(f"SSL linear probe reaches {ratio * 100:.1f}% of the supervised baseline's "

@@ -15,6 +15,8 @@ CONFIG_FILE = "config.yaml"
 DATA_INFO_FILE = "data_info.json"
 WEIGHTS_FILE = "model.safetensors"
 EMBEDDINGS_FILE = "embeddings.h5ad"
+SEEDS_DIR = "seeds"  # extra pre-training seeds: RUN/seeds/<seed>/, each a complete run directory of its own
+HOLDOUT_FILE = "holdout.json"  # the test ids every split keeps out of pre-training (the inductive protocol)
 
 
 def write_run_header(run_dir: Path, command: str, config: RunConfig, **extra: object) -> None:
@@ -51,3 +53,27 @@ def load_data_info(run_dir: Path) -> DataInfo:
     if not path.is_file():
         raise BiolatentError(f"{run_dir} has no {DATA_INFO_FILE}: run `biolatent pretrain` first")
     return DataInfo(**read_json(path))
+
+
+def seed_run_dirs(run_dir: Path) -> list[tuple[int, Path]]:
+    """``(pre-training seed, run directory)`` of every seed of a run: the run itself first (``train.seed``), then
+    ``RUN/seeds/<seed>/`` in increasing seed order (``pretrain --seeds K``). A single-seed run gives one entry."""
+    dirs = [(load_run_config(run_dir).train.seed, run_dir)]
+    root = run_dir / SEEDS_DIR
+    if root.is_dir():
+        extra = [p for p in root.iterdir()
+                 if p.is_dir() and p.name.lstrip("-").isdigit() and (p / CONFIG_FILE).is_file()]
+        dirs += sorted(((int(p.name), p) for p in extra), key=lambda item: item[0])
+    return dirs
+
+
+def read_holdout(run_dir: Path) -> dict | None:
+    """The run's ``holdout.json`` (``test_fraction``, ``stratify_by``, ``splits``: one list of test ids per split),
+    or None when pre-training saw every sample."""
+    path = run_dir / HOLDOUT_FILE
+    if not path.is_file():
+        return None
+    record = read_json(path)
+    if not isinstance(record, dict) or not isinstance(record.get("splits"), list) or not record["splits"]:
+        raise BiolatentError(f"{path} is not a holdout record (no list of splits)")
+    return record

@@ -75,3 +75,15 @@ def embed_run(run_dir: Path, data: str | Path | None = None, out: Path | None = 
         "mean_norm": float(np.linalg.norm(embeddings, axis=1).mean()),
     })
     return out
+
+
+def embed_all_seeds(run_dir: Path, data: str | Path | None = None, say=print) -> list[Path]:
+    """Embed with every pre-training seed of the run (``common.seed_run_dirs``): one embeddings.h5ad in each."""
+    from biolatent.workflows.common import seed_run_dirs
+
+    paths = []
+    for seed, seed_dir in seed_run_dirs(run_dir):
+        if seed_dir != run_dir:
+            say(f"pre-training seed {seed}:")
+        paths.append(embed_run(seed_dir, data, say=say))
+    return paths

@@ -79,7 +79,7 @@ def write_evaluation(out_dir: Path, n_classes: int | None, per_seed: pd.DataFram
 
     folder = label_dir(out_dir, settings["label"])
     folder.mkdir(parents=True, exist_ok=True)
-    summary = summarise(per_seed)
+    summary = summarise(per_seed, protocol=settings.get("protocol", "transductive"))
     write_efficiency(summary, folder / "efficiency.tsv")
     with atomic_path(folder / "efficiency_per_seed.tsv") as tmp:
         per_seed.to_csv(tmp, sep="\t", index=False)
@@ -95,6 +95,49 @@ def write_evaluation(out_dir: Path, n_classes: int | None, per_seed: pd.DataFram
     return {**head, "efficiency": str(folder / "efficiency.tsv")}
 
 
+def resolve_protocol(protocol: str | None, holdout: dict | None) -> str:
+    """``protocol`` checked against the run: inductive needs a run whose pre-training kept the test ids out
+    (``pretrain --holdout-splits``); None picks inductive for such a run, transductive otherwise."""
+    from biolatent.evaluate.efficiency import PROTOCOLS
+
+    if protocol is None:
+        return "transductive" if holdout is None else "inductive"
+    if protocol not in PROTOCOLS:
+        raise DataError(f"--protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
+    if protocol == "inductive" and holdout is None:
+        raise DataError("--protocol inductive needs a run pre-trained without the test samples: this run was "
+                        "pre-trained on all samples (re-run pretrain with --holdout-splits S)")
+    if protocol == "transductive" and holdout is not None:
+        raise DataError("this run was pre-trained without the test ids of its holdout splits (holdout.json): "
+                        "evaluate it with --protocol inductive")
+    return protocol
+
+
+def _splits(labels: Labels, ids: np.ndarray, n_splits: int, test_fraction: float, holdout: dict | None,
+            ) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Per split: None (the stratified split of that seed, drawn by the sweep) or the ``(train, test)`` positions
+    of the kept samples that the holdout record gives (the inductive protocol)."""
+    from biolatent.evaluate.splits import check_test_splits
+
+    if n_splits < 1:
+        raise DataError(f"--test-splits must be at least 1, got {n_splits}")
+    if holdout is None:
+        check_test_splits(labels.values, n_splits, test_fraction, stratify=labels.task != "regression")
+        return [None] * n_splits
+    recorded = holdout["splits"]
+    if n_splits > len(recorded):
+        raise DataError(f"--test-splits {n_splits}: the run recorded only {len(recorded)} holdout split(s) at "
+                        "pre-training")
+    out: list[tuple[np.ndarray, np.ndarray] | None] = []
+    for split, test_ids in enumerate(recorded[:n_splits]):
+        is_test = np.isin(ids, np.asarray(test_ids, dtype=str))
+        if not is_test.any() or is_test.all():
+            raise DataError(f"holdout split {split} leaves {int(is_test.sum())} of {ids.size} labelled samples "
+                            "for testing")
+        out.append((np.flatnonzero(~is_test), np.flatnonzero(is_test)))
+    return out
+
+
 def evaluate_run(
     run_dir: Path,
     label: str,
@@ -104,12 +147,18 @@ def evaluate_run(
     supervised_steps: int = 300,
     test_fraction: float = 0.2,
     task: str = "auto",
+    test_splits: int = 1,
+    protocol: str | None = None,
     say=print,
 ) -> dict:
     """SSL probes vs random-init probes vs PCA-of-raw-features probes vs the supervised baseline.
 
     ``task``: ``auto`` (a numeric column with many values is a regression target, see ``label_task``),
-    ``classification`` or ``regression``.
+    ``classification`` or ``regression``. Every pre-training seed of the run (``pretrain --seeds``) x
+    ``test_splits`` test splits x ``seeds`` labelled subsets; the random-init encoder gets one init per
+    pre-training seed, PCA and the supervised baseline vary with split and subset. ``protocol`` (see
+    :func:`resolve_protocol`): ``inductive`` uses the test ids recorded at pre-training and fits PCA and every
+    scaler (input statistics) on the training samples of each split only.
     """
     from biolatent.build import build_encoder, build_method, build_views, fit_input_statistics
     from biolatent.data.features import raw_features
@@ -117,46 +166,81 @@ def evaluate_run(
     from biolatent.embed import EMBEDDING_KEY, compute_embeddings, read_embeddings
     from biolatent.evaluate.efficiency import pca_features, run_label_efficiency
     from biolatent.train.supervised import supervised_baseline
-    from biolatent.workflows.common import EMBEDDINGS_FILE, load_data_info, load_run_config
+    from biolatent.workflows.common import EMBEDDINGS_FILE, load_data_info, load_run_config, read_holdout, seed_run_dirs
     from biolatent.workflows.embed import data_config_for, embed_run
 
     config = load_run_config(run_dir)
     info = load_data_info(run_dir)
+    holdout = read_holdout(run_dir)
+    protocol = resolve_protocol(protocol, holdout)
+    if holdout is not None:
+        test_fraction = float(holdout.get("test_fraction", test_fraction))
     samples = load_samples(data_config_for(config, None, info))
     labels = prepare_label_column(samples.obs, label, task)
     keep = labels.keep
-    if not (run_dir / EMBEDDINGS_FILE).is_file():
-        embed_run(run_dir, say=say)
-    adata = read_embeddings(run_dir / EMBEDDINGS_FILE)
-    if list(adata.obs_names) != samples.ids:
-        raise DataError(f"{run_dir / EMBEDDINGS_FILE} does not hold the run's samples: re-run `biolatent embed`")
-    keep_t = torch.as_tensor(np.flatnonzero(keep))
-    x = samples.x[keep_t]
+    ids = np.asarray(samples.ids)
+    splits = _splits(labels, ids[keep], test_splits, test_fraction, holdout)  # bad input fails before any write
+    runs = seed_run_dirs(run_dir)
+    ssl = []
+    for _, seed_dir in runs:
+        if not (seed_dir / EMBEDDINGS_FILE).is_file():
+            embed_run(seed_dir, say=say)
+        adata = read_embeddings(seed_dir / EMBEDDINGS_FILE)
+        if list(adata.obs_names) != samples.ids:
+            raise DataError(f"{seed_dir / EMBEDDINGS_FILE} does not hold the run's samples: re-run `biolatent embed`")
+        ssl.append(np.asarray(adata.obsm[EMBEDDING_KEY])[keep])
+    keep_rows = np.flatnonzero(keep)
+    x = samples.x[torch.as_tensor(keep_rows)]
+    # the samples pre-training saw: their input statistics are the random-init encoder's too
+    excluded = set().union(*holdout["splits"]) if holdout is not None else set()
+    seen = torch.as_tensor([i for i, sample in enumerate(ids) if sample not in excluded])
 
-    say("random-init encoder and PCA baselines ...")
-    torch.manual_seed(config.train.seed)
-    random_method = fit_input_statistics(build_method(config, info), samples.x)  # pretrain's input statistics
-    representations = {
-        "ssl": np.asarray(adata.obsm[EMBEDDING_KEY])[keep],
-        "random_init": compute_embeddings(random_method, x),
-        "pca": pca_features(raw_features(samples)[keep], seed=config.train.seed),
-    }
+    say(f"random-init encoder ({len(runs)} init(s)) and PCA baselines ({protocol}) ...")
+    random_init = []
+    for seed, _ in runs:
+        torch.manual_seed(seed)
+        random_method = fit_input_statistics(build_method(config, info), samples.x[seen])
+        random_init.append(compute_embeddings(random_method, x))
+    raw = raw_features(samples)[keep]
+    transductive_pca = pca_features(raw, seed=config.train.seed) if protocol == "transductive" else None
     supervised_runs: list[dict] = []
-    finetune = supervised_baseline(
-        lambda: fit_input_statistics(build_encoder(config, info), samples.x), lambda: build_views(config, info),
-        x, labels.values, labels.n_classes, config.train, supervised_steps, task=labels.task,
-        validation_split=validation_split(labels.values, stratify=labels.task != "regression"),
-        on_trained=supervised_runs.append,
-    )
-    say(f"{labels.task} on {label!r} ({int(keep.sum())} labelled samples)")
+
+    def finetune_for(fit_rows: np.ndarray | None):
+        scaled_on = samples.x if fit_rows is None else x[torch.as_tensor(fit_rows)]
+        return supervised_baseline(
+            lambda: fit_input_statistics(build_encoder(config, info), scaled_on), lambda: build_views(config, info),
+            x, labels.values, labels.n_classes, config.train, supervised_steps, task=labels.task,
+            validation_split=validation_split(labels.values, stratify=labels.task != "regression"),
+            on_trained=supervised_runs.append,
+        )
+
+    say(f"{labels.task} on {label!r} ({int(keep.sum())} labelled samples; {len(runs)} pre-training seed(s) x "
+        f"{test_splits} test split(s) x {seeds} labelled subset(s), {protocol})")
     sizes = _announce_sizes(labels, fractions, test_fraction, say)
-    per_seed = run_label_efficiency(
-        representations, labels.values, labels.n_classes, list(fractions), list(range(seeds)),
-        test_fraction=test_fraction, finetune=finetune, progress=say, task=labels.task,
-    )
-    settings = {"label": label, **labels.settings(), "fractions": list(fractions), "seeds": seeds,
+    tables = []
+    for split_seed, split in enumerate(splits):
+        pca = transductive_pca if split is None else pca_features(raw, seed=config.train.seed, fit_rows=split[0])
+        for index, (pretrain_seed, _) in enumerate(runs):
+            representations = {"ssl": ssl[index], "random_init": random_init[index]}
+            first = index == 0
+            if first:
+                representations["pca"] = pca
+            table = run_label_efficiency(
+                representations, labels.values, labels.n_classes, list(fractions), list(range(seeds)),
+                test_fraction=test_fraction, split_seed=split_seed, split=split,
+                finetune=finetune_for(None if split is None else split[0]) if first else None,
+                progress=say, task=labels.task,
+            )
+            varies = table["representation"].isin(["ssl", "random_init"])
+            table.insert(3, "pretrain_seed", pd.array(np.where(varies, pretrain_seed, 0), dtype="Int64"))
+            table.loc[~varies, "pretrain_seed"] = pd.NA  # PCA and supervised do not depend on pre-training
+            table.insert(4, "test_split", split_seed)
+            tables.append(table)
+    per_seed = pd.concat(tables, ignore_index=True)
+    settings = {"label": label, **labels.settings(), "protocol": protocol, "fractions": list(fractions),
+                "seeds": seeds, "test_splits": test_splits, "pretrain_seeds": [seed for seed, _ in runs],
                 "labelled_per_fraction": sizes, "test_fraction": test_fraction,
-                "pca_components": int(representations["pca"].shape[1]),
+                "pca_components": int(pca.shape[1]),
                 "supervised": {"max_steps": supervised_steps, "validation_fraction": VALIDATION_FRACTION,
                                "runs": supervised_runs}}
     return write_evaluation(run_dir, labels.n_classes, per_seed, settings, say)

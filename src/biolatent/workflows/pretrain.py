@@ -42,6 +42,38 @@ def check_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> RunConfig:
     return config
 
 
+def holdout_splits(samples: Any, n_splits: int, test_fraction: float, label: str | None = None) -> list[list[str]]:
+    """The test ids of ``n_splits`` splits (split seeds 0..S-1): stratified by ``label`` (as ``evaluate`` splits;
+    samples without a label are never test samples) or, without a label, ``test_fraction`` of all ids at random."""
+    import numpy as np
+
+    from biolatent.evaluate.splits import check_test_splits, holdout_split, prepare_labels
+
+    ids = np.asarray(samples.ids)
+    if label is None:
+        codes, keep, stratify = np.zeros(len(ids), dtype=np.int64), np.ones(len(ids), dtype=bool), False
+    else:
+        if label not in samples.obs.columns:
+            raise BiolatentError(f"--holdout-label {label!r} is not a metadata column "
+                                 f"(columns: {', '.join(map(str, samples.obs.columns)) or 'none'})")
+        codes, _, keep = prepare_labels(samples.obs[label])
+        stratify = True
+    check_test_splits(codes, n_splits, test_fraction, stratify=stratify)
+    kept = ids[keep]
+    return [sorted(kept[holdout_split(codes, test_fraction, split, stratify=stratify)[1]].tolist())
+            for split in range(n_splits)]
+
+
+def _subset(samples: Any, rows: Any) -> Any:
+    """The samples at ``rows`` (positions), every per-sample part cut alike."""
+    from dataclasses import replace
+
+    index = torch.as_tensor(rows, dtype=torch.long)
+    return replace(samples, x=samples.x[index], obs=samples.obs.iloc[rows],
+                   fields={k: v[index] for k, v in samples.fields.items()},
+                   groups=None if samples.groups is None else samples.groups[index])
+
+
 def pretrain(
     config: RunConfig,
     run_dir: Path,
@@ -49,20 +81,89 @@ def pretrain(
     resume: bool = False,
     progress: bool = True,
     callbacks: Sequence[Any] = (),
+    seeds: int = 1,
+    holdout: int = 0,
+    test_fraction: float = 0.2,
+    holdout_label: str | None = None,
     say=print,
 ) -> dict[str, Any]:
     """Train ``config``'s method on its data into ``run_dir``; returns the ``pretrain`` metrics (floats, and
-    ``collapse``: the collapse diagnostics of the trained embeddings, see :func:`check_collapse`)."""
-    from biolatent.data.loaders import load_samples
-    from biolatent.train.fit import fit
-    from biolatent.train.memory import check_step_memory, estimate_step_memory
-    from biolatent.train.timing import LoaderWaitTimer
+    ``collapse``: the collapse diagnostics of the trained embeddings, see :func:`check_collapse`).
 
+    ``seeds`` > 1 trains ``train.seed + 1 ...`` too, each into ``RUN/seeds/<seed>/`` (a complete run directory:
+    config, weights, metrics); the run itself stays the ``train.seed`` run, exactly as a single-seed run.
+    ``holdout`` > 0 keeps the test ids of that many splits (split seeds 0..S-1, ``test_fraction`` each,
+    stratified by ``holdout_label`` when given) out of pre-training and records them in ``RUN/holdout.json``:
+    such a run can be evaluated with ``--protocol inductive``."""
+    from biolatent.data.loaders import load_samples
+    from biolatent.workflows.common import SEEDS_DIR
+
+    if seeds < 1:
+        raise BiolatentError(f"--seeds must be at least 1, got {seeds}")
+    if holdout < 0:
+        raise BiolatentError(f"--holdout-splits must be 0 (pre-train on every sample) or more, got {holdout}")
+    if not 0 < test_fraction < 1:
+        raise BiolatentError(f"--test-fraction must lie in (0, 1), got {test_fraction}")
+    if holdout_label is not None and holdout == 0:
+        raise BiolatentError("--holdout-label needs --holdout-splits S (S >= 1)")
     primary = launched_rank() == 0  # DDP launches one process per device; only the first writes files
     if primary:
         config = check_run_dir(run_dir, config, resume)
     say(f"loading {config.data.modality} data ...")
     samples = load_samples(config.data)
+    record = None
+    if holdout:
+        splits = holdout_splits(samples, holdout, test_fraction, holdout_label)
+        excluded = set().union(*splits)
+        train_rows = [i for i, sample in enumerate(samples.ids) if sample not in excluded]
+        if len(train_rows) < 2:
+            raise BiolatentError(f"{holdout} holdout split(s) of {test_fraction:g} leave {len(train_rows)} "
+                                 "sample(s) for pre-training")
+        record = {"test_fraction": test_fraction, "stratify_by": holdout_label, "n_excluded": len(excluded),
+                  "splits": splits}
+        say(f"inductive: {len(excluded)} test ids of {holdout} split(s) kept out of pre-training")
+        samples = _subset(samples, train_rows)
+    if resume and primary:
+        from biolatent.workflows.common import read_holdout
+
+        saved = read_holdout(run_dir)
+        if (saved is None) != (record is None) or (saved is not None and record is not None
+                                                   and saved["splits"] != record["splits"]):
+            raise BiolatentError(f"the holdout splits differ from those {run_dir} was started with (holdout.json): "
+                                 "resume with the same --holdout-splits, --test-fraction and --holdout-label")
+    seed_list = [config.train.seed + k for k in range(seeds)]
+    metrics = _pretrain_one(config, run_dir, samples, resume=resume, progress=progress, callbacks=callbacks,
+                            primary=primary, holdout=record, say=say)
+    from biolatent.train.fit import LAST_CHECKPOINT
+
+    for seed in seed_list[1:]:  # every DDP process trains every seed; only the first writes
+        seed_dir = run_dir / SEEDS_DIR / str(seed)
+        seed_config = config.model_copy(update={"train": config.train.model_copy(update={"seed": seed})})
+        again = resume and (seed_dir / LAST_CHECKPOINT).is_file()
+        if primary:
+            check_run_dir(seed_dir, seed_config, again)
+            say(f"pre-training seed {seed} -> {seed_dir}")
+        _pretrain_one(seed_config, seed_dir, samples, resume=again, progress=progress, callbacks=callbacks,
+                      primary=primary, holdout=record, say=say)
+    if not primary:
+        return {}
+    extra = {"seeds": seed_list}
+    if record is not None:
+        extra["holdout"] = {k: v for k, v in record.items() if k != "splits"} | {"splits": holdout}
+    metrics.update(extra)
+    update_json(run_dir / "metrics.json", "pretrain", metrics)
+    return metrics
+
+
+def _pretrain_one(config: RunConfig, run_dir: Path, samples: Any, *, resume: bool, progress: bool,
+                  callbacks: Sequence[Any], primary: bool, holdout: dict | None, say) -> dict[str, Any]:
+    """One seed: ``samples`` -> weights, metrics and collapse diagnostics in ``run_dir`` (and ``holdout.json``,
+    written with the run's header, when test ids were kept out)."""
+    from biolatent.train.fit import fit
+    from biolatent.train.memory import check_step_memory, estimate_step_memory
+    from biolatent.train.timing import LoaderWaitTimer
+    from biolatent.workflows.common import HOLDOUT_FILE
+
     pairing = samples.extra.get("pairing")
     if pairing:
         from biolatent.data.paired import pairing_text
@@ -83,6 +184,8 @@ def pretrain(
     if primary:
         write_run_header(run_dir, "pretrain", config, n_samples=len(samples))
         save_data_info(run_dir, samples.info)
+        if holdout is not None:
+            write_json(run_dir / HOLDOUT_FILE, holdout)
         if samples.feature_names is not None:
             write_json(run_dir / "features.json", list(samples.feature_names))
 
