@@ -20,7 +20,7 @@ def write_records(folder: Path, n: int = 40, seed: int = 0) -> dict[str, Path]:
         label = int(i % 2)
         birth = pd.Timestamp("1950-01-01") + pd.Timedelta(days=int(rng.integers(0, 7000)))
         landmark = pd.Timestamp("2015-01-01") + pd.Timedelta(days=int(rng.integers(0, 300)))
-        for v in range(int(rng.integers(2, 6))):
+        for _ in range(int(rng.integers(2, 6))):
             day = landmark - pd.Timedelta(days=int(rng.integers(0, 2000)))
             p = np.full(len(CODES), 1.0)
             p[1:3] += 3.0 * label

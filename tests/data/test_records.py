@@ -8,7 +8,7 @@ from biolatent.config import load_config
 from biolatent.data.loaders import load_samples
 from biolatent.data.records import CLS_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS
 from biolatent.errors import DataError
-from tests.records_fixture import write_omop, write_records
+from records_fixture import write_omop, write_records
 
 
 def config(paths, **data):
