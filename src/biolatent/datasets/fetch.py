@@ -167,6 +167,9 @@ def fetch(name: str, progress: Progress = print) -> Path:
     return folder
 
 
+_FOLDER_FILES = {"births"}  # data_config keys (besides path, metadata) naming a file of the dataset folder
+
+
 def resolve_data_config(cfg: Any, progress: Progress = print) -> Any:
     """A copy of a data config with ``dataset`` fetched: path (and metadata, if unset) filled in.
 
@@ -186,5 +189,5 @@ def resolve_data_config(cfg: Any, progress: Progress = print) -> Any:
     for key, value in defaults.items():
         if key not in {"modality", "path", "metadata"} and key in type(cfg).model_fields \
                 and key not in cfg.model_fields_set:
-            update[key] = value
+            update[key] = folder / value if key in _FOLDER_FILES else value
     return cfg.model_copy(update=update)
