@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from biolatent.datasets import (
     cmu1_tiles,
+    eunomia_omop,
     geuvadis,
     internal_bleeding,
     mni152,
@@ -18,7 +19,7 @@ from biolatent.errors import DataError
 DATASETS: dict[str, DatasetRecipe] = {
     recipe.name: recipe for recipe in (pbmc68k.RECIPE, oct4_mafk.RECIPE, cmu1_tiles.RECIPE, geuvadis.RECIPE,
                                           internal_bleeding.RECIPE, mni152.RECIPE, visium_mouse_brain.RECIPE,
-                                          nafld_records.RECIPE)
+                                          nafld_records.RECIPE, eunomia_omop.RECIPE)
 }
 
 
