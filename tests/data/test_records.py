@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from biolatent.config import load_config
 from biolatent.data.loaders import load_samples
@@ -105,3 +106,22 @@ def test_bad_records(tmp_path, paths):
     with pytest.raises(DataError, match="no PERSON table"):
         load_samples(load_config({"data": {"modality": "records", "path": str(folder)},
                                   "method": {"name": "behrt"}}).data)
+
+
+def test_a_saved_run_config_resolves_the_dataset_as_pretrain_did(tmp_path, monkeypatch):
+    """config.yaml states every key at its default (births: null, value_bins: 0, ...): embed and evaluate must still
+    get the recipe's births, landmark and value bins, or they would see other tokens and future events."""
+    import importlib
+
+    from biolatent.config import dump_config
+
+    fetch_module = importlib.import_module("biolatent.datasets.fetch")
+    monkeypatch.setattr(fetch_module, "fetch", lambda name, progress=None: tmp_path)
+    fresh = load_config({"data": {"modality": "records", "dataset": "nafld-records"}, "method": {"name": "behrt"}})
+    saved = load_config(yaml.safe_load(dump_config(fresh)))
+    a, b = fetch_module.resolve_data_config(fresh.data), fetch_module.resolve_data_config(saved.data)
+    assert a == b
+    assert b.births == tmp_path / "births.tsv" and b.value_bins == 5 and b.prediction_time_column == "landmark"
+    explicit = load_config({"data": {"modality": "records", "dataset": "nafld-records", "value_bins": 3},
+                            "method": {"name": "behrt"}})
+    assert fetch_module.resolve_data_config(explicit.data).value_bins == 3  # a user's own value wins
