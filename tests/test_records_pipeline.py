@@ -44,6 +44,11 @@ def test_behrt_long_table_pretrain_embed_evaluate(run_cli, tmp_path, paths):
     adata = sc.read_h5ad(run / "embeddings.h5ad")
     assert adata.obsm["X_biolatent"].shape == (48, 16)
     assert list(adata.obs_names[:2]) == ["p000", "p001"]
+    other = yaml.safe_load(config.read_text())
+    other["data"]["value_bins"] = 3  # other tokens than the model learnt
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
+    result = run_cli("embed", run, "--data", tmp_path / "other.yaml", "--out", tmp_path / "other.h5ad")
+    assert result.code != 0 and "vocabulary" in result.err and not (tmp_path / "other.h5ad").exists()
     result = run_cli("evaluate", run, "--label", "label", "--fractions", "0.5,1.0", "--seeds", "2",
                      "--supervised-steps", "5")
     assert result.code == 0, result.err
