@@ -142,10 +142,35 @@ class SpatialData(_DataBase):
     layer: str | None = Field(None, description=".h5ad: layer with the counts; None = X, 'raw' = raw.X")
 
 
-DataConfig = Annotated[CountsData | DnaData | Image2dData | VolumeData | CineData | SpatialData,
+class RecordsData(_DataBase):
+    """Longitudinal health records (``biolatent.data.records``): one sample per patient, a sequence of dated coded
+    events. ``path`` is a long table (csv/tsv/parquet: patient, time, code[, value]) or an OMOP CDM folder of CSV
+    files (PERSON required). Times are dates or numbers of days; events after the prediction time are dropped."""
+
+    modality: Literal["records"] = "records"
+    patient_column: str = "patient"
+    time_column: str = "time"
+    code_column: str = "code"
+    value_column: str | None = Field("value", description="optional numeric value per event (used by value_bins)")
+    births: Path | None = Field(None, description="long tables: table with patient_column + birth_column (a date or "
+                                                  "days, in the units of time_column); None = no ages (all 0)")
+    birth_column: str = "birth"
+    prediction_time: str | float | None = Field(None, description="events after this date (or day) are never seen")
+    prediction_time_column: str | None = Field(None, description="metadata column with each patient's prediction "
+                                                                 "time (e.g. a landmark); patients without one see "
+                                                                 "nothing after data_end")
+    data_end: str | float | None = Field(None, description="end of the data: an event after it is an error")
+    value_bins: int = Field(0, ge=0, le=20, description="> 0: numeric values become per-code quantile tokens "
+                                                        "code:q1..qK")
+    min_count: int = Field(1, ge=1, description="codes seen fewer times become [UNK]")
+    max_length: int = Field(256, ge=8, description="tokens per patient; the most recent events are kept")
+
+
+DataConfig = Annotated[CountsData | DnaData | Image2dData | VolumeData | CineData | SpatialData | RecordsData,
                        Field(discriminator="modality")]
-MODALITIES = ("counts", "dna", "image2d", "volume", "cine", "spatial")
-DATA_SECTIONS: tuple[type[_DataBase], ...] = (CountsData, DnaData, Image2dData, VolumeData, CineData, SpatialData)
+MODALITIES = ("counts", "dna", "image2d", "volume", "cine", "spatial", "records")
+DATA_SECTIONS: tuple[type[_DataBase], ...] = (CountsData, DnaData, Image2dData, VolumeData, CineData, SpatialData,
+                                               RecordsData)
 
 
 class MethodSection(BaseModel):
@@ -320,7 +345,7 @@ def load_config(
             value = Path(value).expanduser()
             return value if value.is_absolute() else (base_dir / value).resolve()
 
-        for key in ("path", "metadata", "image", "positions", "genotypes"):
+        for key in ("path", "metadata", "image", "positions", "genotypes", "births"):
             value = getattr(config.data, key, None)
             if value is not None:
                 setattr(config.data, key, resolved(value))

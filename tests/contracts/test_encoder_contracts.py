@@ -17,6 +17,7 @@ INFOS = {
     "cine": DataInfo("cine", channels=1, image_size=16, spatial_dims=3, frames=4),
     # tiles around spots (+ their expression, which encoders do not see)
     "spatial": DataInfo("spatial", channels=3, image_size=32, spatial_dims=2, n_features=30, is_counts=True),
+    "records": DataInfo("records", max_length=12, vocab_size=20),
 }
 SMALL = {
     "mlp": {"hidden_dims": (16,), "out_dim": 8},
@@ -24,8 +25,10 @@ SMALL = {
     "vit": {"patch_size": 8, "dim": 16, "depth": 1, "heads": 2},
     "bert": {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32},
     "cine": {"widths": (4, 8), "blocks": (1, 1), "temporal_heads": 2},
+    "behrt": {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32},
 }
-DATA_ARGS = {"in_dim", "in_channels", "image_size", "kmer", "max_length", "spatial_dims", "frames"}
+DATA_ARGS = {"in_dim", "in_channels", "image_size", "kmer", "max_length", "spatial_dims", "frames",
+             "vocab_size"}
 
 
 def make_input(modality: str, batch: int = 8) -> torch.Tensor:
@@ -36,6 +39,13 @@ def make_input(modality: str, batch: int = 8) -> torch.Tensor:
         x = torch.randint(0, 4, (batch, 40), generator=gen)
         x[: batch // 2, 33:] = 5  # right padding on half the sequences
         return x
+    if modality == "records":  # (B, 4, L): codes (right-padded), age, segment, visit position
+        codes = torch.randint(5, 20, (batch, 12), generator=gen)
+        codes[:, 0] = 3  # [CLS]
+        codes[: batch // 2, 9:] = 0  # [PAD]
+        visits = torch.arange(12).expand(batch, 12) // 3
+        ages = 40 + visits
+        return torch.stack([codes, ages, visits % 2, visits], dim=1) * (codes != 0).unsqueeze(1)
     if modality == "volume":
         return torch.rand(batch, 1, 16, 16, 16, generator=gen)
     if modality == "cine":

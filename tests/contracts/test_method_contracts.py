@@ -18,7 +18,7 @@ from biolatent.models.registry import build_encoder, default_encoder
 
 # images paired with genetics (data.genotypes, data.genetic_tables): the batch key and width of each part
 GENETICS = {"genotypes": 12, "pgs": 3}
-MODALITIES = ("counts", "dna", "image2d", "volume", "cine", "spatial")
+MODALITIES = ("counts", "dna", "image2d", "volume", "cine", "spatial", "records")
 INFOS = {
     "counts": DataInfo("counts", n_features=30, is_counts=True),
     "dna": DataInfo("dna", max_length=40, kmer=3),
@@ -26,6 +26,7 @@ INFOS = {
     "volume": DataInfo("volume", channels=1, image_size=16, spatial_dims=3, genetic_parts=GENETICS),
     "cine": DataInfo("cine", channels=1, image_size=16, spatial_dims=3, frames=4, genetic_parts=GENETICS),
     "spatial": DataInfo("spatial", channels=3, image_size=32, spatial_dims=2, n_features=30, is_counts=True),
+    "records": DataInfo("records", max_length=12, vocab_size=20),
 }
 SMALL_ENCODER = {
     "mlp": {"hidden_dims": (16,), "out_dim": 8},
@@ -33,6 +34,7 @@ SMALL_ENCODER = {
     "vit": {"patch_size": 8, "dim": 16, "depth": 1, "heads": 2},
     "bert": {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32},
     "cine": {"widths": (4, 8), "blocks": (1, 1), "temporal_heads": 2},
+    "behrt": {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32},
 }
 SMALL_METHOD = {
     "simclr": {"projection_dim": 8},
@@ -46,6 +48,7 @@ SMALL_METHOD = {
     "temporal_order": {"n_permutations": 4, "hidden_dim": 8},
     "clip": {"embed_dim": 8, "expression_hidden": (16,)},
     "contig": {"embed_dim": 8, "genetic_hidden": 16},
+    "behrt": {},
 }
 
 
@@ -67,6 +70,13 @@ def make_input(modality: str, batch: int = 8) -> torch.Tensor:
         x = torch.randint(0, 4, (batch, 40), generator=gen)
         x[: batch // 2, 31:] = PAD_BASE
         return x
+    if modality == "records":  # (B, 4, L): codes (right-padded), age, segment, visit position
+        codes = torch.randint(5, 20, (batch, 12), generator=gen)
+        codes[:, 0] = 3  # [CLS]
+        codes[: batch // 2, 9:] = 0  # [PAD]
+        visits = torch.arange(12).expand(batch, 12) // 3
+        ages = 40 + visits
+        return torch.stack([codes, ages, visits % 2, visits], dim=1) * (codes != 0).unsqueeze(1)
     if modality == "volume":
         return torch.rand(batch, 1, 16, 16, 16, generator=gen)
     if modality == "cine":

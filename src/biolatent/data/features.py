@@ -42,6 +42,16 @@ def pooled_pixels(images: torch.Tensor, side: int = POOLED_SIDE) -> np.ndarray:
     return pooled.reshape(images.shape[0], -1).numpy().astype(np.float32)
 
 
+def code_counts(tokens: torch.Tensor, vocab_size: int) -> np.ndarray:
+    """(N, 4, L) records tokens -> (N, vocab_size) log1p counts of each code token ([PAD], [CLS], [SEP] counted
+    too: they carry the number of visits)."""
+    codes = tokens[:, 0].long()
+    counts = torch.zeros((codes.shape[0], vocab_size), dtype=torch.float64)
+    counts.scatter_add_(1, codes, torch.ones_like(codes, dtype=torch.float64))
+    counts[:, 0] = 0.0  # padding
+    return np.log1p(counts.numpy()).astype(np.float32)
+
+
 def pooled_voxels(volumes: torch.Tensor, side: int = POOLED_SIDE // 2) -> np.ndarray:
     """(N, C, D, H, W) volumes (cine: frames as C) average-pooled to at most side^3, flattened (N, C * d * h * w)."""
     size = tuple(min(side, n) for n in volumes.shape[-3:])
@@ -51,7 +61,7 @@ def pooled_voxels(volumes: torch.Tensor, side: int = POOLED_SIDE // 2) -> np.nda
 
 def raw_features(samples: SampleSet) -> np.ndarray:
     """(N, F) float32: counts -> log-normalised or as is; dna -> 4-mer spectrum; images, spatial tiles, volumes,
-    cines -> pooled pixels / voxels."""
+    cines -> pooled pixels / voxels; records -> log1p code counts."""
     modality = samples.info.modality
     if modality == "counts":
         x = samples.x.numpy().astype(np.float64)
@@ -65,4 +75,6 @@ def raw_features(samples: SampleSet) -> np.ndarray:
         return np.concatenate(chunks)
     if modality in ("volume", "cine"):
         return pooled_voxels(samples.x)
+    if modality == "records":
+        return code_counts(samples.x, int(samples.info.vocab_size or int(samples.x[:, 0].max()) + 1))
     raise ValueError(f"no raw features for modality {modality!r}")

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from biolatent.config import CineData, CountsData, DnaData, Image2dData, SpatialData, VolumeData
+from biolatent.config import CineData, CountsData, DnaData, Image2dData, RecordsData, SpatialData, VolumeData
 from biolatent.data.inputs import expression_matrix, join_metadata, require_path, resize_tiles
+from biolatent.data.records import load_records
 from biolatent.data.samples import DataInfo, SampleSet
 from biolatent.data.sequence import encode_bases, pad_bases
 from biolatent.data.spatial import load_spatial
@@ -21,7 +22,7 @@ from biolatent.io.images import read_image_folder
 from biolatent.io.slide import read_slide_tiles
 
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff")
-DataCfg = CountsData | DnaData | Image2dData | VolumeData | CineData | SpatialData
+DataCfg = CountsData | DnaData | Image2dData | VolumeData | CineData | SpatialData | RecordsData
 
 
 def _describe_non_counts(x: np.ndarray) -> str:
@@ -102,6 +103,7 @@ LOADERS: dict[str, Callable[..., SampleSet]] = {
     "volume": load_volume,
     "cine": load_cine,
     "spatial": load_spatial,
+    "records": load_records,
 }
 
 

@@ -21,6 +21,7 @@ class DataInfo:
     frames: int | None = None  # cine: time frames per cycle
     max_length: int | None = None  # dna: bases per sequence (padded)
     kmer: int | None = None  # dna: k of the overlapping k-mer tokenizer
+    vocab_size: int | None = None  # records: code tokens incl. the special ones (max_length: tokens per patient)
     # paired genetics (``data.paired``): width of each genetic part the batches carry, by its batch key
     genetic_parts: dict[str, int] | None = None
 

@@ -167,10 +167,14 @@ def fetch(name: str, progress: Progress = print) -> Path:
     return folder
 
 
+_FOLDER_FILES = {"births"}  # data_config keys (besides path, metadata) naming a file of the dataset folder
+
+
 def resolve_data_config(cfg: Any, progress: Progress = print) -> Any:
     """A copy of a data config with ``dataset`` fetched: path (and metadata, if unset) filled in.
 
-    Other keys of the recipe's data_config (e.g. image_size) apply only where the user did not set them.
+    Other keys of the recipe's data_config (e.g. image_size) apply only where the user did not set them (or left
+    them at their default).
     """
     if cfg.dataset is None:
         return cfg
@@ -183,8 +187,11 @@ def resolve_data_config(cfg: Any, progress: Progress = print) -> Any:
     update: dict[str, Any] = {"path": folder / defaults["path"], "dataset": None}
     if cfg.metadata is None and defaults.get("metadata"):
         update["metadata"] = folder / defaults["metadata"]
+    fields = type(cfg).model_fields
     for key, value in defaults.items():
-        if key not in {"modality", "path", "metadata"} and key in type(cfg).model_fields \
-                and key not in cfg.model_fields_set:
-            update[key] = value
+        # a saved run config (config.yaml) states every key, defaults included: a key at its default value counts as
+        # unset, so that embed / evaluate resolve the dataset exactly as pretrain did
+        user_set = key in cfg.model_fields_set and getattr(cfg, key) != fields[key].default if key in fields else True
+        if key not in {"modality", "path", "metadata"} and key in fields and not user_set:
+            update[key] = folder / value if key in _FOLDER_FILES else value
     return cfg.model_copy(update=update)

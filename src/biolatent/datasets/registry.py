@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from biolatent.datasets import (
     cmu1_tiles,
+    eunomia_omop,
     geuvadis,
     internal_bleeding,
     mni152,
+    nafld_records,
     oct4_mafk,
     pbmc68k,
     visium_mouse_brain,
@@ -16,7 +18,8 @@ from biolatent.errors import DataError
 
 DATASETS: dict[str, DatasetRecipe] = {
     recipe.name: recipe for recipe in (pbmc68k.RECIPE, oct4_mafk.RECIPE, cmu1_tiles.RECIPE, geuvadis.RECIPE,
-                                          internal_bleeding.RECIPE, mni152.RECIPE, visium_mouse_brain.RECIPE)
+                                          internal_bleeding.RECIPE, mni152.RECIPE, visium_mouse_brain.RECIPE,
+                                          nafld_records.RECIPE, eunomia_omop.RECIPE)
 }
 
 

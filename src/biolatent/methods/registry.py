@@ -8,6 +8,7 @@ from torch import nn
 
 from biolatent.errors import ConfigError
 from biolatent.methods.base import SSLMethod
+from biolatent.methods.behrt import MaskedCodeModel
 from biolatent.methods.byol import BYOL
 from biolatent.methods.clip import CLIP
 from biolatent.methods.contig import ContIG
@@ -32,6 +33,7 @@ METHODS: dict[str, type[SSLMethod]] = {
     "temporal_order": TemporalOrder,
     "clip": CLIP,
     "contig": ContIG,
+    "behrt": MaskedCodeModel,
 }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from torch import nn
 
 from biolatent.errors import ConfigError
+from biolatent.models.behrt import BehrtEncoder
 from biolatent.models.cine import CineEncoder
 from biolatent.models.mlp import MLPEncoder
 from biolatent.models.resnet import ResNetEncoder
@@ -19,6 +20,7 @@ ENCODERS: dict[str, type[nn.Module]] = {
     "vit": ViTEncoder,
     "bert": BertSequenceEncoder,
     "cine": CineEncoder,
+    "behrt": BehrtEncoder,
 }
 
 ENCODER_MODALITIES: dict[str, tuple[str, ...]] = {
@@ -27,10 +29,12 @@ ENCODER_MODALITIES: dict[str, tuple[str, ...]] = {
     "vit": ("image2d", "volume", "cine", "spatial"),
     "bert": ("dna",),
     "cine": ("cine",),
+    "behrt": ("records",),
 }
 
 _DEFAULTS = {
     "counts": "mlp", "dna": "bert", "image2d": "resnet", "volume": "resnet", "cine": "cine", "spatial": "resnet",
+    "records": "behrt",
 }
 
 # (encoder, modality) -> keyword defaults that differ from the constructor's: 3D ResNets get a strided stem (as the

@@ -53,6 +53,10 @@ def check_compatible(trained: DataInfo, samples: SampleSet, trained_features: li
         raise DataError("the feature names (genes) differ from those the model was trained on, or their order does")
     if trained.modality == "image2d" and new.channels != trained.channels:
         raise DataError(f"the model was trained on {trained.channels}-channel images, these have {new.channels}")
+    if trained.modality == "records" and new.vocab_size != trained.vocab_size:
+        raise DataError(f"the model was trained on a vocabulary of {trained.vocab_size} codes, this data gives "
+                        f"{new.vocab_size}: embed records prepared as for pre-training (same tables, min_count, "
+                        f"value_bins, prediction time)")
 
 
 def embed_run(run_dir: Path, data: str | Path | None = None, out: Path | None = None, say=print) -> Path:

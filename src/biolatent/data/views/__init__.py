@@ -15,6 +15,7 @@ from biolatent.data.views.base import ViewModule
 from biolatent.data.views.counts import CountsViews
 from biolatent.data.views.dna import DnaViews
 from biolatent.data.views.image import ImageViews
+from biolatent.data.views.records import RecordsViews
 from biolatent.data.views.volume import VolumeViews
 
 VIEWS: dict[str, type[ViewModule]] = {
@@ -24,6 +25,7 @@ VIEWS: dict[str, type[ViewModule]] = {
     "volume": VolumeViews,
     "cine": VolumeViews,
     "spatial": ImageViews,  # H&E tiles around spots
+    "records": RecordsViews,
 }
 
 __all__ = ["VIEWS", "CountsViews", "DnaViews", "ImageViews", "ViewModule", "VolumeViews", "build_views"]
@@ -36,7 +38,7 @@ def build_views(info: DataInfo, **overrides: Any) -> nn.Module:
     from_info: dict[str, Any]
     if info.modality == "counts":
         from_info = {"is_counts": info.is_counts, "n_features": info.n_features}
-    elif info.modality == "dna":
+    elif info.modality in ("dna", "records"):
         from_info = {"max_length": info.max_length}
     else:  # image2d, spatial, volume, cine: square / cubic views of side info.image_size
         if info.image_size is None and "image_size" not in overrides:
