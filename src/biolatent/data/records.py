@@ -78,12 +78,14 @@ def read_event_table(cfg: RecordsData, path: Path) -> tuple[pd.DataFrame, pd.Ser
     births = None
     if cfg.births is not None:
         births_table = _read_any(require_path(cfg.births, "records births"))
-        for column in (cfg.patient_column, cfg.birth_column):
+        # the births may come from the metadata table itself, keyed by its id column
+        key = cfg.patient_column if cfg.patient_column in births_table.columns else cfg.id_column
+        for column in (key if key in births_table.columns else cfg.patient_column, cfg.birth_column):
             if column not in births_table.columns:
                 raise DataError(f"births table {cfg.births} has no column {column!r} "
                                 f"(columns: {', '.join(map(str, births_table.columns))})")
         births = pd.Series(to_days(births_table[cfg.birth_column], f"{cfg.births} column {cfg.birth_column!r}").values,
-                           index=births_table[cfg.patient_column].astype(str).values)
+                           index=births_table[key].astype(str).values)
     return events, births
 
 
