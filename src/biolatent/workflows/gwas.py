@@ -100,10 +100,11 @@ def write_gwas_results(table: pd.DataFrame, genotypes: Genotypes, out_dir: Path,
     with atomic_path(out_dir / LEADS_FILE) as tmp:
         leads.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.10g")
     seconds["clump"] = time.perf_counter() - started
-    started = time.perf_counter()
+    seconds["plots"] = 0.0  # not drawn with plots=False
     if plots:
+        started = time.perf_counter()
         gwas_plots(table, out_dir / "plots")
-    seconds["plots"] = time.perf_counter() - started
+        seconds["plots"] = time.perf_counter() - started
     per_trait = {}
     for trait, part in table.groupby("TRAIT", sort=False, observed=True):
         log10_p = part["LOG10_P"].to_numpy(float)
