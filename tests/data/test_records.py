@@ -7,7 +7,7 @@ import yaml
 
 from biolatent.config import load_config
 from biolatent.data.loaders import load_samples
-from biolatent.data.records import CLS_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS
+from biolatent.data.record_tokens import CLS_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS
 from biolatent.errors import DataError
 from records_fixture import write_omop, write_records
 

@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import cross_val_predict
 
-from biolatent.data.simulate.heart import Grid, parameters_from_scores, simulate_heart_cohort
+from biolatent.data.simulate.heart import PARAMETERS, Grid, parameters_from_scores, simulate_heart_cohort
 from biolatent.data.simulate.records import (
     LANDMARK,
     RARE_DISEASE,
@@ -26,7 +26,9 @@ from biolatent.data.simulate.records import (
 def population():
     rng = np.random.default_rng(0)
     health = draw_health([f"p{i}" for i in range(6000)], rng, prevalence=0.05)
-    parameters = parameters_from_scores(heart_scores_from_health(health, rng))
+    scores = pd.DataFrame(rng.standard_normal((len(health), len(PARAMETERS))), columns=list(PARAMETERS),
+                          index=health.index)
+    parameters = parameters_from_scores(heart_scores_from_health(health, scores))
     health["heart_failure"] = heart_failure(parameters, health, rng)
     return health, parameters, simulate_records(health, parameters, rng)
 

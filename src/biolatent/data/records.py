@@ -22,12 +22,10 @@ import torch
 
 from biolatent.config import RecordsData
 from biolatent.data.inputs import join_metadata, require_path
+from biolatent.data.record_tokens import CLS_ID, MAX_AGE, SEP_ID, SPECIAL_TOKENS, UNK_ID
 from biolatent.data.samples import DataInfo, SampleSet
 from biolatent.errors import DataError
 
-PAD_ID, UNK_ID, MASK_ID, CLS_ID, SEP_ID = 0, 1, 2, 3, 4
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[MASK]", "[CLS]", "[SEP]")
-MAX_AGE = 119
 DAYS_PER_YEAR = 365.25
 _EPOCH = pd.Timestamp("1970-01-01")
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from biolatent.data.records import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS
+from biolatent.data.record_tokens import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS
 from biolatent.errors import ConfigError
 from biolatent.methods.base import SSLMethod
 from biolatent.types import LossOutput

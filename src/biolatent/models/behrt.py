@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from biolatent.data.records import MAX_AGE, PAD_ID
+from biolatent.data.record_tokens import MAX_AGE, PAD_ID
 from biolatent.errors import ConfigError, DataError
 
 

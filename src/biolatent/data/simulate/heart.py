@@ -240,7 +240,7 @@ def simulate_heart_cohort(
 
         health = draw_health([str(i) for i in table.index], health_rng, prevalence=prevalence)
         scores = pd.DataFrame({name: (table[name] - spec.mean) / spec.sd for name, spec in PARAMETERS.items()})
-        table = parameters_from_scores(heart_scores_from_health(health, health_rng, scores.set_axis(health.index)))
+        table = parameters_from_scores(heart_scores_from_health(health, scores.set_axis(health.index)))
         table.index.name = "id"
         health["heart_failure"] = heart_failure(table, health, health_rng)
     out_dir = Path(out_dir)

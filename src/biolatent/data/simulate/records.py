@@ -79,18 +79,13 @@ def draw_health(ids: list[str], rng: np.random.Generator, *, prevalence: float =
                         index=pd.Index(ids, name="id"))
 
 
-def heart_scores_from_health(health: pd.DataFrame, rng: np.random.Generator,
-                             scores: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Standard scores of the heart parameters shifted by the state (``parameters_from_scores`` maps them):
-    ``scores`` (e.g. genetically driven) or standard-normal draws, plus the hypertension and disease effects."""
-    from biolatent.data.simulate.heart import PARAMETERS
-
-    if scores is None:
-        scores = pd.DataFrame(rng.standard_normal((len(health), len(PARAMETERS))), columns=list(PARAMETERS),
-                              index=health.index)
-    shifted = scores.reindex(columns=list(PARAMETERS)).fillna(0.0).copy()
-    shifted["wall_thickness"] += 0.5 * health["hypertension"] + 1.0 * health[RARE_DISEASE]
-    shifted["ejection_fraction"] -= 0.5 * health[RARE_DISEASE]
+def heart_scores_from_health(health: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """Standard scores of the heart parameters (one column each, e.g. genetically driven or standard-normal
+    draws; ``data.simulate.heart.parameters_from_scores`` maps them) shifted by the hypertension and disease
+    effects."""
+    shifted = scores.copy()
+    shifted["wall_thickness"] += 0.5 * health["hypertension"].to_numpy() + 1.0 * health[RARE_DISEASE].to_numpy()
+    shifted["ejection_fraction"] -= 0.5 * health[RARE_DISEASE].to_numpy()
     return shifted
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from biolatent.data.records import CLS_ID, MASK_ID, PAD_ID, SEP_ID
+from biolatent.data.record_tokens import CLS_ID, MASK_ID, PAD_ID, SEP_ID
 from biolatent.data.views.base import Params, ViewModule, as_device, check_probability, rand
 
 
