@@ -17,6 +17,7 @@ from torch import nn
 from biolatent.data.record_tokens import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS
 from biolatent.errors import ConfigError
 from biolatent.methods.base import SSLMethod
+from biolatent.methods.mlm import check_masking, corrupt_masked
 from biolatent.types import LossOutput
 
 
@@ -39,10 +40,7 @@ class MaskedCodeModel(SSLMethod):
         super().__init__(encoder, views=views)
         if not (hasattr(encoder, "forward_tokens") and hasattr(encoder, "vocab_size")):
             raise ConfigError("method behrt needs a records token encoder (model.name: behrt)")
-        if not 0.0 < mask_probability < 1.0:
-            raise ConfigError(f"method.mask_probability must be in (0, 1), got {mask_probability}")
-        if mask_token_fraction < 0 or random_token_fraction < 0 or mask_token_fraction + random_token_fraction > 1:
-            raise ConfigError("method.mask_token_fraction + method.random_token_fraction must be within [0, 1]")
+        check_masking(mask_probability, mask_token_fraction, random_token_fraction)
         self.mask_probability = mask_probability
         self.mask_token_fraction, self.random_token_fraction = mask_token_fraction, random_token_fraction
         self.vocab_size = int(encoder.vocab_size)
@@ -59,13 +57,9 @@ class MaskedCodeModel(SSLMethod):
         empty = ~mask.any(dim=1) & maskable.any(dim=1)
         forced = torch.where(maskable, noise, torch.full_like(noise, 2.0)).argmin(dim=1)
         mask[empty, forced[empty]] = True
-        u = torch.rand(codes.shape, device=codes.device)
-        low = min(len(SPECIAL_TOKENS), self.vocab_size - 1)
-        random_ids = torch.randint_like(codes, low, self.vocab_size)
-        corrupted = torch.where(mask & (u < self.mask_token_fraction), torch.full_like(codes, MASK_ID), codes)
-        upper = self.mask_token_fraction + self.random_token_fraction
-        use_random = mask & (u >= self.mask_token_fraction) & (u < upper)
-        return torch.where(use_random, random_ids, corrupted), mask
+        return corrupt_masked(codes, mask, mask_id=MASK_ID, first_regular_id=len(SPECIAL_TOKENS),
+                              vocab_size=self.vocab_size, mask_token_fraction=self.mask_token_fraction,
+                              random_token_fraction=self.random_token_fraction), mask
 
     def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
         x = batch["x"]

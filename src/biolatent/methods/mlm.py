@@ -46,6 +46,25 @@ def span_mask(
     return covered & maskable
 
 
+def check_masking(mask_probability: float, mask_token_fraction: float, random_token_fraction: float) -> None:
+    """ConfigError unless 0 < mask_probability < 1 and the [MASK] and random-token shares fit within [0, 1]."""
+    if not 0.0 < mask_probability < 1.0:
+        raise ConfigError(f"method.mask_probability must be in (0, 1), got {mask_probability}")
+    if mask_token_fraction < 0 or random_token_fraction < 0 or mask_token_fraction + random_token_fraction > 1:
+        raise ConfigError("method.mask_token_fraction + method.random_token_fraction must be within [0, 1]")
+
+
+def corrupt_masked(tokens: torch.Tensor, mask: torch.Tensor, *, mask_id: int, first_regular_id: int,
+                   vocab_size: int, mask_token_fraction: float, random_token_fraction: float) -> torch.Tensor:
+    """BERT's corruption of the positions in ``mask``: [MASK] with probability ``mask_token_fraction``, a random
+    regular token (ids ``first_regular_id``..vocab_size-1) with ``random_token_fraction``, unchanged otherwise."""
+    u = torch.rand(tokens.shape, device=tokens.device)
+    random_ids = torch.randint_like(tokens, min(first_regular_id, vocab_size - 1), vocab_size)
+    corrupted = torch.where(mask & (u < mask_token_fraction), torch.full_like(tokens, mask_id), tokens)
+    use_random = mask & (u >= mask_token_fraction) & (u < mask_token_fraction + random_token_fraction)
+    return torch.where(use_random, random_ids, corrupted)
+
+
 class MaskedKmerModel(SSLMethod):
     """BERT-style masked language model over k-mer tokens; ``embed`` is the encoder's pooled output."""
 
@@ -65,16 +84,7 @@ class MaskedKmerModel(SSLMethod):
         super().__init__(encoder, views=views)
         if not (hasattr(encoder, "tokenizer") and hasattr(encoder, "forward_tokens")):
             raise ConfigError("method mlm needs a k-mer token encoder (model.name: bert)")
-        if not 0.0 < mask_probability < 1.0:
-            raise ConfigError(f"method.mask_probability must be in (0, 1), got {mask_probability}")
-        if (
-            mask_token_fraction < 0
-            or random_token_fraction < 0
-            or mask_token_fraction + random_token_fraction > 1
-        ):
-            raise ConfigError(
-                "method.mask_token_fraction + method.random_token_fraction must be within [0, 1]"
-            )
+        check_masking(mask_probability, mask_token_fraction, random_token_fraction)
         self.mask_probability = mask_probability
         self.mask_token_fraction, self.random_token_fraction = mask_token_fraction, random_token_fraction
         self.k = int(encoder.tokenizer.k)
@@ -93,14 +103,9 @@ class MaskedKmerModel(SSLMethod):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (corrupted tokens, boolean mask of the positions to predict)."""
         mask = span_mask(tokens, attention_mask, self.k, self.mask_probability)
-        u = torch.rand(tokens.shape, device=tokens.device)
-        random_ids = torch.randint_like(tokens, len(SPECIAL_TOKENS), self.vocab_size)
-        corrupted = torch.where(
-            mask & (u < self.mask_token_fraction), torch.full_like(tokens, MASK_ID), tokens
-        )
-        upper = self.mask_token_fraction + self.random_token_fraction
-        use_random = mask & (u >= self.mask_token_fraction) & (u < upper)
-        return torch.where(use_random, random_ids, corrupted), mask
+        return corrupt_masked(tokens, mask, mask_id=MASK_ID, first_regular_id=len(SPECIAL_TOKENS),
+                              vocab_size=self.vocab_size, mask_token_fraction=self.mask_token_fraction,
+                              random_token_fraction=self.random_token_fraction), mask
 
     def logits(self, tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, T) tokens -> (B, T, vocab) prediction logits."""
