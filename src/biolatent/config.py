@@ -53,6 +53,30 @@ class DnaData(_DataBase):
     max_length: int | None = Field(None, ge=8, description="bases per sequence; None = the longest")
 
 
+class RecordsData(_DataBase):
+    """Longitudinal health records (``biolatent.data.records``): one sample per patient, a sequence of dated coded
+    events. ``path`` is a long table (csv/tsv/parquet: patient, time, code[, value]) or an OMOP CDM folder of CSV
+    files (PERSON required). Times are dates or numbers of days; events after the prediction time are dropped."""
+
+    modality: Literal["records"] = "records"
+    patient_column: str = "patient"
+    time_column: str = "time"
+    code_column: str = "code"
+    value_column: str | None = Field("value", description="optional numeric value per event (used by value_bins)")
+    births: Path | None = Field(None, description="long tables: table with patient_column + birth_column (a date or "
+                                                  "days, in the units of time_column); None = no ages (all 0)")
+    birth_column: str = "birth"
+    prediction_time: str | float | None = Field(None, description="events after this date (or day) are never seen")
+    prediction_time_column: str | None = Field(None, description="metadata column with each patient's prediction "
+                                                                 "time (e.g. a landmark); patients without one see "
+                                                                 "nothing after data_end")
+    data_end: str | float | None = Field(None, description="end of the data: an event after it is an error")
+    value_bins: int = Field(0, ge=0, le=20, description="> 0: numeric values become per-code quantile tokens "
+                                                        "code:q1..qK")
+    min_count: int = Field(1, ge=1, description="codes seen fewer times become [UNK]")
+    max_length: int = Field(256, ge=8, description="tokens per patient; the most recent events are kept")
+
+
 class _PairedGenetics(BaseModel):
     """Genetics of the same subjects, paired with the images by id (``biolatent.data.paired``): batches carry
     each part under its name; images of subjects without every part are reported and dropped for training
@@ -71,7 +95,17 @@ class _PairedGenetics(BaseModel):
         return (["genotypes"] if self.genotypes is not None else []) + list(self.genetic_tables)
 
 
-class Image2dData(_PairedGenetics, _DataBase):
+class _PairedRecords(BaseModel):
+    """Health records of the same subjects, paired with the images by id (``data.paired.attach_records``): batches
+    carry each subject's records tokens under ``records`` (int64 (B, 4, L), as ``modality: records`` packs them);
+    images of subjects without records are reported and dropped. The section is a records data section without
+    ``modality`` (its ``path`` the long table or OMOP folder, its ``metadata`` e.g. the prediction times)."""
+
+    records: RecordsData | None = Field(None, description="records of the same subjects (a records data section): "
+                                                          "tokens in batch['records']")
+
+
+class Image2dData(_PairedRecords, _PairedGenetics, _DataBase):
     """A folder of PNG/TIFF images or a whole-slide crop (SVS/TIFF) cut into tiles."""
 
     modality: Literal["image2d"] = "image2d"
@@ -81,7 +115,7 @@ class Image2dData(_PairedGenetics, _DataBase):
     max_samples: int | None = Field(None, ge=1)
 
 
-class _VolumeBase(_PairedGenetics, _DataBase):
+class _VolumeBase(_PairedRecords, _PairedGenetics, _DataBase):
     """NIfTI volumes in a folder: ``meta.tsv`` (columns ``id``, ``path`` relative to the folder, any metadata) or
     every ``*.nii`` / ``*.nii.gz`` of the folder; resampled to one grid, intensities normalised per volume."""
 
@@ -140,30 +174,6 @@ class SpatialData(_DataBase):
         "auto", description="which Space Ranger image: auto = hires if present, else lowres; fullres = data.image")
     library: str | None = Field(None, description="the uns['spatial'] library of an .h5ad (None = its only one)")
     layer: str | None = Field(None, description=".h5ad: layer with the counts; None = X, 'raw' = raw.X")
-
-
-class RecordsData(_DataBase):
-    """Longitudinal health records (``biolatent.data.records``): one sample per patient, a sequence of dated coded
-    events. ``path`` is a long table (csv/tsv/parquet: patient, time, code[, value]) or an OMOP CDM folder of CSV
-    files (PERSON required). Times are dates or numbers of days; events after the prediction time are dropped."""
-
-    modality: Literal["records"] = "records"
-    patient_column: str = "patient"
-    time_column: str = "time"
-    code_column: str = "code"
-    value_column: str | None = Field("value", description="optional numeric value per event (used by value_bins)")
-    births: Path | None = Field(None, description="long tables: table with patient_column + birth_column (a date or "
-                                                  "days, in the units of time_column); None = no ages (all 0)")
-    birth_column: str = "birth"
-    prediction_time: str | float | None = Field(None, description="events after this date (or day) are never seen")
-    prediction_time_column: str | None = Field(None, description="metadata column with each patient's prediction "
-                                                                 "time (e.g. a landmark); patients without one see "
-                                                                 "nothing after data_end")
-    data_end: str | float | None = Field(None, description="end of the data: an event after it is an error")
-    value_bins: int = Field(0, ge=0, le=20, description="> 0: numeric values become per-code quantile tokens "
-                                                        "code:q1..qK")
-    min_count: int = Field(1, ge=1, description="codes seen fewer times become [UNK]")
-    max_length: int = Field(256, ge=8, description="tokens per patient; the most recent events are kept")
 
 
 DataConfig = Annotated[CountsData | DnaData | Image2dData | VolumeData | CineData | SpatialData | RecordsData,
@@ -352,6 +362,12 @@ def load_config(
         tables = getattr(config.data, "genetic_tables", None)
         if tables:
             config.data.genetic_tables = {name: resolved(path) for name, path in tables.items()}
+        records = getattr(config.data, "records", None)
+        if records is not None:
+            for key in ("path", "metadata", "births"):
+                value = getattr(records, key)
+                if value is not None:
+                    setattr(records, key, resolved(value))
     from biolatent.build import resolve_sections
 
     return resolve_sections(config)

@@ -7,7 +7,7 @@ embeddings, ``uns["biolatent"]`` = provenance and config (JSON/YAML text).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +24,25 @@ EMBEDDING_KEY = "X_biolatent"
 
 @torch.no_grad()
 def compute_embeddings(method: torch.nn.Module, x: torch.Tensor, batch_size: int = 256,
-                       say: Callable[[str], None] | None = None) -> np.ndarray:
+                       say: Callable[[str], None] | None = None,
+                       fields: Mapping[str, torch.Tensor] | None = None) -> np.ndarray:
     """``method.embed`` over all samples in eval mode, batch by batch -> float32 (N, D); with ``say``, a
-    progress line with an ETA every few seconds (``progress.StepProgress``)."""
+    progress line with an ETA every few seconds (``progress.StepProgress``). A method whose representation needs
+    paired parts (``embed_fields``, e.g. an image <-> records model embedding both) gets them from ``fields``
+    (per-sample tensors aligned with ``x``) as keyword arguments."""
     method.eval()
     device = next(method.parameters()).device
+    needed = tuple(getattr(method, "embed_fields", ()))
+    missing = [name for name in needed if fields is None or name not in fields]
+    if missing:
+        raise DataError(f"this model embeds {', '.join(needed)} with the images: the data has no {missing[0]!r} "
+                        "part (pair it as at pre-training)")
     starts = range(0, x.shape[0], batch_size)
     progress = StepProgress(len(starts), say, "embedding batches")
     chunks = []
     for start in starts:
-        chunks.append(method.embed(x[start : start + batch_size].to(device)).float().cpu())
+        parts = {name: fields[name][start : start + batch_size].to(device) for name in needed}  # type: ignore[index]
+        chunks.append(method.embed(x[start : start + batch_size].to(device), **parts).float().cpu())
         progress.step(f" ({min(start + batch_size, x.shape[0])} samples)")
     embeddings = torch.cat(chunks).numpy().astype(np.float32)
     if not np.isfinite(embeddings).all():

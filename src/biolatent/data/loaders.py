@@ -122,4 +122,8 @@ def load_samples(cfg: DataCfg) -> SampleSet:
 
         samples = attach_genetics(samples, cfg.genotypes, cfg.genetic_tables, id_column=cfg.id_column,
                                   max_variants=cfg.max_variants)
+    if getattr(cfg, "records", None) is not None:
+        from biolatent.data.paired import attach_records
+
+        samples = attach_records(samples, load_samples(cfg.records))
     return samples

@@ -1,4 +1,4 @@
-"""Paired samples: an image ``SampleSet`` joined by subject id with the same subjects' genetics.
+"""Paired samples: an image ``SampleSet`` joined by subject id with the same subjects' genetics or health records.
 
 The paired-data contract of the design: one ``SampleSet`` whose batches carry one tensor per part under the
 part's name, aligned by sample id at load time. The genetic parts (ContIG's inputs, Taleb et al. 2022) are
@@ -9,6 +9,9 @@ part's name, aligned by sample id at load time. The genetic parts (ContIG's inpu
   variants monomorphic among the paired subjects dropped;
 - one part per entry of ``data.genetic_tables`` (``name: table``, an id column + numeric columns such as
   polygenic scores or gene burden scores), centred and scaled per column (``standardise_columns``).
+
+- ``records`` (``data.records``: a records data section): each subject's records tokens, int64 (4, L) as
+  ``modality: records`` packs them (``attach_records``), for image <-> records methods.
 
 Subjects that lack a part are reported and dropped: ContIG's "inner" aggregation of genetic modalities (the
 intersection of the subjects that have every part). Ids never shift: every part is looked up by id.
@@ -32,7 +35,8 @@ from biolatent.io.genotype_matrix import standardise_block
 N_EXAMPLES = 5
 GENOTYPES = "genotypes"
 # batch keys the data and the trainer already use: a genetic table may not take one of these names
-RESERVED_NAMES = frozenset({"x", "index", "y", "x_pair", "mask", "expression", GENOTYPES})
+RECORDS = "records"
+RESERVED_NAMES = frozenset({"x", "index", "y", "x_pair", "mask", "expression", GENOTYPES, RECORDS})
 
 
 def match_ids(
@@ -173,12 +177,55 @@ def attach_genetics(
         widths[name] = int(standardised.shape[1])
         report["parts"][name].update({"n_features": widths[name], "n_constant_dropped": int((~kept).sum())})
     report.update({"n_paired": len(paired_ids), "n_dropped": len(image_ids) - len(paired_ids)})
+    return _subset(samples, rows, fields, report, genetic_parts=widths)
+
+
+def _subset(samples: SampleSet, rows: np.ndarray, fields: dict[str, torch.Tensor], report: dict[str, Any],
+            **info_updates: Any) -> SampleSet:
+    """``samples`` at ``rows`` with ``fields`` (already at ``rows``), the pairing report merged into
+    ``extra["pairing"]`` (an earlier part's report keeps its parts) and ``info`` updated."""
     index = torch.from_numpy(rows)
-    x = samples.x[index]
     groups = None if samples.groups is None else samples.groups[index]
-    info = replace(samples.info, genetic_parts=widths)
-    return SampleSet(info, x, samples.obs.iloc[rows], samples.feature_names,
-                     {**samples.extra, "pairing": report}, fields, groups)
+    earlier = samples.extra.get("pairing")
+    if isinstance(earlier, dict):
+        report = {**report, "parts": {**earlier["parts"], **report["parts"]}}
+    return SampleSet(replace(samples.info, **info_updates), samples.x[index], samples.obs.iloc[rows],
+                     samples.feature_names, {**samples.extra, "pairing": report}, fields, groups)
+
+
+def attach_records(samples: SampleSet, records: SampleSet) -> SampleSet:
+    """``samples`` restricted to the subjects that have records (``records``: a ``modality: records`` sample set,
+    ids = patient ids), their tokens in ``fields["records"]``; ``info.records_vocab_size`` /
+    ``records_max_length`` say what a records encoder is built for, ``extra["records_vocab"]`` the codes.
+
+    The records' metadata columns (e.g. outcomes defined on them) join the image metadata where the image
+    metadata lacks the column. A DataError when no subject has both parts (the parts disagree on ids)."""
+    image_ids = samples.ids
+    source = str(records.extra.get("source", "data.records"))
+    if not set(image_ids) & set(records.ids):
+        raise DataError(f"the parts of the paired data disagree on ids: none of the {len(image_ids)} images (e.g. "
+                        f"{image_ids[0]!r}) has records in {source} ({len(records)} patients, e.g. "
+                        f"{records.ids[0] if len(records) else 'none'!r})")
+    common, matched = match_ids(image_ids, records.ids, names=("image", RECORDS))
+    keep = set(common)
+    rows = np.array([i for i, s in enumerate(image_ids) if s in keep], dtype=np.int64)
+    paired_ids = [image_ids[i] for i in rows]
+    position = {s: i for i, s in enumerate(records.ids)}
+    record_rows = torch.as_tensor([position[s] for s in paired_ids], dtype=torch.long)
+    fields = {key: value[torch.from_numpy(rows)] for key, value in samples.fields.items()}
+    fields[RECORDS] = records.x[record_rows]
+    vocab = list(records.extra.get("vocab", []))
+    report = {"n_images": len(image_ids), "n_paired": len(paired_ids), "n_dropped": len(image_ids) - len(paired_ids),
+              "parts": {RECORDS: {"source": source, "n_samples": len(records), "n_matched": matched["n_matched"],
+                                  "n_features": len(vocab), "n_images_without": matched["n_only_images"],
+                                  "examples_images_without": matched["examples"]["only_images"]}}}
+    out = _subset(samples, rows, fields, report, records_vocab_size=int(records.info.vocab_size or len(vocab)),
+                  records_max_length=int(records.info.max_length or records.x.shape[-1]))
+    extra_columns = [c for c in records.obs.columns if c not in out.obs.columns]
+    if extra_columns:
+        out.obs = out.obs.join(records.obs.loc[paired_ids, extra_columns].set_axis(out.obs.index))
+    out.extra["records_vocab"] = vocab
+    return out
 
 
 def pairing_text(report: Mapping[str, Any]) -> str:

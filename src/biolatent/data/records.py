@@ -205,4 +205,4 @@ def load_records(cfg: RecordsData) -> SampleSet:
     x = tokenise(visible, patients, births, vocab, cfg.max_length)
     obs["n_events"] = visible.groupby("patient").size().reindex(patients).fillna(0).astype(np.int64).to_numpy()
     info = DataInfo(modality="records", max_length=cfg.max_length, vocab_size=len(vocab))
-    return SampleSet(info, x, obs, extra={"vocab": vocab})
+    return SampleSet(info, x, obs, extra={"vocab": vocab, "source": where})

@@ -24,6 +24,9 @@ class DataInfo:
     vocab_size: int | None = None  # records: code tokens incl. the special ones (max_length: tokens per patient)
     # paired genetics (``data.paired``): width of each genetic part the batches carry, by its batch key
     genetic_parts: dict[str, int] | None = None
+    # paired records (``data.paired.attach_records``): the records' vocabulary size and tokens per subject
+    records_vocab_size: int | None = None
+    records_max_length: int | None = None
 
 
 @dataclass

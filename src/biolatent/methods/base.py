@@ -24,6 +24,8 @@ class SSLMethod(nn.Module):
     uses_views: ClassVar[bool] = True  # False: the config's views section must stay empty (nothing reads it)
     # keyword -> DataInfo attribute the builder fills from the data (never from YAML), e.g. {"n_genes": "n_features"}
     data_kwargs: ClassVar[dict[str, str]] = {}
+    # paired parts (batch keys) that ``embed`` takes as keyword arguments besides x, e.g. ("records",)
+    embed_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, encoder: nn.Module, *, views: nn.Module | None = None) -> None:
         super().__init__()

@@ -12,11 +12,13 @@ from biolatent.methods.behrt import MaskedCodeModel
 from biolatent.methods.byol import BYOL
 from biolatent.methods.clip import CLIP
 from biolatent.methods.contig import ContIG
+from biolatent.methods.cross_modal_ae import CrossModalAutoencoder
 from biolatent.methods.dino import DINO
 from biolatent.methods.mae import MAE
 from biolatent.methods.micle import MICLe
 from biolatent.methods.mlm import MaskedKmerModel
 from biolatent.methods.moco import MoCo
+from biolatent.methods.records_clip import ImageRecordsCLIP
 from biolatent.methods.simclr import SimCLR
 from biolatent.methods.temporal_order import TemporalOrder
 from biolatent.methods.vae import VAE
@@ -34,6 +36,8 @@ METHODS: dict[str, type[SSLMethod]] = {
     "clip": CLIP,
     "contig": ContIG,
     "behrt": MaskedCodeModel,
+    "records_clip": ImageRecordsCLIP,
+    "cross_modal_ae": CrossModalAutoencoder,
 }
 
 

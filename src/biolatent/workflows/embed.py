@@ -35,6 +35,8 @@ def data_config_for(config: RunConfig, data: str | Path | None, info: DataInfo):
             data_cfg = data_cfg.model_copy(update={"path": data.resolve(), "dataset": None, "metadata": None})
     if getattr(data_cfg, "paired_parts", None):  # the genetics pair subjects for training; every image is embedded
         data_cfg = data_cfg.model_copy(update={"genotypes": None, "genetic_tables": {}})
+    if getattr(data_cfg, "records", None) is not None and not _embeds_records(config):
+        data_cfg = data_cfg.model_copy(update={"records": None})  # records too, unless the embedding uses them
     if info.modality == "dna":  # positions were learned for this many bases
         data_cfg = data_cfg.model_copy(update={"max_length": info.max_length})
     if info.modality in ("volume", "cine"):  # the encoder's grid (and the cine encoder's number of frames)
@@ -43,6 +45,14 @@ def data_config_for(config: RunConfig, data: str | Path | None, info: DataInfo):
             update["frames"] = info.frames
         data_cfg = data_cfg.model_copy(update=update)
     return data_cfg
+
+
+def _embeds_records(config: RunConfig) -> bool:
+    from biolatent.data.paired import RECORDS
+    from biolatent.methods.registry import METHODS
+
+    method = METHODS.get(config.method.name)
+    return method is not None and RECORDS in getattr(method, "embed_fields", ())
 
 
 def check_compatible(trained: DataInfo, samples: SampleSet, trained_features: list[str] | None) -> None:
@@ -57,6 +67,9 @@ def check_compatible(trained: DataInfo, samples: SampleSet, trained_features: li
         raise DataError(f"the model was trained on a vocabulary of {trained.vocab_size} codes, this data gives "
                         f"{new.vocab_size}: embed records prepared as for pre-training (same tables, min_count, "
                         f"value_bins, prediction time)")
+    if trained.records_vocab_size and new.records_vocab_size != trained.records_vocab_size:
+        raise DataError(f"the model was trained with records of {trained.records_vocab_size} codes, the paired "
+                        f"records give {new.records_vocab_size}: prepare them as for pre-training")
 
 
 def embed_run(run_dir: Path, data: str | Path | None = None, out: Path | None = None, say=print) -> Path:
@@ -70,7 +83,8 @@ def embed_run(run_dir: Path, data: str | Path | None = None, out: Path | None = 
     method = build_method(config, info)
     load_weights(run_dir / WEIGHTS_FILE, method)
     say(f"embedding {len(samples)} samples ...")
-    embeddings = compute_embeddings(method, samples.x, batch_size=max(config.train.batch_size, 64), say=say)
+    embeddings = compute_embeddings(method, samples.x, batch_size=max(config.train.batch_size, 64), say=say,
+                                    fields=samples.fields)
     out = out or run_dir / EMBEDDINGS_FILE
     write_embeddings(out, embeddings, samples.obs, collect("embed", config_hash=config.hash()), dump_config(config))
     update_json(run_dir / "metrics.json", "embed", {

@@ -191,6 +191,7 @@ def evaluate_run(
         ssl.append(np.asarray(adata.obsm[EMBEDDING_KEY])[keep])
     keep_rows = np.flatnonzero(keep)
     x = samples.x[torch.as_tensor(keep_rows)]
+    kept_fields = {name: value[torch.as_tensor(keep_rows)] for name, value in samples.fields.items()}
     # the samples pre-training saw: their input statistics are the random-init encoder's too
     excluded = set().union(*holdout["splits"]) if holdout is not None else set()
     seen = torch.as_tensor([i for i, sample in enumerate(ids) if sample not in excluded])
@@ -200,7 +201,7 @@ def evaluate_run(
     for seed, _ in runs:
         torch.manual_seed(seed)
         random_method = fit_input_statistics(build_method(config, info), samples.x[seen])
-        random_init.append(compute_embeddings(random_method, x))
+        random_init.append(compute_embeddings(random_method, x, fields=kept_fields))
     raw = raw_features(samples)[keep]
     transductive_pca = pca_features(raw, seed=config.train.seed) if protocol == "transductive" else None
     supervised_runs: list[dict] = []

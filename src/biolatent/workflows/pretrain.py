@@ -232,7 +232,9 @@ def check_collapse(method: torch.nn.Module, samples: Any, train: TrainConfig, sa
     seed = train.seed
     rows = np.arange(n) if n <= MAX_SAMPLES else np.sort(np.random.default_rng(seed).choice(n, MAX_SAMPLES, False))
     try:
-        embeddings = compute_embeddings(method, samples.x[torch.as_tensor(rows)], batch_size=train.batch_size)
+        index = torch.as_tensor(rows)
+        embeddings = compute_embeddings(method, samples.x[index], batch_size=train.batch_size,
+                                        fields={name: value[index] for name, value in samples.fields.items()})
     except DataError as exc:  # non-finite embeddings: training diverged
         diagnostics: dict = {"n_samples": float(rows.size), "collapsed": True, "flags": [str(exc)]}
     else:

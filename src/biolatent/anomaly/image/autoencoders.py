@@ -25,10 +25,11 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from biolatent.anomaly.image.networks import ConvDecoder, ConvEncoder, check_architecture
+from biolatent.anomaly.image.networks import ConvEncoder, check_architecture
 from biolatent.errors import ConfigError
 from biolatent.methods.base import SSLMethod
 from biolatent.methods.vae import gaussian_kl
+from biolatent.models.conv_decoder import ConvDecoder
 from biolatent.types import LossOutput
 
 

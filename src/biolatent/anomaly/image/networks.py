@@ -1,4 +1,5 @@
-"""A small convolutional encoder / decoder pair for (C, H, W) images with H = W a power of two >= 32.
+"""A small convolutional encoder for (C, H, W) images with H = W a power of two >= 32 (its mirrored decoder:
+``models.conv_decoder``).
 
 The layout follows the dense-bottleneck convolutional autoencoders compared by Baur, Denner, Wiestler, Navab
 & Albarqouni (2021, Medical Image Analysis 69:101952, "Autoencoders for unsupervised anomaly segmentation in
@@ -56,23 +57,3 @@ class ConvEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x).flatten(1)
-
-
-class ConvDecoder(nn.Module):
-    """(B, latent_dim) -> (B, C, H, W): a linear map to the smallest feature grid, then upsampling (linear output)."""
-
-    def __init__(self, out_channels: int, image_size: int, widths: tuple[int, ...], latent_dim: int) -> None:
-        super().__init__()
-        self.grid, self.top = image_size >> len(widths), widths[-1]
-        self.project = nn.Sequential(nn.Linear(latent_dim, self.top * self.grid**2), nn.LeakyReLU(0.2))
-        layers: list[nn.Module] = []
-        reversed_widths = list(reversed(widths))
-        for width, following in zip(reversed_widths, [*reversed_widths[1:], None], strict=True):
-            out = following if following is not None else width
-            layers += [nn.ConvTranspose2d(width, out, kernel_size=4, stride=2, padding=1), nn.LeakyReLU(0.2)]
-        layers += [nn.Conv2d(widths[0], out_channels, kernel_size=3, padding=1)]
-        self.body = nn.Sequential(*layers)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.project(z).view(z.shape[0], self.top, self.grid, self.grid)
-        return self.body(h)
