@@ -196,3 +196,21 @@ def test_a_paired_method_without_records_is_one_line_error(cohort, run_cli, tmp_
     assert result.code != 0
     message = [line for line in result.err.splitlines() if line.startswith("error")]
     assert len(message) == 1 and "data.records" in message[0], result.err
+
+
+def test_balanced_linear_probe_predicts_a_rare_class_that_the_plain_probe_misses():
+    from sklearn.linear_model import LogisticRegression
+
+    from biolatent.evaluate.probes import PROBES, GlobalScaler
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(400) < 0.05).astype(np.int64)
+    x = rng.normal(size=(400, 3)) + 1.2 * y[:, None]
+    plain = PROBES["linear"]().fit(x, y).predict_proba(x, 2).argmax(axis=1)
+    balanced_probe = PROBES["linear_balanced"]().fit(x, y)
+    balanced = balanced_probe.predict_proba(x, 2).argmax(axis=1)
+    assert balanced[y == 1].mean() > plain[y == 1].mean() + 0.3
+    # the same as sklearn's balanced logistic regression at the chosen C, on globally scaled features
+    scaled = GlobalScaler().fit(x).transform(x)
+    reference = LogisticRegression(C=balanced_probe.chosen_C_, class_weight="balanced", max_iter=2000).fit(scaled, y)
+    assert np.array_equal(reference.predict(scaled), balanced)

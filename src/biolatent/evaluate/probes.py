@@ -112,24 +112,30 @@ class LinearProbe(_Probe):
 
     ``C`` (inverse strength) is picked from ``Cs`` by stratified k-fold log-loss on the labelled subset (k =
     the smallest class count, at most 5) when every class has at least ``CV_MIN_PER_CLASS`` labels; otherwise
-    ``C = default_C``. The chosen value is ``chosen_C_``.
+    ``C = default_C``. The chosen value is ``chosen_C_``. ``class_weight="balanced"`` weights every class by the
+    inverse of its labelled count (sklearn's rule), so that a rare class is predicted at all: what the balanced
+    accuracy of a rare disease needs (probe ``linear_balanced``).
     """
 
-    def __init__(self, Cs: tuple[float, ...] = LOGISTIC_CS, default_C: float = 1.0, max_iter: int = 2000) -> None:
+    def __init__(self, Cs: tuple[float, ...] = LOGISTIC_CS, default_C: float = 1.0, max_iter: int = 2000,
+                 class_weight: str | None = None) -> None:
         if not Cs or min(Cs) <= 0 or default_C <= 0:
             raise DataError(f"logistic C values must be positive, got {list(Cs)} and {default_C}")
+        if class_weight not in (None, "balanced"):
+            raise DataError(f"class_weight must be None or 'balanced', got {class_weight!r}")
         self.Cs = tuple(Cs)
         self.default_C = default_C
         self.max_iter = max_iter
+        self.class_weight = class_weight
 
     def _make(self, n_train: int, y: np.ndarray | None = None) -> Pipeline:
         smallest = 0 if y is None else int(np.unique(y, return_counts=True)[1].min())
         if smallest >= CV_MIN_PER_CLASS:
             folds = StratifiedKFold(min(CV_MAX_FOLDS, smallest), shuffle=True, random_state=0)
-            model = GridSearchCV(LogisticRegression(max_iter=self.max_iter), {"C": list(self.Cs)}, cv=folds,
-                                 scoring="neg_log_loss")
+            model = GridSearchCV(LogisticRegression(max_iter=self.max_iter, class_weight=self.class_weight),
+                                 {"C": list(self.Cs)}, cv=folds, scoring="neg_log_loss")
         else:
-            model = LogisticRegression(C=self.default_C, max_iter=self.max_iter)
+            model = LogisticRegression(C=self.default_C, max_iter=self.max_iter, class_weight=self.class_weight)
         return make_pipeline(GlobalScaler(), model)
 
     @property
@@ -156,7 +162,15 @@ class KnnProbe(_Probe):
                                     weights="distance")
 
 
-PROBES: dict[str, type[_Probe]] = {"linear": LinearProbe, "knn": KnnProbe}
+class BalancedLinearProbe(LinearProbe):
+    """``LinearProbe`` with classes weighted by the inverse of their labelled counts (rare classes, e.g. a rare
+    disease scored by balanced accuracy)."""
+
+    def __init__(self, Cs: tuple[float, ...] = LOGISTIC_CS, default_C: float = 1.0, max_iter: int = 2000) -> None:
+        super().__init__(Cs, default_C, max_iter, class_weight="balanced")
+
+
+PROBES: dict[str, type[_Probe]] = {"linear": LinearProbe, "knn": KnnProbe, "linear_balanced": BalancedLinearProbe}
 
 
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 5, 17))  # log grid of L2 strengths for RidgeCV
