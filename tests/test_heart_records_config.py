@@ -33,3 +33,4 @@ def test_heart_records_behrt_config_end_to_end(run_cli, tmp_path):
     assert result.code == 0, result.err
     table = pd.read_csv(run / "evaluate" / "hypertension" / "efficiency.tsv", sep="\t")
     assert {"ssl", "random_init"} <= set(table.representation)
+    assert (run / "records.json").is_file()  # the report's records section

@@ -2,6 +2,7 @@
 cross-modal autoencoder (cross_modal_ae): pairing by id, the losses against a computation written out, the
 example configs through pretrain -> embed -> evaluate, and the bad-input errors."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +165,13 @@ def test_paired_example_config_pretrains_embeds_and_evaluates(config, cohort, ru
     assert result.code == 0, result.err
     table = pd.read_csv(run / "evaluate" / "hypertension" / "efficiency.tsv", sep="\t")
     assert {"ssl", "random_init", "pca", "supervised"} <= set(table.representation)
+    overview = json.loads((run / "records.json").read_text())
+    records = pd.read_csv(cohort / "records.tsv", sep="\t")
+    assert overview["n_patients"] == 16 and len(overview["timelines"]) == 6
+    assert set(overview["events_by_system"]) <= {code.split(":")[0] for code in records["code"]}
+    assert run_cli("report", run).code == 0
+    html = (run / "report.html").read_text()
+    assert "Health records" in html and "records-timeline" in html and "images with genetics or records" in html
 
 
 def test_paired_config_whose_parts_disagree_on_ids_is_one_line_error(cohort, run_cli, tmp_path):
@@ -214,3 +222,24 @@ def test_balanced_linear_probe_predicts_a_rare_class_that_the_plain_probe_misses
     scaled = GlobalScaler().fit(x).transform(x)
     reference = LogisticRegression(C=balanced_probe.chosen_C_, class_weight="balanced", max_iter=2000).fit(scaled, y)
     assert np.array_equal(reference.predict(scaled), balanced)
+
+
+def test_records_overview_counts_what_the_tokens_hold():
+    from biolatent.data.records_overview import records_overview
+
+    vocab = [*SPECIAL_TOKENS, "ICD10:I10", "ATC:C09AA05", "LOINC:1-1:q2", "plain"]
+    first = len(SPECIAL_TOKENS)
+    tokens = torch.zeros(3, 4, 6, dtype=torch.long)
+    tokens[:, 0, 0] = 2
+    tokens[0, 0, 1:6] = torch.tensor([first, first + 1, 3, first, first + 2])  # 3 = [SEP]: not a code
+    tokens[0, 1, 1:6] = torch.tensor([60, 60, 60, 61, 61])
+    tokens[0, 3, 1:6] = torch.tensor([1, 1, 1, 2, 2])
+    tokens[1, 0, 1:3] = torch.tensor([first + 3, 3])
+    tokens[1, 3, 1:3] = 1
+    overview = records_overview(tokens, vocab, ["a", "b", "c"], n_timelines=5)
+    assert overview["events_by_system"] == {"ICD10": 2, "ATC": 1, "LOINC": 1, "other": 1}
+    assert overview["top_codes"][0] == ["ICD10:I10", 2]
+    assert overview["n_without_events"] == 1 and overview["n_full"] == 1
+    assert [t["id"] for t in overview["timelines"]] == ["a", "b"]  # patients with events only
+    assert overview["timelines"][0]["events"] == [[60, 1, "ICD10:I10"], [60, 1, "ATC:C09AA05"], [61, 2, "ICD10:I10"],
+                                                  [61, 2, "LOINC:1-1:q2"]]

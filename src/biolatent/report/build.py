@@ -198,8 +198,9 @@ def _has_pairing(run_dir: Path) -> bool:
 
 
 def _pairing(run_dir: Path, section: Section) -> None:
-    """Images paired with genetics (``data.paired``): what each part held, what matched, what was dropped, and how
-    well the trained model tells each subject's genetics from the others' in a batch (final training accuracy)."""
+    """Images paired with genetics or records (``data.paired``): what each part held, what matched, what was
+    dropped, and how well the trained model tells each subject's other part from the others' in a batch (final
+    training accuracy)."""
     from biolatent.data.paired import pairing_text
 
     pretrain = _pretrain_metrics(run_dir)
@@ -207,14 +208,36 @@ def _pairing(run_dir: Path, section: Section) -> None:
     section.notes.append(pairing_text(report) + ".")
     rows = []
     for name, part in report["parts"].items():
-        accuracy = pretrain.get(f"final_accuracy_{name}")
+        accuracy = pretrain.get(f"final_accuracy_{name}", pretrain.get("final_accuracy"))
         rows.append([name, str(part.get("source", "")), fmt(part.get("n_features")),
                      fmt(part.get("n_constant_dropped")), fmt(part.get("n_matched")),
                      fmt(part.get("n_images_without")), fmt(accuracy)])
     section.tables.append(Table(
         ["part", "source", "features", "constant, dropped", "images matched", "images without", "final accuracy"],
-        rows, "final accuracy: the last epoch's rate at which an image's projection is closest to its own "
-              "subject's genetics among the batch (chance = 1 / batch size)"))
+        rows, "final accuracy (contrastive methods): the last epoch's rate at which an image's projection is closest "
+              "to its own subject's other part among the batch (chance = 1 / batch size)"))
+
+
+def _records(run_dir: Path, section: Section) -> None:
+    """Health records as the encoder sees them (``RUN/records.json``): sizes, coding systems, frequent codes and a
+    few patients' timelines."""
+    from biolatent.report.records_plot import timeline_figure
+
+    overview = read_json_object(run_dir / section.source)
+    tokens, visits = overview["tokens_per_patient"], overview["visits_per_patient"]
+    section.tables.append(Table(
+        ["patients", "codes (vocabulary)", "tokens per patient (median / max)", "visits (median / max)",
+         "patients without events", "patients cut at max_length"],
+        [[fmt(overview["n_patients"]), fmt(overview["vocab_size"]), f"{fmt(tokens['median'])} / {fmt(tokens['max'])}",
+          f"{fmt(visits['median'])} / {fmt(visits['max'])}", fmt(overview["n_without_events"]),
+          f"{fmt(overview['n_full'])} (max_length {overview['max_length']})"]]))
+    section.tables.append(Table(["coding system", "events"], [[k, fmt(v)] for k, v in
+                                                             overview["events_by_system"].items()]))
+    section.tables.append(Table(["code", "events"], [[code, fmt(n)] for code, n in overview["top_codes"]],
+                                "most frequent codes (value codes as code:qK, the K-th quantile of the values)"))
+    if overview["timelines"]:
+        section.figures.append(Fig("records-timeline", "Patient timelines: coded events up to the prediction time "
+                                   "(seeded choice of patients)", figure_to_base64(timeline_figure(overview))))
 
 
 def _discovery(run_dir: Path, section: Section) -> None:
@@ -227,7 +250,8 @@ SECTIONS: list[tuple[str, str, str, str, Callable[[Path, Section], None]]] = [
     ("config", "Configuration", "config.yaml", PRETRAIN, _config),
     ("provenance", "Provenance", "provenance.json", PRETRAIN, _provenance),
     ("metrics", "Metrics", "metrics.json", PRETRAIN, _metrics),
-    ("pairing", "Paired data: images and genetics", "metrics.json", PRETRAIN, _pairing),
+    ("pairing", "Paired data: images with genetics or records", "metrics.json", PRETRAIN, _pairing),
+    ("records", "Health records", "records.json", PRETRAIN, _records),
     ("training", "Training curves", "history.tsv", PRETRAIN, _history),
     ("embeddings", "Embeddings", "embeddings.h5ad", "biolatent embed RUN", _embeddings),
     ("efficiency", "Label efficiency", "evaluate/LABEL/efficiency.tsv", EVALUATE, _efficiency),
@@ -237,7 +261,7 @@ SECTIONS: list[tuple[str, str, str, str, Callable[[Path, Section], None]]] = [
 ]
 
 
-OPTIONAL_SECTIONS = frozenset({"discovery", "anomaly"})  # left out, not "not run", when their file is absent
+OPTIONAL_SECTIONS = frozenset({"discovery", "anomaly", "records"})  # left out, not "not run", when their file is absent
 # left out where the run does not have what they show (their file exists for every run)
 APPLIES: dict[str, Callable[[Path], bool]] = {"pairing": _has_pairing}  # images paired with genetics
 PRETRAINING_SECTIONS = frozenset({"training", "embeddings", "efficiency"})  # not part of an anomaly run

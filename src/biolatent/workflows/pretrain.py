@@ -188,6 +188,7 @@ def _pretrain_one(config: RunConfig, run_dir: Path, samples: Any, *, resume: boo
             write_json(run_dir / HOLDOUT_FILE, holdout)
         if samples.feature_names is not None:
             write_json(run_dir / "features.json", list(samples.feature_names))
+        _write_records_overview(run_dir, samples, config.train.seed)
 
     epochs_before = _completed_epochs(run_dir) if resume else 0
     started = time.perf_counter()
@@ -274,3 +275,17 @@ def launched_rank() -> int:
         if value.isdigit() and int(value) > 0:
             return int(value)
     return 0
+
+
+def _write_records_overview(run_dir: Path, samples: Any, seed: int) -> None:
+    """``RUN/records.json`` (``data.records_overview``) for records data and images paired with records."""
+    from biolatent.data.paired import RECORDS
+    from biolatent.data.records_overview import records_overview
+
+    if samples.info.modality == "records":
+        tokens, vocab = samples.x, samples.extra.get("vocab")
+    else:
+        tokens, vocab = samples.fields.get(RECORDS), samples.extra.get("records_vocab")
+    if tokens is None or not vocab:
+        return
+    write_json(run_dir / "records.json", records_overview(tokens, list(vocab), samples.ids, seed=seed))
