@@ -170,3 +170,12 @@ def test_ablation_variants_leave_out_families_the_config_already_switches_off():
     assert set(ablation_variants(config, info, ["gamma"])) == {"all_views", "no_gamma"}
     with pytest.raises(ConfigError, match="unknown view family"):
         ablation_variants(config, info, ["stain_jitter"])
+
+
+def test_cross_site_of_a_continuous_label_scores_r_and_r2():
+    rng, _, sites = _data()
+    target = rng.normal(size=sites.size)
+    x = np.c_[target, rng.normal(scale=0.1, size=sites.size)]
+    table = cross_site({"rep": x}, target, None, sites, ["A", "B"], fraction=1.0, seeds=[0], task="regression")
+    assert set(table["metric"]) == {"pearson_r", "r2"}
+    assert _mean(table, probe="linear", metric="pearson_r") > 0.95
