@@ -46,7 +46,8 @@ def _check_table(path: Path, sites: set[str]) -> pd.DataFrame:
 @pytest.mark.slow  # ~35 s on 2 cores, most of it the report's UMAP
 def test_expression_matrix_with_a_batch_column(run_cli, tiny_config, tmp_path):
     run = tmp_path / "run"
-    assert run_cli("pretrain", tiny_config("counts", "simclr", epochs=1), "--out", run, "--quiet").code == 0
+    assert run_cli("pretrain", tiny_config("counts", "simclr", epochs=1), "--out", run, "--quiet",
+                   "--seeds", "2").code == 0
     result = run_cli("robustness", run, "--label", "cell_type", "--site-column", "batch", "--noise", "0.2,0.4",
                      "--seeds", "2", "--supervised-steps", "3")
     assert result.code == 0, result.err
@@ -54,6 +55,8 @@ def test_expression_matrix_with_a_batch_column(run_cli, tiny_config, tmp_path):
     _check_table(run / "robustness.tsv", {"batch0", "batch1"})
     per_seed = pd.read_csv(run / "robustness_per_seed.tsv", sep="\t")
     assert set(per_seed["seed"]) == {0, 1}
+    assert set(per_seed[per_seed.representation == "ssl"].pretrain_seed) == {0, 1}  # every pre-training seed
+    assert per_seed[per_seed.representation.isin(["pca", "supervised"])].pretrain_seed.isna().all()
     settings = json.loads((run / "robustness.json").read_text())
     assert settings["site_column"] == "batch" and settings["noise"] == [0.0, 0.2, 0.4]
     assert json.loads((run / "metrics.json").read_text())["robustness"]["label"] == "cell_type"
