@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +18,7 @@ from biolatent.rundir import update_json, write_json, write_text
 if TYPE_CHECKING:
     from biolatent.config import RunConfig
     from biolatent.data.samples import DataInfo, SampleSet
+    from biolatent.evaluate.efficiency import FinetuneFn
 
 DEFAULT_FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
 
@@ -193,7 +194,7 @@ class Representations:
     x: torch.Tensor
 
 
-def build_representations(run: LabelledRun, say=print) -> Representations:
+def build_representations(run: LabelledRun, say: Callable[[str], None] = print) -> Representations:
     """Embed every pre-training seed of the run (``biolatent embed`` where embeddings.h5ad is missing), draw the
     random-init encoders (input statistics of the samples pre-training saw) and read the raw features."""
     from biolatent.build import build_method, fit_input_statistics
@@ -226,7 +227,8 @@ def build_representations(run: LabelledRun, say=print) -> Representations:
 
 
 def supervised_finetune(run: LabelledRun, x: torch.Tensor, steps: int, *, fit_rows: np.ndarray | None = None,
-                        labels: np.ndarray | None = None, on_trained=None):
+                        labels: np.ndarray | None = None,
+                        on_trained: Callable[[dict], None] | None = None) -> FinetuneFn:
     """The supervised baseline's ``finetune(train_idx, test_idx, seed)`` for the run's labelled inputs ``x``.
 
     Its input scaler is fitted on every sample (``fit_rows`` None, transductive) or on ``x[fit_rows]``;

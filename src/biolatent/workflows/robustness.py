@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,11 @@ from biolatent import provenance
 from biolatent.errors import ConfigError, DataError
 from biolatent.rundir import atomic_path, update_json, write_json
 
+if TYPE_CHECKING:
+    from biolatent.config import RunConfig
+    from biolatent.data.samples import DataInfo
+    from biolatent.evaluate.efficiency import FinetuneFn
+
 DEFAULT_NOISE = (0.1, 0.2, 0.4)
 DEFAULT_FRACTION = 0.8
 SITE_COLUMNS = ("site", "batch")  # looked for, in this order, when --site-column is not given
@@ -29,6 +34,9 @@ ROBUSTNESS_FILE = "robustness.tsv"
 PER_SEED_FILE = "robustness_per_seed.tsv"
 SETTINGS_FILE = "robustness.json"
 ALL_VIEWS = "all_views"
+
+
+Say = Callable[[str], None]
 
 
 def _check_fraction(fraction: float, seeds: int, test_fraction: float) -> None:
@@ -40,7 +48,7 @@ def _check_fraction(fraction: float, seeds: int, test_fraction: float) -> None:
         raise DataError(f"--test-fraction must lie in (0, 1), got {test_fraction:g}")
 
 
-def _site_column(obs: pd.DataFrame, site_column: str | None, say) -> str | None:
+def _site_column(obs: pd.DataFrame, site_column: str | None, say: Say) -> str | None:
     if site_column is not None:
         if site_column not in obs.columns:
             raise DataError(f"--site-column {site_column!r} not found (columns: {', '.join(map(str, obs.columns))})")
@@ -53,7 +61,7 @@ def _site_column(obs: pd.DataFrame, site_column: str | None, say) -> str | None:
     return found
 
 
-def _write_outputs(out_dir: Path, per_seed: pd.DataFrame, settings: dict, say) -> Path:
+def _write_outputs(out_dir: Path, per_seed: pd.DataFrame, settings: dict, say: Say) -> Path:
     from biolatent.evaluate.robustness import summarise_robustness, write_robustness
 
     summary = summarise_robustness(per_seed)
@@ -76,7 +84,7 @@ def robustness_run(
     supervised_steps: int = 300,
     test_fraction: float = 0.2,
     task: str = "auto",
-    say=print,
+    say: Say = print,
 ) -> Path:
     """``RUN/robustness.tsv``: cross_site and site_leakage (with a site column) and label_noise (class labels).
 
@@ -134,7 +142,7 @@ def robustness_run(
             tables.append(site_leakage(representations, sites, len(site_names), fraction=fraction, seeds=seed_list,
                                        test_fraction=test_fraction))
         if not regression:
-            def finetune_for(noisy: np.ndarray):
+            def finetune_for(noisy: np.ndarray) -> FinetuneFn:
                 return supervised_finetune(run, reps.x, supervised_steps, labels=noisy,
                                            on_trained=supervised_runs.append)
 
@@ -170,7 +178,8 @@ def _same(a: Any, b: Any) -> bool:
     return json.dumps(a, default=list) == json.dumps(b, default=list)
 
 
-def ablation_variants(config: Any, info: Any, families: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+def ablation_variants(config: RunConfig, info: DataInfo, families: Sequence[str] | None = None,
+                      ) -> dict[str, dict[str, Any]]:
     """``{variant: views overrides}``: ``all_views`` (none) and ``no_<family>`` for every view family of the data
     (:func:`biolatent.data.views.view_families`) or the chosen ``families``; a family the config already switches
     off is left out (its variant would be ``all_views`` again)."""
@@ -206,7 +215,7 @@ def ablate(
     seeds: int = 3,
     test_fraction: float = 0.2,
     task: str = "auto",
-    say=print,
+    say: Say = print,
 ) -> Path:
     """Pre-train ``config_path`` once with all its views and once per view family removed (``OUT/<variant>/``),
     embed each, and compare linear and kNN probes on ``label`` -> ``OUT/robustness.tsv`` (check
