@@ -101,7 +101,7 @@ def test_evaluate_label_errors(run_cli, tiny_config, tmp_path):
 
 
 def test_cli_help_for_every_command(run_cli):
-    for command in ("pretrain", "embed", "evaluate", "probe", "report", "demo", "data"):
+    for command in ("pretrain", "embed", "evaluate", "probe", "report", "demo", "data", "robustness"):
         result = run_cli(command, "--help")
         assert result.code == 0 and "Usage" in result.out, command
 

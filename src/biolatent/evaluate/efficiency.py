@@ -102,6 +102,7 @@ def run_label_efficiency(
     finetune: FinetuneFn | None = None,
     progress: Callable[[str], None] | None = None,
     task: str = "classification",
+    fit_labels: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Per-seed results: columns ``representation, probe, fraction, seed, metric, value``.
 
@@ -111,9 +112,14 @@ def run_label_efficiency(
     ``REGRESSION_PROBES`` and ``finetune(...) -> predictions (len(test_idx),)``. The supervised baseline is
     trained by the caller on ``train_idx`` only and recorded as representation "supervised", probe
     "finetune". ``split`` = ``(train_idx, test_idx)`` replaces the stratified split of ``split_seed`` (the
-    inductive protocol's test ids recorded at pre-training).
+    inductive protocol's test ids recorded at pre-training). ``fit_labels`` (same shape and coding as ``labels``,
+    e.g. labels with noise) are what the probes are fitted on; the splits and subsets are drawn, and the test set
+    scored, with ``labels`` (a ``finetune`` trained on other labels is the caller's).
     """
     labels = _check_labels(labels, n_classes, task)
+    train_labels = labels if fit_labels is None else _check_labels(fit_labels, n_classes, task)
+    if train_labels.shape != labels.shape:
+        raise DataError(f"fit_labels has shape {train_labels.shape}; expected {labels.shape}")
     regression = task == "regression"
     registry = REGRESSION_PROBES if regression else PROBES
     arrays = _check_inputs(representations, labels, fractions, seeds, probes, registry)
@@ -134,7 +140,7 @@ def run_label_efficiency(
             rows.append((rep, probe, float(fraction), int(seed), metric, value))
 
     def fit_predict(probe: str, x: np.ndarray, subset: np.ndarray) -> np.ndarray:
-        model = registry[probe]().fit(x[subset], labels[subset])
+        model = registry[probe]().fit(x[subset], train_labels[subset])
         return model.predict(x[test_idx]) if regression else model.predict_proba(x[test_idx], n_classes)
 
     total, done, started = len(fractions) * len(seeds), 0, time.perf_counter()

@@ -170,3 +170,100 @@ def expression_maps_figure(
             ax.set_yticks([])
         figure.colorbar(image, ax=[left, right], shrink=0.8, label="log-normalised expression")
     return figure
+
+
+def _robustness_metrics(rows: pd.DataFrame) -> list[str]:
+    present = set(rows["metric"])
+    wanted = CLASSIFICATION_PLOT_METRICS if present & set(CLASSIFICATION_PLOT_METRICS) else REGRESSION_PLOT_METRICS
+    return [m for m in wanted if m in present]
+
+
+def _groups(rows: pd.DataFrame) -> list[tuple[str, str]]:
+    return list(dict.fromkeys(zip(rows["representation"], rows["probe"], strict=True)))
+
+
+def _bar_panels(rows: pd.DataFrame, title: str, chance: dict[str, float] | None = None) -> Figure:
+    """One panel per metric: grouped bars (one per representation/probe) for every ``setting``, 95% CI whiskers."""
+    metrics = _robustness_metrics(rows)
+    if rows.empty or not metrics:
+        raise DataError(f"no {title} results to plot")
+    settings = list(dict.fromkeys(rows["setting"].astype(str)))
+    groups = _groups(rows)
+    width = 0.8 / len(groups)
+    figure = _new_figure(max(4.6, 0.5 * len(settings) * len(groups) + 1.5) * len(metrics) + 1.6, 3.8)
+    axes = figure.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, metric in zip(axes, metrics, strict=True):
+        for i, (rep, probe) in enumerate(groups):
+            sub = rows[(rows["representation"] == rep) & (rows["probe"] == probe) & (rows["metric"] == metric)]
+            by_setting = {str(r.setting): r for r in sub.itertuples()}
+            x, means, low, high = [], [], [], []
+            for j, setting in enumerate(settings):
+                if setting in by_setting:
+                    r = by_setting[setting]
+                    x.append(j + (i - (len(groups) - 1) / 2) * width)
+                    means.append(float(r.mean))
+                    low.append(float(r.mean) - float(r.ci_low) if np.isfinite(r.ci_low) else 0.0)
+                    high.append(float(r.ci_high) - float(r.mean) if np.isfinite(r.ci_high) else 0.0)
+            ax.bar(x, means, width, yerr=[low, high], capsize=2, color=f"C{i % 10}", label=f"{rep} ({probe})",
+                   hatch="//" if rep == "supervised" else None, edgecolor="white", linewidth=0.5)
+        if chance and metric in chance:
+            ax.axhline(chance[metric], color="0.4", linestyle=":", linewidth=1, label="chance")
+        ax.set_xticks(range(len(settings)), settings, rotation=30 if len(settings) > 4 else 0)
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.set_title(title)
+        if metric == "r2":
+            _floor_r2(ax, rows[rows["metric"] == metric])
+        ax.grid(alpha=0.3, axis="y")
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside right center", fontsize="small", frameon=False)
+    return figure
+
+
+def cross_site_figure(table: pd.DataFrame) -> Figure:
+    """Cross-site transfer (rows of ``robustness.tsv`` with check ``cross_site``): one group of bars per held-out
+    site, one bar per representation/probe, 95% CI whiskers; one panel per metric."""
+    return _bar_panels(table[table["check"] == "cross_site"], "held-out site")
+
+
+def site_leakage_figure(table: pd.DataFrame, n_sites: int | None = None) -> Figure:
+    """Site leakage (check ``site_leakage``): how well each representation predicts the site; dotted line: chance
+    (``1 / n_sites`` balanced accuracy, 0.5 AUROC)."""
+    chance = {"auroc": 0.5} | ({"balanced_accuracy": 1.0 / n_sites} if n_sites else {})
+    return _bar_panels(table[table["check"] == "site_leakage"], "site predicted from the representation", chance)
+
+
+def ablation_figure(table: pd.DataFrame) -> Figure:
+    """Augmentation ablation (check ``augmentation_ablation``): one group of bars per variant (``all_views``,
+    ``no_<family>``), one bar per probe of the SSL embeddings."""
+    return _bar_panels(table[table["check"] == "augmentation_ablation"], "pre-training variant")
+
+
+def label_noise_figure(table: pd.DataFrame) -> Figure:
+    """Label-noise degradation (check ``label_noise``): metric vs fraction of training labels flipped, one line and
+    95% CI band per representation/probe (supervised dashed); one panel per metric."""
+    rows = table[(table["check"] == "label_noise")]
+    metrics = _robustness_metrics(rows)
+    if rows.empty or not metrics:
+        raise DataError("no label-noise results to plot")
+    figure = _new_figure(4.6 * len(metrics) + 1.6, 3.8)
+    axes = figure.subplots(1, len(metrics), squeeze=False)[0]
+    groups = _groups(rows)
+    for ax, metric in zip(axes, metrics, strict=True):
+        for i, (rep, probe) in enumerate(groups):
+            sub = rows[(rows["representation"] == rep) & (rows["probe"] == probe) & (rows["metric"] == metric)]
+            sub = sub.assign(level=sub["setting"].astype(float)).sort_values("level")
+            if sub.empty:
+                continue
+            x = sub["level"].to_numpy(dtype=float)
+            ax.plot(x, sub["mean"], marker="o", ms=4, color=f"C{i % 10}", linestyle="--" if rep == "supervised"
+                    else "-", label=f"{rep} ({probe})")
+            ax.fill_between(x, sub["ci_low"].to_numpy(dtype=float), sub["ci_high"].to_numpy(dtype=float),
+                            color=f"C{i % 10}", alpha=0.15, linewidth=0)
+        ax.xaxis.set_major_locator(FixedLocator(np.unique(rows["setting"].astype(float))))
+        ax.xaxis.set_major_formatter(FuncFormatter(_percent))
+        ax.set_xlabel("training labels flipped")
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside right center", fontsize="small", frameon=False)
+    return figure

@@ -240,6 +240,40 @@ def _records(run_dir: Path, section: Section) -> None:
                                    "(seeded choice of patients)", figure_to_base64(timeline_figure(overview))))
 
 
+def _robustness(run_dir: Path, section: Section) -> None:
+    """``robustness.tsv`` (``biolatent robustness``): a plot per check it holds, the whole table in the details."""
+    from biolatent.evaluate import plots
+    from biolatent.evaluate.robustness import read_robustness
+
+    table = read_robustness(run_dir / section.source)
+    settings_path = run_dir / "robustness.json"
+    settings = read_json_object(settings_path) if settings_path.is_file() else {}
+    sites = settings.get("sites")
+    if settings.get("label"):
+        section.notes.append(f"Label {settings['label']!r}; site column {settings.get('site_column')!r}; mean and "
+                             "95% CI over every pre-training seed x repeat seed (labelled subset, and test split "
+                             "where the test set is not a site).")
+    checks = set(table["check"])
+    figures = [
+        ("cross_site", "robustness-cross-site", "Cross-site transfer: probes trained on every other site, tested on "
+         "the held-out one", plots.cross_site_figure),
+        ("site_leakage", "robustness-site-leakage", "Site leakage: the site predicted from each representation "
+         "(dotted: chance)", lambda t: plots.site_leakage_figure(t, len(sites) if isinstance(sites, list) else None)),
+        ("label_noise", "robustness-label-noise", "Label noise: training labels flipped (symmetric), test labels "
+         "clean", plots.label_noise_figure),
+        ("augmentation_ablation", "robustness-ablation", "Augmentation ablation: one view family removed per "
+         "pre-training variant (same seeds, same budget)", plots.ablation_figure),
+    ]
+    for check, key, caption, make in figures:
+        if check in checks:
+            section.figures.append(Fig(key, caption, figure_to_base64(make(table))))
+    skipped = [c for c in ("cross_site", "site_leakage", "label_noise") if c not in checks]
+    if skipped and "augmentation_ablation" not in checks:
+        section.notes.append("Not run: " + ", ".join(skipped) + " (no site column, or a continuous label).")
+    section.details.append(Table(list(table.columns), [[fmt(v) for v in row] for row in
+                                                       table.itertuples(index=False)], "All results"))
+
+
 def _discovery(run_dir: Path, section: Section) -> None:
     from biolatent.report.discovery import fill_discovery
 
@@ -255,13 +289,16 @@ SECTIONS: list[tuple[str, str, str, str, Callable[[Path, Section], None]]] = [
     ("training", "Training curves", "history.tsv", PRETRAIN, _history),
     ("embeddings", "Embeddings", "embeddings.h5ad", "biolatent embed RUN", _embeddings),
     ("efficiency", "Label efficiency", "evaluate/LABEL/efficiency.tsv", EVALUATE, _efficiency),
+    ("robustness", "Robustness: sites, site leakage, label noise", "robustness.tsv",
+     "biolatent robustness RUN --label COLUMN", _robustness),
     ("anomaly", "Anomaly detection", "anomaly_metrics.tsv", "biolatent anomaly evaluate RUN --data PATH", _anomaly),
     ("discovery", "Discovery: latent phenotypes, GWAS and heritability", "discover/summary.json",
      "biolatent discover RUN/embeddings.h5ad --genotypes PLINK_PREFIX|VCF --out RUN/discover", _discovery),
 ]
 
 
-OPTIONAL_SECTIONS = frozenset({"discovery", "anomaly", "records"})  # left out, not "not run", when their file is absent
+# left out, not "not run", when their file is absent
+OPTIONAL_SECTIONS = frozenset({"discovery", "anomaly", "records", "robustness"})
 # left out where the run does not have what they show (their file exists for every run)
 APPLIES: dict[str, Callable[[Path], bool]] = {"pairing": _has_pairing}  # images paired with genetics
 PRETRAINING_SECTIONS = frozenset({"training", "embeddings", "efficiency"})  # not part of an anomaly run

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,11 @@ import torch
 from biolatent import provenance
 from biolatent.errors import DataError
 from biolatent.rundir import update_json, write_json, write_text
+
+if TYPE_CHECKING:
+    from biolatent.config import RunConfig
+    from biolatent.data.samples import DataInfo, SampleSet
+    from biolatent.evaluate.efficiency import FinetuneFn
 
 DEFAULT_FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
 
@@ -138,6 +144,111 @@ def _splits(labels: Labels, ids: np.ndarray, n_splits: int, test_fraction: float
     return out
 
 
+@dataclass
+class LabelledRun:
+    """A run directory with one label column read: its config, data facts, holdout record, samples and labels."""
+
+    run_dir: Path
+    config: RunConfig
+    info: DataInfo
+    holdout: dict | None
+    samples: SampleSet
+    labels: Labels
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The ids of the labelled (kept) samples."""
+        return np.asarray(self.samples.ids)[self.labels.keep]
+
+    @property
+    def obs(self) -> pd.DataFrame:
+        """The metadata rows of the labelled (kept) samples."""
+        return self.samples.obs.iloc[np.flatnonzero(self.labels.keep)]
+
+
+def load_labelled_run(run_dir: Path, label: str, task: str = "auto") -> LabelledRun:
+    """Read ``run_dir``'s config, data and ``label`` column (nothing is written: bad input fails here)."""
+    from biolatent.data.loaders import load_samples
+    from biolatent.workflows.common import load_data_info, load_run_config, read_holdout
+    from biolatent.workflows.embed import data_config_for
+
+    config = load_run_config(run_dir)
+    info = load_data_info(run_dir)
+    holdout = read_holdout(run_dir)
+    samples = load_samples(data_config_for(config, None, info))
+    return LabelledRun(run_dir, config, info, holdout, samples, prepare_label_column(samples.obs, label, task))
+
+
+@dataclass
+class Representations:
+    """The representations of a run's labelled samples that evaluate and the robustness checks compare.
+
+    ``ssl`` and ``random_init``: one array per pre-training seed (``pretrain_seeds``; the random-init encoder gets
+    one init per seed); ``raw``: the raw features (PCA input); ``x``: the encoder inputs (the supervised baseline).
+    """
+
+    pretrain_seeds: list[int]
+    ssl: list[np.ndarray]
+    random_init: list[np.ndarray]
+    raw: np.ndarray
+    x: torch.Tensor
+
+
+def build_representations(run: LabelledRun, say: Callable[[str], None] = print) -> Representations:
+    """Embed every pre-training seed of the run (``biolatent embed`` where embeddings.h5ad is missing), draw the
+    random-init encoders (input statistics of the samples pre-training saw) and read the raw features."""
+    from biolatent.build import build_method, fit_input_statistics
+    from biolatent.data.features import raw_features
+    from biolatent.embed import EMBEDDING_KEY, compute_embeddings, read_embeddings
+    from biolatent.workflows.common import EMBEDDINGS_FILE, seed_run_dirs
+    from biolatent.workflows.embed import embed_run
+
+    samples, keep = run.samples, run.labels.keep
+    runs = seed_run_dirs(run.run_dir)
+    ssl = []
+    for _, seed_dir in runs:
+        if not (seed_dir / EMBEDDINGS_FILE).is_file():
+            embed_run(seed_dir, say=say)
+        adata = read_embeddings(seed_dir / EMBEDDINGS_FILE)
+        if list(adata.obs_names) != samples.ids:
+            raise DataError(f"{seed_dir / EMBEDDINGS_FILE} does not hold the run's samples: re-run `biolatent embed`")
+        ssl.append(np.asarray(adata.obsm[EMBEDDING_KEY])[keep])
+    rows = torch.as_tensor(np.flatnonzero(keep))
+    x = samples.x[rows]
+    kept_fields = {name: value[rows] for name, value in samples.fields.items()}  # e.g. paired records
+    # the samples pre-training saw: their input statistics are the random-init encoder's too
+    excluded = set().union(*run.holdout["splits"]) if run.holdout is not None else set()
+    seen = torch.as_tensor([i for i, sample in enumerate(samples.ids) if sample not in excluded])
+    say(f"random-init encoder ({len(runs)} init(s)) and PCA baselines ...")
+    random_init = []
+    for seed, _ in runs:
+        torch.manual_seed(seed)
+        random_method = fit_input_statistics(build_method(run.config, run.info), samples.x[seen])
+        random_init.append(compute_embeddings(random_method, x, fields=kept_fields))
+    return Representations([seed for seed, _ in runs], ssl, random_init, raw_features(samples)[keep], x)
+
+
+def supervised_finetune(run: LabelledRun, x: torch.Tensor, steps: int, *, fit_rows: np.ndarray | None = None,
+                        labels: np.ndarray | None = None,
+                        on_trained: Callable[[dict], None] | None = None) -> FinetuneFn:
+    """The supervised baseline's ``finetune(train_idx, test_idx, seed)`` for the run's labelled inputs ``x``.
+
+    Its input scaler is fitted on every sample (``fit_rows`` None, transductive) or on ``x[fit_rows]``;
+    ``labels`` replaces the run's label values for training (e.g. noisy labels; same task and classes).
+    """
+    from biolatent.build import build_encoder, build_views, fit_input_statistics
+    from biolatent.train.supervised import supervised_baseline
+
+    config, info, task = run.config, run.info, run.labels.task
+    values = run.labels.values if labels is None else labels
+    scaled_on = run.samples.x if fit_rows is None else x[torch.as_tensor(fit_rows)]
+    return supervised_baseline(
+        lambda: fit_input_statistics(build_encoder(config, info), scaled_on), lambda: build_views(config, info),
+        x, values, run.labels.n_classes, config.train, steps, task=task,
+        validation_split=validation_split(values, stratify=task != "regression"), on_trained=on_trained,
+    )
+
+
 def evaluate_run(
     run_dir: Path,
     label: str,
@@ -160,69 +271,32 @@ def evaluate_run(
     :func:`resolve_protocol`): ``inductive`` uses the test ids recorded at pre-training and fits PCA and every
     scaler (input statistics) on the training samples of each split only.
     """
-    from biolatent.build import build_encoder, build_method, build_views, fit_input_statistics
-    from biolatent.data.features import raw_features
-    from biolatent.data.loaders import load_samples
-    from biolatent.embed import EMBEDDING_KEY, compute_embeddings, read_embeddings
     from biolatent.evaluate.efficiency import pca_features, run_label_efficiency
-    from biolatent.train.supervised import supervised_baseline
-    from biolatent.workflows.common import EMBEDDINGS_FILE, load_data_info, load_run_config, read_holdout, seed_run_dirs
-    from biolatent.workflows.embed import data_config_for, embed_run
 
-    config = load_run_config(run_dir)
-    info = load_data_info(run_dir)
-    holdout = read_holdout(run_dir)
+    run = load_labelled_run(run_dir, label, task)
+    config, holdout, labels = run.config, run.holdout, run.labels
     protocol = resolve_protocol(protocol, holdout)
     if holdout is not None:
         test_fraction = float(holdout.get("test_fraction", test_fraction))
-    samples = load_samples(data_config_for(config, None, info))
-    labels = prepare_label_column(samples.obs, label, task)
     keep = labels.keep
-    ids = np.asarray(samples.ids)
-    splits = _splits(labels, ids[keep], test_splits, test_fraction, holdout)  # bad input fails before any write
-    runs = seed_run_dirs(run_dir)
-    ssl = []
-    for _, seed_dir in runs:
-        if not (seed_dir / EMBEDDINGS_FILE).is_file():
-            embed_run(seed_dir, say=say)
-        adata = read_embeddings(seed_dir / EMBEDDINGS_FILE)
-        if list(adata.obs_names) != samples.ids:
-            raise DataError(f"{seed_dir / EMBEDDINGS_FILE} does not hold the run's samples: re-run `biolatent embed`")
-        ssl.append(np.asarray(adata.obsm[EMBEDDING_KEY])[keep])
-    keep_rows = np.flatnonzero(keep)
-    x = samples.x[torch.as_tensor(keep_rows)]
-    kept_fields = {name: value[torch.as_tensor(keep_rows)] for name, value in samples.fields.items()}
-    # the samples pre-training saw: their input statistics are the random-init encoder's too
-    excluded = set().union(*holdout["splits"]) if holdout is not None else set()
-    seen = torch.as_tensor([i for i, sample in enumerate(ids) if sample not in excluded])
-
-    say(f"random-init encoder ({len(runs)} init(s)) and PCA baselines ({protocol}) ...")
-    random_init = []
-    for seed, _ in runs:
-        torch.manual_seed(seed)
-        random_method = fit_input_statistics(build_method(config, info), samples.x[seen])
-        random_init.append(compute_embeddings(random_method, x, fields=kept_fields))
-    raw = raw_features(samples)[keep]
+    splits = _splits(labels, run.ids, test_splits, test_fraction, holdout)  # bad input fails before any write
+    reps = build_representations(run, say)
+    raw = reps.raw
     transductive_pca = pca_features(raw, seed=config.train.seed) if protocol == "transductive" else None
     supervised_runs: list[dict] = []
 
     def finetune_for(fit_rows: np.ndarray | None):
-        scaled_on = samples.x if fit_rows is None else x[torch.as_tensor(fit_rows)]
-        return supervised_baseline(
-            lambda: fit_input_statistics(build_encoder(config, info), scaled_on), lambda: build_views(config, info),
-            x, labels.values, labels.n_classes, config.train, supervised_steps, task=labels.task,
-            validation_split=validation_split(labels.values, stratify=labels.task != "regression"),
-            on_trained=supervised_runs.append,
-        )
+        return supervised_finetune(run, reps.x, supervised_steps, fit_rows=fit_rows, on_trained=supervised_runs.append)
 
-    say(f"{labels.task} on {label!r} ({int(keep.sum())} labelled samples; {len(runs)} pre-training seed(s) x "
+    n_runs = len(reps.pretrain_seeds)
+    say(f"{labels.task} on {label!r} ({int(keep.sum())} labelled samples; {n_runs} pre-training seed(s) x "
         f"{test_splits} test split(s) x {seeds} labelled subset(s), {protocol})")
     sizes = _announce_sizes(labels, fractions, test_fraction, say)
     tables = []
     for split_seed, split in enumerate(splits):
         pca = transductive_pca if split is None else pca_features(raw, seed=config.train.seed, fit_rows=split[0])
-        for index, (pretrain_seed, _) in enumerate(runs):
-            representations = {"ssl": ssl[index], "random_init": random_init[index]}
+        for index, pretrain_seed in enumerate(reps.pretrain_seeds):
+            representations = {"ssl": reps.ssl[index], "random_init": reps.random_init[index]}
             first = index == 0
             if first:
                 representations["pca"] = pca
@@ -239,7 +313,7 @@ def evaluate_run(
             tables.append(table)
     per_seed = pd.concat(tables, ignore_index=True)
     settings = {"label": label, **labels.settings(), "protocol": protocol, "fractions": list(fractions),
-                "seeds": seeds, "test_splits": test_splits, "pretrain_seeds": [seed for seed, _ in runs],
+                "seeds": seeds, "test_splits": test_splits, "pretrain_seeds": reps.pretrain_seeds,
                 "labelled_per_fraction": sizes, "test_fraction": test_fraction,
                 "pca_components": int(pca.shape[1]),
                 "supervised": {"max_steps": supervised_steps, "validation_fraction": VALIDATION_FRACTION,

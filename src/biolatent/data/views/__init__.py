@@ -28,7 +28,60 @@ VIEWS: dict[str, type[ViewModule]] = {
     "records": RecordsViews,
 }
 
-__all__ = ["VIEWS", "CountsViews", "DnaViews", "ImageViews", "ViewModule", "VolumeViews", "build_views"]
+__all__ = ["VIEWS", "VIEW_FAMILIES", "CountsViews", "DnaViews", "ImageViews", "ViewModule", "VolumeViews",
+           "build_views", "view_families"]
+
+_IMAGE_FAMILIES: dict[str, dict[str, Any]] = {
+    "crop": {"crop_scale": [1.0, 1.0]},
+    "flip": {"flip": False},
+    "rotate90": {"rotate90": False},
+    "color_jitter": {"color_jitter": 0.0},
+    "stain_jitter": {"stain_jitter": 0.0},
+    "blur": {"blur_prob": 0.0},
+}
+_VOLUME_FAMILIES: dict[str, dict[str, Any]] = {
+    "crop": {"crop_scale": [1.0, 1.0]},
+    "flip": {"flip": False},
+    "rotation": {"rotate_degrees": 0.0},
+    "scaling": {"scale": [1.0, 1.0]},
+    "elastic": {"elastic_prob": 0.0},
+    "bias_field": {"bias_field_prob": 0.0},
+    "gamma": {"gamma_prob": 0.0},
+    "noise": {"noise_prob": 0.0},
+    "ghosting": {"ghosting_prob": 0.0},
+    "motion": {"motion_prob": 0.0},
+}
+# per modality: view family -> the views overrides that switch that family off (and nothing else)
+VIEW_FAMILIES: dict[str, dict[str, dict[str, Any]]] = {
+    "counts": {
+        "thinning": {"keep_range": [1.0, 1.0]},  # binomial thinning (counts only)
+        "noise": {"noise_scale": 0.0},  # Gaussian noise (continuous values only)
+        "gene_dropout": {"gene_dropout": 0.0},
+    },
+    "dna": {
+        "reverse_complement": {"reverse_complement_prob": 0.0},
+        "shift": {"max_shift": 0},
+        "mutation": {"mutation_rate": 0.0},
+    },
+    "image2d": _IMAGE_FAMILIES,
+    "spatial": _IMAGE_FAMILIES,
+    "volume": _VOLUME_FAMILIES,
+    "cine": _VOLUME_FAMILIES,
+    "records": {"masking": {"mask_rate": 0.0}},
+}
+
+
+def view_families(info: DataInfo) -> dict[str, dict[str, Any]]:
+    """The view families of ``info.modality`` that act on its data: name -> views overrides switching it off.
+
+    Counts data keeps ``thinning`` (integer counts) or ``noise`` (continuous values), whichever applies.
+    """
+    if info.modality not in VIEW_FAMILIES:
+        raise ValueError(f"no view families for modality {info.modality!r}; known: {', '.join(sorted(VIEW_FAMILIES))}")
+    families = dict(VIEW_FAMILIES[info.modality])
+    if info.modality == "counts":
+        families.pop("noise" if info.is_counts else "thinning")
+    return families
 
 
 def build_views(info: DataInfo, **overrides: Any) -> nn.Module:
