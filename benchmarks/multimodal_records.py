@@ -70,10 +70,11 @@ def overrides(name: str, cohort: Path, args: argparse.Namespace) -> list[str]:
     """The one budget of every pre-training (epochs, batch, lr, seed) and the cohort's paths."""
     common = [f"train.epochs={args.epochs}", f"train.batch_size={args.batch_size}", f"train.lr={args.lr}",
               "train.seed=0"]
+    image = [f"data.image_size={args.image_size}", f"data.frames={args.frames}"]
     records = {"path": cohort / "records.tsv", "metadata": cohort / "meta.tsv", "births": cohort / "meta.tsv"}
     if name == "records_ssl":
         return [*common, *(f"data.{key}={value}" for key, value in records.items())]
-    out = [*common, f"data.path={cohort}"]
+    out = [*common, *image, f"data.path={cohort}"]
     if name != "image_ssl":
         out += [f"data.records.{key}={value}" for key, value in records.items()]
     return out
@@ -109,7 +110,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "multimodal_records")
     parser.add_argument("--n", type=int, default=800)
     parser.add_argument("--prevalence", type=float, default=0.05)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--image-size", type=int, default=16, help="cube side of the cines (the configs: 24)")
+    parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=0.001)
     parser.add_argument("--fractions", type=str, default="0.1,0.2,1.0")

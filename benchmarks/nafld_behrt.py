@@ -2,7 +2,7 @@
 the labels on death_5y (AUROC, 95% interval over labelled-subset seeds), beside a logistic regression on counts of
 codes + last lab values + age, all through the project's evaluate machinery (same held-out split, same seeds).
 
-    python benchmarks/nafld_behrt.py [--out runs/nafld_behrt] [--epochs 3] [--seeds 10] [--supervised-steps 150]
+    python benchmarks/nafld_behrt.py [--out runs/nafld_behrt] [--epochs 10] [--seeds 10] [--supervised-steps 0]
 
 Writes benchmarks/results/nafld_behrt-cpu.{json,md}.
 """
@@ -22,6 +22,7 @@ from _report import RESULTS_DIR, host_info, markdown_table, write_results
 
 from biolatent.config import load_config
 from biolatent.evaluate.efficiency import label_dir, run_label_efficiency, summarise
+from biolatent.evaluate.metrics import mean_ci
 from biolatent.workflows.embed import embed_run
 from biolatent.workflows.evaluate import evaluate_run
 from biolatent.workflows.pretrain import pretrain
@@ -49,14 +50,18 @@ def counts_last_value_features(folder: Path, ids: list[str]) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "nafld_behrt")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--supervised-steps", type=int, default=150)
+    parser.add_argument("--supervised-steps", type=int, default=0,
+                        help="0: as many optimizer steps as the pre-training (epochs x batches per epoch)")
     args = parser.parse_args()
     from biolatent.datasets import fetch
 
     folder = fetch("nafld-records")
     config = load_config(CONFIG, [f"train.epochs={args.epochs}"])
+    n_patients = len(pd.read_csv(folder / "metadata.tsv", sep="\t", usecols=["id"]))
+    if not args.supervised_steps:  # the same budget as the pre-training, early-stopped on a validation part
+        args.supervised_steps = args.epochs * -(-n_patients // int(config.train.batch_size))
     run = args.out
     timings = {}
     start = time.perf_counter()
@@ -84,6 +89,14 @@ def main() -> None:
     per_seed = run_label_efficiency({"counts_last_value": features}, labelled[LABEL].astype(int).to_numpy(), 2,
                                     [FRACTION], list(range(args.seeds)), probes=("linear",))
     baseline = summarise(per_seed)
+    # BEHRT minus its random-init encoder, paired by labelled subset (the same patients and test split)
+    mine = pd.read_csv(label_dir(run, LABEL) / "efficiency_per_seed.tsv", sep="\t")
+    mine = mine[(mine["metric"] == "auroc") & (mine["probe"] == "linear") & np.isclose(mine["fraction"], FRACTION)]
+    wide = mine.pivot_table(index="seed", columns="representation", values="value")
+
+    difference = mean_ci((wide["ssl"] - wide["random_init"]).to_numpy(dtype=float))
+    paired = {"comparison": "ssl - random_init (linear, AUROC)", "mean": difference[0], "ci_low": difference[1],
+              "ci_high": difference[2], "n": len(wide)}
     table = pd.concat([summary, baseline], ignore_index=True)
     table = table[(table["metric"] == "auroc") & np.isclose(table["fraction"], FRACTION)]
     rows = table.to_dict("records")
@@ -96,13 +109,17 @@ def main() -> None:
              "baseline_features": int(features.shape[1])}
     text = (f"# BEHRT on nafld-records: {LABEL} at {FRACTION:.0%} labels (AUROC, 95% interval over "
             f"{args.seeds} labelled-subset seeds)\n\n{markdown_table(rows, columns)}\n\n"
-            f"Sizes: {sizes}\n\nWall times (s) and final masked-code accuracy: "
+            f"BEHRT minus its random-init encoder, paired by labelled subset: {paired['mean']:+.3f} "
+            f"[{paired['ci_low']:+.3f}, {paired['ci_high']:+.3f}] AUROC ({paired['n']} subsets)\n\n"
+            f"Sizes: {sizes}\n\nArguments: {vars(args)}\n\nWall times (s) and final masked-code accuracy: "
             f"{ {k: round(v, 3) for k, v in timings.items()} }\n\n"
             f"supervised = the BEHRT encoder trained from scratch on the labelled patients for at most "
             f"{args.supervised_steps} steps (a real baseline only with enough steps); pca = PCA of log code counts; "
             f"counts_last_value = logistic regression on log code counts + last lab values + age.\n")
     print(text)
-    write_results(RESULTS_DIR, "nafld_behrt-cpu", {"rows": rows, "sizes": sizes, "timings": timings,
+    write_results(RESULTS_DIR, "nafld_behrt-cpu", {"rows": rows, "paired": paired, "sizes": sizes,
+                                                   "arguments": {k: str(v) for k, v in vars(args).items()},
+                                                   "timings": timings,
                                                    "host": host_info()}, text)
 
 
