@@ -49,6 +49,20 @@ def clip_loss(
     return loss, logits
 
 
+def clip_metrics(loss: torch.Tensor, logits: torch.Tensor, logit_scale: torch.Tensor) -> dict[str, float]:
+    """What a CLIP step logs: the loss, the rate at which a row's best match is its own pair, the temperature."""
+    targets = torch.arange(logits.shape[0], device=logits.device)
+    accuracy = (logits.detach().argmax(dim=1) == targets).float().mean()
+    return {"loss": float(loss.detach()), "accuracy": float(accuracy),
+            "temperature": float(1.0 / logit_scale.detach().exp())}
+
+
+def clamp_logit_scale(logit_scale: torch.Tensor) -> None:
+    """Clip a learned log logit scale at log(100) in place, as CLIP does after every optimizer step."""
+    with torch.no_grad():
+        logit_scale.clamp_(max=math.log(MAX_LOGIT_SCALE))
+
+
 def retrieval_predict(
     query_emb: torch.Tensor, reference_emb: torch.Tensor, reference_expression: torch.Tensor, k: int = 50,
     chunk: int = 1024,
@@ -148,12 +162,8 @@ class CLIP(SSLMethod):
         if self.use_views and self.views is not None and self.training:
             x = self.views(x)
         loss, logits = clip_loss(self.embed(x), self.embed_expression(expression), self.logit_scale.exp())
-        targets = torch.arange(logits.shape[0], device=logits.device)
-        accuracy = (logits.detach().argmax(dim=1) == targets).float().mean()
-        return LossOutput(loss, {"loss": float(loss.detach()), "accuracy": float(accuracy),
-                                 "temperature": float(1.0 / self.logit_scale.detach().exp())})
+        return LossOutput(loss, clip_metrics(loss, logits, self.logit_scale))
 
     def on_train_batch_end(self, step: int, total_steps: int) -> None:
         """Clip the learned logit scale at log(100) after every optimizer step, as CLIP does."""
-        with torch.no_grad():
-            self.logit_scale.clamp_(max=math.log(MAX_LOGIT_SCALE))
+        clamp_logit_scale(self.logit_scale)

@@ -25,7 +25,7 @@ from torch import nn
 from biolatent.data.paired import RECORDS
 from biolatent.errors import ConfigError, DataError
 from biolatent.methods.base import SSLMethod
-from biolatent.methods.clip import MAX_LOGIT_SCALE, clip_loss
+from biolatent.methods.clip import MAX_LOGIT_SCALE, clamp_logit_scale, clip_loss, clip_metrics
 from biolatent.models.behrt import BehrtEncoder
 from biolatent.types import LossOutput
 
@@ -121,12 +121,8 @@ class ImageRecordsCLIP(SSLMethod):
             x = self.views(x)
         loss, logits = clip_loss(self.image_projection(self.encoder(x)),
                                  self.records_projection(self.records_encoder(records)), self.logit_scale.exp())
-        targets = torch.arange(logits.shape[0], device=logits.device)
-        accuracy = (logits.detach().argmax(dim=1) == targets).float().mean()
-        return LossOutput(loss, {"loss": float(loss.detach()), "accuracy": float(accuracy),
-                                 "temperature": float(1.0 / self.logit_scale.detach().exp())})
+        return LossOutput(loss, clip_metrics(loss, logits, self.logit_scale))
 
     def on_train_batch_end(self, step: int, total_steps: int) -> None:
         """Clip the learned logit scale at log(100) after every optimizer step, as CLIP does."""
-        with torch.no_grad():
-            self.logit_scale.clamp_(max=math.log(MAX_LOGIT_SCALE))
+        clamp_logit_scale(self.logit_scale)
