@@ -122,8 +122,10 @@ def evaluate(
         help="comma-separated labelled fractions in (0, 1] (default 0.01,0.05,0.1,0.2,0.5,1.0; with "
              "--expression 0.1,0.2,1.0)")] = None,
     seeds: Annotated[int, typer.Option(min=1, help="repeats per fraction (95% CI over them)")] = 3,
-    supervised_steps: Annotated[int, typer.Option(min=1, help="most optimizer steps of the supervised baseline "
-                                                              "(it stops early on 20% of the labels held out)")] = 300,
+    supervised_steps: Annotated[int | None, typer.Option(
+        min=1, help="most optimizer steps of the supervised baseline (default: the rule, as many as the "
+                    "pre-training took: train.epochs x its batches per epoch); its learning rate (train.lr x "
+                    "0.3, 1, 3) and step are chosen on 20% of the labels held out")] = None,
     task: Annotated[Literal["auto", "classification", "regression"], typer.Option(
         help="auto: a numeric column with more than 10 distinct values (or fractional values) is a regression "
              "target (ridge/kNN probes, pearson_r and r2); anything else is classification")] = "auto",
