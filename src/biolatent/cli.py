@@ -543,7 +543,12 @@ def anomaly_supervised(
     train: Annotated[Path, typer.Option(help="labelled image set (meta.tsv with lesion masks) to train on")],
     test: Annotated[Path, typer.Option(help="labelled test set (a different set)")],
     out: Annotated[Path, typer.Option(help="run directory to create")],
-    epochs: Annotated[int, typer.Option(min=1)] = 100,
+    epochs: Annotated[int | None, typer.Option(
+        min=1, help="training epochs: the budget of the detectors it is compared with (default: --budget-from's "
+                    "train.epochs, else 30, the 2D slice detectors' configs/anomaly/slices_*.yaml)")] = None,
+    budget_from: Annotated[Path | None, typer.Option(
+        help="a `biolatent anomaly fit` run directory or anomaly config whose train.epochs the reference gets")]
+    = None,
     image_size: Annotated[int, typer.Option(help="side the images are resized to")] = 32,
     seed: int = 0,
     size_edges: SizeEdgesOpt = "4,16,64,256",
@@ -552,7 +557,8 @@ def anomaly_supervised(
     from biolatent.anomaly.lesion_sizes import parse_edges
     from biolatent.workflows.anomaly_segmentation import run_supervised
 
-    typer.echo(str(run_supervised(train, test, out, epochs=epochs, image_size=image_size, seed=seed,
+    typer.echo(str(run_supervised(train, test, out, epochs=epochs, budget_from=budget_from, image_size=image_size,
+                                  seed=seed,
                                   size_edges=parse_edges(size_edges), say=_say)))
 
 
@@ -562,7 +568,8 @@ def anomaly_guided(
     unlabelled: Annotated[Path, typer.Option(help="unlabelled image set (its masks, if any, are not used)")],
     test: Annotated[Path, typer.Option(help="labelled test set")],
     out: Annotated[Path, typer.Option(help="run directory to create")],
-    epochs: Annotated[int, typer.Option(min=1)] = 100,
+    epochs: Annotated[int | None, typer.Option(min=1, help="training epochs (default: the run's train.epochs, "
+                                                           "the detector's budget)")] = None,
     seed: int = 0,
     pseudo: Annotated[str, typer.Option(help="pseudo-labels: postprocess (StRegA chain) or threshold (healthy "
                                              "validation pixel threshold)")] = "postprocess",
