@@ -46,7 +46,8 @@ def _write_sets(root: Path, args: argparse.Namespace) -> None:
     write(root / "unlabelled", args.labelled, size=args.size, lesions=True, seed=3)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, defaults resolved: what the result JSON records under ``arguments``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", choices=("brain", "toy"), default="brain")
     parser.add_argument("--healthy", type=int, default=None)
@@ -62,7 +63,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.test = args.test or (16 if args.quick else 100)
     args.labelled = args.labelled or (16 if args.quick else 200)
     args.size = args.size or (32 if args.quick or args.source == "toy" else 64)
-    args.epochs = args.epochs or (1 if args.quick else 30)
+    args.epochs = args.epochs or (1 if args.quick else 20)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
     rows, sizes = [], []
     with tempfile.TemporaryDirectory(prefix="anomaly-images-") as tmp:
         root = Path(tmp)
@@ -98,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     payload = {"rows": rows, "sizes": size_table.to_dict("records"),
                "meta": {**{k: str(v) for k, v in vars(args).items()}, "host": host_info()}}
     stem = f"anomaly_images-{args.source}-cpu" + ("-quick" if args.quick else "")
-    json_path, md_path = write_results(args.out_dir, stem, payload, markdown)
+    json_path, md_path = write_results(args.out_dir, stem, payload, markdown, args=args)
     print(f"-> {json_path}\n-> {md_path}")
     return payload
 

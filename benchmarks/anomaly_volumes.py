@@ -80,7 +80,8 @@ def supervised_reference(root: Path, size: int, epochs: int, seed: int = 0, eros
             maps[region], test_masks[region])[0]}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, defaults resolved: what the result JSON records under ``arguments``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--healthy", type=int, default=None)
     parser.add_argument("--test", type=int, default=None)
@@ -97,7 +98,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.test = args.test or (6 if args.quick else 16)
     args.labelled = args.labelled or (4 if args.quick else 16)
     args.size = args.size or (32 if args.quick else 64)
-    args.epochs = args.epochs or (1 if args.quick else 8)
+    args.epochs = args.epochs or (1 if args.quick else 6)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
     rows, size_tables = [], []
     with tempfile.TemporaryDirectory(prefix="anomaly-volumes-") as tmp:
         root = Path(tmp)
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     payload = {"rows": rows, "sizes": sizes.to_dict("records"),
                "meta": {**{k: str(v) for k, v in vars(args).items()}, "host": host_info()}}
     stem = "anomaly_volumes-cpu" + ("-quick" if args.quick else "")
-    json_path, md_path = write_results(args.out_dir, stem, payload, markdown)
+    json_path, md_path = write_results(args.out_dir, stem, payload, markdown, args=args)
     print(f"-> {json_path}\n-> {md_path}")
     return payload
 

@@ -287,7 +287,8 @@ def cluster_summary_rows(per_rep: pd.DataFrame) -> list[dict]:
     return sorted(rows, key=lambda r: (scores.index(r["score"]), order[r["arm"]]))
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, defaults resolved: what the result JSON records under ``arguments``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=None, help="default 2000 (60 with --quick)")
     parser.add_argument("--replicates", type=int, default=None, help="default 3 (2 with --quick)")
@@ -301,6 +302,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.people = args.people or (60 if args.quick else 2000)
     args.replicates = args.replicates or (2 if args.quick else 3)
     args.epochs = args.epochs or (1 if args.quick else 20)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
     started = time.perf_counter()
 
     def say(message: str) -> None:
@@ -341,7 +347,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     payload = {"per_replicate": rows, "clusters": clusters,
                "meta": {**{k: str(v) for k, v in vars(args).items()}, "seconds": seconds, "host": host_info()}}
     stem = "genotype_image_chain-cpu" + ("-quick" if args.quick else "")
-    json_path, md_path = write_results(args.out_dir, stem, payload, markdown)
+    json_path, md_path = write_results(args.out_dir, stem, payload, markdown, args=args)
     print(f"-> {json_path}\n-> {md_path}")
     return payload
 

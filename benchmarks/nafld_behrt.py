@@ -47,14 +47,20 @@ def counts_last_value_features(folder: Path, ids: list[str]) -> np.ndarray:
     return pd.concat([counts, last, missing, (age - age.mean()) / age.std()], axis=1).to_numpy(np.float32)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, defaults resolved: what the result JSON records under ``arguments``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "nafld_behrt")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--supervised-steps", type=int, default=0,
                         help="0: as many optimizer steps as the pre-training (epochs x batches per epoch)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     from biolatent.datasets import fetch
 
     folder = fetch("nafld-records")
@@ -118,9 +124,7 @@ def main() -> None:
             f"counts_last_value = logistic regression on log code counts + last lab values + age.\n")
     print(text)
     write_results(RESULTS_DIR, "nafld_behrt-cpu", {"rows": rows, "paired": paired, "sizes": sizes,
-                                                   "arguments": {k: str(v) for k, v in vars(args).items()},
-                                                   "timings": timings,
-                                                   "host": host_info()}, text)
+                                                   "timings": timings, "host": host_info()}, text, args=args)
 
 
 if __name__ == "__main__":

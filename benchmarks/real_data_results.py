@@ -91,7 +91,7 @@ def store_run(results_dir: Path, stem: str, name: str, config_path: str, label: 
              f"wall time {minutes:.1f} min (pretrain + embed + evaluation)."]
     payload: dict[str, Any] = {
         "name": name, "config": config_path, "overrides": overrides, "label": label,
-        "git_sha": git_sha(), "arguments": {k: str(v) for k, v in vars(args).items()},
+        "git_sha": git_sha(),
         "host": host_info(), "wall_minutes": minutes, "effective_rank": rank, "pretrain": pre,
     }
     if label:
@@ -104,10 +104,11 @@ def store_run(results_dir: Path, stem: str, name: str, config_path: str, label: 
         efficiency = pd.read_csv(label_dir(run_dir, label) / "efficiency.tsv", sep="\t")
         efficiency.insert(0, "git_sha", payload["git_sha"])
         write_text(results_dir / f"{stem}.tsv", efficiency.to_csv(sep="\t", index=False))
-    write_results(results_dir, stem, payload, "\n".join(lines))
+    write_results(results_dir, stem, payload, "\n".join(lines), args=args)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, defaults resolved: what the result JSON records under ``arguments``."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "results")
     parser.add_argument("--seeds", type=int, default=3)
@@ -116,10 +117,15 @@ def main() -> None:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
                         help="where the stored outputs go (default: benchmarks/results)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 epoch, 2 fractions, 5 supervised steps")
-    args = parser.parse_args()
-    fractions = (0.1, 1.0) if args.quick else FRACTIONS
+    args = parser.parse_args(argv)
     if args.quick:
         args.supervised_steps = min(args.supervised_steps, 5)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    fractions = (0.1, 1.0) if args.quick else FRACTIONS
 
     for name, config_path, label, overrides in RUNS:
         if args.only and name not in args.only:

@@ -138,7 +138,8 @@ def section(title: str, result: dict, columns: list[str], extra: str = "") -> st
     return "\n".join(lines + ([extra] if extra else [])) + "\n"
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, defaults resolved: what the result JSON records under ``arguments``."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spots", type=int, default=1500)
     parser.add_argument("--genes", type=int, default=200, help="simulator: all 200 genes, both kinds")
@@ -148,10 +149,15 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=["sim", "visium"])
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--quick", action="store_true", help="smoke test: 200 spots, 1 epoch, 2 fractions")
-    args = parser.parse_args()
-    quick = ["train.epochs=1"] if args.quick else []
+    args = parser.parse_args(argv)
     if args.quick:
         args.spots, args.supervised_steps, args.seeds = 200, 5, 2
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    quick = ["train.epochs=1"] if args.quick else []
     columns = ["10%", "100%"] if args.quick else ["10%", "20%", "100%"]
     args.work.mkdir(parents=True, exist_ok=True)
     parts, payload = [], {"host": host_info(), "args": {k: str(v) for k, v in vars(args).items()}}
@@ -187,7 +193,7 @@ def main() -> None:
                           "seed only (one pre-training seed, one spatial split); at 100% every seed labels the same "
                           "spots, so only the supervised baseline's training varies there.", "", *parts])
     stem = "spatial_expression-cpu" + ("-quick" if args.quick else "")
-    json_path, md_path = write_results(args.out_dir, stem, payload, markdown)
+    json_path, md_path = write_results(args.out_dir, stem, payload, markdown, args=args)
     print(markdown)
     print(f"wrote {json_path} and {md_path}")
 

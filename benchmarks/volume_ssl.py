@@ -164,7 +164,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--brain-subjects", type=int, default=None, help="default 120 (two scans each)")
     parser.add_argument("--heart-subjects", type=int, default=None, help="default 200")
     parser.add_argument("--seeds", type=int, default=None, help="label-subset repeats (default 3)")
-    parser.add_argument("--supervised-steps", type=int, default=None, help="default 100")
+    parser.add_argument("--supervised-steps", type=int, default=None, help="default 60 (the published run)")
     parser.add_argument("--configs", nargs="*", default=None, help="config stems to run (default all)")
     parser.add_argument("--work", type=Path, default=None, help="cohorts and runs (default: cache folder)")
     parser.add_argument("--quick", action="store_true",
@@ -176,7 +176,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.brain_subjects = args.brain_subjects or (12 if q else 120)
     args.heart_subjects = args.heart_subjects or (12 if q else 200)
     args.seeds = args.seeds or (2 if q else 3)
-    args.supervised_steps = args.supervised_steps or (3 if q else 100)
+    args.supervised_steps = args.supervised_steps or (3 if q else 60)
     if args.work is None:
         cache = Path(os.environ.get("BIOLATENT_CACHE", Path.home() / ".cache" / "biolatent"))
         args.work = cache / "bench" / ("volume_ssl-quick" if q else "volume_ssl")
@@ -232,7 +232,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     markdown = "\n".join(parts)
     print(markdown)
     json_path, md_path = write_results(args.out_dir, "volume_ssl-cpu" + ("-quick" if args.quick else ""),
-                                       {"meta": meta, "pretraining": pretraining, "rows": rows}, markdown)
+                                       {"meta": meta, "pretraining": pretraining, "rows": rows}, markdown,
+                                       args=args)
     print(f"wrote {json_path} and {md_path}")
     return rows
 

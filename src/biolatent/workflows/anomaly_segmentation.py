@@ -57,7 +57,7 @@ METRICS_FILE = "anomaly_metrics.tsv"
 SIZES_FILE = "lesion_sizes.tsv"
 TOP_FRACTION = 0.01  # sample score of a segmenter: mean of the top 1 % of its probability map
 PSEUDO = ("postprocess", "threshold")
-DETECTOR_EPOCHS = 30  # train.epochs of configs/anomaly/slices_{ae,vae,cevae}.yaml and benchmarks/anomaly_images.py
+DETECTOR_EPOCHS = 30  # train.epochs of configs/anomaly/slices_{ae,vae,cevae}.yaml
 
 
 def detector_epochs(source: str | Path) -> int:
