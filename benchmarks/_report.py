@@ -67,6 +67,16 @@ def host_info() -> dict[str, Any]:
     return info
 
 
+def supervised_note(block: dict[str, Any]) -> str:
+    """The supervised baseline's budget as ``evaluate`` recorded it (``evaluate.json["supervised"]``), one line."""
+    from biolatent.train.supervised import budget_sentence
+
+    if "lr_grid" in block:
+        return budget_sentence(block) + (f" Rule: {block['rule']}." if block.get("rule") else "")
+    return (f"Supervised baseline: at most {block.get('max_steps', '?')} optimizer steps at the run's learning rate, "
+            "early-stopped on a validation part of the labelled subset (recorded before the learning-rate grid).")
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)

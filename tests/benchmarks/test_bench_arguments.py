@@ -114,3 +114,14 @@ def test_every_benchmark_script_stores_its_arguments(tmp_path: Path):
     json_path, _ = report.write_results(tmp_path, "x", {"rows": []}, "# x", args=args)
     assert json.loads(json_path.read_text())["arguments"] == {"epochs": 3, "name": None, "out_dir": str(tmp_path),
                                                               "quick": False, "sizes": [1, 2]}
+
+
+def test_the_supervised_budget_note_of_the_benchmark_tables():
+    from biolatent.config import TrainConfig
+    from biolatent.train.supervised import budget
+
+    note = _script("_report").supervised_note(budget(TrainConfig(epochs=2, batch_size=10, lr=1e-3), 40))
+    assert "at most 8 optimizer steps (pretraining_steps)" in note and "0.0003, 0.001, 0.003" in note
+    assert "2 epochs x 4 batches of 40 samples" in note
+    legacy = _script("_report").supervised_note({"max_steps": 300})
+    assert "at most 300 optimizer steps" in legacy and "before the learning-rate grid" in legacy
