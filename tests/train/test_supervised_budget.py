@@ -77,3 +77,21 @@ def test_the_budget_rule_is_the_pretraining_steps_unless_overridden():
     with pytest.raises(DataError, match="lr_multipliers"):
         supervised_baseline(lambda: MLPEncoder(6), lambda: None, torch.zeros(4, 6), np.zeros(4, dtype=int), 2,
                             train, 1, lr_multipliers=())
+
+
+def test_the_multitask_baseline_follows_the_same_rule():
+    from biolatent.train.multitask import MultiTaskPairedClassifier, multitask_baseline
+
+    x, y = _data()
+    records = torch.as_tensor(np.random.default_rng(1).normal(size=(48, 4)), dtype=torch.float32)
+    labels = np.stack([y % 2, (y > 0).astype(int)], axis=1)
+    runs: list[dict] = []
+    finetune = multitask_baseline(
+        lambda: MultiTaskPairedClassifier(MLPEncoder(6, hidden_dims=(8,), out_dim=4, dropout=0.0),
+                                          MLPEncoder(4, hidden_dims=(8,), out_dim=4, dropout=0.0), [2, 2]),
+        x, records, labels, TrainConfig(batch_size=16, lr=1e-2, seed=0, accelerator="cpu", devices=1), 20,
+        validation_split=_split, check_every=5, patience=2, on_trained=runs.append)
+    proba = finetune(np.arange(32), np.arange(32, 48), 0)
+    assert proba.shape == (16, 2)
+    assert [t["lr"] for t in runs[0]["lr_grid"]] == pytest.approx([1e-2 * m for m in LR_MULTIPLIERS])
+    assert runs[0]["lr"] in [t["lr"] for t in runs[0]["lr_grid"]] and runs[0]["max_steps"] == 20

@@ -7,7 +7,6 @@ drives it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -98,7 +97,8 @@ class SupervisedRegressor(nn.Module):
 ValidationSplit = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray] | None]
 
 LR_MULTIPLIERS = (0.3, 1.0, 3.0)
-"""The supervised baseline's learning-rate grid, as multiples of the run's ``train.lr``."""
+"""The supervised baselines' learning-rate grid, as multiples of the run's ``train.lr``
+(:func:`~biolatent.train.early_stopping.train_with_early_stopping`)."""
 CHECK_EVERY = 10
 PATIENCE = 5
 
@@ -179,22 +179,22 @@ def supervised_baseline(
 
     Classification returns class probabilities (len(test_idx), n_classes); ``task="regression"`` returns
     predicted targets (len(test_idx),), or (len(test_idx), t) for 2-D ``labels`` (t targets at once), from a
-    :class:`SupervisedRegressor` whose target standardisation uses ``labels[train_idx]`` only (``n_classes`` is
-    unused). Every call trains fresh encoders (seeded).
+    :class:`SupervisedRegressor` whose target standardisation uses the labels of the samples it trains on only
+    (``n_classes`` is unused). Every call trains fresh encoders (seeded).
 
     Budget rule: at most ``steps`` optimizer steps. With ``validation_split(train_idx, seed) -> (fit_idx,
     val_idx)`` (positions into ``train_idx``; None when the labelled subset is too small to spare a validation
     part), one model per learning rate ``train.lr * m`` (``m`` in ``lr_multipliers``) trains on ``fit_idx`` only;
     its validation loss is checked every ``check_every`` steps and training stops after ``patience`` checks
-    without improvement, keeping the best weights (:class:`~biolatent.train.early_stopping.EarlyStopping`); the
+    without improvement, keeping the best weights (:func:`~biolatent.train.early_stopping.train_with_early_stopping`);
+    the
     learning rate with the lowest best validation loss wins (ties: the first in the grid). The test samples are
     only predicted, by the chosen model, after the choice. Without a validation part it trains once with
     ``train.lr`` for all ``steps``. ``on_trained`` receives ``{n_fit, n_validation, max_steps, steps, best_step,
     lr, validation_loss, lr_grid}`` of each call (``lr_grid``: one ``{lr, steps, best_step, validation_loss}``
     per learning rate tried).
     """
-    from biolatent.train.early_stopping import EarlyStopping
-    from biolatent.train.fit import fit
+    from biolatent.train.early_stopping import train_with_early_stopping
 
     if task not in ("classification", "regression"):
         raise DataError(f"task must be classification or regression, got {task!r}")
@@ -205,59 +205,20 @@ def supervised_baseline(
         raise DataError("a supervised classifier needs n_classes")
     y = torch.as_tensor(labels, dtype=torch.float32 if regression else torch.long)
 
-    def make_model(train_idx: np.ndarray) -> SupervisedClassifier | SupervisedRegressor:
+    def make_model(fit_idx: np.ndarray) -> SupervisedClassifier | SupervisedRegressor:
         if not regression:
             return SupervisedClassifier(make_encoder(), int(n_classes), views=make_views())
-        targets = np.asarray(labels, dtype=np.float64)[train_idx]
+        targets = np.asarray(labels, dtype=np.float64)[fit_idx]
         sd = targets.std(axis=0)
         return SupervisedRegressor(make_encoder(), target_mean=targets.mean(axis=0),
                                    target_sd=np.where(sd > 0, sd, 1.0),
                                    n_outputs=1 if targets.ndim == 1 else targets.shape[1], views=make_views())
 
-    def train_one(lr: float, fit_idx: np.ndarray, val_idx: np.ndarray | None, seed: int,
-                  ) -> tuple[nn.Module, dict]:
-        torch.manual_seed(seed)
-        model = make_model(fit_idx)
-        config = train.model_copy(update={"seed": seed, "warmup_epochs": 0, "lr": lr})
-        stopper = None
-        if val_idx is not None:
-            val = torch.as_tensor(val_idx, dtype=torch.long)
-            stopper = EarlyStopping({"x": x[val], "y": y[val]}, every=check_every, patience=patience)
-        fit(model, x, config, y=y, indices=torch.as_tensor(fit_idx, dtype=torch.long),
-            max_steps=steps, progress=False, callbacks=[] if stopper is None else [stopper])
-        loss = None
-        if stopper is not None:
-            stopper.restore(model)
-            model.eval()
-            # no check ran (fewer steps than check_every) or none was finite: the final weights' validation loss
-            loss = stopper.best_loss if math.isfinite(stopper.best_loss) else stopper.validation_loss(model)
-            loss = float(loss) if math.isfinite(loss) else None
-        return model, {"lr": lr,
-                       "steps": steps if stopper is None or stopper.stopped_step is None else stopper.stopped_step,
-                       "best_step": None if stopper is None else stopper.best_step, "validation_loss": loss}
-
     def finetune(train_idx: np.ndarray, test_idx: np.ndarray, seed: int) -> np.ndarray:
-        train_idx = np.asarray(train_idx)
-        parts = validation_split(train_idx, seed) if validation_split is not None else None
-        fit_idx = train_idx if parts is None else train_idx[parts[0]]
-        val_idx = None if parts is None else train_idx[parts[1]]
-        grid = [float(train.lr)] if parts is None else [float(train.lr) * float(m) for m in lr_multipliers]
-        best_model, best, trials = None, None, []
-        for lr in grid:
-            model, trial = train_one(lr, fit_idx, val_idx, seed)
-            trials.append(trial)
-            loss = math.inf if trial["validation_loss"] is None else trial["validation_loss"]
-            if best is None or loss < best[0]:
-                best_model, best = model, (loss, trial)
-            else:
-                del model
-        assert best_model is not None and best is not None
-        chosen = best[1]
-        if on_trained is not None:
-            on_trained({"n_fit": int(fit_idx.size), "n_validation": int(train_idx.size - fit_idx.size),
-                        "max_steps": steps, "steps": chosen["steps"], "best_step": chosen["best_step"],
-                        "lr": chosen["lr"], "validation_loss": chosen["validation_loss"], "lr_grid": trials})
+        model = train_with_early_stopping(make_model, x, y, np.asarray(train_idx), train, steps, seed,
+                                          validation_split=validation_split, check_every=check_every,
+                                          patience=patience, lr_multipliers=lr_multipliers, on_trained=on_trained)
         x_test = x[torch.as_tensor(test_idx, dtype=torch.long)]
-        return best_model.predict(x_test) if regression else best_model.predict_proba(x_test)
+        return model.predict(x_test) if regression else model.predict_proba(x_test)
 
     return finetune
