@@ -236,8 +236,9 @@ def robustness_run(
                                                    "in [0, 1) (default 0.1,0.2,0.4; class labels only)")] = None,
     fraction: RobustFractionOpt = 0.8,
     seeds: RobustSeedsOpt = 3,
-    supervised_steps: Annotated[int, typer.Option(min=1, help="most optimizer steps of the supervised "
-                                                              "baseline")] = 300,
+    supervised_steps: Annotated[int | None, typer.Option(
+        min=1, help="most optimizer steps of the supervised baseline (default: the rule of `evaluate`, as many as "
+                    "the pre-training took)")] = None,
     task: TaskOpt = "auto",
 ) -> None:
     """Cross-site (leave one site out), site leakage and label noise for ssl, random_init, pca and supervised ->

@@ -24,6 +24,7 @@ from torch import nn
 from biolatent.config import TrainConfig
 from biolatent.data.paired import RECORDS
 from biolatent.errors import DataError
+from biolatent.train.supervised import LR_MULTIPLIERS
 from biolatent.types import LossOutput
 
 UNKNOWN = -1
@@ -91,6 +92,7 @@ def multitask_baseline(
     validation_split: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray] | None] | None = None,
     check_every: int = 10,
     patience: int = 5,
+    lr_multipliers: Sequence[float] = LR_MULTIPLIERS,
     on_trained: Callable[[dict], None] | None = None,
 ) -> Callable[[np.ndarray, np.ndarray, int], np.ndarray]:
     """A ``finetune(train_idx, test_idx, seed) -> probabilities of task 0`` for the label-efficiency sweep
@@ -108,7 +110,8 @@ def multitask_baseline(
     def finetune(train_idx: np.ndarray, test_idx: np.ndarray, seed: int) -> np.ndarray:
         model = train_with_early_stopping(lambda _: make_model(), x, y, np.asarray(train_idx), train, steps, seed,
                                           fields={RECORDS: records}, validation_split=validation_split,
-                                          check_every=check_every, patience=patience, on_trained=on_trained)
+                                          check_every=check_every, patience=patience,
+                                          lr_multipliers=lr_multipliers, on_trained=on_trained)
         test = torch.as_tensor(test_idx, dtype=torch.long)
         return model.predict_proba(x[test], records[test], task=0)
 
