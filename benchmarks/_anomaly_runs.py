@@ -5,7 +5,8 @@ Reconstruction models train for the benchmark's epoch budget at lr 1e-2; the dif
 at lr 5e-3 (their CPU sweeps on 32-px slices: 30 epochs left ddpm at pixel AUROC 0.76, 100 epochs reached 0.92)
 and reverse distillation for 2/3 of it at lr 1e-3 (20 epochs sufficed, higher rates were unstable);
 PatchCore is not trained (memory bank of a random frozen ResNet, the weak baseline; an SSL encoder is an
-option of the detector, see ``configs/anomaly/slices_patchcore.yaml``).
+option of the detector, see ``configs/anomaly/slices_patchcore.yaml``). The supervised reference and the guided
+segmenter of the benchmarks train for the benchmark's epoch budget (the reconstruction models' epochs), never more.
 """
 
 from __future__ import annotations
@@ -60,6 +61,6 @@ def run_detector(name: str, data: dict[str, Any], root: Path, epochs: int, n_tes
     metrics = pd.read_csv(evaluate_anomaly(run, root / "test", say=lambda _: None), sep="\t")
     sizes = pd.read_csv(run / LESION_SIZES_FILE, sep="\t")
     row = {"detector": name, **metric_values(metrics, name), "lesions_detected": detection_rate(sizes, name),
-           "fit_s": fit_s, per_s: rate}
+           "fit_s": fit_s, per_s: rate, "epochs": config.train.epochs}
     print(f"{name}: {row}", flush=True)
     return row, sizes[sizes.segmentation == "raw_val_threshold"].drop(columns="segmentation")

@@ -1,7 +1,13 @@
-"""Shared output helpers of the benchmark scripts: a markdown table, and JSON + markdown files on disk."""
+"""Shared output helpers of the benchmark scripts: a markdown table, and JSON + markdown files on disk.
+
+Every result JSON records the script's full arguments (its resolved argparse namespace) under ``"arguments"``
+(:func:`write_results`), so a published run can be repeated and the script defaults checked against it
+(``tests/benchmarks/test_bench_arguments.py``).
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -61,10 +67,37 @@ def host_info() -> dict[str, Any]:
     return info
 
 
+def supervised_note(block: dict[str, Any]) -> str:
+    """The supervised baseline's budget as ``evaluate`` recorded it (``evaluate.json["supervised"]``), one line."""
+    from biolatent.train.supervised import budget_sentence
+
+    if "lr_grid" in block:
+        return budget_sentence(block) + (f" Rule: {block['rule']}." if block.get("rule") else "")
+    return (f"Supervised baseline: at most {block.get('max_steps', '?')} optimizer steps at the run's learning rate, "
+            "early-stopped on a validation part of the labelled subset (recorded before the learning-rate grid).")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """Every argument of ``args`` (after the script resolved its defaults) as a JSON value: paths as strings."""
+    return {key: _json_value(value) for key, value in sorted(vars(args).items())}
+
+
 def write_results(
-    out_dir: Path, stem: str, payload: dict[str, Any], markdown: str
+    out_dir: Path, stem: str, payload: dict[str, Any], markdown: str, *, args: argparse.Namespace
 ) -> tuple[Path, Path]:
-    """Write ``out_dir/stem.json`` (``payload``) and ``out_dir/stem.md`` (``markdown``); return both paths."""
+    """Write ``out_dir/stem.json`` (``payload`` plus ``"arguments"``: the full ``args``, see :func:`arguments`)
+    and ``out_dir/stem.md`` (``markdown``); return both paths."""
+    payload = {**payload, "arguments": arguments(args)}
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
     tmp = json_path.with_suffix(".json.tmp")

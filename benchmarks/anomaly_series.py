@@ -28,11 +28,17 @@ from biolatent.workflows.anomaly import evaluate_anomaly, fit_anomaly, score_ano
 COLUMNS = ("detector", "auroc", "ap", "dice_val_threshold", "dice_best", "top_hit", "fit_s", "points_per_s")
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, defaults resolved: what the result JSON records under ``arguments``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory(prefix="anomaly-bench-") as tmp:
         variants = [(name, {"name": name}) for name in DETECTORS]
@@ -60,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "writing scores.tsv and the plot.\n")
     print(markdown)
     payload = {"rows": rows, "meta": {"window": args.window, "out_dir": str(args.out_dir), "host": host_info()}}
-    json_path, md_path = write_results(args.out_dir, "anomaly_series-cpu", payload, markdown)
+    json_path, md_path = write_results(args.out_dir, "anomaly_series-cpu", payload, markdown, args=args)
     print(f"-> {json_path}\n-> {md_path}")
     return payload
 

@@ -15,7 +15,8 @@ Per replicate cohort (``--replicates``, seeds 0, 1, ...):
    people's own genotypes, no label), ``random_init`` (the encoder untrained), each followed by a ridge probe
    (``evaluate.probes.RidgeProbe``, its strength by leave-one-out on the labelled people) per parameter; and
    ``supervised``: the same encoder trained from scratch to regress the four parameters on the labelled people
-   (the budget: as many optimizer steps as the SSL pre-training, early-stopped on a fifth of the labelled people);
+   (the budget: as many optimizer steps as the SSL pre-training at most, learning rate and step chosen on a
+   validation fifth of the labelled people, as ``biolatent evaluate`` does);
 4. for every arm and parameter, on the held-out people: Pearson r of the predicted with the true parameter,
    GREML h2 of the predicted phenotype, and the lead variants of its GWAS (p < 5e-8, clumped) within 250 kb of a
    causal variant; next to the GREML h2 of the true parameter on the same people (the ceiling);
@@ -225,17 +226,19 @@ def run_replicate(rep: int, args, work: Path, say) -> dict[str, list[dict]]:
         clusters += cluster_rows(arm, features[[at[s] for s in held_out]], pgs, seed=rep)
         say(f"[rep {rep}] {arm}: {time.perf_counter() - started:.0f} s")
         if arm == "simclr" and steps is None:
-            batch = load_config(CONFIGS / "heart_simclr.yaml").train.batch_size
-            steps = args.epochs * -(-len(ids) // batch)  # the SSL arm's optimizer steps
+            from biolatent.train.supervised import pretraining_steps
+
+            ssl_train = load_config(CONFIGS / "heart_simclr.yaml").train.model_copy(update={"epochs": args.epochs})
+            steps = pretraining_steps(len(ids), ssl_train)  # the SSL arm's optimizer steps: evaluate's budget rule
     started = time.perf_counter()
     held, values, run = supervised_predictions(cohort, overrides, np.array(labelled), np.array(held_out), steps,
                                                seed=rep)
     rows += score_arm("supervised", pd.DataFrame(values, index=pd.Index(held), columns=list(H2)), cohort, grm,
                       held_out)
-    say(f"[rep {rep}] supervised: {time.perf_counter() - started:.0f} s (best step {run['best_step']} of "
-        f"{run['steps']})")
+    say(f"[rep {rep}] supervised: {time.perf_counter() - started:.0f} s (lr {run['lr']:.3g}, best step "
+        f"{run['best_step']} of {run['steps']})")
     result = {"rows": [{**r, "replicate": rep, "n_labelled": n_labelled, "n_held_out": len(held_out)} for r in rows],
-              "clusters": [{**r, "replicate": rep} for r in clusters]}
+              "clusters": [{**r, "replicate": rep} for r in clusters], "supervised": run}
     (rep_dir / REPLICATE_FILE).write_text(json.dumps(result))
     return result
 
@@ -287,7 +290,8 @@ def cluster_summary_rows(per_rep: pd.DataFrame) -> list[dict]:
     return sorted(rows, key=lambda r: (scores.index(r["score"]), order[r["arm"]]))
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, defaults resolved: what the result JSON records under ``arguments``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=None, help="default 2000 (60 with --quick)")
     parser.add_argument("--replicates", type=int, default=None, help="default 3 (2 with --quick)")
@@ -301,6 +305,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.people = args.people or (60 if args.quick else 2000)
     args.replicates = args.replicates or (2 if args.quick else 3)
     args.epochs = args.epochs or (1 if args.quick else 20)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
     started = time.perf_counter()
 
     def say(message: str) -> None:
@@ -322,7 +331,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{args.epochs} pre-training epochs; {seconds / 60:.0f} min in all. Arms: `truth` = the simulated parameter "
         "itself (the ceiling), `simclr` and `contig` (images against the people's genotypes) + a ridge probe, "
         "`random_init` + a ridge probe, `supervised` = the same cine encoder trained on the labelled people "
-        "(same number of optimizer steps as the pre-training at most, early-stopped).", "",
+        "(same number of optimizer steps as the pre-training at most; learning rate from train.lr x {0.3, 1, 3} "
+        "and step chosen on a validation fifth of the labelled people).", "",
         "Mean [95% t-interval over the replicate cohorts: genotypes, cohort, labelled subset and training seeds "
         "together]:", "",
         markdown_table(summary_rows(per_rep), ["parameter", "arm", "h2", "r_truth", "leads at causal / leads"]), "",
@@ -341,7 +351,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     payload = {"per_replicate": rows, "clusters": clusters,
                "meta": {**{k: str(v) for k, v in vars(args).items()}, "seconds": seconds, "host": host_info()}}
     stem = "genotype_image_chain-cpu" + ("-quick" if args.quick else "")
-    json_path, md_path = write_results(args.out_dir, stem, payload, markdown)
+    json_path, md_path = write_results(args.out_dir, stem, payload, markdown, args=args)
     print(f"-> {json_path}\n-> {md_path}")
     return payload
 

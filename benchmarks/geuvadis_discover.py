@@ -133,13 +133,19 @@ def plink2_agreement(genotypes_prefix: str, out_dir: Path, phenotypes: pd.DataFr
             "median_rel_diff_log10_p": float(np.median(logp))}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, defaults resolved: what the result JSON records under ``arguments``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dims", type=int, default=32, help="PCA dimensions of the expression embeddings")
     parser.add_argument("--traits", type=int, default=10, help="latent phenotypes per decorrelation")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep the discover folders here")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
     start = time.perf_counter()
     folder = fetch("geuvadis-chr22", progress=lambda message: print(message, flush=True))
     prefix = str(folder / "geuvadis_chr22")
@@ -200,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(markdown)
     payload = {"h2": h2_rows, "leads": lead_rows, "plink2_agreement": agreement, "single_gene_control": control,
                "meta": {**{k: str(v) for k, v in vars(args).items()}, "seconds": seconds, "host": host_info()}}
-    json_path, md_path = write_results(args.out_dir, "geuvadis_discover-cpu", payload, markdown)
+    json_path, md_path = write_results(args.out_dir, "geuvadis_discover-cpu", payload, markdown, args=args)
     print(f"-> {json_path}\n-> {md_path}")
     return payload
 

@@ -110,7 +110,8 @@ def run_case(missing: float, args, say) -> tuple[list[dict], dict[str, Any]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, defaults resolved: what the result JSON records under ``arguments``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=None, help="default 10000 (1000 with --quick)")
     parser.add_argument("--variants", type=int, default=None, help="default 50000 (5000 with --quick)")
@@ -125,6 +126,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.samples = args.samples or (1000 if args.quick else 10_000)
     args.variants = args.variants or (5000 if args.quick else 50_000)
     args.traits = args.traits or (8 if args.quick else 64)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
     if shutil.which("plink2") is None:
         raise SystemExit("plink2 is not on PATH")
 
@@ -154,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     payload = {"rows": rows, "details": details,
                "meta": {**{k: str(v) for k, v in vars(args).items()}, "plink2": version, "host": host_info()}}
     json_path, md_path = write_results(args.out_dir, "gwas_end_to_end-cpu" + ("-quick" if args.quick else ""),
-                                       payload, markdown)
+                                       payload, markdown, args=args)
     print(f"-> {json_path}\n-> {md_path}")
     return payload
 

@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     payload = {"rows": rows, "agreement": agree, "hail_agreement": hail_agree, "meta": meta}
     stem = "gwas_vs_plink2-cpu" + ("-geuvadis" if args.dataset == "geuvadis-chr22" else "") + (
         "-quick" if args.quick else "")
-    json_path, md_path = write_results(args.out_dir, stem, payload, markdown)
+    json_path, md_path = write_results(args.out_dir, stem, payload, markdown, args=args)
     print(f"-> {json_path}\n-> {md_path}")
     return payload
 

@@ -16,7 +16,8 @@ same epochs, batch size and learning rate (the example configs' model sizes):
 - ``random_init``: the records_clip encoders with random weights;
 - ``supervised``: ``train.multitask.MultiTaskPairedClassifier`` (the same cine and records encoders, from scratch)
   trained on the labelled subjects' amyloidosis, hypertension, diabetes and heart-failure labels at once, at
-  most as many steps as one pre-training, early-stopped on a validation part of the labelled subset.
+  most as many steps as one pre-training, learning rate (train.lr x 0.3, 1, 3) and step chosen on a validation
+  part of the labelled subset (``train.early_stopping.train_with_early_stopping``).
 
 The probes are ``linear_balanced`` (logistic regression with classes weighted by inverse counts, C chosen by
 cross-validation on the labelled subset) and the supervised model weights its classes the same way, so that the
@@ -29,7 +30,6 @@ records hold a hypertension diagnosis) predicted from the image part of each emb
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -48,6 +48,7 @@ from biolatent.evaluate.metrics import mean_ci
 from biolatent.models.behrt import BehrtEncoder
 from biolatent.train.checkpoint import load_weights
 from biolatent.train.multitask import MultiTaskPairedClassifier, multitask_baseline
+from biolatent.train.supervised import pretraining_steps
 from biolatent.workflows.common import WEIGHTS_FILE, load_data_info
 from biolatent.workflows.embed import embed_run
 from biolatent.workflows.evaluate import validation_split
@@ -105,7 +106,8 @@ def records_code_present(cohort: Path, ids: list[str], code: str) -> np.ndarray:
     return np.array([i in has for i in ids], dtype=np.int64)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, defaults resolved: what the result JSON records under ``arguments``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "multimodal_records")
     parser.add_argument("--n", type=int, default=800)
@@ -121,7 +123,11 @@ def main() -> None:
     parser.add_argument("--test-fraction", type=float, default=0.3)
     parser.add_argument("--supervised-steps", type=int, default=0,
                         help="0: as many steps as one pre-training (epochs x batches per epoch)")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     fractions = [float(f) for f in args.fractions.split(",")]
     torch.manual_seed(0)
     timings: dict[str, float] = {}
@@ -160,8 +166,9 @@ def main() -> None:
 
     labels = np.stack([meta[task].astype(int).to_numpy() for task in TASKS], axis=1)
     target = labels[:, 0]
-    steps_per_epoch = math.ceil(len(ids) / args.batch_size)
-    steps = args.supervised_steps or args.epochs * steps_per_epoch
+    # the budget rule of every supervised baseline (train.supervised.budget): the pre-training's optimizer steps
+    steps = args.supervised_steps or pretraining_steps(
+        len(ids), clip_config.train.model_copy(update={"epochs": args.epochs, "batch_size": args.batch_size}))
     bert = random_method.records_encoder.bert.config  # the records encoder of the SSL models, from scratch
 
     def make_model() -> MultiTaskPairedClassifier:
@@ -247,8 +254,8 @@ def main() -> None:
             f"{markdown_table(cross_rows, cross_columns)}\n")
     print(text)
     write_results(RESULTS_DIR, "multimodal_records-cpu",
-                  {"arguments": {k: str(v) for k, v in vars(args).items()}, "rows": main_rows, "paired": paired,
-                   "cross_modal": cross_rows, "sizes": sizes, "timings": timings, "host": host_info()}, text)
+                  {"rows": main_rows, "paired": paired, "cross_modal": cross_rows, "sizes": sizes,
+                   "supervised_runs": trained, "timings": timings, "host": host_info()}, text, args=args)
 
 
 if __name__ == "__main__":

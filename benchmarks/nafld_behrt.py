@@ -10,6 +10,7 @@ Writes benchmarks/results/nafld_behrt-cpu.{json,md}.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import RESULTS_DIR, host_info, markdown_table, write_results
+from _report import RESULTS_DIR, host_info, markdown_table, supervised_note, write_results
 
 from biolatent.config import load_config
 from biolatent.evaluate.efficiency import label_dir, run_label_efficiency, summarise
@@ -47,21 +48,25 @@ def counts_last_value_features(folder: Path, ids: list[str]) -> np.ndarray:
     return pd.concat([counts, last, missing, (age - age.mean()) / age.std()], axis=1).to_numpy(np.float32)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, defaults resolved: what the result JSON records under ``arguments``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "nafld_behrt")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--supervised-steps", type=int, default=0,
-                        help="0: as many optimizer steps as the pre-training (epochs x batches per epoch)")
-    args = parser.parse_args()
+                        help="most optimizer steps of the supervised baseline; 0 (the default): the budget rule "
+                             "of `evaluate`, as many as the pre-training took")
+    args = parser.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     from biolatent.datasets import fetch
 
     folder = fetch("nafld-records")
     config = load_config(CONFIG, [f"train.epochs={args.epochs}"])
-    n_patients = len(pd.read_csv(folder / "metadata.tsv", sep="\t", usecols=["id"]))
-    if not args.supervised_steps:  # the same budget as the pre-training, early-stopped on a validation part
-        args.supervised_steps = args.epochs * -(-n_patients // int(config.train.batch_size))
     run = args.out
     timings = {}
     start = time.perf_counter()
@@ -77,9 +82,11 @@ def main() -> None:
     start = time.perf_counter()
     efficiency = label_dir(run, LABEL) / "efficiency.tsv"
     if not efficiency.is_file():  # an earlier call's evaluation is reused (delete it to redo)
-        evaluate_run(run, LABEL, fractions=(FRACTION,), seeds=args.seeds, supervised_steps=args.supervised_steps)
+        evaluate_run(run, LABEL, fractions=(FRACTION,), seeds=args.seeds,
+                     supervised_steps=args.supervised_steps or None)
         timings["evaluate_s"] = time.perf_counter() - start
     summary = pd.read_csv(efficiency, sep="\t")
+    supervised = json.loads((label_dir(run, LABEL) / "evaluate.json").read_text()).get("supervised", {})
 
     # the logistic-regression baseline on the same labelled patients, split and seeds (evaluate's defaults)
     meta = pd.read_csv(folder / "metadata.tsv", sep="\t", dtype={"id": str})
@@ -114,13 +121,13 @@ def main() -> None:
             f"Sizes: {sizes}\n\nArguments: {vars(args)}\n\nWall times (s) and final masked-code accuracy: "
             f"{ {k: round(v, 3) for k, v in timings.items()} }\n\n"
             f"supervised = the BEHRT encoder trained from scratch on the labelled patients for at most "
-            f"{args.supervised_steps} steps (a real baseline only with enough steps); pca = PCA of log code counts; "
-            f"counts_last_value = logistic regression on log code counts + last lab values + age.\n")
+            f"{supervised.get('max_steps', args.supervised_steps)} steps (a real baseline only with enough steps); "
+            "pca = PCA of log code counts; counts_last_value = logistic regression on log code counts + last lab "
+            f"values + age.\n\n{supervised_note(supervised)}\n")
     print(text)
     write_results(RESULTS_DIR, "nafld_behrt-cpu", {"rows": rows, "paired": paired, "sizes": sizes,
-                                                   "arguments": {k: str(v) for k, v in vars(args).items()},
-                                                   "timings": timings,
-                                                   "host": host_info()}, text)
+                                                   "timings": timings, "supervised": supervised,
+                                                   "host": host_info()}, text, args=args)
 
 
 if __name__ == "__main__":

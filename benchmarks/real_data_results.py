@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from _report import RESULTS_DIR, host_info, write_results
+from _report import RESULTS_DIR, host_info, supervised_note, write_results
 
 from biolatent.config import load_config
 from biolatent.embed import EMBEDDING_KEY, read_embeddings
@@ -48,7 +48,7 @@ FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 def run_one(out: Path, name: str, config_path: str, label: str | None, overrides: list[str], seeds: int,
-            supervised_steps: int, fractions: tuple[float, ...]) -> Path:
+            supervised_steps: int | None, fractions: tuple[float, ...]) -> Path:
     run_dir = out / name
     if (run_dir / "model.safetensors").is_file():
         print(f"[{name}] already trained, reusing {run_dir}")
@@ -91,42 +91,54 @@ def store_run(results_dir: Path, stem: str, name: str, config_path: str, label: 
              f"wall time {minutes:.1f} min (pretrain + embed + evaluation)."]
     payload: dict[str, Any] = {
         "name": name, "config": config_path, "overrides": overrides, "label": label,
-        "git_sha": git_sha(), "arguments": {k: str(v) for k, v in vars(args).items()},
+        "git_sha": git_sha(),
         "host": host_info(), "wall_minutes": minutes, "effective_rank": rank, "pretrain": pre,
     }
     if label:
         head = metrics["evaluate"][label]["headline"]
         payload["headline"] = head
+        payload["supervised"] = {k: v for k, v in metrics["evaluate"][label].get("supervised", {}).items()
+                                 if k != "runs"}
         lines += ["", f"Balanced accuracy on `{label}`, mean [95% CI] over {args.seeds} seeds, by label fraction:",
                   "", efficiency_table(run_dir, label), "",
                   "Headline at 10% labels: " + ", ".join(f"{k} {v:.3f}" for k, v in head.items()
-                                                       if isinstance(v, float))]
+                                                       if isinstance(v, float)),
+                  "", supervised_note(payload["supervised"])]
         efficiency = pd.read_csv(label_dir(run_dir, label) / "efficiency.tsv", sep="\t")
         efficiency.insert(0, "git_sha", payload["git_sha"])
         write_text(results_dir / f"{stem}.tsv", efficiency.to_csv(sep="\t", index=False))
-    write_results(results_dir, stem, payload, "\n".join(lines))
+    write_results(results_dir, stem, payload, "\n".join(lines), args=args)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, defaults resolved: what the result JSON records under ``arguments``."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "results")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--supervised-steps", type=int, default=300)
+    parser.add_argument("--supervised-steps", type=int, default=300,
+                        help="most optimizer steps of the supervised baseline (default: the published run's); "
+                             "0: the budget rule, as many as the pre-training took")
     parser.add_argument("--only", nargs="*", help="names of runs to do (default: all)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
                         help="where the stored outputs go (default: benchmarks/results)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 epoch, 2 fractions, 5 supervised steps")
-    args = parser.parse_args()
-    fractions = (0.1, 1.0) if args.quick else FRACTIONS
+    args = parser.parse_args(argv)
     if args.quick:
-        args.supervised_steps = min(args.supervised_steps, 5)
+        args.supervised_steps = min(args.supervised_steps or 5, 5)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    fractions = (0.1, 1.0) if args.quick else FRACTIONS
 
     for name, config_path, label, overrides in RUNS:
         if args.only and name not in args.only:
             continue
         started = time.perf_counter()
         extra = [*overrides, "train.epochs=1"] if args.quick else overrides
-        run_dir = run_one(args.out, name, config_path, label, extra, args.seeds, args.supervised_steps, fractions)
+        run_dir = run_one(args.out, name, config_path, label, extra, args.seeds,
+                         args.supervised_steps or None, fractions)
         minutes = (time.perf_counter() - started) / 60
         stem = f"real_data-{name}" + ("-quick" if args.quick else "")
         store_run(args.results_dir, stem, name, config_path, label, extra, run_dir, minutes, args)

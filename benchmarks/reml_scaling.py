@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{SEQUENCE_LENGTH / 1e6:.0f} Mb, MAF >= 0.05; trait h2 = {TRUE_H2}, {N_CAUSAL} causal.\n")
     print(table)
     payload = {"rows": rows, "meta": meta}
-    json_path, md_path = write_results(args.out_dir, stem, payload, markdown)
+    json_path, md_path = write_results(args.out_dir, stem, payload, markdown, args=args)
     print(f"-> {json_path}\n-> {md_path}")
     return payload
 

@@ -98,7 +98,8 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, defaults resolved: what the result JSON records under ``arguments``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--replicates", type=int, default=None, help="default 20 (3 with --quick)")
     parser.add_argument("--samples", type=int, default=None, help="default 1000 (300 with --quick)")
@@ -107,6 +108,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     args.replicates = args.replicates or (3 if args.quick else 20)
     args.samples = args.samples or (300 if args.quick else 1000)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
     start = time.perf_counter()
     records = []
     for rep in range(args.replicates):
@@ -124,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                           "seconds": time.perf_counter() - start,
                                                           "host": host_info()}}
     stem = "simulation_truth-cpu" + ("-quick" if args.quick else "")
-    json_path, md_path = write_results(args.out_dir, stem, payload, markdown)
+    json_path, md_path = write_results(args.out_dir, stem, payload, markdown, args=args)
     print(f"-> {json_path}\n-> {md_path}")
     return payload
 

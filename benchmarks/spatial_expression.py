@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _report import RESULTS_DIR, host_info, markdown_table, write_results
+from _report import RESULTS_DIR, host_info, markdown_table, supervised_note, write_results
 
 from biolatent.config import load_config
 from biolatent.data.loaders import load_samples
@@ -57,15 +57,17 @@ def run_case(name: str, config, work: Path, args) -> dict:
     pretrain_s = time.perf_counter() - started
     fractions = [0.1, 1.0] if args.quick else [0.1, 0.2, 1.0]
     stored = read_json(run_dir / "metrics.json").get("evaluate", {}).get("expression", {})
-    asked = {"seeds": args.seeds, "fractions": fractions, "max_steps": args.supervised_steps, "genes": args.genes}
-    if {"seeds": stored.get("seeds"), "fractions": stored.get("fractions"),
+    supervised = stored.get("supervised", {})
+    asked = {"seeds": args.seeds, "fractions": fractions, "genes": args.genes, "lr_grid": True,
+             "max_steps": args.supervised_steps or supervised.get("pretraining_steps")}
+    if {"seeds": stored.get("seeds"), "fractions": stored.get("fractions"), "lr_grid": "lr_grid" in supervised,
             "max_steps": stored.get("supervised", {}).get("max_steps"),
             "genes": stored.get("genes_requested", len(stored.get("genes", [])))} == asked:
         print(f"[{name}] evaluated with these settings already: tables from {run_dir}")
     else:
         embed_run(run_dir)
         evaluate_expression_run(run_dir, n_genes=args.genes, seeds=args.seeds, fractions=fractions,
-                                supervised_steps=args.supervised_steps)
+                                supervised_steps=args.supervised_steps or None)
     metrics = read_json(run_dir / "metrics.json")
     return {"run_dir": run_dir, "pretrain_s": pretrain_s, "metrics": metrics,
             "tiles_per_s": tile_throughput(config)}
@@ -135,23 +137,32 @@ def section(title: str, result: dict, columns: list[str], extra: str = "") -> st
                      + verdict(result["run_dir"], head["fraction"], change))
     else:
         lines.append(f"At {head['fraction'] * 100:g}% labels: no SSL / supervised ratio ({head['ratio_withheld']}).")
+    lines += ["", supervised_note(entry.get("supervised", {}))]
     return "\n".join(lines + ([extra] if extra else [])) + "\n"
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, defaults resolved: what the result JSON records under ``arguments``."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spots", type=int, default=1500)
     parser.add_argument("--genes", type=int, default=200, help="simulator: all 200 genes, both kinds")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--supervised-steps", type=int, default=300)
+    parser.add_argument("--supervised-steps", type=int, default=300,
+                        help="most optimizer steps of the supervised baseline (default: the published run's); "
+                             "0: the budget rule, as many as the pre-training took")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "spatial_expression")
     parser.add_argument("--only", nargs="*", default=["sim", "visium"])
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--quick", action="store_true", help="smoke test: 200 spots, 1 epoch, 2 fractions")
-    args = parser.parse_args()
-    quick = ["train.epochs=1"] if args.quick else []
+    args = parser.parse_args(argv)
     if args.quick:
         args.spots, args.supervised_steps, args.seeds = 200, 5, 2
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    quick = ["train.epochs=1"] if args.quick else []
     columns = ["10%", "100%"] if args.quick else ["10%", "20%", "100%"]
     args.work.mkdir(parents=True, exist_ok=True)
     parts, payload = [], {"host": host_info(), "args": {k: str(v) for k, v in vars(args).items()}}
@@ -182,12 +193,12 @@ def main() -> None:
                           "Representations: `ssl` = the CLIP image embedding (ridge `linear`, `knn`), `retrieval` = "
                           "BLEEP retrieval over the labelled spots in CLIP's joint space, `random_init` = the same "
                           "network untrained, `pca` = PCA of pooled tile pixels, `supervised` = the image encoder "
-                          f"trained from scratch on the labelled spots to regress every gene ({args.supervised_steps} "
-                          "steps at most, early-stopped on a fifth of them). Intervals cover the labelled-subset "
+                          "trained from scratch on the labelled spots to regress every gene (its budget and "
+                          "learning-rate choice below each table). Intervals cover the labelled-subset "
                           "seed only (one pre-training seed, one spatial split); at 100% every seed labels the same "
                           "spots, so only the supervised baseline's training varies there.", "", *parts])
     stem = "spatial_expression-cpu" + ("-quick" if args.quick else "")
-    json_path, md_path = write_results(args.out_dir, stem, payload, markdown)
+    json_path, md_path = write_results(args.out_dir, stem, payload, markdown, args=args)
     print(markdown)
     print(f"wrote {json_path} and {md_path}")
 

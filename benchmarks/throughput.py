@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if not args.quick and args.batch_size != DEFAULT_BATCH_SIZE:
         stem += f"-b{args.batch_size}"
     json_path, md_path = write_results(args.out_dir, stem, {"meta": meta, "columns": list(COLUMNS),
-                                                            "rows": rows}, f"{title}\n{table}\n")
+                                                            "rows": rows}, f"{title}\n{table}\n", args=args)
     print(f"\nwrote {json_path} and {md_path}")
     return rows
 

@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     json_path, md_path = write_results(
         args.out_dir, "vae_vs_scvi-cpu",
         {"meta": meta, "columns": list(COLUMNS), "rows": rows, "summary": summary},
-        f"{title}\n{table}\n\n{summary_table}\n",
+        f"{title}\n{table}\n\n{summary_table}\n", args=args,
     )
     print(f"\nwrote {json_path} and {md_path}")
     return {"rows": rows, "summary": summary}

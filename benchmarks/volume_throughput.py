@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     payload = {"meta": meta, "columns": list(COLUMNS), "rows": rows, "views_columns": list(VIEWS_COLUMNS),
                "views": views_rows}
     json_path, md_path = write_results(args.out_dir, f"volume_throughput-{args.device}", payload,
-                                       f"{title}\n{table}\n\n{views_title}\n{views_table}\n")
+                                       f"{title}\n{table}\n\n{views_title}\n{views_table}\n", args=args)
     print(f"\nwrote {json_path} and {md_path}")
     return payload
 

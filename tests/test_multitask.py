@@ -51,6 +51,7 @@ def test_loss_is_the_mean_of_the_tasks_weighted_cross_entropies_ignoring_unknown
     assert F.softmax(model.heads[0](features), 1).shape == (5, 2)
 
 
+@pytest.mark.slow  # about 40 s: two sweeps of the learning-rate grid (3 trainings each)
 def test_multitask_baseline_learns_a_task_from_either_part_and_never_sees_the_test_rows():
     rng = np.random.default_rng(0)
     n = 120

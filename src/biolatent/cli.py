@@ -122,8 +122,10 @@ def evaluate(
         help="comma-separated labelled fractions in (0, 1] (default 0.01,0.05,0.1,0.2,0.5,1.0; with "
              "--expression 0.1,0.2,1.0)")] = None,
     seeds: Annotated[int, typer.Option(min=1, help="repeats per fraction (95% CI over them)")] = 3,
-    supervised_steps: Annotated[int, typer.Option(min=1, help="most optimizer steps of the supervised baseline "
-                                                              "(it stops early on 20% of the labels held out)")] = 300,
+    supervised_steps: Annotated[int | None, typer.Option(
+        min=1, help="most optimizer steps of the supervised baseline (default: the rule, as many as the "
+                    "pre-training took: train.epochs x its batches per epoch); its learning rate (train.lr x "
+                    "0.3, 1, 3) and step are chosen on 20% of the labels held out")] = None,
     task: Annotated[Literal["auto", "classification", "regression"], typer.Option(
         help="auto: a numeric column with more than 10 distinct values (or fractional values) is a regression "
              "target (ridge/kNN probes, pearson_r and r2); anything else is classification")] = "auto",
@@ -234,8 +236,9 @@ def robustness_run(
                                                    "in [0, 1) (default 0.1,0.2,0.4; class labels only)")] = None,
     fraction: RobustFractionOpt = 0.8,
     seeds: RobustSeedsOpt = 3,
-    supervised_steps: Annotated[int, typer.Option(min=1, help="most optimizer steps of the supervised "
-                                                              "baseline")] = 300,
+    supervised_steps: Annotated[int | None, typer.Option(
+        min=1, help="most optimizer steps of the supervised baseline (default: the rule of `evaluate`, as many as "
+                    "the pre-training took)")] = None,
     task: TaskOpt = "auto",
 ) -> None:
     """Cross-site (leave one site out), site leakage and label noise for ssl, random_init, pca and supervised ->
@@ -541,7 +544,12 @@ def anomaly_supervised(
     train: Annotated[Path, typer.Option(help="labelled image set (meta.tsv with lesion masks) to train on")],
     test: Annotated[Path, typer.Option(help="labelled test set (a different set)")],
     out: Annotated[Path, typer.Option(help="run directory to create")],
-    epochs: Annotated[int, typer.Option(min=1)] = 100,
+    epochs: Annotated[int | None, typer.Option(
+        min=1, help="training epochs: the budget of the detectors it is compared with (default: --budget-from's "
+                    "train.epochs, else 30, the 2D slice detectors' configs/anomaly/slices_*.yaml)")] = None,
+    budget_from: Annotated[Path | None, typer.Option(
+        help="a `biolatent anomaly fit` run directory or anomaly config whose train.epochs the reference gets")]
+    = None,
     image_size: Annotated[int, typer.Option(help="side the images are resized to")] = 32,
     seed: int = 0,
     size_edges: SizeEdgesOpt = "4,16,64,256",
@@ -550,7 +558,8 @@ def anomaly_supervised(
     from biolatent.anomaly.lesion_sizes import parse_edges
     from biolatent.workflows.anomaly_segmentation import run_supervised
 
-    typer.echo(str(run_supervised(train, test, out, epochs=epochs, image_size=image_size, seed=seed,
+    typer.echo(str(run_supervised(train, test, out, epochs=epochs, budget_from=budget_from, image_size=image_size,
+                                  seed=seed,
                                   size_edges=parse_edges(size_edges), say=_say)))
 
 
@@ -560,7 +569,8 @@ def anomaly_guided(
     unlabelled: Annotated[Path, typer.Option(help="unlabelled image set (its masks, if any, are not used)")],
     test: Annotated[Path, typer.Option(help="labelled test set")],
     out: Annotated[Path, typer.Option(help="run directory to create")],
-    epochs: Annotated[int, typer.Option(min=1)] = 100,
+    epochs: Annotated[int | None, typer.Option(min=1, help="training epochs (default: the run's train.epochs, "
+                                                           "the detector's budget)")] = None,
     seed: int = 0,
     pseudo: Annotated[str, typer.Option(help="pseudo-labels: postprocess (StRegA chain) or threshold (healthy "
                                              "validation pixel threshold)")] = "postprocess",

@@ -50,7 +50,7 @@ def test_store_run_writes_section_rows_and_provenance(tmp_path: Path) -> None:
     assert section.startswith("## fake (`configs/fake.yaml`)\n")
     assert "| ssl | linear | 0.525 [0.400, 0.700] | 0.750 [0.400, 0.700] |" in section
     payload = json.loads((results / "real_data-fake.json").read_text())
-    assert payload["git_sha"] and payload["arguments"]["seeds"] == "3" and payload["label"] == "cell_type"
+    assert payload["git_sha"] and payload["arguments"]["seeds"] == 3 and payload["label"] == "cell_type"
     rows = pd.read_csv(results / "real_data-fake.tsv", sep="\t")
     assert len(rows) == 6 and set(rows.git_sha) == {payload["git_sha"]}
     # the stored section fills a doc block

@@ -56,4 +56,6 @@ def test_supervised_baseline_uses_the_validation_split_and_reports_its_budget():
         TrainConfig(batch_size=16, seed=0), 20, validation_split=lambda idx, seed: None, on_trained=runs.append,
     )
     no_split(np.arange(6), np.arange(45, 60), 0)
-    assert runs[-1] == {"n_fit": 6, "n_validation": 0, "steps": 20, "best_step": None}
+    assert runs[-1] == {"n_fit": 6, "n_validation": 0, "max_steps": 20, "steps": 20, "best_step": None,
+                        "lr": 1e-3, "validation_loss": None,
+                        "lr_grid": [{"lr": 1e-3, "steps": 20, "best_step": None, "validation_loss": None}]}

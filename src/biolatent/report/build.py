@@ -129,6 +129,12 @@ def _efficiency(run_dir: Path, section: Section) -> None:
                              f"{name} with {head['fraction'] * 100:g}% of the labels.")
     elif head.get("ratio_withheld"):
         section.notes.append(f"No SSL / supervised ratio: {head['ratio_withheld']}.")
+    supervised = settings.get("supervised")
+    if isinstance(supervised, dict) and "lr_grid" in supervised:
+        from biolatent.train.supervised import budget_sentence
+
+        section.notes.append(budget_sentence(supervised) + (f" Rule: {supervised['rule']}."
+                                                            if supervised.get("rule") else ""))
     sizes = settings.get("labelled_per_fraction")
     if isinstance(sizes, dict) and sizes:
         stratified = (" (stratified fractions keep at least one label per class, so small fractions can give "

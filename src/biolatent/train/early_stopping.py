@@ -6,19 +6,24 @@ evaluations in a row brought no improvement of at least ``min_delta``. After tra
 loads the best weights. This is the "early stopping" of Prechelt (1998), "Early stopping - but when?", in
 Neural Networks: Tricks of the Trade (LNCS 1524), with the simplest of his criteria (no improvement for a
 fixed number of checks).
+
+:func:`train_with_early_stopping` is the whole rule, shared by every supervised baseline: the learning rate is
+picked from ``train.lr`` x ``LR_MULTIPLIERS`` (``train.supervised``) and the step by early stopping, both on the
+validation part of the labelled subset only.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import lightning as L
 import numpy as np
 import torch
 
 from biolatent.config import TrainConfig
+from biolatent.train.supervised import LR_MULTIPLIERS
 
 
 class EarlyStopping(L.Callback):
@@ -69,7 +74,7 @@ class EarlyStopping(L.Callback):
 
 
 def train_with_early_stopping(
-    model: torch.nn.Module,
+    make_model: Callable[[np.ndarray], torch.nn.Module],
     x: torch.Tensor,
     y: torch.Tensor,
     train_idx: np.ndarray,
@@ -81,32 +86,58 @@ def train_with_early_stopping(
     validation_split: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray] | None] | None = None,
     check_every: int = 10,
     patience: int = 5,
+    lr_multipliers: Sequence[float] = LR_MULTIPLIERS,
     on_trained: Callable[[dict], None] | None = None,
 ) -> torch.nn.Module:
-    """The supervised baselines' budget rule: train ``model`` (``forward(batch) -> LossOutput``) with
-    ``train.fit`` for at most ``steps`` optimizer steps on the labelled ``train_idx``; with
-    ``validation_split(train_idx, seed) -> (fit, validation)`` positions (None: no part to spare), on the fit part
-    only, stopping early on the validation loss and keeping the best weights. ``fields`` (per-sample tensors,
-    e.g. paired records) go to the batches and to the validation batch. ``on_trained`` receives ``{n_fit,
-    n_validation, steps, best_step}``. Returns the model in eval mode when it early-stopped."""
+    """The supervised baselines' budget rule; returns the chosen model (eval mode when it early-stopped).
+
+    ``make_model(fit_idx)`` builds a fresh model (``forward(batch) -> LossOutput``; ``fit_idx``: the samples it
+    trains on, e.g. for target standardisation), seeded with ``seed``. With ``validation_split(train_idx, seed)
+    -> (fit, validation)`` positions (None: no part to spare), one model per learning rate ``train.lr * m`` (``m``
+    in ``lr_multipliers``) trains with ``train.fit`` for at most ``steps`` optimizer steps on the fit part only,
+    stops early on the validation loss (checked every ``check_every`` steps, ``patience`` checks) and keeps its
+    best weights; the learning rate with the lowest validation loss wins (ties: the first). Without a validation
+    part one model trains with ``train.lr`` for all ``steps``. Only ``train_idx`` is ever looked at. ``fields``
+    (per-sample tensors, e.g. paired records) go to the batches and to the validation batch. ``on_trained``
+    receives ``{n_fit, n_validation, max_steps, steps, best_step, lr, validation_loss, lr_grid}`` (``lr_grid``:
+    ``{lr, steps, best_step, validation_loss}`` of every learning rate tried).
+    """
+    from biolatent.errors import DataError
     from biolatent.train.fit import fit
 
+    if not lr_multipliers or any(m <= 0 for m in lr_multipliers):
+        raise DataError(f"lr_multipliers must be positive, got {list(lr_multipliers)}")
+    train_idx = np.asarray(train_idx)
     parts = validation_split(train_idx, seed) if validation_split is not None else None
     fit_idx = train_idx if parts is None else train_idx[parts[0]]
-    config = train.model_copy(update={"seed": seed, "warmup_epochs": 0})
-    callbacks = []
+    validation = None
     if parts is not None:
         val = torch.as_tensor(train_idx[parts[1]], dtype=torch.long)
-        batch = {"x": x[val], "y": y[val], **{key: value[val] for key, value in (fields or {}).items()}}
-        callbacks.append(EarlyStopping(batch, every=check_every, patience=patience))
-    fit(model, x, config, y=y, indices=torch.as_tensor(fit_idx, dtype=torch.long), max_steps=steps, progress=False,
-        callbacks=callbacks, fields=fields)
-    if callbacks:
-        callbacks[0].restore(model)
-        model.eval()
+        validation = {"x": x[val], "y": y[val], **{key: value[val] for key, value in (fields or {}).items()}}
+    grid = [float(train.lr)] if parts is None else [float(train.lr) * float(m) for m in lr_multipliers]
+    best_model, best_loss, chosen, trials = None, math.inf, None, []
+    for lr in grid:
+        torch.manual_seed(seed)
+        model = make_model(fit_idx)
+        stopper = None if validation is None else EarlyStopping(validation, every=check_every, patience=patience)
+        fit(model, x, train.model_copy(update={"seed": seed, "warmup_epochs": 0, "lr": lr}), y=y,
+            indices=torch.as_tensor(fit_idx, dtype=torch.long), max_steps=steps, progress=False,
+            callbacks=[] if stopper is None else [stopper], fields=fields)
+        loss = None
+        if stopper is not None:
+            stopper.restore(model)
+            model.eval()
+            # no check ran (fewer steps than check_every) or none was finite: the final weights' validation loss
+            value = stopper.best_loss if math.isfinite(stopper.best_loss) else stopper.validation_loss(model)
+            loss = float(value) if math.isfinite(value) else None
+        trial = {"lr": lr, "steps": steps if stopper is None or stopper.stopped_step is None else stopper.stopped_step,
+                 "best_step": None if stopper is None else stopper.best_step, "validation_loss": loss}
+        trials.append(trial)
+        if chosen is None or (loss is not None and loss < best_loss):
+            best_model, best_loss, chosen = model, math.inf if loss is None else loss, trial
+    assert best_model is not None and chosen is not None
     if on_trained is not None:
-        stopper = callbacks[0] if callbacks else None
         on_trained({"n_fit": int(fit_idx.size), "n_validation": int(train_idx.size - fit_idx.size),
-                    "steps": steps if stopper is None or stopper.stopped_step is None else stopper.stopped_step,
-                    "best_step": None if stopper is None else stopper.best_step})
-    return model
+                    "max_steps": steps, "steps": chosen["steps"], "best_step": chosen["best_step"],
+                    "lr": chosen["lr"], "validation_loss": chosen["validation_loss"], "lr_grid": trials})
+    return best_model

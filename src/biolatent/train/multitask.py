@@ -3,8 +3,9 @@
 The comparison the review makes for rare-disease classification from images and health records: a supervised
 model that sees the same data (the image and the records of each labelled subject) and several labels at once
 (the rare disease and the common conditions recorded for the same subjects), trained with the same budget rule
-as the other supervised baselines (``train.supervised``: at most ``steps`` optimizer steps, early stopping on a
-validation part of the labelled subset, the best weights kept; the test samples never looked at).
+as the other supervised baselines (``train.early_stopping.train_with_early_stopping``: at most ``steps`` optimizer
+steps, the learning rate from a grid and the step by early stopping on a validation part of the labelled subset,
+the best weights kept; the test samples never looked at).
 
 ``MultiTaskPairedClassifier``: [f(x), g(records)] -> one linear head per task; the loss is the mean over tasks of
 the cross-entropy of the labelled entries (label -1: unknown for that subject), each task's classes weighted by
@@ -23,6 +24,7 @@ from torch import nn
 from biolatent.config import TrainConfig
 from biolatent.data.paired import RECORDS
 from biolatent.errors import DataError
+from biolatent.train.supervised import LR_MULTIPLIERS
 from biolatent.types import LossOutput
 
 UNKNOWN = -1
@@ -90,12 +92,14 @@ def multitask_baseline(
     validation_split: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray] | None] | None = None,
     check_every: int = 10,
     patience: int = 5,
+    lr_multipliers: Sequence[float] = LR_MULTIPLIERS,
     on_trained: Callable[[dict], None] | None = None,
 ) -> Callable[[np.ndarray, np.ndarray, int], np.ndarray]:
     """A ``finetune(train_idx, test_idx, seed) -> probabilities of task 0`` for the label-efficiency sweep
     (``evaluate.efficiency.run_label_efficiency``): ``labels`` (N, tasks) int class codes (-1 unknown), task 0
     the one scored; the other tasks' labels of the labelled subjects are the extra supervision. Budget rule as
-    ``train.supervised.supervised_baseline`` (same ``steps``, validation part, early stopping, best weights)."""
+    ``train.supervised.supervised_baseline`` (same ``steps``, validation part, learning-rate grid, early stopping,
+    best weights)."""
     from biolatent.train.early_stopping import train_with_early_stopping
 
     labels = np.asarray(labels)
@@ -104,11 +108,10 @@ def multitask_baseline(
     y = torch.as_tensor(labels, dtype=torch.long)
 
     def finetune(train_idx: np.ndarray, test_idx: np.ndarray, seed: int) -> np.ndarray:
-        torch.manual_seed(seed)
-        model = make_model()
-        train_with_early_stopping(model, x, y, np.asarray(train_idx), train, steps, seed,
-                                  fields={RECORDS: records}, validation_split=validation_split,
-                                  check_every=check_every, patience=patience, on_trained=on_trained)
+        model = train_with_early_stopping(lambda _: make_model(), x, y, np.asarray(train_idx), train, steps, seed,
+                                          fields={RECORDS: records}, validation_split=validation_split,
+                                          check_every=check_every, patience=patience,
+                                          lr_multipliers=lr_multipliers, on_trained=on_trained)
         test = torch.as_tensor(test_idx, dtype=torch.long)
         return model.predict_proba(x[test], records[test], task=0)
 

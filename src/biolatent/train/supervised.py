@@ -7,7 +7,7 @@ drives it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -96,6 +96,68 @@ class SupervisedRegressor(nn.Module):
 
 ValidationSplit = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray] | None]
 
+LR_MULTIPLIERS = (0.3, 1.0, 3.0)
+"""The supervised baselines' learning-rate grid, as multiples of the run's ``train.lr``
+(:func:`~biolatent.train.early_stopping.train_with_early_stopping`)."""
+CHECK_EVERY = 10
+PATIENCE = 5
+
+
+def batches_per_epoch(n_samples: int, batch_size: int) -> int:
+    """Optimizer steps per epoch of :func:`~biolatent.train.loader.training_loader` over ``n_samples`` samples
+    (the last partial batch is dropped when it would hold a single sample)."""
+    if n_samples < 1:
+        raise DataError(f"no samples to count batches of (n_samples={n_samples})")
+    batch_size = min(batch_size, n_samples)
+    return n_samples // batch_size + int(n_samples % batch_size > 1)
+
+
+def pretraining_steps(n_samples: int, train: TrainConfig) -> int:
+    """The optimizer steps of a pre-training run of ``train.epochs`` epochs over ``n_samples`` samples in batches
+    of ``train.batch_size`` (one device): the supervised baseline's default step budget (:func:`budget`)."""
+    if train.batch_size is None:
+        raise DataError("train.batch_size is not resolved")
+    return train.epochs * batches_per_epoch(n_samples, train.batch_size)
+
+
+def budget(train: TrainConfig, n_pretrain_samples: int, override: int | None = None,
+           lr_multipliers: Sequence[float] = LR_MULTIPLIERS) -> dict:
+    """The supervised baseline's budget, as recorded in ``evaluate.json["supervised"]``.
+
+    One rule for every comparison: at most as many optimizer steps as the self-supervised pre-training took
+    (``train.epochs`` x the batches per epoch of its ``n_pretrain_samples`` samples; :func:`pretraining_steps`),
+    unless ``override`` (``--supervised-steps``) is given; the learning rate is picked from ``train.lr`` x
+    ``lr_multipliers`` and the step (early stopping, best-validation weights) on the validation part of each
+    labelled subset, never on the test samples.
+    """
+    rule_steps = pretraining_steps(n_pretrain_samples, train)
+    max_steps = rule_steps if override is None else int(override)
+    if max_steps < 1:
+        raise DataError(f"the supervised baseline needs at least one step, got {max_steps}")
+    rule = (f"max_steps = the SSL pre-training's optimizer steps: {train.epochs} epochs x "
+            f"{batches_per_epoch(n_pretrain_samples, int(train.batch_size))} batches of {n_pretrain_samples} samples "
+            f"(batch size {train.batch_size}) = {rule_steps}")
+    return {
+        "max_steps": max_steps,
+        "max_steps_source": "pretraining_steps" if override is None else "--supervised-steps",
+        "pretraining_steps": rule_steps,
+        "rule": rule if override is None else f"max_steps = {max_steps} (--supervised-steps; the rule gives "
+                                               f"{rule_steps}: {rule.split(': ', 1)[1]})",
+        "lr_grid": [float(train.lr) * float(m) for m in lr_multipliers],
+        "lr_multipliers": [float(m) for m in lr_multipliers],
+        "selection": "learning rate with the lowest validation loss, weights of its best validation check "
+                     f"(every {CHECK_EVERY} steps, patience {PATIENCE}); on the validation part of the labelled "
+                     "subset only (with no validation part: train.lr and all max_steps)",
+    }
+
+
+def budget_sentence(record: dict) -> str:
+    """One line about a recorded :func:`budget` for tables and reports."""
+    grid = ", ".join(f"{lr:.3g}" for lr in record.get("lr_grid", []))
+    return (f"Supervised baseline: at most {record.get('max_steps')} optimizer steps "
+            f"({record.get('max_steps_source', 'fixed')}), learning rate from {{{grid}}} and step by early "
+            "stopping, both chosen on a validation part of the labelled subset (never the test samples).")
+
 
 def supervised_baseline(
     make_encoder: Callable[[], nn.Module],
@@ -108,65 +170,54 @@ def supervised_baseline(
     *,
     task: str = "classification",
     validation_split: ValidationSplit | None = None,
-    check_every: int = 10,
-    patience: int = 5,
+    check_every: int = CHECK_EVERY,
+    patience: int = PATIENCE,
+    lr_multipliers: Sequence[float] = LR_MULTIPLIERS,
     on_trained: Callable[[dict], None] | None = None,
 ) -> Callable[[np.ndarray, np.ndarray, int], np.ndarray]:
     """A ``finetune(train_idx, test_idx, seed)`` callable for the label-efficiency sweep.
 
     Classification returns class probabilities (len(test_idx), n_classes); ``task="regression"`` returns
     predicted targets (len(test_idx),), or (len(test_idx), t) for 2-D ``labels`` (t targets at once), from a
-    :class:`SupervisedRegressor` whose target standardisation uses ``labels[train_idx]`` only (``n_classes`` is
-    unused). Every call trains a fresh encoder (seeded).
+    :class:`SupervisedRegressor` whose target standardisation uses the labels of the samples it trains on only
+    (``n_classes`` is unused). Every call trains fresh encoders (seeded).
 
     Budget rule: at most ``steps`` optimizer steps. With ``validation_split(train_idx, seed) -> (fit_idx,
     val_idx)`` (positions into ``train_idx``; None when the labelled subset is too small to spare a validation
-    part), the model trains on ``fit_idx`` only, its validation loss is checked every ``check_every`` steps and
-    training stops after ``patience`` checks without improvement, keeping the best weights
-    (:class:`~biolatent.train.early_stopping.EarlyStopping`); the test samples are never looked at. Without a
-    validation part it trains for all ``steps``. ``on_trained`` receives ``{n_fit, n_validation, steps,
-    best_step}`` of each call.
+    part), one model per learning rate ``train.lr * m`` (``m`` in ``lr_multipliers``) trains on ``fit_idx`` only;
+    its validation loss is checked every ``check_every`` steps and training stops after ``patience`` checks
+    without improvement, keeping the best weights (:func:`~biolatent.train.early_stopping.train_with_early_stopping`);
+    the
+    learning rate with the lowest best validation loss wins (ties: the first in the grid). The test samples are
+    only predicted, by the chosen model, after the choice. Without a validation part it trains once with
+    ``train.lr`` for all ``steps``. ``on_trained`` receives ``{n_fit, n_validation, max_steps, steps, best_step,
+    lr, validation_loss, lr_grid}`` of each call (``lr_grid``: one ``{lr, steps, best_step, validation_loss}``
+    per learning rate tried).
     """
-    from biolatent.train.early_stopping import EarlyStopping
-    from biolatent.train.fit import fit
+    from biolatent.train.early_stopping import train_with_early_stopping
 
     if task not in ("classification", "regression"):
         raise DataError(f"task must be classification or regression, got {task!r}")
+    if not lr_multipliers or any(m <= 0 for m in lr_multipliers):
+        raise DataError(f"lr_multipliers must be positive, got {list(lr_multipliers)}")
     regression = task == "regression"
     if not regression and n_classes is None:
         raise DataError("a supervised classifier needs n_classes")
     y = torch.as_tensor(labels, dtype=torch.float32 if regression else torch.long)
 
-    def make_model(train_idx: np.ndarray) -> SupervisedClassifier | SupervisedRegressor:
+    def make_model(fit_idx: np.ndarray) -> SupervisedClassifier | SupervisedRegressor:
         if not regression:
             return SupervisedClassifier(make_encoder(), int(n_classes), views=make_views())
-        targets = np.asarray(labels, dtype=np.float64)[train_idx]
+        targets = np.asarray(labels, dtype=np.float64)[fit_idx]
         sd = targets.std(axis=0)
         return SupervisedRegressor(make_encoder(), target_mean=targets.mean(axis=0),
                                    target_sd=np.where(sd > 0, sd, 1.0),
                                    n_outputs=1 if targets.ndim == 1 else targets.shape[1], views=make_views())
 
     def finetune(train_idx: np.ndarray, test_idx: np.ndarray, seed: int) -> np.ndarray:
-        train_idx = np.asarray(train_idx)
-        parts = validation_split(train_idx, seed) if validation_split is not None else None
-        fit_idx = train_idx if parts is None else train_idx[parts[0]]
-        torch.manual_seed(seed)
-        model = make_model(fit_idx)
-        config = train.model_copy(update={"seed": seed, "warmup_epochs": 0})
-        callbacks = []
-        if parts is not None:
-            val = torch.as_tensor(train_idx[parts[1]], dtype=torch.long)
-            callbacks.append(EarlyStopping({"x": x[val], "y": y[val]}, every=check_every, patience=patience))
-        fit(model, x, config, y=y, indices=torch.as_tensor(fit_idx, dtype=torch.long),
-            max_steps=steps, progress=False, callbacks=callbacks)
-        if callbacks:
-            callbacks[0].restore(model)
-            model.eval()
-        if on_trained is not None:
-            stopper = callbacks[0] if callbacks else None
-            on_trained({"n_fit": int(fit_idx.size), "n_validation": int(train_idx.size - fit_idx.size),
-                        "steps": steps if stopper is None or stopper.stopped_step is None else stopper.stopped_step,
-                        "best_step": None if stopper is None else stopper.best_step})
+        model = train_with_early_stopping(make_model, x, y, np.asarray(train_idx), train, steps, seed,
+                                          validation_split=validation_split, check_every=check_every,
+                                          patience=patience, lr_multipliers=lr_multipliers, on_trained=on_trained)
         x_test = x[torch.as_tensor(test_idx, dtype=torch.long)]
         return model.predict(x_test) if regression else model.predict_proba(x_test)
 

@@ -7,6 +7,12 @@ LABELLED image set (meta.tsv with lesion masks), evaluated on a separate labelle
 labelled training set, as the threshold of the best Dice there (``best_dice`` on the held-out masks; 0.5 when
 the held-out part holds no lesion); with ``threshold`` given, that value is used and every labelled image trains.
 
+Epoch budget: the reference gets the budget of the unsupervised detectors it is compared with, never more:
+``epochs`` when given, else ``train.epochs`` of ``budget_from`` (a ``biolatent anomaly fit`` run directory or an
+anomaly config YAML of those detectors), else ``DETECTOR_EPOCHS`` (the 2D slice detectors' budget,
+``configs/anomaly/slices_{ae,vae,cevae}.yaml``). The guided segmenter gets its run's ``train.epochs`` by default.
+Both record the epochs and where they came from (``epochs_source``) in config.yaml and metrics.json.
+
 guided: the anomaly maps of a fitted ``biolatent anomaly fit`` run on an UNLABELLED set (its masks and labels,
 if any, are not used for training) become pseudo-labels, either the StRegA post-processed maps (``pseudo =
 "postprocess"``: positive part, Otsu over the whole unlabelled set, opening, small components removed) or the
@@ -51,6 +57,29 @@ METRICS_FILE = "anomaly_metrics.tsv"
 SIZES_FILE = "lesion_sizes.tsv"
 TOP_FRACTION = 0.01  # sample score of a segmenter: mean of the top 1 % of its probability map
 PSEUDO = ("postprocess", "threshold")
+DETECTOR_EPOCHS = 30  # train.epochs of configs/anomaly/slices_{ae,vae,cevae}.yaml
+
+
+def detector_epochs(source: str | Path) -> int:
+    """``train.epochs`` of the unsupervised detectors a reference is compared with: ``source`` is a ``biolatent
+    anomaly fit`` run directory (its config.yaml) or an anomaly config YAML."""
+    from biolatent.anomaly.config import load_anomaly_config
+
+    path = Path(source)
+    return int(load_anomaly_config(path / "config.yaml" if path.is_dir() else path).train.epochs)
+
+
+def resolve_epochs(epochs: int | None, budget_from: str | Path | None) -> tuple[int, str]:
+    """(epochs, where they came from): ``epochs`` as given, else the detectors' budget (see the module)."""
+    if epochs is not None and budget_from is not None:
+        raise DataError("give --epochs or --budget-from (the detectors' run or config), not both")
+    if epochs is not None:
+        if epochs < 1:
+            raise DataError(f"epochs must be at least 1, got {epochs}")
+        return int(epochs), "epochs given"
+    if budget_from is not None:
+        return detector_epochs(budget_from), f"train.epochs of {budget_from}"
+    return DETECTOR_EPOCHS, "default: the 2D slice detectors' budget (configs/anomaly/slices_ae.yaml)"
 
 
 def read_labelled(path: str | Path, image_size: int, what: str, *, label_column: str = "is_anomaly",
@@ -131,7 +160,8 @@ def run_supervised(
     out_dir: str | Path,
     *,
     image_size: int = 32,
-    epochs: int = 100,
+    epochs: int | None = None,
+    budget_from: str | Path | None = None,
     batch_size: int = 16,
     lr: float = 1e-2,
     seed: int = 0,
@@ -142,11 +172,14 @@ def run_supervised(
     size_edges: Sequence[int] = DEFAULT_EDGES,
     say: Callable[[str], object] = print,
 ) -> Path:
-    """Train the supervised reference on ``train_path`` (labelled), evaluate on ``test_path`` -> ``out_dir``."""
+    """Train the supervised reference on ``train_path`` (labelled), evaluate on ``test_path`` -> ``out_dir``.
+
+    ``epochs`` / ``budget_from``: the detectors' epoch budget (:func:`resolve_epochs`)."""
     from biolatent.anomaly.metrics import best_dice
     from biolatent.anomaly.segmentation import train_segmenter
 
     out_dir, size_bins = Path(out_dir), check_edges(size_edges)
+    epochs, epochs_source = resolve_epochs(epochs, budget_from)
     if not 0.0 < validation_fraction < 1.0:
         raise DataError(f"validation_fraction must lie in (0, 1), got {validation_fraction}")
     with staged_dir(out_dir) as folder:
@@ -172,11 +205,13 @@ def run_supervised(
         table, metrics = segmenter_rows("supervised", probabilities, labels, test_masks, segmenter.threshold)
         sizes = _sizes("supervised", probabilities, test_masks, segmenter.threshold, size_bins)
         config = {"command": "anomaly supervised", "train": str(train_path), "test": str(test_path),
-                  "image_size": image_size, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
-                  "widths": list(widths), "skip": skip, "threshold": threshold,
+                  "image_size": image_size, "epochs": epochs, "epochs_source": epochs_source,
+                  "batch_size": batch_size, "lr": lr, "seed": seed, "widths": list(widths), "skip": skip,
+                  "threshold": threshold,
                   "validation_fraction": validation_fraction, "size_edges": size_bins}
         summary = {**metrics, "pixel_threshold": segmenter.threshold, "threshold_chosen_on": chosen_on,
-                   "n_train": int(fit_part.size), "n_validation": int(val_part.size), "n_test": len(ids)}
+                   "n_train": int(fit_part.size), "n_validation": int(val_part.size), "n_test": len(ids),
+                   "epochs": epochs, "epochs_source": epochs_source}
         _write(folder, command="anomaly supervised", config=config, seed=seed, section="anomaly_supervised",
                metrics=summary, segmenter=segmenter, table=table, sizes=sizes, images=test_images,
                probabilities=probabilities, masks=test_masks, ids=ids, labels=labels)
@@ -191,7 +226,7 @@ def run_guided(
     out_dir: str | Path,
     *,
     pseudo: str = "postprocess",
-    epochs: int = 100,
+    epochs: int | None = None,
     batch_size: int = 16,
     lr: float = 1e-2,
     seed: int = 0,
@@ -199,7 +234,9 @@ def run_guided(
     size_edges: Sequence[int] = DEFAULT_EDGES,
     say: Callable[[str], object] = print,
 ) -> Path:
-    """Segmenter trained on the pseudo-labels of a fitted image anomaly run; raw maps vs guided -> ``out_dir``."""
+    """Segmenter trained on the pseudo-labels of a fitted image anomaly run; raw maps vs guided -> ``out_dir``.
+
+    ``epochs``: default the run's own ``train.epochs`` (the detector's budget)."""
     from biolatent.anomaly.image.postprocess import postprocess
     from biolatent.anomaly.images import read_image_set
     from biolatent.anomaly.metrics import dice
@@ -213,6 +250,7 @@ def run_guided(
     if state["modality"] != "image2d":
         raise DataError(f"{run_dir} holds a {state['modality']} detector: guided segmentation needs an image2d run")
     name, size = state["detector"], int(state["image_size"])
+    epochs, epochs_source = resolve_epochs(epochs, run_dir if epochs is None else None)
     with staged_dir(out_dir) as folder:
         _, images, _, unlabelled_masks = read_image_set(unlabelled_path, size, label_column=config.data.label_column,
                                                         mask_column=config.data.mask_column)
@@ -245,10 +283,12 @@ def run_guided(
         if unlabelled_masks is not None and unlabelled_masks.any():  # diagnostic only, never used to train
             pseudo_quality = {"pseudo_label_dice": dice(targets, unlabelled_masks)}
         run_config = {"command": "anomaly guided", "run": str(run_dir), "unlabelled": str(unlabelled_path),
-                      "test": str(test_path), "pseudo": pseudo, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                      "test": str(test_path), "pseudo": pseudo, "epochs": epochs,
+                      "epochs_source": epochs_source, "batch_size": batch_size, "lr": lr,
                       "seed": seed, "widths": list(widths), "skip": skip, "size_edges": size_bins}
         summary = {"detector": name, "pseudo": pseudo, "pseudo_label_fraction": float(targets.mean()),
-                   **pseudo_quality, "n_unlabelled": len(images), "n_test": len(ids),
+                   **pseudo_quality, "n_unlabelled": len(images), "n_test": len(ids), "epochs": epochs,
+                   "epochs_source": epochs_source,
                    "pixel_threshold": segmenter.threshold, name: raw_metrics, guided: guided_metrics}
         _write(folder, command="anomaly guided", config=run_config, seed=seed, section="anomaly_guided",
                metrics=summary, segmenter=segmenter, table=pd.concat([raw_table, guided_table], ignore_index=True),

@@ -165,6 +165,12 @@ class LabelledRun:
         """The metadata rows of the labelled (kept) samples."""
         return self.samples.obs.iloc[np.flatnonzero(self.labels.keep)]
 
+    @property
+    def pretrained_rows(self) -> np.ndarray:
+        """Positions of the samples pre-training saw: every sample but the holdout splits' test ids."""
+        excluded = set().union(*self.holdout["splits"]) if self.holdout is not None else set()
+        return np.asarray([i for i, sample in enumerate(self.samples.ids) if sample not in excluded], dtype=np.int64)
+
 
 def load_labelled_run(run_dir: Path, label: str, task: str = "auto") -> LabelledRun:
     """Read ``run_dir``'s config, data and ``label`` column (nothing is written: bad input fails here)."""
@@ -217,8 +223,7 @@ def build_representations(run: LabelledRun, say: Callable[[str], None] = print) 
     x = samples.x[rows]
     kept_fields = {name: value[rows] for name, value in samples.fields.items()}  # e.g. paired records
     # the samples pre-training saw: their input statistics are the random-init encoder's too
-    excluded = set().union(*run.holdout["splits"]) if run.holdout is not None else set()
-    seen = torch.as_tensor([i for i, sample in enumerate(samples.ids) if sample not in excluded])
+    seen = torch.as_tensor(run.pretrained_rows)
     say(f"random-init encoder ({len(runs)} init(s)) and PCA baselines ...")
     random_init = []
     for seed, _ in runs:
@@ -255,7 +260,7 @@ def evaluate_run(
     *,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     seeds: int = 3,
-    supervised_steps: int = 300,
+    supervised_steps: int | None = None,
     test_fraction: float = 0.2,
     task: str = "auto",
     test_splits: int = 1,
@@ -269,9 +274,12 @@ def evaluate_run(
     ``test_splits`` test splits x ``seeds`` labelled subsets; the random-init encoder gets one init per
     pre-training seed, PCA and the supervised baseline vary with split and subset. ``protocol`` (see
     :func:`resolve_protocol`): ``inductive`` uses the test ids recorded at pre-training and fits PCA and every
-    scaler (input statistics) on the training samples of each split only.
+    scaler (input statistics) on the training samples of each split only. The supervised baseline's budget
+    (:func:`~biolatent.train.supervised.budget`): at most the pre-training's optimizer steps (``supervised_steps``
+    overrides), learning rate and step chosen on a validation part of each labelled subset.
     """
     from biolatent.evaluate.efficiency import pca_features, run_label_efficiency
+    from biolatent.train.supervised import budget
 
     run = load_labelled_run(run_dir, label, task)
     config, holdout, labels = run.config, run.holdout, run.labels
@@ -284,9 +292,12 @@ def evaluate_run(
     raw = reps.raw
     transductive_pca = pca_features(raw, seed=config.train.seed) if protocol == "transductive" else None
     supervised_runs: list[dict] = []
+    supervised_budget = budget(config.train, int(run.pretrained_rows.size), supervised_steps)
+    say(f"supervised baseline: {supervised_budget['rule']}; lr from {supervised_budget['lr_grid']}")
 
     def finetune_for(fit_rows: np.ndarray | None):
-        return supervised_finetune(run, reps.x, supervised_steps, fit_rows=fit_rows, on_trained=supervised_runs.append)
+        return supervised_finetune(run, reps.x, supervised_budget["max_steps"], fit_rows=fit_rows,
+                                   on_trained=supervised_runs.append)
 
     n_runs = len(reps.pretrain_seeds)
     say(f"{labels.task} on {label!r} ({int(keep.sum())} labelled samples; {n_runs} pre-training seed(s) x "
@@ -316,7 +327,7 @@ def evaluate_run(
                 "seeds": seeds, "test_splits": test_splits, "pretrain_seeds": reps.pretrain_seeds,
                 "labelled_per_fraction": sizes, "test_fraction": test_fraction,
                 "pca_components": int(pca.shape[1]),
-                "supervised": {"max_steps": supervised_steps, "validation_fraction": VALIDATION_FRACTION,
+                "supervised": {**supervised_budget, "validation_fraction": VALIDATION_FRACTION,
                                "runs": supervised_runs}}
     return write_evaluation(run_dir, labels.n_classes, per_seed, settings, say)
 

@@ -32,11 +32,15 @@ def evaluate_expression_run(
     n_genes: int = 50,
     fractions: Sequence[float] = EXPRESSION_FRACTIONS,
     seeds: int = 3,
-    supervised_steps: int = 300,
+    supervised_steps: int | None = None,
     test_fraction: float = 0.2,
     say=print,
 ) -> dict:
-    """Mean gene Pearson r of every representation at every fraction of the training spots (see module)."""
+    """Mean gene Pearson r of every representation at every fraction of the training spots (see module).
+
+    The supervised baseline's budget as in :func:`~biolatent.workflows.evaluate.evaluate_run`
+    (:func:`~biolatent.train.supervised.budget`; ``supervised_steps`` overrides the pre-training's steps).
+    """
     from biolatent.build import build_encoder, build_method, build_views, fit_input_statistics
     from biolatent.data.features import raw_features
     from biolatent.data.loaders import load_samples
@@ -52,7 +56,7 @@ def evaluate_expression_run(
     from biolatent.evaluate.splits import label_subset
     from biolatent.methods.clip import retrieval_predict
     from biolatent.train.checkpoint import load_weights
-    from biolatent.train.supervised import supervised_baseline
+    from biolatent.train.supervised import budget, supervised_baseline
     from biolatent.workflows.common import EMBEDDINGS_FILE, WEIGHTS_FILE, load_data_info, load_run_config
     from biolatent.workflows.embed import data_config_for, embed_run
     from biolatent.workflows.evaluate import VALIDATION_FRACTION, validation_split, write_evaluation
@@ -89,9 +93,12 @@ def evaluate_expression_run(
         "pca": pca_features(raw_features(samples), seed=config.train.seed),
     }
     supervised_runs: list[dict] = []
+    supervised_budget = budget(config.train, samples.x.shape[0], supervised_steps)
+    say(f"supervised baseline: {supervised_budget['rule']}; lr from {supervised_budget['lr_grid']}")
     finetune = supervised_baseline(
         lambda: fit_input_statistics(build_encoder(config, info), samples.x), lambda: build_views(config, info),
-        samples.x, targets.astype(np.float32), None, config.train, supervised_steps, task="regression",
+        samples.x, targets.astype(np.float32), None, config.train, supervised_budget["max_steps"],
+        task="regression",
         validation_split=validation_split(), on_trained=supervised_runs.append,
     )
     predictors = {("supervised", "finetune"): lambda labelled, test, seed: finetune(labelled, test, seed)}
@@ -124,7 +131,7 @@ def evaluate_expression_run(
         "labelled_per_fraction": {f"{f:g}": int(label_subset(train_idx, np.zeros(len(coords)), f, 0,
                                                               stratify=False).size) for f in fractions},
         "pca_components": int(representations["pca"].shape[1]),
-        "supervised": {"max_steps": supervised_steps, "validation_fraction": VALIDATION_FRACTION,
+        "supervised": {**supervised_budget, "validation_fraction": VALIDATION_FRACTION,
                        "runs": supervised_runs},
     }
     head = write_evaluation(run_dir, None, per_seed, settings, say, headline_fraction=HEADLINE_FRACTION)

@@ -81,7 +81,7 @@ def robustness_run(
     noise: Sequence[float] | None = None,
     fraction: float = DEFAULT_FRACTION,
     seeds: int = 3,
-    supervised_steps: int = 300,
+    supervised_steps: int | None = None,
     test_fraction: float = 0.2,
     task: str = "auto",
     say: Say = print,
@@ -92,8 +92,10 @@ def robustness_run(
     class labels and skips the check, with a note, for a continuous label (an explicit ``noise`` is then an
     error). Every pre-training seed of the run x ``seeds`` repeats (see :mod:`biolatent.evaluate.robustness` for
     what each repeat draws); PCA (fitted on every sample, no labels: the transductive setting) and the supervised
-    baseline use the first pre-training seed only, as in ``biolatent evaluate``. The supervised baseline's
-    representation is its own classifier: it is not part of site leakage.
+    baseline use the first pre-training seed only, as in ``biolatent evaluate``, with its budget rule
+    (:func:`~biolatent.train.supervised.budget`: at most the pre-training's optimizer steps unless
+    ``supervised_steps``, learning rate and step chosen on a validation part of the training labels). The
+    supervised baseline's representation is its own classifier: it is not part of site leakage.
     """
     from biolatent.evaluate.efficiency import pca_features
     from biolatent.evaluate.robustness import (
@@ -104,6 +106,7 @@ def robustness_run(
         site_codes,
         site_leakage,
     )
+    from biolatent.train.supervised import budget
     from biolatent.workflows.evaluate import build_representations, load_labelled_run, supervised_finetune
 
     _check_fraction(fraction, seeds, test_fraction)
@@ -125,6 +128,8 @@ def robustness_run(
     pca = pca_features(reps.raw, seed=run.config.train.seed)
     seed_list = list(range(seeds))
     supervised_runs: list[dict] = []
+    supervised_budget = budget(run.config.train, int(run.pretrained_rows.size), supervised_steps)
+    max_steps = supervised_budget["max_steps"]
     parts = []
     for index, pretrain_seed in enumerate(reps.pretrain_seeds):
         representations = {"ssl": reps.ssl[index], "random_init": reps.random_init[index]}
@@ -134,7 +139,7 @@ def robustness_run(
         say(f"pre-training seed {pretrain_seed}: robustness checks on {len(labels.values)} labelled samples ...")
         tables = []
         if sites is not None:
-            finetune = (supervised_finetune(run, reps.x, supervised_steps, on_trained=supervised_runs.append)
+            finetune = (supervised_finetune(run, reps.x, max_steps, on_trained=supervised_runs.append)
                         if first else None)
             tables.append(cross_site(representations, labels.values, labels.n_classes, sites, site_names,
                                      fraction=fraction, seeds=seed_list, task=labels.task, finetune=finetune,
@@ -143,7 +148,7 @@ def robustness_run(
                                        test_fraction=test_fraction))
         if not regression:
             def finetune_for(noisy: np.ndarray) -> FinetuneFn:
-                return supervised_finetune(run, reps.x, supervised_steps, labels=noisy,
+                return supervised_finetune(run, reps.x, max_steps, labels=noisy,
                                            on_trained=supervised_runs.append)
 
             tables.append(label_noise(representations, labels.values, int(labels.n_classes), levels,
@@ -161,7 +166,7 @@ def robustness_run(
                 "noise": levels if not regression else None, "fraction": fraction, "seeds": seeds,
                 "test_fraction": test_fraction, "pretrain_seeds": reps.pretrain_seeds, "checks": checks,
                 "pca_components": int(pca.shape[1]), "protocol": "transductive",
-                "supervised": {"max_steps": supervised_steps, "runs": supervised_runs},
+                "supervised": {**supervised_budget, "runs": supervised_runs},
                 "provenance": provenance.collect("robustness")}
     path = _write_outputs(run_dir, per_seed, settings, say)
     update_json(run_dir / "metrics.json", "robustness", {k: v for k, v in settings.items()
