@@ -302,7 +302,8 @@ def anomaly(root: Path) -> Claim:
     claim.notes.append("Sources: `benchmarks/results/anomaly_images-brain-cpu.json` and "
                        "`anomaly_volumes-cpu.json` (`rows`: `sample_auroc`): the DDPM and masked-diffusion "
                        "detectors fitted on healthy scans only vs the supervised segmenter trained on labelled "
-                       "lesions (its maximum as the sample score), on the same half-lesioned test set.")
+                       "lesions (sample score: the mean of the top 1% of its probability map), on the same "
+                       "half-lesioned test set.")
     claim.notes.append(f"'Comparable' is our margin: the difference's interval above {ANOMALY_MARGIN} AUROC "
                        "(the review's own gap is -0.01). The stored outputs keep one AUROC per detector, so the "
                        "interval covers only the test set's draw, not training variation.")
