@@ -480,19 +480,23 @@ def bias(root: Path) -> Claim:
     if data is None:
         claim.missing = (f"benchmarks/results/{name} missing (run `python benchmarks/robustness_sites.py`)")
         return claim
+    metrics = {}
     for row in data.get("paired", []):
         side = "above" if row["check"] == "cross_site" else "below"
-        claim.comparisons.append(Comparison(f"{row['check']}: {row['comparison']}", row["mean"], row["ci_low"],
-                                            row["ci_high"], verdict(row["ci_low"], row["ci_high"], 0.0, side),
-                                            n=f"{row['n']} pairs"))
-    sizes = data.get("sizes", {})
-    claim.data += (f": {sizes.get('subjects', '?')} subjects, {sizes.get('sites', '?')} sites, label "
-                   "`is_anomaly`")
+        metrics[row["check"]] = row.get("metric", "?")
+        claim.comparisons.append(Comparison(f"{row['check']}: {row['comparison']} ({metrics[row['check']]})",
+                                            row["mean"], row["ci_low"], row["ci_high"],
+                                            verdict(row["ci_low"], row["ci_high"], 0.0, side), n=f"{row['n']} pairs"))
+    sizes, arguments = data.get("sizes", {}), data.get("arguments", {})
+    claim.data += (f": {sizes.get('subjects', '?')} subjects, {sizes.get('sites', '?')} sites, "
+                   f"{sizes.get('voxels', '?')}^3 voxels, SimCLR {arguments.get('epochs', '?')} epochs")
     claim.notes.append(f"Source: `benchmarks/results/{name}` (`paired`, from `biolatent robustness`'s "
-                       "robustness_per_seed.tsv): cross_site = balanced accuracy on the held-out site of a linear "
-                       "probe fitted on the other sites (supervised: the encoder trained from scratch); "
-                       "site_leakage = balanced accuracy of predicting the site itself (lower is less leakage; the "
-                       "supervised model is not scored there, so SSL is compared with PCA and the random-init "
+                       f"robustness_per_seed.tsv): cross_site = the held-out site's "
+                       f"{metrics.get('cross_site', '?')} of a linear probe fitted on the other sites (supervised: "
+                       f"the encoder trained from scratch on them, at most {arguments.get('supervised_steps', '?')} "
+                       f"steps); site_leakage = the "
+                       f"{metrics.get('site_leakage', '?')} of predicting the site itself (lower is less leakage; "
+                       "the supervised model is not scored there, so SSL is compared with PCA and the random-init "
                        "encoder).")
     return claim
 
