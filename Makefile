@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench lint results results-doc hail-env clean
+.PHONY: demo test test-fast bench lint results results-doc paper-table hail-env clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ results: $(STAMP)
 # rewrite the generated blocks of docs/results.md from benchmarks/results/ (nothing else in the doc)
 results-doc: $(STAMP)
 	$(BIN)/python benchmarks/results_doc.py
+
+# rewrite docs/paper_table.md (the review's claims beside the stored outputs, verdicts from intervals)
+paper-table: $(STAMP)
+	$(BIN)/python benchmarks/paper_table.py
 
 # the Hail (Spark) GWAS engine: an environment of its own (hail pins rich<13 and typer<1); needs Java
 hail-env: .venv-hail/bin/hail-installed
