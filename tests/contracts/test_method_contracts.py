@@ -18,13 +18,17 @@ from biolatent.models.registry import build_encoder, default_encoder
 
 # images paired with genetics (data.genotypes, data.genetic_tables): the batch key and width of each part
 GENETICS = {"genotypes": 12, "pgs": 3}
+# images paired with health records (data.records): the records' vocabulary and tokens per subject
+RECORDS = {"records_vocab_size": 20, "records_max_length": 12}
 MODALITIES = ("counts", "dna", "image2d", "volume", "cine", "spatial", "records")
 INFOS = {
     "counts": DataInfo("counts", n_features=30, is_counts=True),
     "dna": DataInfo("dna", max_length=40, kmer=3),
-    "image2d": DataInfo("image2d", channels=3, image_size=32, spatial_dims=2, genetic_parts=GENETICS),
-    "volume": DataInfo("volume", channels=1, image_size=16, spatial_dims=3, genetic_parts=GENETICS),
-    "cine": DataInfo("cine", channels=1, image_size=16, spatial_dims=3, frames=4, genetic_parts=GENETICS),
+    "image2d": DataInfo("image2d", channels=3, image_size=32, spatial_dims=2, genetic_parts=GENETICS,
+                         **RECORDS),
+    "volume": DataInfo("volume", channels=1, image_size=16, spatial_dims=3, genetic_parts=GENETICS, **RECORDS),
+    "cine": DataInfo("cine", channels=1, image_size=16, spatial_dims=3, frames=4, genetic_parts=GENETICS,
+                    **RECORDS),
     "spatial": DataInfo("spatial", channels=3, image_size=32, spatial_dims=2, n_features=30, is_counts=True),
     "records": DataInfo("records", max_length=12, vocab_size=20),
 }
@@ -49,6 +53,10 @@ SMALL_METHOD = {
     "clip": {"embed_dim": 8, "expression_hidden": (16,)},
     "contig": {"embed_dim": 8, "genetic_hidden": 16},
     "behrt": {},
+    "records_clip": {"embed_dim": 8, "records_hidden": 8, "records_layers": 1, "records_heads": 2,
+                     "records_intermediate": 16},
+    "cross_modal_ae": {"latent_dim": 4, "decoder_widths": (4, 8), "records_hidden": 8, "records_layers": 1,
+                       "records_heads": 2, "records_intermediate": 16},
 }
 
 
@@ -93,6 +101,8 @@ def make_samples(modality: str, n: int = 16) -> SampleSet:
     if INFOS[modality].genetic_parts:
         gen = torch.Generator().manual_seed(3)
         fields.update({part: torch.randn(n, width, generator=gen) for part, width in GENETICS.items()})
+    if INFOS[modality].records_vocab_size:
+        fields["records"] = make_input("records", n)
     obs = pd.DataFrame(index=[f"s{i}" for i in range(n)])
     return SampleSet(INFOS[modality], make_input(modality, n), obs, fields=fields, groups=torch.arange(n) // 2)
 
@@ -131,8 +141,9 @@ def test_method_contract(name: str, modality: str) -> None:
 
     method.eval()
     with torch.no_grad():
-        emb = method.embed(batch["x"])
-        emb_small = method.embed(batch["x"][:3])
+        parts = {key: batch[key] for key in method.embed_fields}  # e.g. the paired records
+        emb = method.embed(batch["x"], **parts)
+        emb_small = method.embed(batch["x"][:3], **{key: value[:3] for key, value in parts.items()})
     assert emb.ndim == 2 and emb.shape[0] == 8 and emb_small.shape == (3, emb.shape[1])
     assert torch.isfinite(emb).all()
 
