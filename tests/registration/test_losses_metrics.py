@@ -81,3 +81,24 @@ def test_dice_and_hd95():
     assert hd95(a == 1, b == 1) == pytest.approx(1.0)
     assert hd95(a == 1, b == 1, spacing=(2, 1, 1)) == pytest.approx(2.0)
     assert np.isnan(hd95(a == 3, b == 1))
+
+
+def test_demons_recovers_a_smooth_shift():
+    """The classical reference (SimpleITK demons, a dev dependency) in our displacement convention."""
+    from biolatent.models.spatial_transform import warp
+    from biolatent.registration.classical import classical_tool
+
+    tool = classical_tool()
+    assert tool is not None and tool[0] == "demons"
+    g = torch.Generator().manual_seed(0)
+    fixed = torch.nn.functional.avg_pool3d(torch.rand(1, 1, 24, 24, 24, generator=g), 5, stride=1, padding=2)
+    fixed = (fixed - fixed.min()) / (fixed.max() - fixed.min())
+    moving = torch.roll(fixed, shifts=(1, 0, -1), dims=(2, 3, 4))
+    field = tool[1](moving[0, 0].numpy(), fixed[0, 0].numpy())
+    assert field.shape == (24, 24, 24, 3)
+    inner = (slice(6, -6),) * 3
+    assert np.median(field[(*inner, 0)]) == pytest.approx(1.0, abs=0.3)  # sample moving at x + 1 along axis 0
+    assert np.median(field[(*inner, 2)]) == pytest.approx(-1.0, abs=0.3)
+    warped = warp(moving, torch.from_numpy(field).movedim(-1, 0)[None].float())
+    error_after = float(((warped - fixed) ** 2)[(..., *inner)].mean())
+    assert error_after < 0.3 * float(((moving - fixed) ** 2)[(..., *inner)].mean())
