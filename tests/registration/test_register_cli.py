@@ -61,6 +61,10 @@ def test_fit_apply_evaluate(run_cli, tmp_path, cohorts, name):
     assert set(summary["dice"]) == {"1", "2", "3"} and 0 < summary["dice_mean"] <= 1
     assert 0 <= summary["folding_fraction"] < 0.01 and summary["seconds"] > 0
 
+    result = run_cli("register", "evaluate", run, "--data", test, "--max-pairs", "1", "--no-classical")
+    assert result.code == 0, result.err
+    table = pd.read_csv(run / "registration_metrics.tsv", sep="\t", keep_default_na=False)
+    assert set(table.method) == {name, "identity"}
     result = run_cli("register", "evaluate", run, "--data", test, "--max-pairs", "2")
     assert result.code == 0, result.err
     table = pd.read_csv(run / "registration_metrics.tsv", sep="\t", keep_default_na=False)
@@ -96,6 +100,10 @@ def test_bad_config_is_one_line(run_cli, tmp_path, cohorts):
         "multiple of 4")
     run_cli("register", "fit", config, "--out", tmp_path / "r", *TINY, "--set", "data.spacing=2").expect_error(
         "data.spacing")
+    run_cli("register", "fit", config, "--out", tmp_path / "r", *TINY, "--set", "data.group_column=site").expect_error(
+        "does not use data.group_column")
+    run_cli("register", "fit", config, "--out", tmp_path / "r", *TINY, "--set", "method.spatial_dims=2").expect_error(
+        "spatial_dims")
     assert not (tmp_path / "r").exists()
 
 

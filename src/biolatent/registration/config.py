@@ -50,6 +50,12 @@ class RegistrationData(VolumeData):
                              "unset")
         if self.atlas_labels is not None and self.atlas is None:
             raise ValueError("data.atlas_labels needs data.atlas")
+        if self.dataset is not None:
+            raise ValueError("registration reads a cohort folder: give data.path, not data.dataset")
+        unused = [key for key in ("genotypes", "records", "mask_column", "group_column", "max_variants")
+                  if getattr(self, key) is not None] + (["genetic_tables"] if self.genetic_tables else [])
+        if unused:
+            raise ValueError(f"registration does not use data.{unused[0]}: remove it")
         return self
 
 
