@@ -43,3 +43,15 @@ def test_a_constant_shift_on_the_cube_becomes_a_scaled_shift_on_the_fixed_grid()
     assert result.folding_fraction == 0.0 and np.allclose(result.jacobian, 1.0)
     identity = register_pair(fixed, fixed, cfg, cube_fn=identity_fn, moving_labels=labels, fixed_labels=labels)
     assert identity.dice == {1: 1.0} and identity.dice_mean == 1.0 and np.allclose(identity.warped, data, atol=1e-5)
+
+
+def test_checkerboard_alternates_tiles_and_the_figure_draws():
+    from biolatent.registration.plots import PairView, checkerboard, pairs_figure
+
+    board = checkerboard(np.zeros((8, 8)), np.ones((8, 8)), tiles=4)
+    assert board[0, 0] == 0 and board[0, 2] == 1 and board[2, 0] == 1 and board[2, 2] == 0 and board.mean() == 0.5
+    volume = np.random.default_rng(0).random((8, 8, 8))
+    jacobian = np.ones_like(volume)
+    jacobian[2:4, 2:4, 4] = -1.0
+    figure = pairs_figure([PairView("a -> b", volume, volume, volume, jacobian)], "voxelmorph")
+    assert len(figure.axes) == 5  # four panels and the Jacobian's colour bar

@@ -72,6 +72,7 @@ def test_fit_apply_evaluate(run_cli, tmp_path, cohorts, name):
     methods = set(table.method)
     assert {name, "identity"} <= methods
     assert table.pair.nunique() == 2 and set(table.label) == {"1", "2", "3", "mean"}
+    assert (run / "registration_pairs.png").stat().st_size > 1000
     identity = table[(table.method == "identity") & (table.label == "mean")]
     assert (identity.folding_fraction == 0).all()
     if "demons" in methods:

@@ -27,6 +27,8 @@ from biolatent.registration.config import (
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
 METRICS_FILE = "registration_metrics.tsv"
+FIGURE_FILE = "registration_pairs.png"
+FIGURE_PAIRS = 3
 METRIC_COLUMNS = ["pair", "method", "label", "dice", "hd95", "folding_fraction", "seconds"]
 
 
@@ -140,7 +142,9 @@ def evaluate_registration(run: Path, data: Path, *, max_pairs: int | None = None
                           say=print) -> Path:
     """Every ordered pair (moving, fixed) of the cohort ``data`` (at most ``max_pairs``, in order), registered by
     the run's model, by ``identity`` and (``classical`` and SimpleITK installed) by ``demons``: one row per pair,
-    method and label (``label`` = ``mean`` for the mean over labels) -> ``RUN/registration_metrics.tsv``."""
+    method and label (``label`` = ``mean`` for the mean over labels) -> ``RUN/registration_metrics.tsv``, and
+    ``RUN/registration_pairs.png`` (``registration.plots``: checkerboards before / after and the Jacobian
+    determinant of the model's field for the first pairs)."""
     from biolatent.registration.data import cohort_table, read_image, read_labels
     from biolatent.registration.metrics import hd95
     from biolatent.registration.pairwise import identity_fn, register_pair
@@ -172,14 +176,19 @@ def evaluate_registration(run: Path, data: Path, *, max_pairs: int | None = None
             methods[tool[0]] = {"full_fn": tool[1]}
         else:
             say("SimpleITK is not installed: no classical reference (pip install SimpleITK)")
+    from biolatent.registration.plots import PairView, pairs_figure
+
     rows = []
+    views: list[PairView] = []
     for count, (i, j) in enumerate(pairs, 1):
         (mid, moving, moving_labels), (fid, fixed, fixed_labels) = volumes[i], volumes[j]
         spacing = [float(np.linalg.norm(fixed.affine[:3, k])) for k in range(3)]
+        by_method: dict[str, Any] = {}
         for name, how in methods.items():
             result = register_pair(moving, fixed, config.data, moving_labels=moving_labels,
                                    fixed_labels=fixed_labels, **how)
             assert result.warped_labels is not None
+            by_method[name] = result
             common = {"pair": f"{mid}->{fid}", "method": name, "folding_fraction": result.folding_fraction,
                       "seconds": result.seconds}
             distances = []
@@ -189,10 +198,16 @@ def evaluate_registration(run: Path, data: Path, *, max_pairs: int | None = None
                 rows.append({**common, "label": str(label), "dice": dice, "hd95": distance})
             rows.append({**common, "label": "mean", "dice": result.dice_mean,
                          "hd95": float(np.nanmean(distances)) if np.isfinite(distances).any() else float("nan")})
+        if len(views) < FIGURE_PAIRS:
+            model = by_method[config.method.name]  # identity's warped image = the moving image on the fixed grid
+            views.append(PairView(f"{mid} -> {fid}", fixed.data, by_method["identity"].warped, model.warped,
+                                  model.jacobian))
         say(f"{count}/{len(pairs)} pairs")
     frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     with atomic_path(run / METRICS_FILE) as tmp:
         frame.to_csv(tmp, sep="\t", index=False)
+    with atomic_path(run / FIGURE_FILE) as tmp:
+        pairs_figure(views, config.method.name).savefig(tmp, format="png", dpi=90)
     means = frame[frame["label"] == "mean"].groupby("method", sort=False)[["dice", "folding_fraction", "seconds"]]
     for name, row in means.mean().iterrows():
         say(f"  {name}: mean Dice {row['dice']:.3f}, folding {row['folding_fraction']:.4f}, "
