@@ -78,9 +78,10 @@ def test_learns_to_undo_a_shift(cls):
     assert after < 0.5 * before
 
 
-@pytest.mark.parametrize("similarity", ["mi", "local_mi"])
+@pytest.mark.parametrize("similarity", ["mi", "local_mi", "mse"])
 def test_mutual_information_aligns_an_inverted_contrast(similarity):
-    """Inter-modal: the fixed image has the inverted contrast of the moving one; MI still undoes the shift."""
+    """Inter-modal: the fixed image has the inverted contrast of the moving one; MI still undoes the shift, MSE
+    (which assumes one contrast) makes it worse."""
     torch.manual_seed(0)
     anatomy = _blobs(1, 2, 16, 4)
     moving = torch.roll(anatomy, 1, dims=2)
@@ -94,4 +95,4 @@ def test_mutual_information_aligns_an_inverted_contrast(similarity):
         optimizer.step()
     with torch.no_grad():
         after = float(((warp(moving, method.register(moving, 1 - anatomy)) - anatomy) ** 2).mean())
-    assert after < 0.6 * before
+    assert after > before if similarity == "mse" else after < 0.6 * before
