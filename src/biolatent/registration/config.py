@@ -113,6 +113,10 @@ def load_registration_config(source: str | Path | dict[str, Any], overrides: lis
     if config.data.image_size % method.divisor:
         raise ConfigError(f"data.image_size {config.data.image_size} must be a multiple of {method.divisor} "
                           f"(the U-Net halves the grid {len(kwargs['widths']) - 1} times)")
+    if kwargs["dice_weight"] > 0 and (config.data.labels_column is None
+                                      or (config.data.atlas is not None and config.data.atlas_labels is None)):
+        raise ConfigError("method.dice_weight > 0 needs label maps: data.labels_column (and data.atlas_labels with "
+                          "an atlas)")
     batch_size = config.train.batch_size or DEFAULT_BATCH_SIZE
     return config.model_copy(update={"method": MethodSection(name=name, **kwargs),
                                      "train": config.train.model_copy(update={"batch_size": batch_size})})
