@@ -75,6 +75,10 @@ def test_fit_apply_evaluate(run_cli, tmp_path, cohorts, name):
     assert (run / "registration_pairs.png").stat().st_size > 1000
     identity = table[(table.method == "identity") & (table.label == "mean")]
     assert (identity.folding_fraction == 0).all()
+    assert run_cli("report", run).code == 0
+    html = (run / "report.html").read_text()
+    assert "Deformable registration" in html and "registration-pairs" in html
+    assert "embeddings.h5ad not found" not in html
     if "demons" in methods:
         demons = table[(table.method == "demons") & (table.label == "mean")]
         assert (demons.dice.astype(float) > identity.dice.astype(float).to_numpy() - 0.05).all()
