@@ -39,6 +39,9 @@ robustness_app = typer.Typer(
     help="The robustness checks: `biolatent robustness RUN --label COL` (cross-site, site leakage, label noise) "
          "and `biolatent robustness ablate CONFIG --label COL` (one view family removed at a time).")
 app.add_typer(robustness_app, name="robustness")
+register_app = typer.Typer(help="Learned deformable registration (VoxelMorph, MICDIR-style): fit, apply, evaluate.",
+                           no_args_is_help=True)
+app.add_typer(register_app, name="register")
 
 FractionsOpt = Annotated[
     str, typer.Option(help="comma-separated label fractions of the training pool")
@@ -420,6 +423,8 @@ def data_simulate(
         help="brain: per-subject atrophy (GM partial volume to CSF) and age, recorded in meta.tsv")] = False,
     scans_per_subject: Annotated[int, typer.Option(
         help="brain: scans of every subject (same anatomy re-acquired; a subject column), for MICLe")] = 1,
+    contrast: Annotated[str, typer.Option(help="brain: t1 or t2 (the same anatomy T2-like: inter-modal registration "
+                                               "pairs)")] = "t1",
     spots: Annotated[int, typer.Option(help="spatial: number of spots (Visium grid, 100 um apart)")] = 1500,
     genes: Annotated[int, typer.Option(help="spatial: number of genes (5..765, 20% morphology-independent)")] = 200,
     records: Annotated[bool, typer.Option(help="heart: also health records (records.tsv) from the same latent "
@@ -456,7 +461,7 @@ def data_simulate(
         typer.echo(str(write_brain_set(out, n, size=size, lesions=lesions, mass_effect=mass_effect, seed=seed,
                                        lesion_fraction=lesion_fraction, sites=sites,
                                        subject_parameters=subject_parameters,
-                                       scans_per_subject=scans_per_subject, say=_say)))
+                                       scans_per_subject=scans_per_subject, contrast=contrast, say=_say)))
         return
     parameters = None
     if genotypes is not None:
@@ -582,6 +587,50 @@ def anomaly_guided(
 
     typer.echo(str(run_guided(run, unlabelled, test, out, pseudo=pseudo, epochs=epochs, seed=seed,
                               size_edges=parse_edges(size_edges), say=_say)))
+
+
+@register_app.command("fit")
+def register_fit(
+    config: Annotated[Path, typer.Argument(help="registration config YAML (data, method, train)")],
+    out: Annotated[Path, typer.Option(help="run directory to create")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override: section.key=value")] = None,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Learn to register the volumes of a cohort (unlabelled pairs; labels only for an optional Dice loss)."""
+    from biolatent.workflows.register import fit_registration
+
+    typer.echo(str(fit_registration(config, out, set_, progress=not quiet, say=_say)))
+
+
+@register_app.command("apply")
+def register_apply(
+    run: Annotated[Path, typer.Argument(help="run directory of `biolatent register fit`")],
+    moving: Annotated[Path, typer.Option(help="moving image (NIfTI), affinely aligned to the fixed one")],
+    fixed: Annotated[Path, typer.Option(help="fixed image (NIfTI): the outputs are on its grid")],
+    out: Annotated[Path, typer.Option(help="output folder (new or empty)")],
+    labels: Annotated[Path | None, typer.Option(help="the moving image's label map: warped by nearest "
+                                                     "neighbour")] = None,
+    fixed_labels: Annotated[Path | None, typer.Option(help="the fixed image's label map: Dice per label")] = None,
+) -> None:
+    """Register one pair: warped image (and labels), displacement, Jacobian determinant, registration.json."""
+    from biolatent.workflows.register import apply_registration
+
+    typer.echo(str(apply_registration(run, moving, fixed, out, labels=labels, fixed_labels=fixed_labels,
+                                      say=_say)))
+
+
+@register_app.command("evaluate")
+def register_evaluate(
+    run: Annotated[Path, typer.Argument(help="run directory of `biolatent register fit`")],
+    data: Annotated[Path, typer.Option(help="held-out cohort folder (meta.tsv with the run's label column)")],
+    max_pairs: Annotated[int | None, typer.Option(help="evaluate only the first N ordered pairs")] = None,
+    classical: Annotated[bool, typer.Option(help="also the classical reference (SimpleITK demons, if "
+                                                 "installed)")] = True,
+) -> None:
+    """Dice, HD95, folding and seconds of every pair: the model, identity, classical -> registration_metrics.tsv."""
+    from biolatent.workflows.register import evaluate_registration
+
+    typer.echo(str(evaluate_registration(run, data, max_pairs=max_pairs, classical=classical, say=_say)))
 
 
 def main() -> None:

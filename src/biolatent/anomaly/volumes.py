@@ -154,20 +154,24 @@ def write_volume_map(path: str | Path, volume_map: np.ndarray, header: VolumeHea
 
 def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: bool = False, mass_effect: bool = False,
                     seed: int = 0, lesion_fraction: float = 0.5, template: Any = None, sites: int = 0,
-                    subject_parameters: bool = False, scans_per_subject: int = 1,
+                    subject_parameters: bool = False, scans_per_subject: int = 1, contrast: str = "t1",
                     say: Callable[[str], object] | None = None) -> Path:
     """``<id>.nii.gz`` (+ ``<id>_mask.nii.gz`` for lesioned subjects), ``meta.tsv`` and ``preview.png``.
 
     ``scans_per_subject`` = K > 1 writes K scans of every subject (ids ``brain-0001-scan1`` ..; the same anatomy
     re-acquired, each scan at its own site when ``sites`` > 0) with a ``subject`` column: MICLe's positives.
 
-    ``meta.tsv`` columns: id, path, is_anomaly, mask (empty for none), lesion_voxels, n_lesions, gm_ml, wm_ml,
-    csf_ml, and with ``subject_parameters`` atrophy and age, with ``sites`` > 0 site (``simulate.brain``). With
+    Every subject's tissue label map (``<id>_labels.nii.gz``, integer: 0 background, 1 GM, 2 WM, 3 CSF) is written
+    too; ``contrast`` ``t2`` renders the same anatomy T2-like (``simulate.brain``: inter-modal registration).
+
+    ``meta.tsv`` columns: id, path, is_anomaly, mask (empty for none), labels, lesion_voxels, n_lesions, gm_ml,
+    wm_ml, csf_ml, and with ``subject_parameters`` atrophy and age, with ``sites`` > 0 site (``simulate.brain``). With
     ``lesions``, a seeded ``lesion_fraction`` of the subjects carries lesions (the others stay healthy; a
     lesioned subject is the healthy subject of the same seed plus its lesions). ``template`` defaults to the
     real ``mni152`` (dataset registry).
     """
     from biolatent.data.simulate.brain import (
+        CONTRASTS,
         check_size,
         mni152_template,
         simulate_brain,
@@ -186,6 +190,8 @@ def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: boo
         raise DataError(f"lesion_fraction must lie in (0, 1], got {lesion_fraction}")
     if mass_effect and not lesions:
         raise DataError("mass effect needs lesions (--lesions)")
+    if contrast not in CONTRASTS:
+        raise DataError(f"the contrast must be one of {', '.join(CONTRASTS)}, got {contrast!r}")
     if int(scans_per_subject) < 1:
         raise DataError(f"scans per subject must be >= 1, got {scans_per_subject}")
     if lesions and int(scans_per_subject) > 1:
@@ -210,7 +216,7 @@ def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: boo
                 site = profiles[int(np.random.default_rng(stream).integers(len(profiles)))]
                 extra["site"] = site.name
             subject = simulate_brain(template, seed, i, size=size, lesions=bool(chosen[i]), mass_effect=mass_effect,
-                                     atrophy=atrophy, site=site, scan=scan)
+                                     atrophy=atrophy, site=site, scan=scan, contrast=contrast)
             name = f"brain-{i + 1:04d}" + (f"-scan{scan + 1}" if int(scans_per_subject) > 1 else "")
             if int(scans_per_subject) > 1:
                 extra["subject"] = f"brain-{i + 1:04d}"
@@ -219,7 +225,9 @@ def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: boo
             if chosen[i]:
                 mask = f"{name}_mask.nii.gz"
                 save_volume(out_dir / mask, subject.mask.astype(np.float32), subject.affine)
+            save_volume(out_dir / f"{name}_labels.nii.gz", subject.labels.astype(np.float32), subject.affine)
             rows.append({"id": name, "path": f"{name}.nii.gz", "is_anomaly": int(subject.mask.any()), "mask": mask,
+                         "labels": f"{name}_labels.nii.gz",
                          "lesion_voxels": int(subject.mask.sum()), "n_lesions": len(subject.lesions),
                          **{k: round(v, 3) for k, v in subject.tissue_volumes().items()}, **extra})
         shown = lesioned if chosen[i] else healthy

@@ -190,6 +190,37 @@ def _anomaly(run_dir: Path, section: Section) -> None:
             section.figures.append(Fig(name.removesuffix(".png"), caption, png_file_to_base64(run_dir / name)))
 
 
+def _registration(run_dir: Path, section: Section) -> None:
+    """Per method: mean over pairs of the mean tissue Dice (95% t interval), HD95, folding, seconds per pair."""
+    import pandas as pd
+    from scipy import stats
+
+    table = pd.read_csv(run_dir / section.source, sep="\t", keep_default_na=False)
+    means = table[table["label"].astype(str) == "mean"]
+    rows = []
+    for method, group in means.groupby("method", sort=False):
+        dice = pd.to_numeric(group["dice"], errors="coerce").dropna().to_numpy()
+        half = (float(stats.t.ppf(0.975, dice.size - 1) * dice.std(ddof=1) / np.sqrt(dice.size))
+                if dice.size > 1 else float("nan"))
+        rows.append([method, fmt(int(group["pair"].nunique())), fmt(float(dice.mean()) if dice.size else None),
+                     fmt(half), fmt(float(pd.to_numeric(group["hd95"], errors="coerce").mean())),
+                     fmt(float(group["folding_fraction"].astype(float).mean())),
+                     fmt(float(group["seconds"].astype(float).mean()))])
+    section.tables.append(Table(["method", "pairs", "mean Dice", "95% CI +-", "HD95", "folding fraction",
+                                 "seconds / pair"], rows,
+                                "Mean over pairs of each pair's mean Dice over labels (identity: no registration)"))
+    if (run_dir / "registration_pairs.png").is_file():
+        section.figures.append(Fig("registration-pairs", "Checkerboards of fixed vs moving before and after "
+                                   "registration, and the Jacobian determinant of the field (folds outlined)",
+                                   png_file_to_base64(run_dir / "registration_pairs.png")))
+
+
+def _is_registration_run(run_dir: Path) -> bool:
+    with contextlib.suppress(OSError, DataError):
+        return "register" in read_json_object(run_dir / "metrics.json")
+    return False
+
+
 def _pretrain_metrics(run_dir: Path) -> dict:
     """``metrics.json``'s pretrain part, ``{}`` when the file or the part is missing or unreadable (the metrics
     section reports a bad file)."""
@@ -298,13 +329,15 @@ SECTIONS: list[tuple[str, str, str, str, Callable[[Path, Section], None]]] = [
     ("robustness", "Robustness: sites, site leakage, label noise", "robustness.tsv",
      "biolatent robustness RUN --label COLUMN", _robustness),
     ("anomaly", "Anomaly detection", "anomaly_metrics.tsv", "biolatent anomaly evaluate RUN --data PATH", _anomaly),
+    ("registration", "Deformable registration", "registration_metrics.tsv",
+     "biolatent register evaluate RUN --data COHORT_DIR", _registration),
     ("discovery", "Discovery: latent phenotypes, GWAS and heritability", "discover/summary.json",
      "biolatent discover RUN/embeddings.h5ad --genotypes PLINK_PREFIX|VCF --out RUN/discover", _discovery),
 ]
 
 
 # left out, not "not run", when their file is absent
-OPTIONAL_SECTIONS = frozenset({"discovery", "anomaly", "records", "robustness"})
+OPTIONAL_SECTIONS = frozenset({"discovery", "anomaly", "records", "robustness", "registration"})
 # left out where the run does not have what they show (their file exists for every run)
 APPLIES: dict[str, Callable[[Path], bool]] = {"pairing": _has_pairing}  # images paired with genetics
 PRETRAINING_SECTIONS = frozenset({"training", "embeddings", "efficiency"})  # not part of an anomaly run
@@ -351,6 +384,8 @@ def _section(run_dir: Path, key: str, title: str, source: str, command: str, fil
         return None
     if key.split("-")[0] in PRETRAINING_SECTIONS and (run_dir / "anomaly.json").is_file():
         return None
+    if key.split("-")[0] in PRETRAINING_SECTIONS - {"training"} and _is_registration_run(run_dir):
+        return None  # a registration run has training curves but no embeddings
     if not (run_dir / source).is_file():
         section.status = "missing"
         section.message = f"{source} not found: this step was not run. Make it with `{section.command}`."

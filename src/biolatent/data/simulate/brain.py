@@ -69,6 +69,8 @@ from biolatent.errors import ConfigError, DataError
 MIN_SIZE = 32
 MARGIN = 1.1  # field of view = 1.1 x the brain's largest extent
 TISSUES = ("gm", "wm", "csf")
+TISSUE_LABELS = {1: "gm", 2: "wm", 3: "csf"}  # the values of BrainSubject.labels
+CONTRASTS = ("t1", "t2")
 
 
 @dataclass
@@ -153,6 +155,12 @@ class BrainSubject:
     @property
     def brain(self) -> np.ndarray:
         return self.tissue.sum(axis=0) > 0.5
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The tissue label map (z, y, x) uint8: 0 background, then ``TISSUE_LABELS`` (1 GM, 2 WM, 3 CSF), each
+        brain voxel labelled by its most probable tissue."""
+        return np.where(self.brain, self.tissue.argmax(axis=0) + 1, 0).astype(np.uint8)
 
 
 def load_template(folder: str | Path, name: str = "mni152") -> BrainTemplate:
@@ -310,10 +318,14 @@ def _rescanned(anatomy: _Anatomy, rng: np.random.Generator, size: int) -> _Anato
 
 def simulate_brain(template: BrainTemplate, seed: int, index: int, *, size: int = 64, lesions: bool = False,
                    mass_effect: bool = False, atrophy: float = 0.0, site: SiteProfile | None = None,
-                   scan: int = 0) -> BrainSubject:
+                   scan: int = 0, contrast: str = "t1") -> BrainSubject:
     """Subject ``index`` of the cohort seeded by ``seed`` (module docstring); ``atrophy`` in [0, 1] and ``site``
-    (a ``SiteProfile``) default to none; ``scan`` > 0 re-acquires the same subject."""
+    (a ``SiteProfile``) default to none; ``scan`` > 0 re-acquires the same subject. ``contrast`` ``t2`` renders
+    the same anatomy T2-like: every tissue mean m becomes 1 - m (CSF brightest, then GM, WM darkest; background
+    stays 0), so the intensities of a T1/T2 pair are related by no monotone map (an inter-modal pair)."""
     size = check_size(size)
+    if contrast not in CONTRASTS:
+        raise ConfigError(f"contrast must be one of {', '.join(CONTRASTS)}, got {contrast!r}")
     if not 0.0 <= atrophy <= 1.0:
         raise ConfigError(f"atrophy must lie in [0, 1], got {atrophy}")
     if scan < 0:
@@ -329,6 +341,9 @@ def simulate_brain(template: BrainTemplate, seed: int, index: int, *, size: int 
         means = {**anatomy.means, "gm": anatomy.means["gm"] / site.contrast}
         anatomy = _Anatomy(anatomy.matrix, anatomy.shift, anatomy.elastic, means,
                            np.exp(np.log(anatomy.bias) * site.bias), anatomy.noise * site.noise)
+    if contrast == "t2":
+        anatomy = _Anatomy(anatomy.matrix, anatomy.shift, anatomy.elastic,
+                           {k: 1.0 - v for k, v in anatomy.means.items()}, anatomy.bias, anatomy.noise)
     coords = _template_coordinates(grid, anatomy)
     enlarged = ventricle_source(_sample_maps(grid, coords), atrophy)
     if enlarged is not None:

@@ -1,0 +1,1 @@
+"""Learned deformable registration (VoxelMorph, a MICDIR-style pyramid): losses, metrics, data and config."""
