@@ -157,7 +157,8 @@ def inter_modal(work: Path, cohorts: dict[str, Path], args) -> list[dict]:
             for name, pairs in results.items()]
 
 
-def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, defaults resolved (``--quick`` shrinks them): what the result JSON records."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny cohorts (ellipsoid template), 1 epoch")
     parser.add_argument("--n-train", type=int, default=100)
@@ -171,14 +172,18 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parser.parse_args(argv)
     if args.quick:
         args.n_train, args.n_test, args.size, args.image_size, args.epochs, args.max_pairs = 4, 3, 32, 16, 1, 2
+    return args
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    args = parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     cohorts = make_cohorts(args.work, args)
     rows = intra_modal(args.work, cohorts, args) + inter_modal(args.work, cohorts, args)
     stem = "registration-cpu" + ("-quick" if args.quick else "")
-    payload = {"meta": {**host_info(), "quick": args.quick, "arguments": {k: str(v) for k, v in vars(args).items()}},
-               "columns": COLUMNS, "rows": rows}
+    payload = {"meta": {**host_info(), "quick": args.quick}, "columns": COLUMNS, "rows": rows}
     markdown = "# Learned registration vs demons vs identity\n\n" + markdown_table(rows, COLUMNS)
-    json_path, md_path = write_results(args.out_dir, stem, payload, markdown)
+    json_path, md_path = write_results(args.out_dir, stem, payload, markdown, args=args)
     print(markdown)
     print(f"wrote {json_path} and {md_path}")
     return rows

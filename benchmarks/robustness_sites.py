@@ -46,7 +46,8 @@ def paired(per_seed: pd.DataFrame, check: str, baseline: str) -> dict:
             "ci_low": float(low), "ci_high": float(high), "n": len(wide)}
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, defaults resolved: what the result JSON records under ``arguments``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "robustness_sites")
     parser.add_argument("--subjects", type=int, default=72)
@@ -55,7 +56,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--supervised-steps", type=int, default=50)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     from biolatent.anomaly.volumes import write_brain_set
     from biolatent.data.simulate.brain import ellipsoid_template
 
@@ -101,9 +106,8 @@ def main() -> None:
             f"Arguments: {vars(args)}\n\nWall times (s): { {k: round(v, 1) for k, v in timings.items()} }\n")
     print(text)
     write_results(RESULTS_DIR, "robustness_sites-cpu",
-                  {"rows": rows, "paired": differences, "sizes": sizes,
-                   "arguments": {k: str(v) for k, v in vars(args).items()}, "timings": timings,
-                   "host": host_info()}, text)
+                  {"rows": rows, "paired": differences, "sizes": sizes, "timings": timings,
+                   "host": host_info()}, text, args=args)
 
 
 if __name__ == "__main__":
