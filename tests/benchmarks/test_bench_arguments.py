@@ -50,12 +50,7 @@ PUBLISHED: dict[str, tuple[str, list[str]]] = {
 MACHINE = {"out_dir", "out", "work", "work_dir", "results_dir"}  # paths on the machine that ran it
 FROM_DATA = {"gwas_vs_plink2-cpu-geuvadis.json": {"samples", "variants", "missing"}}  # set from the real data
 LEGACY = {"throughput": {"peak_size": "peak_matmul_size"}, "volume_throughput": {"repeats": "views_repeats"}}
-PENDING = {  # stored results that are not (yet) the run the script's defaults describe: re-runs pending
-    "multimodal_records-cpu.json": "a smoke run (--n 60 --epochs 1 --prevalence 0.2 ...): the full run with the "
-                                   "script's defaults is not stored yet",
-    "nafld_behrt-cpu.json": "the stored run has 3 epochs and 20 supervised steps; the defaults became 10 epochs "
-                            "and the budget rule (--supervised-steps 0) for its re-run (commit 69598d9)",
-}
+PENDING: dict[str, str] = {}  # stored results that are not (yet) the run the script's defaults describe
 # build docs/results.md and docs/paper_table.md from the stored results; write no result JSON
 NOT_BENCHMARKS = {"results_doc", "paper_table"}
 
