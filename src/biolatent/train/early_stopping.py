@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from biolatent.config import TrainConfig
-from biolatent.train.supervised import LR_MULTIPLIERS
+from biolatent.train.lr_grid import LR_MULTIPLIERS
 
 
 class EarlyStopping(L.Callback):

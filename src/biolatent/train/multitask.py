@@ -24,7 +24,7 @@ from torch import nn
 from biolatent.config import TrainConfig
 from biolatent.data.paired import RECORDS
 from biolatent.errors import DataError
-from biolatent.train.supervised import LR_MULTIPLIERS
+from biolatent.train.lr_grid import LR_MULTIPLIERS
 from biolatent.types import LossOutput
 
 UNKNOWN = -1

@@ -16,6 +16,7 @@ from torch import nn
 
 from biolatent.config import TrainConfig
 from biolatent.errors import DataError
+from biolatent.train.lr_grid import LR_MULTIPLIERS
 from biolatent.types import LossOutput
 
 
@@ -95,10 +96,6 @@ class SupervisedRegressor(nn.Module):
 
 
 ValidationSplit = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray] | None]
-
-LR_MULTIPLIERS = (0.3, 1.0, 3.0)
-"""The supervised baselines' learning-rate grid, as multiples of the run's ``train.lr``
-(:func:`~biolatent.train.early_stopping.train_with_early_stopping`)."""
 CHECK_EVERY = 10
 PATIENCE = 5
 
