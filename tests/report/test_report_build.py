@@ -10,8 +10,8 @@ import pytest
 
 from biolatent.errors import DataError
 from biolatent.evaluate.efficiency import run_label_efficiency, summarise, write_efficiency
+from biolatent.evaluate.umap_plot import plottable_columns
 from biolatent.report import build_report
-from biolatent.report.umap_plot import plottable_columns
 
 
 def _figures(html: str) -> dict[str, bytes]:

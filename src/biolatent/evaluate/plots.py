@@ -33,7 +33,8 @@ REGRESSION_PLOT_METRICS = ("pearson_r", "r2")
 R2_FLOOR = -1.0  # r2 panels stop here: a tiny labelled set can score far below 0 and flatten the curves
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A pyplot-free figure on an Agg canvas (safe in threads and without a display)."""
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure
@@ -75,7 +76,7 @@ def label_efficiency_figure(summary: pd.DataFrame, metrics: Sequence[str] | None
     if not metrics:
         raise DataError("efficiency summary has none of the metrics to plot")
     fractions = np.unique(summary["fraction"].to_numpy(dtype=float))
-    figure = _new_figure(4.6 * len(metrics) + 1.6, 3.8)
+    figure = new_figure(4.6 * len(metrics) + 1.6, 3.8)
     axes = figure.subplots(1, len(metrics), squeeze=False)[0]
     groups = list(dict.fromkeys(zip(summary["representation"], summary["probe"], strict=True)))
     colours = {group: f"C{i % 10}" for i, group in enumerate(groups)}
@@ -122,7 +123,7 @@ def spectrum_figure(embeddings: np.ndarray) -> Figure:
     """Normalised singular values (log y) with the effective rank in the title."""
     spectrum = singular_spectrum(embeddings)
     rank = effective_rank(embeddings)
-    figure = _new_figure(5.0, 3.6)
+    figure = new_figure(5.0, 3.6)
     ax = figure.subplots()
     ax.plot(np.arange(1, spectrum.size + 1), spectrum / spectrum[0], marker=".", color="C0")
     ax.set_yscale("log")
@@ -147,7 +148,7 @@ def expression_maps_figure(
     (right; training spots in grey). Both panels of a gene share one colour scale."""
     if measured.shape[1] != len(genes) or predicted.shape != (len(test_idx), len(genes)):
         raise DataError(f"maps: {measured.shape[1]} measured genes, predictions {predicted.shape}, {len(genes)} names")
-    figure = _new_figure(8.0, 3.2 * len(genes))
+    figure = new_figure(8.0, 3.2 * len(genes))
     axes = figure.subplots(len(genes), 2, squeeze=False)
     others = np.setdiff1d(np.arange(measured.shape[0]), test_idx)
     size = max(2.0, 4000.0 / max(measured.shape[0], 1))
@@ -190,7 +191,7 @@ def _bar_panels(rows: pd.DataFrame, title: str, chance: dict[str, float] | None 
     settings = list(dict.fromkeys(rows["setting"].astype(str)))
     groups = _groups(rows)
     width = 0.8 / len(groups)
-    figure = _new_figure(max(4.6, 0.5 * len(settings) * len(groups) + 1.5) * len(metrics) + 1.6, 3.8)
+    figure = new_figure(max(4.6, 0.5 * len(settings) * len(groups) + 1.5) * len(metrics) + 1.6, 3.8)
     axes = figure.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics, strict=True):
         for i, (rep, probe) in enumerate(groups):
@@ -245,7 +246,7 @@ def label_noise_figure(table: pd.DataFrame) -> Figure:
     metrics = _robustness_metrics(rows)
     if rows.empty or not metrics:
         raise DataError("no label-noise results to plot")
-    figure = _new_figure(4.6 * len(metrics) + 1.6, 3.8)
+    figure = new_figure(4.6 * len(metrics) + 1.6, 3.8)
     axes = figure.subplots(1, len(metrics), squeeze=False)[0]
     groups = _groups(rows)
     for ax, metric in zip(axes, metrics, strict=True):

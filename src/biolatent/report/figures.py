@@ -8,19 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from biolatent.errors import DataError
+from biolatent.evaluate.plots import new_figure
 
 NON_METRIC_COLUMNS = ("epoch", "time_s", "step")
-
-
-def new_figure(width: float, height: float) -> Figure:
-    """A pyplot-free figure on an Agg canvas (safe in threads and without a display)."""
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
 
 
 def figure_to_base64(figure: Figure, dpi: int = 100) -> str:
