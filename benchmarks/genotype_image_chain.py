@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from _report import RESULTS_DIR, host_info, markdown_table, write_results
 
-from biolatent.config import load_config
+from biolatent.build import load_config
 from biolatent.discover.associations import cluster_associations
 from biolatent.discover.clusters import cluster
 from biolatent.discover.genetics.clump import clump

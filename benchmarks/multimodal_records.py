@@ -38,8 +38,7 @@ import pandas as pd
 import torch
 from _report import RESULTS_DIR, host_info, markdown_table, write_results
 
-from biolatent.build import build_encoder, build_method
-from biolatent.config import load_config
+from biolatent.build import build_encoder, build_method, load_config
 from biolatent.data.loaders import load_samples
 from biolatent.data.paired import RECORDS
 from biolatent.embed import EMBEDDING_KEY, compute_embeddings, read_embeddings

@@ -21,7 +21,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import RESULTS_DIR, host_info, markdown_table, supervised_note, write_results
 
-from biolatent.config import load_config
+from biolatent.build import load_config
 from biolatent.evaluate.efficiency import label_dir, run_label_efficiency, summarise
 from biolatent.evaluate.metrics import mean_ci
 from biolatent.workflows.embed import embed_run

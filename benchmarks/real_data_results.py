@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 from _report import RESULTS_DIR, host_info, supervised_note, write_results
 
-from biolatent.config import load_config
+from biolatent.build import load_config
 from biolatent.embed import EMBEDDING_KEY, read_embeddings
 from biolatent.evaluate.efficiency import label_dir
 from biolatent.evaluate.quality import effective_rank

@@ -23,7 +23,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import RESULTS_DIR, host_info, markdown_table, write_results
 
-from biolatent.config import load_config
+from biolatent.build import load_config
 from biolatent.evaluate.metrics import mean_ci
 from biolatent.workflows.pretrain import pretrain
 from biolatent.workflows.robustness import robustness_run

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from _report import RESULTS_DIR, host_info, markdown_table, supervised_note, write_results
 
-from biolatent.config import load_config
+from biolatent.build import load_config
 from biolatent.data.loaders import load_samples
 from biolatent.data.simulate.spatial import write_spatial_dataset
 from biolatent.rundir import read_json

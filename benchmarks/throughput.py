@@ -48,8 +48,7 @@ from _report import RESULTS_DIR, host_info, markdown_table, write_results
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from biolatent.build import build_method
-from biolatent.config import load_config
+from biolatent.build import build_method, load_config
 from biolatent.data.samples import DataInfo
 from biolatent.data.sequence import encode_bases, pad_bases
 from biolatent.data.simulate import simulate_counts, simulate_dna, simulate_images

@@ -64,8 +64,7 @@ import numpy as np
 import torch
 from _report import RESULTS_DIR, host_info, markdown_table, write_results
 
-from biolatent.build import build_method
-from biolatent.config import load_config
+from biolatent.build import build_method, load_config
 from biolatent.data.samples import DataInfo
 from biolatent.datasets import fetch
 from biolatent.train.fit import fit

@@ -36,8 +36,8 @@ import pandas as pd
 import torch
 from _report import RESULTS_DIR, host_info, markdown_table, write_results
 
-from biolatent.build import build_encoder, build_method, build_views
-from biolatent.config import RunConfig, load_config
+from biolatent.build import build_encoder, build_method, build_views, load_config
+from biolatent.config import RunConfig
 from biolatent.data.features import raw_features
 from biolatent.data.loaders import load_samples
 from biolatent.embed import EMBEDDING_KEY, compute_embeddings, read_embeddings

@@ -62,8 +62,8 @@ import pandas as pd
 import torch
 from _report import RESULTS_DIR, host_info, markdown_table, write_results
 
-from biolatent.build import build_method
-from biolatent.config import TrainConfig, load_config, read_yaml
+from biolatent.build import build_method, load_config
+from biolatent.config import TrainConfig, read_yaml
 from biolatent.data.samples import DataInfo, SampleSet
 from biolatent.data.views.volume import VolumeViews, identity_grid
 from biolatent.train.timing import LoaderWaitTimer

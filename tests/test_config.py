@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from biolatent.config import load_config, parse_overrides
+from biolatent.build import load_config
+from biolatent.config import parse_overrides
 from biolatent.errors import ConfigError
 
 

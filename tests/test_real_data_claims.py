@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from biolatent.config import load_config
+from biolatent.build import load_config
 from biolatent.datasets import RegistryUnreachable, fetch
 from biolatent.workflows.embed import embed_run
 from biolatent.workflows.evaluate import evaluate_run

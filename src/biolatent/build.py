@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from biolatent.config import (
     MethodSection,
@@ -10,6 +11,7 @@ from biolatent.config import (
     RunConfig,
     ViewsSection,
     default_batch_size,
+    parse_config,
     validate_kwargs,
 )
 from biolatent.errors import ConfigError
@@ -23,6 +25,15 @@ if TYPE_CHECKING:
 # arguments the builder injects (never from YAML); a method adds the facts of the data it declares in data_kwargs
 _METHOD_INJECTED = ("views",)
 _VIEWS_INJECTED = ("image_size", "is_counts", "n_features", "max_length")  # facts of the data (DataInfo)
+
+
+def load_config(
+    source: str | Path | dict[str, Any], overrides: list[str] | None = None, base_dir: Path | None = None
+) -> RunConfig:
+    """Read a YAML file (or a dict), apply ``--set`` overrides, validate every section
+    (``config.parse_config``) and fill the method, model and train sections with their defaults
+    (:func:`resolve_sections`). Relative data paths are resolved against the YAML file's folder (or ``base_dir``)."""
+    return resolve_sections(parse_config(source, overrides, base_dir))
 
 
 def resolve_sections(config: RunConfig) -> RunConfig:

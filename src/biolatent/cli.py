@@ -82,7 +82,7 @@ def pretrain(
                                                            "metadata column (as evaluate does)")] = None,
 ) -> None:
     """Self-supervised pre-training; writes weights, checkpoints and training curves to a run directory."""
-    from biolatent.config import load_config
+    from biolatent.build import load_config
     from biolatent.workflows.pretrain import pretrain as run
 
     cfg = load_config(config, set_)

@@ -331,12 +331,14 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-def load_config(
+def parse_config(
     source: str | Path | dict[str, Any], overrides: list[str] | None = None, base_dir: Path | None = None
 ) -> RunConfig:
-    """Read a YAML file (or a dict), apply ``--set`` overrides, validate every section.
+    """Read a YAML file (or a dict), apply ``--set`` overrides, validate every section's keys and types.
 
-    Relative data paths are resolved against the YAML file's folder (or ``base_dir``).
+    Relative data paths are resolved against the YAML file's folder (or ``base_dir``). The method, model and train
+    sections are not yet filled with their defaults: ``build.load_config`` does that (the registries live above
+    this module).
     """
     if isinstance(source, dict):
         raw = source
@@ -368,9 +370,7 @@ def load_config(
                 value = getattr(records, key)
                 if value is not None:
                     setattr(records, key, resolved(value))
-    from biolatent.build import resolve_sections
-
-    return resolve_sections(config)
+    return config
 
 
 def _first_error(exc: ValidationError, prefix: str | None = None) -> str:

@@ -96,8 +96,7 @@ def test_views_comparison_rows(quick_run: tuple[dict, str, str]) -> None:
 
 
 def test_synthetic_volumes_are_seeded_and_pass_anatomy_masking(bench: ModuleType) -> None:
-    from biolatent.build import build_method
-    from biolatent.config import load_config
+    from biolatent.build import build_method, load_config
 
     x = bench.synthetic_volumes(6, 16, seed=0)
     assert x.shape == (6, 1, 16, 16, 16) and x.dtype == torch.float32

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from biolatent.config import load_config
+from biolatent.build import load_config
 from biolatent.data.loaders import load_samples
 from biolatent.data.paired import evenly_spaced, pairing_text, standardise_columns
 from biolatent.errors import DataError

@@ -5,7 +5,7 @@ import pytest
 import torch
 import yaml
 
-from biolatent.config import load_config
+from biolatent.build import load_config
 from biolatent.data.loaders import load_samples
 from biolatent.data.record_tokens import CLS_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS
 from biolatent.errors import DataError

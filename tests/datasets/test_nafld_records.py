@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biolatent.config import load_config
+from biolatent.build import load_config
 from biolatent.data.loaders import load_samples
 from biolatent.datasets import RegistryUnreachable, fetch
 

@@ -155,7 +155,7 @@ def test_bad_noise_levels_and_a_single_site_are_errors():
 
 
 def test_ablation_variants_leave_out_families_the_config_already_switches_off():
-    from biolatent.config import load_config
+    from biolatent.build import load_config
     from biolatent.data.samples import DataInfo
     from biolatent.errors import ConfigError
     from biolatent.workflows.robustness import ablation_variants

@@ -123,7 +123,7 @@ def test_resume_restores_teacher_and_queue(tiny_config, tmp_path, method: str) -
     import lightning as L
     from safetensors.torch import load_file
 
-    from biolatent.config import load_config
+    from biolatent.build import load_config
     from biolatent.workflows.pretrain import pretrain
 
     class Crash(L.Callback):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from biolatent.config import load_config
+from biolatent.build import load_config
 from biolatent.train.module import warmup_cosine
 from biolatent.workflows.pretrain import pretrain
 

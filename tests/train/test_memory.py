@@ -15,7 +15,8 @@ import torch
 import yaml
 from torch import nn
 
-from biolatent.config import TrainConfig, load_config
+from biolatent.build import load_config
+from biolatent.config import TrainConfig
 from biolatent.errors import ConfigError
 from biolatent.train.memory import (
     AVAILABLE_ENV,

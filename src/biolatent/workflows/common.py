@@ -6,7 +6,8 @@ import dataclasses
 from pathlib import Path
 
 from biolatent import provenance
-from biolatent.config import RunConfig, dump_config, load_config
+from biolatent.build import load_config
+from biolatent.config import RunConfig, dump_config
 from biolatent.data.samples import DataInfo
 from biolatent.errors import BiolatentError
 from biolatent.rundir import read_json, write_json, write_text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from biolatent.config import load_config
+from biolatent.build import load_config
 
 DEMO_CONFIG = {
     "data": {"modality": "counts", "dataset": "pbmc68k"},

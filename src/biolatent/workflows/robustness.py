@@ -230,7 +230,7 @@ def ablate(
     only the ``views`` overrides of its family (:data:`biolatent.data.views.VIEW_FAMILIES`) added; the probes of
     every variant share each seed's test split and labelled subset.
     """
-    from biolatent.config import load_config
+    from biolatent.build import load_config
     from biolatent.data.loaders import load_samples
     from biolatent.embed import EMBEDDING_KEY, read_embeddings
     from biolatent.evaluate.robustness import augmentation_ablation

@@ -135,7 +135,7 @@ def test_options_are_checked():
 def pretrain_run(tmp_path_factory):
     """A 1-epoch SimCLR run with a small 4-stage ResNet on 16 healthy slices (grayscale PNGs)."""
     from biolatent.anomaly.images import write_slice_set
-    from biolatent.config import load_config
+    from biolatent.build import load_config
     from biolatent.workflows.pretrain import pretrain
 
     root = tmp_path_factory.mktemp("pretrain")
