@@ -11,7 +11,7 @@ import hashlib
 import inspect
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
@@ -331,6 +331,43 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return raw
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def validated_config(model: type[ModelT], source: str | Path | dict[str, Any], overrides: list[str] | None = None,
+                     base_dir: Path | None = None) -> tuple[ModelT, Path | None]:
+    """Read a YAML file (or a dict), apply ``--set`` overrides and validate it as ``model`` (one-line
+    ``ConfigError``) -> (config, the folder relative paths are taken from: ``base_dir`` or the YAML file's)."""
+    if isinstance(source, dict):
+        raw = source
+    else:
+        raw = read_yaml(source)
+        base_dir = base_dir or Path(source).resolve().parent
+    raw = deep_merge(raw, parse_overrides(overrides))
+    try:
+        return model(**raw), base_dir
+    except ValidationError as exc:
+        raise ConfigError(_first_error(exc)) from None
+    except TypeError as exc:
+        raise ConfigError(f"config must be a mapping of sections: {exc}") from None
+
+
+def resolve_path(value: str | Path, base_dir: Path) -> Path:
+    """``value`` (``~`` expanded) as an absolute path, relative ones taken from ``base_dir``."""
+    value = Path(value).expanduser()
+    return value if value.is_absolute() else (base_dir / value).resolve()
+
+
+def resolve_paths(section: BaseModel, keys: tuple[str, ...], base_dir: Path | None) -> None:
+    """Make the relative paths of ``section``'s ``keys`` absolute against ``base_dir`` (in place; None: as given)."""
+    if base_dir is None:
+        return
+    for key in keys:
+        value = getattr(section, key, None)
+        if value is not None:
+            setattr(section, key, resolve_path(value, base_dir))
+
+
 def parse_config(
     source: str | Path | dict[str, Any], overrides: list[str] | None = None, base_dir: Path | None = None
 ) -> RunConfig:
@@ -340,36 +377,14 @@ def parse_config(
     sections are not yet filled with their defaults: ``build.load_config`` does that (the registries live above
     this module).
     """
-    if isinstance(source, dict):
-        raw = source
-    else:
-        raw = read_yaml(source)
-        base_dir = base_dir or Path(source).resolve().parent
-    raw = deep_merge(raw, parse_overrides(overrides))
-    try:
-        config = RunConfig(**raw)
-    except ValidationError as exc:
-        raise ConfigError(_first_error(exc)) from None
-    except TypeError as exc:
-        raise ConfigError(f"config must be a mapping of sections: {exc}") from None
-    if base_dir is not None:
-        def resolved(value: Path) -> Path:
-            value = Path(value).expanduser()
-            return value if value.is_absolute() else (base_dir / value).resolve()
-
-        for key in ("path", "metadata", "image", "positions", "genotypes", "births"):
-            value = getattr(config.data, key, None)
-            if value is not None:
-                setattr(config.data, key, resolved(value))
-        tables = getattr(config.data, "genetic_tables", None)
-        if tables:
-            config.data.genetic_tables = {name: resolved(path) for name, path in tables.items()}
-        records = getattr(config.data, "records", None)
-        if records is not None:
-            for key in ("path", "metadata", "births"):
-                value = getattr(records, key)
-                if value is not None:
-                    setattr(records, key, resolved(value))
+    config, base_dir = validated_config(RunConfig, source, overrides, base_dir)
+    resolve_paths(config.data, ("path", "metadata", "image", "positions", "genotypes", "births"), base_dir)
+    tables = getattr(config.data, "genetic_tables", None)
+    if tables and base_dir is not None:
+        config.data.genetic_tables = {name: resolve_path(path, base_dir) for name, path in tables.items()}
+    records = getattr(config.data, "records", None)
+    if records is not None:
+        resolve_paths(records, ("path", "metadata", "births"), base_dir)
     return config
 
 

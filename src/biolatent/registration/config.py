@@ -16,17 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from biolatent.config import (
     MethodSection,
     TrainConfig,
     VolumeData,
-    _first_error,
-    deep_merge,
-    parse_overrides,
-    read_yaml,
+    resolve_paths,
     validate_kwargs,
+    validated_config,
 )
 from biolatent.errors import ConfigError
 
@@ -81,24 +79,8 @@ def load_registration_config(source: str | Path | dict[str, Any], overrides: lis
     from the YAML file's folder (or ``base_dir``)."""
     from biolatent.methods.registration_registry import REGISTRATION_METHODS
 
-    if isinstance(source, dict):
-        raw = source
-    else:
-        raw = read_yaml(source)
-        base_dir = base_dir or Path(source).resolve().parent
-    raw = deep_merge(raw, parse_overrides(overrides))
-    try:
-        config = RegistrationConfig(**raw)
-    except ValidationError as exc:
-        raise ConfigError(_first_error(exc)) from None
-    except TypeError as exc:
-        raise ConfigError(f"config must be a mapping of sections: {exc}") from None
-    if base_dir is not None:
-        for key in ("path", "metadata", "atlas", "atlas_labels"):
-            value = getattr(config.data, key)
-            if value is not None:
-                value = Path(value).expanduser()
-                setattr(config.data, key, value if value.is_absolute() else (base_dir / value).resolve())
+    config, base_dir = validated_config(RegistrationConfig, source, overrides, base_dir)
+    resolve_paths(config.data, ("path", "metadata", "atlas", "atlas_labels"), base_dir)
     name = config.method.name
     if name not in REGISTRATION_METHODS:
         raise ConfigError(f"method.name: unknown registration method {name!r} "
