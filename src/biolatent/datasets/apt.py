@@ -17,12 +17,12 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from biolatent.datasets.recipe import DatasetRecipe
+from biolatent.datasets.cache import RegistryUnreachable, cache_dir, is_cached, sha256_file, verify_members
+from biolatent.datasets.recipe import AptRecipe
 from biolatent.errors import DataError
 from biolatent.rundir import write_json
 
@@ -36,19 +36,7 @@ _APT_UNKNOWN = ("Unable to locate package", "has no installation candidate", "No
                 "Can't select candidate version", "not found")
 
 
-@dataclass(frozen=True)
-class AptRecipe(DatasetRecipe):
-    """A recipe whose data lie in tar ``archive`` inside Debian package ``package`` (``version`` when pinned), or,
-    with ``archive`` empty, are the package's files ``members`` (absolute paths inside the package)."""
-
-    archive: str = ""
-    archive_sha256: str = ""
-    source: str = "apt"
-
-
 def _unreachable(message: str) -> DataError:
-    from biolatent.datasets.fetch import RegistryUnreachable
-
     return RegistryUnreachable(message)
 
 
@@ -156,7 +144,6 @@ def extract_tar_members(archive: Path, members: tuple[str, ...], dest: Path) -> 
 
 def obtain_members(recipe: AptRecipe, work: Path, progress: Progress = print) -> dict[str, Path]:
     """Download the package, check the archive's sha256, extract the members (sha256 checked by the caller)."""
-    from biolatent.datasets.fetch import sha256_file
 
     progress(f"{recipe.name}: downloading {recipe.package} (apt-get download, Debian archive)")
     deb = download_deb(recipe.package, work / "deb")
@@ -173,7 +160,6 @@ def obtain_members(recipe: AptRecipe, work: Path, progress: Progress = print) ->
 
 def fetch_apt(name: str, progress: Progress = print) -> Path:
     """The prepared folder of the apt-route dataset ``name`` (as ``fetch.fetch``: verified, converted, cached)."""
-    from biolatent.datasets.fetch import _cached, cache_dir, verify_members
     from biolatent.datasets.registry import get_recipe
 
     recipe = get_recipe(name)
@@ -181,7 +167,7 @@ def fetch_apt(name: str, progress: Progress = print) -> Path:
         raise DataError(f"dataset {name!r} is not obtained through apt; use biolatent.datasets.fetch")
     root = cache_dir()
     folder = root / recipe.name
-    if _cached(recipe, folder):
+    if is_cached(recipe, folder):
         return folder
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{recipe.name}.", dir=root) as work_name:
@@ -199,7 +185,7 @@ def fetch_apt(name: str, progress: Progress = print) -> Path:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })
         if folder.exists():
-            if _cached(recipe, folder):
+            if is_cached(recipe, folder):
                 return folder
             shutil.rmtree(folder)
         os.replace(out, folder)

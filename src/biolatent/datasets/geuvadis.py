@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biolatent.datasets.apt import AptRecipe
+from biolatent.datasets.recipe import AptRecipe
 from biolatent.errors import DataError
 from biolatent.io.tables import write_table
 

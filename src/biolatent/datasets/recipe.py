@@ -44,3 +44,13 @@ class DatasetRecipe:
             "data_config": self.data_config,
             "labels": self.labels,
         }
+
+
+@dataclass(frozen=True)
+class AptRecipe(DatasetRecipe):
+    """A recipe whose data lie in tar ``archive`` inside Debian package ``package`` (``version`` when pinned), or,
+    with ``archive`` empty, are the package's files ``members`` (absolute paths inside the package)."""
+
+    archive: str = ""
+    archive_sha256: str = ""
+    source: str = "apt"

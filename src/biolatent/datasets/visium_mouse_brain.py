@@ -19,7 +19,7 @@ import gzip
 import shutil
 from pathlib import Path
 
-from biolatent.datasets.apt import AptRecipe
+from biolatent.datasets.recipe import AptRecipe
 
 ROOT = "/usr/share/doc/r-cran-seurat/tests/testdata/visium/"
 MATRIX = ROOT + "filtered_feature_bc_matrix.h5.gz"
