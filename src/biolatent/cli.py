@@ -7,20 +7,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from typer.core import TyperGroup
 
-
-class DefaultCommandGroup(TyperGroup):
-    """A command group whose first argument, when it names none of its commands (and is no option), is handed to
-    its ``checks`` command: ``biolatent robustness RUN ...`` is ``biolatent robustness checks RUN ...``."""
-
-    default_command = "checks"
-
-    def parse_args(self, ctx, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
-            args = [self.default_command, *args]
-        return super().parse_args(ctx, args)
-
+from biolatent.cli_anomaly import anomaly_app
+from biolatent.cli_common import say
+from biolatent.cli_register import register_app
+from biolatent.cli_robustness import robustness_app
 
 app = typer.Typer(
     name="biolatent",
@@ -31,25 +22,13 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="The dataset registry: real data obtained from package registries.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-anomaly_app = typer.Typer(help="Anomaly detection learned from healthy data only: fit, score, evaluate.",
-                          no_args_is_help=True)
 app.add_typer(anomaly_app, name="anomaly")
-robustness_app = typer.Typer(
-    cls=DefaultCommandGroup, no_args_is_help=True,
-    help="The robustness checks: `biolatent robustness RUN --label COL` (cross-site, site leakage, label noise) "
-         "and `biolatent robustness ablate CONFIG --label COL` (one view family removed at a time).")
 app.add_typer(robustness_app, name="robustness")
-register_app = typer.Typer(help="Learned deformable registration (VoxelMorph, MICDIR-style): fit, apply, evaluate.",
-                           no_args_is_help=True)
 app.add_typer(register_app, name="register")
 
 FractionsOpt = Annotated[
     str, typer.Option(help="comma-separated label fractions of the training pool")
 ]
-
-
-def _say(message: str) -> None:
-    typer.echo(message, err=True)
 
 
 def _fractions(text: str) -> list[float]:
@@ -88,10 +67,10 @@ def pretrain(
     cfg = load_config(config, set_)
     run_dir = out or Path("runs") / config.stem
     metrics = run(cfg, run_dir, resume=resume, progress=not quiet, seeds=seeds, holdout=holdout_splits,
-                  test_fraction=test_fraction, holdout_label=holdout_label, say=_say)
+                  test_fraction=test_fraction, holdout_label=holdout_label, say=say)
     if not metrics:  # a secondary DDP process: the first one reports
         return
-    _say(f"final loss {metrics.get('final_loss', float('nan')):.4f}; "
+    say(f"final loss {metrics.get('final_loss', float('nan')):.4f}; "
          f"{metrics['samples_per_second']:.0f} samples/s")
     typer.echo(str(run_dir))
 
@@ -107,9 +86,9 @@ def embed(
     from biolatent.workflows.embed import embed_all_seeds, embed_run
 
     if out is not None:
-        typer.echo(str(embed_run(run_dir, data, out, say=_say)))
+        typer.echo(str(embed_run(run_dir, data, out, say=say)))
         return
-    for path in embed_all_seeds(run_dir, data, say=_say):
+    for path in embed_all_seeds(run_dir, data, say=say):
         typer.echo(str(path))
 
 
@@ -157,13 +136,13 @@ def evaluate(
 
         head = evaluate_expression_run(
             run_dir, n_genes=genes, fractions=_fractions(fractions) if fractions else EXPRESSION_FRACTIONS,
-            seeds=seeds, supervised_steps=supervised_steps, say=_say)
+            seeds=seeds, supervised_steps=supervised_steps, say=say)
     else:
         from biolatent.workflows.evaluate import DEFAULT_FRACTIONS, evaluate_run
 
         head = evaluate_run(run_dir, label, fractions=_fractions(fractions) if fractions else DEFAULT_FRACTIONS,
                             seeds=seeds, supervised_steps=supervised_steps, task=task, test_splits=test_splits,
-                            protocol=protocol, say=_say)
+                            protocol=protocol, say=say)
     _print_headline(head)
     typer.echo(head["efficiency"])
 
@@ -185,7 +164,7 @@ def probe(
 
     out_dir = out or embeddings.parent / f"probe-{label}"
     head = probe_embeddings(embeddings, label, out_dir, fractions=_fractions(fractions), seeds=seeds, key=key,
-                            task=task, say=_say)
+                            task=task, say=say)
     _print_headline(head)
     typer.echo(head["efficiency"])
 
@@ -211,70 +190,6 @@ def demo(
     from biolatent.workflows.demo import run_demo
 
     run_demo(out, epochs=epochs, seeds=seeds, say=typer.echo)
-
-
-def _noise_levels(text: str) -> list[float]:
-    from biolatent.errors import BiolatentError
-
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise BiolatentError(f"--noise must be numbers separated by commas, got {text!r}") from None
-
-
-RobustFractionOpt = Annotated[float, typer.Option(help="labelled fraction of each training pool drawn per seed")]
-RobustSeedsOpt = Annotated[int, typer.Option(help="repeats (95% CI over them): each draws a labelled subset (and a "
-                                                  "test split, where the test set is not a site)")]
-TaskOpt = Annotated[Literal["auto", "classification", "regression"], typer.Option(
-    help="auto: a numeric column with more than 10 distinct values (or fractional values) is a regression target")]
-
-
-@robustness_app.command("checks")
-def robustness_run(
-    run_dir: Annotated[Path, typer.Argument(help="a pretrain run directory")],
-    label: Annotated[str, typer.Option(help="metadata column with the labels")],
-    site_column: Annotated[str | None, typer.Option(help="metadata column with the site or batch (default: site, "
-                                                         "else batch, if present)")] = None,
-    noise: Annotated[str | None, typer.Option(help="comma-separated fractions of training labels flipped, each "
-                                                   "in [0, 1) (default 0.1,0.2,0.4; class labels only)")] = None,
-    fraction: RobustFractionOpt = 0.8,
-    seeds: RobustSeedsOpt = 3,
-    supervised_steps: Annotated[int | None, typer.Option(
-        min=1, help="most optimizer steps of the supervised baseline (default: the rule of `evaluate`, as many as "
-                    "the pre-training took)")] = None,
-    task: TaskOpt = "auto",
-) -> None:
-    """Cross-site (leave one site out), site leakage and label noise for ssl, random_init, pca and supervised ->
-    RUN/robustness.tsv (check, representation, probe, setting, metric, mean, ci_low, ci_high)."""
-    from biolatent.workflows.robustness import robustness_run as run
-
-    levels = None if noise is None else _noise_levels(noise)
-    typer.echo(str(run(run_dir, label, site_column=site_column, noise=levels, fraction=fraction, seeds=seeds,
-                       supervised_steps=supervised_steps, task=task, say=_say)))
-
-
-@robustness_app.command("ablate")
-def robustness_ablate(
-    config: Annotated[Path, typer.Argument(help="run config (YAML) to pre-train with and without each view family")],
-    label: Annotated[str, typer.Option(help="metadata column with the labels the variants are probed on")],
-    out: Annotated[Path | None, typer.Option(help="new folder: one run per variant + robustness.tsv (default: "
-                                                  "runs/<config name>-ablation)")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override for every variant: section.key=value")]
-    = None,
-    families: Annotated[str | None, typer.Option(help="comma-separated view families to remove one at a time "
-                                                      "(default: every family of the modality)")] = None,
-    fraction: RobustFractionOpt = 0.8,
-    seeds: RobustSeedsOpt = 3,
-    task: TaskOpt = "auto",
-) -> None:
-    """Pre-train one variant per view family removed (same seeds, same budget) and compare their probes ->
-    OUT/robustness.tsv (check augmentation_ablation, setting = variant)."""
-    from biolatent.workflows.robustness import ablate
-
-    chosen = None if families is None else [f.strip() for f in families.split(",") if f.strip()]
-    out_dir = out or Path("runs") / f"{config.stem}-ablation"
-    typer.echo(str(ablate(config, label, out_dir, overrides=set_, families=chosen, fraction=fraction, seeds=seeds,
-                          task=task, say=_say)))
 
 
 DOSAGE_HELP = "VCF FORMAT/DS dosages instead of hard calls (numpy engine)"
@@ -311,7 +226,7 @@ def gwas(
 
     config = _qc_config(qc, maf, geno, hwe, mind)
     typer.echo(str(run_gwas(genotypes, phenotypes, covariates, out, engine=_engine(engine), qc=config, n_pcs=pcs,
-                            dosage=dosage, plots=plots, say=_say)))
+                            dosage=dosage, plots=plots, say=say)))
 
 
 @app.command()
@@ -357,7 +272,7 @@ def discover(
         pgs_weights=None if pgs_weights is None else str(pgs_weights), seed=seed)
     folder = out if out is not None else embeddings.parent / "discover"
     typer.echo(str(run_discover(embeddings, genotypes, folder, covariates_tsv=covariates, settings=settings,
-                                say=_say)))
+                                say=say)))
 
 
 @app.command()
@@ -374,7 +289,7 @@ def h2(
 
     if method not in ("greml", "he"):
         raise BiolatentError(f"--method must be greml or he, got {method!r}")
-    typer.echo(str(run_h2(genotypes, phenotypes, covariates, out, method=method, say=_say)))
+    typer.echo(str(run_h2(genotypes, phenotypes, covariates, out, method=method, say=say)))
 
 
 def _engine(name: str) -> str:
@@ -440,7 +355,7 @@ def data_simulate(
     if kind == "spatial":
         from biolatent.data.simulate.spatial import write_spatial_dataset
 
-        typer.echo(str(write_spatial_dataset(out, spots, genes, seed=seed, progress=_say)))
+        typer.echo(str(write_spatial_dataset(out, spots, genes, seed=seed, progress=say)))
         return
     if (out / "meta.tsv").exists():
         raise BiolatentError(f"{out} already holds a cohort (meta.tsv): choose another --out")
@@ -453,7 +368,7 @@ def data_simulate(
         from biolatent.anomaly.volumes import write_brain_slice_set
 
         typer.echo(str(write_brain_slice_set(out, n, size=size, lesions=lesions, seed=seed,
-                                             lesion_fraction=lesion_fraction, say=_say)))
+                                             lesion_fraction=lesion_fraction, say=say)))
         return
     if kind == "brain":
         from biolatent.anomaly.volumes import write_brain_set
@@ -461,7 +376,7 @@ def data_simulate(
         typer.echo(str(write_brain_set(out, n, size=size, lesions=lesions, mass_effect=mass_effect, seed=seed,
                                        lesion_fraction=lesion_fraction, sites=sites,
                                        subject_parameters=subject_parameters,
-                                       scans_per_subject=scans_per_subject, contrast=contrast, say=_say)))
+                                       scans_per_subject=scans_per_subject, contrast=contrast, say=say)))
         return
     parameters = None
     if genotypes is not None:
@@ -475,7 +390,7 @@ def data_simulate(
     elif n < 1:
         raise BiolatentError(f"--n must be >= 1, got {n}")
     meta = simulate_heart_cohort(n, out, seed=seed, parameters=parameters, write_png=png, records=records,
-                                 prevalence=prevalence, progress=_say)
+                                 prevalence=prevalence, progress=say)
     if genotypes is not None:
         import json
 
@@ -488,149 +403,15 @@ def data_fetch(name: Annotated[str, typer.Argument(help="dataset name (see `biol
     """Obtain, verify (sha256), convert and cache a dataset; prints its folder."""
     from biolatent.datasets import fetch
 
-    typer.echo(str(fetch(name, progress=_say)))
+    typer.echo(str(fetch(name, progress=say)))
 
 
 def _print_headline(head: dict) -> None:
     for key, value in head.items():
         if isinstance(value, float):
-            _say(f"  {key}: {value:.3f}")
+            say(f"  {key}: {value:.3f}")
     if head.get("ratio_withheld"):
-        _say(f"  no SSL / supervised ratio: {head['ratio_withheld']}")
-
-
-LabelOpt = Annotated[str | None, typer.Option(help="label column of the data (0/1 or True/False; default: the "
-                                                 "config's data.label_column, is_anomaly)")]
-
-
-@anomaly_app.command("fit")
-def anomaly_fit(
-    config: Annotated[Path, typer.Argument(help="anomaly config YAML (data = the healthy set, method = detector)")],
-    out: Annotated[Path, typer.Option(help="run directory to create")],
-) -> None:
-    """Fit a detector on healthy data; the threshold comes from healthy validation data only."""
-    from biolatent.workflows.anomaly import fit_from_file
-
-    typer.echo(str(fit_from_file(config, out, say=_say)))
-
-
-@anomaly_app.command("score")
-def anomaly_score(
-    run: Annotated[Path, typer.Argument(help="run directory of `biolatent anomaly fit`")],
-    out: Annotated[Path, typer.Option(help="output folder (scores.tsv, scores.png)")],
-    data: Annotated[str | None, typer.Option(help="series/features to score, or a dataset name (its test part)")]
-    = None,
-    label: LabelOpt = None,
-) -> None:
-    """Score data with a fitted detector: sample/point scores and flags (and labels, if the data has them)."""
-    from biolatent.workflows.anomaly import score_anomaly
-
-    typer.echo(str(score_anomaly(run, data, out, label_column=label, say=_say)))
-
-
-@anomaly_app.command("evaluate")
-def anomaly_evaluate(
-    run: Annotated[Path, typer.Argument(help="run directory of `biolatent anomaly fit`")],
-    data: Annotated[str | None, typer.Option(help="labelled series/features, or a dataset name (its test part)")]
-    = None,
-    label: LabelOpt = None,
-) -> None:
-    """AUROC, AP and Dice against labels -> RUN/anomaly_metrics.tsv."""
-    from biolatent.workflows.anomaly import evaluate_anomaly
-
-    typer.echo(str(evaluate_anomaly(run, data, label_column=label, say=_say)))
-
-
-SizeEdgesOpt = Annotated[str, typer.Option(help="lesion-size bins: inclusive upper edges in pixels, comma-separated")]
-
-
-@anomaly_app.command("supervised")
-def anomaly_supervised(
-    train: Annotated[Path, typer.Option(help="labelled image set (meta.tsv with lesion masks) to train on")],
-    test: Annotated[Path, typer.Option(help="labelled test set (a different set)")],
-    out: Annotated[Path, typer.Option(help="run directory to create")],
-    epochs: Annotated[int | None, typer.Option(
-        min=1, help="training epochs: the budget of the detectors it is compared with (default: --budget-from's "
-                    "train.epochs, else 30, the 2D slice detectors' configs/anomaly/slices_*.yaml)")] = None,
-    budget_from: Annotated[Path | None, typer.Option(
-        help="a `biolatent anomaly fit` run directory or anomaly config whose train.epochs the reference gets")]
-    = None,
-    image_size: Annotated[int, typer.Option(help="side the images are resized to")] = 32,
-    seed: int = 0,
-    size_edges: SizeEdgesOpt = "4,16,64,256",
-) -> None:
-    """Supervised reference: a lesion segmenter on the detectors' backbone, trained on labelled lesions."""
-    from biolatent.anomaly.lesion_sizes import parse_edges
-    from biolatent.workflows.anomaly_segmentation import run_supervised
-
-    typer.echo(str(run_supervised(train, test, out, epochs=epochs, budget_from=budget_from, image_size=image_size,
-                                  seed=seed,
-                                  size_edges=parse_edges(size_edges), say=_say)))
-
-
-@anomaly_app.command("guided")
-def anomaly_guided(
-    run: Annotated[Path, typer.Argument(help="image run directory of `biolatent anomaly fit`")],
-    unlabelled: Annotated[Path, typer.Option(help="unlabelled image set (its masks, if any, are not used)")],
-    test: Annotated[Path, typer.Option(help="labelled test set")],
-    out: Annotated[Path, typer.Option(help="run directory to create")],
-    epochs: Annotated[int | None, typer.Option(min=1, help="training epochs (default: the run's train.epochs, "
-                                                           "the detector's budget)")] = None,
-    seed: int = 0,
-    pseudo: Annotated[str, typer.Option(help="pseudo-labels: postprocess (StRegA chain) or threshold (healthy "
-                                             "validation pixel threshold)")] = "postprocess",
-    size_edges: SizeEdgesOpt = "4,16,64,256",
-) -> None:
-    """Anomaly-guided segmentation: a segmenter trained on the run's anomaly maps of unlabelled images."""
-    from biolatent.anomaly.lesion_sizes import parse_edges
-    from biolatent.workflows.anomaly_segmentation import run_guided
-
-    typer.echo(str(run_guided(run, unlabelled, test, out, pseudo=pseudo, epochs=epochs, seed=seed,
-                              size_edges=parse_edges(size_edges), say=_say)))
-
-
-@register_app.command("fit")
-def register_fit(
-    config: Annotated[Path, typer.Argument(help="registration config YAML (data, method, train)")],
-    out: Annotated[Path, typer.Option(help="run directory to create")],
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override: section.key=value")] = None,
-    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
-) -> None:
-    """Learn to register the volumes of a cohort (unlabelled pairs; labels only for an optional Dice loss)."""
-    from biolatent.workflows.register import fit_registration
-
-    typer.echo(str(fit_registration(config, out, set_, progress=not quiet, say=_say)))
-
-
-@register_app.command("apply")
-def register_apply(
-    run: Annotated[Path, typer.Argument(help="run directory of `biolatent register fit`")],
-    moving: Annotated[Path, typer.Option(help="moving image (NIfTI), affinely aligned to the fixed one")],
-    fixed: Annotated[Path, typer.Option(help="fixed image (NIfTI): the outputs are on its grid")],
-    out: Annotated[Path, typer.Option(help="output folder (new or empty)")],
-    labels: Annotated[Path | None, typer.Option(help="the moving image's label map: warped by nearest "
-                                                     "neighbour")] = None,
-    fixed_labels: Annotated[Path | None, typer.Option(help="the fixed image's label map: Dice per label")] = None,
-) -> None:
-    """Register one pair: warped image (and labels), displacement, Jacobian determinant, registration.json."""
-    from biolatent.workflows.register import apply_registration
-
-    typer.echo(str(apply_registration(run, moving, fixed, out, labels=labels, fixed_labels=fixed_labels,
-                                      say=_say)))
-
-
-@register_app.command("evaluate")
-def register_evaluate(
-    run: Annotated[Path, typer.Argument(help="run directory of `biolatent register fit`")],
-    data: Annotated[Path, typer.Option(help="held-out cohort folder (meta.tsv with the run's label column)")],
-    max_pairs: Annotated[int | None, typer.Option(help="evaluate only the first N ordered pairs")] = None,
-    classical: Annotated[bool, typer.Option(help="also the classical reference (SimpleITK demons, if "
-                                                 "installed)")] = True,
-) -> None:
-    """Dice, HD95, folding and seconds of every pair: the model, identity, classical -> registration_metrics.tsv."""
-    from biolatent.workflows.register import evaluate_registration
-
-    typer.echo(str(evaluate_registration(run, data, max_pairs=max_pairs, classical=classical, say=_say)))
+        say(f"  no SSL / supervised ratio: {head['ratio_withheld']}")
 
 
 def main() -> None:
