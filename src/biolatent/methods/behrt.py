@@ -17,7 +17,7 @@ from torch import nn
 from biolatent.data.record_tokens import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS
 from biolatent.errors import ConfigError
 from biolatent.methods.base import SSLMethod
-from biolatent.methods.mlm import check_masking, corrupt_masked
+from biolatent.methods.mlm import check_masking, corrupt_masked, masked_token_head
 from biolatent.types import LossOutput
 
 
@@ -44,9 +44,7 @@ class MaskedCodeModel(SSLMethod):
         self.mask_probability = mask_probability
         self.mask_token_fraction, self.random_token_fraction = mask_token_fraction, random_token_fraction
         self.vocab_size = int(encoder.vocab_size)
-        hidden = int(encoder.out_dim)
-        self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.LayerNorm(hidden),
-                                  nn.Linear(hidden, self.vocab_size))
+        self.head = masked_token_head(int(encoder.out_dim), self.vocab_size)
 
     def mask_tokens(self, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) codes -> (corrupted codes, boolean mask of the positions to predict); at least one per sequence

@@ -65,6 +65,11 @@ def corrupt_masked(tokens: torch.Tensor, mask: torch.Tensor, *, mask_id: int, fi
     return torch.where(use_random, random_ids, corrupted)
 
 
+def masked_token_head(hidden: int, vocab_size: int) -> nn.Sequential:
+    """BERT's masked-LM prediction head: dense, GELU, LayerNorm, then a linear map to the vocabulary."""
+    return nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.LayerNorm(hidden), nn.Linear(hidden, vocab_size))
+
+
 class MaskedKmerModel(SSLMethod):
     """BERT-style masked language model over k-mer tokens; ``embed`` is the encoder's pooled output."""
 
@@ -89,10 +94,7 @@ class MaskedKmerModel(SSLMethod):
         self.mask_token_fraction, self.random_token_fraction = mask_token_fraction, random_token_fraction
         self.k = int(encoder.tokenizer.k)
         self.vocab_size = int(encoder.tokenizer.vocab_size)
-        hidden = int(encoder.out_dim)
-        self.head = nn.Sequential(
-            nn.Linear(hidden, hidden), nn.GELU(), nn.LayerNorm(hidden), nn.Linear(hidden, self.vocab_size)
-        )
+        self.head = masked_token_head(int(encoder.out_dim), self.vocab_size)
 
     def tokenize(self, bases: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         tokenize = getattr(self.encoder, "tokenize", None)
