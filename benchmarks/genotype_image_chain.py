@@ -194,8 +194,9 @@ def run_replicate(rep: int, args, work: Path, say) -> dict[str, list[dict]]:
     from biolatent.data.simulate.heart import Grid
 
     rep_dir = work / f"rep{rep}"
-    if (rep_dir / REPLICATE_FILE).is_file():
-        return json.loads((rep_dir / REPLICATE_FILE).read_text())
+    stored = json.loads((rep_dir / REPLICATE_FILE).read_text()) if (rep_dir / REPLICATE_FILE).is_file() else None
+    if stored is not None and stored.get("supervised") is not None:
+        return stored
     rep_dir.mkdir(parents=True, exist_ok=True)
     grid = Grid(shape=(32, 32, 16), spacing=(5.25, 5.25, 10.5), n_frames=10)  # the default field of view, coarser
     cohort = make_cohort(rep_dir, args.people, args.causal, seed=100 * rep, grid=grid)
@@ -207,6 +208,8 @@ def run_replicate(rep: int, args, work: Path, say) -> dict[str, list[dict]]:
     held_out = [s for s in ids if s not in set(labelled)]
     overrides = [f"train.epochs={args.epochs}", f"train.seed={rep}", "data.image_size=16"]
     grm, _ = genetic_relationship_matrix(cohort["genotypes"])
+    if stored is not None:  # a replicate stored before the supervised arm recorded its choice: re-run that arm only
+        return rerun_supervised(stored, cohort, grm, args, overrides, labelled, held_out, rep, rep_dir, say)
     truth = cohort["parameters"][list(H2)].copy()
     rows = [{**r, "arm": "truth", "r_truth": 1.0} for r in score_arm("truth", truth, cohort, grm, held_out)]
     pgs = cohort["pgs"].loc[held_out]
@@ -226,19 +229,48 @@ def run_replicate(rep: int, args, work: Path, say) -> dict[str, list[dict]]:
         clusters += cluster_rows(arm, features[[at[s] for s in held_out]], pgs, seed=rep)
         say(f"[rep {rep}] {arm}: {time.perf_counter() - started:.0f} s")
         if arm == "simclr" and steps is None:
-            from biolatent.train.supervised import pretraining_steps
+            steps = _ssl_steps(len(ids), args.epochs)
+    supervised_rows, run = supervised_arm(cohort, grm, overrides, labelled, held_out, steps, rep, say)
+    rows += supervised_rows
+    result = {"rows": [{**r, "replicate": rep, "n_labelled": n_labelled, "n_held_out": len(held_out)} for r in rows],
+              "clusters": [{**r, "replicate": rep} for r in clusters], "supervised": run}
+    (rep_dir / REPLICATE_FILE).write_text(json.dumps(result))
+    return result
 
-            ssl_train = load_config(CONFIGS / "heart_simclr.yaml").train.model_copy(update={"epochs": args.epochs})
-            steps = pretraining_steps(len(ids), ssl_train)  # the SSL arm's optimizer steps: evaluate's budget rule
+
+def _ssl_steps(people: int, epochs: int) -> int:
+    """The SSL arm's optimizer steps (evaluate's budget rule): the supervised arm's step budget."""
+    from biolatent.train.supervised import pretraining_steps
+
+    ssl_train = load_config(CONFIGS / "heart_simclr.yaml").train.model_copy(update={"epochs": epochs})
+    return pretraining_steps(people, ssl_train)
+
+
+def supervised_arm(cohort: dict, grm, overrides: list[str], labelled: list[str], held_out: list[str],
+                   steps: int | None, rep: int, say) -> tuple[list[dict], dict]:
+    """The supervised arm's rows and its run's record (learning rate and step chosen on the validation part)."""
     started = time.perf_counter()
     held, values, run = supervised_predictions(cohort, overrides, np.array(labelled), np.array(held_out), steps,
                                                seed=rep)
-    rows += score_arm("supervised", pd.DataFrame(values, index=pd.Index(held), columns=list(H2)), cohort, grm,
-                      held_out)
+    rows = score_arm("supervised", pd.DataFrame(values, index=pd.Index(held), columns=list(H2)), cohort, grm,
+                     held_out)
     say(f"[rep {rep}] supervised: {time.perf_counter() - started:.0f} s (lr {run['lr']:.3g}, best step "
         f"{run['best_step']} of {run['steps']})")
-    result = {"rows": [{**r, "replicate": rep, "n_labelled": n_labelled, "n_held_out": len(held_out)} for r in rows],
-              "clusters": [{**r, "replicate": rep} for r in clusters], "supervised": run}
+    return rows, run
+
+
+def rerun_supervised(stored: dict, cohort: dict, grm, args, overrides: list[str], labelled: list[str],
+                     held_out: list[str], rep: int, rep_dir: Path, say) -> dict:
+    """Replace a stored replicate's supervised arm (trained before the learning-rate grid and validation-step rule)
+    by one trained under the rule; the label-free arms, which the rule does not touch, are kept and the replicate
+    records when its supervised arm was re-run."""
+    say(f"[rep {rep}] stored before the supervised budget rule: re-running its supervised arm")
+    steps = _ssl_steps(len(cohort["parameters"]), args.epochs)
+    new, run = supervised_arm(cohort, grm, overrides, labelled, held_out, steps, rep, say)
+    kept = [r for r in stored["rows"] if r["arm"] != "supervised"]
+    extra = {"replicate": rep, "n_labelled": kept[0]["n_labelled"], "n_held_out": kept[0]["n_held_out"]}
+    result = {"rows": kept + [{**r, **extra} for r in new], "clusters": stored["clusters"],
+              "supervised": run, "supervised_rerun_at": host_info()["timestamp"]}
     (rep_dir / REPLICATE_FILE).write_text(json.dumps(result))
     return result
 
@@ -290,6 +322,16 @@ def cluster_summary_rows(per_rep: pd.DataFrame) -> list[dict]:
     return sorted(rows, key=lambda r: (scores.index(r["score"]), order[r["arm"]]))
 
 
+def rerun_note(reruns: dict[int, str]) -> list[str]:
+    """A sentence naming the replicates whose supervised arm was re-run after the label-free arms (none: nothing)."""
+    if not reruns:
+        return []
+    when = ", ".join(f"{rep} ({stamp[:16].replace('T', ' ')} UTC)" for rep, stamp in sorted(reruns.items()))
+    return ["", f"The supervised arm of replicate(s) {when} was re-run under this budget rule after the replicate "
+                "was stored with an earlier supervised arm (a fixed learning rate); the label-free arms, which the "
+                "rule does not touch, are those of the first run, so the stated minutes cover the re-run only."]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The arguments, defaults resolved: what the result JSON records under ``arguments``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -315,11 +357,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def say(message: str) -> None:
         print(message, flush=True)
 
-    rows, clusters = [], []
+    rows, clusters, reruns = [], [], {}
     for rep in range(args.replicates):
         result = run_replicate(rep, args, args.work_dir / ("quick" if args.quick else "full"), say)
         rows += result["rows"]
         clusters += result["clusters"]
+        if "supervised_rerun_at" in result:
+            reruns[rep] = result["supervised_rerun_at"]
     per_rep = pd.DataFrame(rows)
     seconds = time.perf_counter() - started
     n_labelled, n_held = int(per_rep.n_labelled.iloc[0]), int(per_rep.n_held_out.iloc[0])
@@ -332,7 +376,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "itself (the ceiling), `simclr` and `contig` (images against the people's genotypes) + a ridge probe, "
         "`random_init` + a ridge probe, `supervised` = the same cine encoder trained on the labelled people "
         "(same number of optimizer steps as the pre-training at most; learning rate from train.lr x {0.3, 1, 3} "
-        "and step chosen on a validation fifth of the labelled people).", "",
+        "and step chosen on a validation fifth of the labelled people).", *rerun_note(reruns), "",
         "Mean [95% t-interval over the replicate cohorts: genotypes, cohort, labelled subset and training seeds "
         "together]:", "",
         markdown_table(summary_rows(per_rep), ["parameter", "arm", "h2", "r_truth", "leads at causal / leads"]), "",
@@ -349,7 +393,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ""])
     print(markdown)
     payload = {"per_replicate": rows, "clusters": clusters,
-               "meta": {**{k: str(v) for k, v in vars(args).items()}, "seconds": seconds, "host": host_info()}}
+               "meta": {**{k: str(v) for k, v in vars(args).items()}, "seconds": seconds, "host": host_info(),
+                        "supervised_rerun_at": {str(k): v for k, v in reruns.items()}}}
     stem = "genotype_image_chain-cpu" + ("-quick" if args.quick else "")
     json_path, md_path = write_results(args.out_dir, stem, payload, markdown, args=args)
     print(f"-> {json_path}\n-> {md_path}")
