@@ -20,8 +20,8 @@ output grid (partial volume); ``labels`` is the most frequent tissue of each out
 * airways: the trachea (radius U(7, 10) mm, air lumen -1000 HU, 2 mm soft-tissue wall) from the top of the
   field to the carina, the two main bronchi (70 % of its radius) to the hila, and two lobar bronchi a side;
 * pulmonary vessel trees (blood, U(30, 50) HU) drawn inside the lungs only: three roots a hilum (upper, middle,
-  lower), each a binary tree of 5 generations whose segments shrink (length x U(0.65, 0.85), radius x
-  U(0.65, 0.8)) and turn U(20, 45) degrees away from their parent;
+  lower), each a binary tree of 5 generations from a root of radius U(6.5, 8.5) mm whose segments shrink
+  (length x U(0.65, 0.85), radius x U(0.65, 0.8)) and turn U(20, 45) degrees away from their parent;
 * ribs (11 a side, along the body's cross-section inside its wall, U(22, 26) mm apart, sloping down anteriorly
   by U(30, 50) mm, a flat cross-section of 4 x 6 mm half-axes, cortical bone U(600, 1000) HU), the sternum and
   the spine (vertebral bodies of radius U(16, 20) mm, U(250, 400) HU with a cortical rim of U(600, 900) HU, discs
@@ -235,7 +235,7 @@ def _anatomy(rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict[str,
     for hilum in hila:
         side = np.sign(hilum[0])
         for direction in ((side, 0.0, 0.9), (side, 0.3, 0.0), (side, -0.4, -0.9)):
-            for a, b, r in _tree(rng, hilum, np.asarray(direction), rng.uniform(35.0, 45.0), rng.uniform(5.0, 7.0), 5):
+            for a, b, r in _tree(rng, hilum, np.asarray(direction), rng.uniform(35.0, 45.0), rng.uniform(6.5, 8.5), 5):
                 _paint_tube(labels, c, a, b, r, VESSEL, where=lung)
     for a, b, r in airways:
         _paint_tube(labels, c, a, b, r, AIRWAY)
