@@ -16,13 +16,16 @@ window -1000..400 HU, ``biolatent.data.volume_sets``) and written as the [0, 1] 
   ``train.epochs`` (the ``anomaly supervised --budget-from RUN`` rule: never more than the detector), applied
   slice-wise to the test cohort.
 
-Both volume scores are the same rule: the map kept inside the body (nonzero voxels eroded by ``--erosion``), no
-opening (a nodule can be one voxel at 64^3), the mean of the top ``--top-fraction`` of its voxels. AUROC and AP
-over the test volumes; 95% intervals from a stratified bootstrap of the test volumes (``--bootstrap``
-resamples, the same resamples for both detectors, so the paired difference has its interval too); AUROC by the
-size of a subject's largest nodule (< 8 mm, >= 8 mm, each against all healthy test subjects).
+With ``--lung-mask`` every voxel outside the lungs (the simulator's tissue labels, standing in for a lung
+segmentation) is set to 0 first, so both detectors see the lungs only. Both volume scores are the same rule: the
+map kept inside the nonzero voxels (the body, or the lungs) eroded by ``--erosion`` voxels, no opening (a nodule
+can be one voxel at 64^3), the mean of the top ``--top-fraction`` of its voxels. AUROC and AP over the test
+volumes; 95% intervals from a stratified bootstrap of the test volumes (``--bootstrap`` resamples, the same
+resamples for both detectors, so the paired difference has its interval too); AUROC by the size of a subject's
+largest nodule (< 8 mm, >= 8 mm, each against all healthy test subjects).
 
     python benchmarks/anomaly_ct.py            # 32 healthy + 24 test + 16 labelled chests of 64^3, 6 epochs
+    python benchmarks/anomaly_ct.py --lung-mask --erosion 0   # the same, the lungs only
     python benchmarks/anomaly_ct.py --quick    # 8 + 8 + 4 chests of 32^3, 1 epoch (smoke run)
 """
 
@@ -59,19 +62,34 @@ def anomaly_config(detector: str, healthy: Path, size: int, epochs: int, top_fra
         "validation": {"fraction": 0.25, "target_fpr": 0.05}})
 
 
-def windowed_set(source: Path, target: Path, size: int) -> Path:
+def lung_field(labels: np.ndarray) -> np.ndarray:
+    """The lungs of a tissue label map (parenchyma and the vessels inside), closed and dilated by one voxel: the
+    lung mask a lung segmentation would give."""
+    from scipy import ndimage
+
+    from biolatent.data.simulate.chest import LUNG, VESSEL
+
+    lungs = ndimage.binary_closing(np.isin(np.rint(labels), (LUNG, VESSEL)), iterations=2)
+    return ndimage.binary_dilation(lungs)
+
+
+def windowed_set(source: Path, target: Path, size: int, lung_mask: bool = False) -> Path:
     """``source`` (HU) read by the core volume loader with the lung window, written as a [0, 1] set (volumes, the
-    masks and meta.tsv as they are) that the anomaly commands read without rescaling."""
+    masks and meta.tsv as they are) that the anomaly commands read without rescaling; with ``lung_mask`` every
+    voxel outside the lung field (``lung_field`` of the subject's tissue labels) is set to 0."""
     from biolatent.config import VolumeData
     from biolatent.data.simulate.chest import affine_for
     from biolatent.data.volume_sets import load_volume
-    from biolatent.io.nifti import write_nifti
+    from biolatent.io.nifti import read_nifti, write_nifti
 
     samples = load_volume(VolumeData(path=source, image_size=size, normalise="ct", **LUNG_WINDOW))
     target.mkdir(parents=True)
     meta = pd.read_csv(source / "meta.tsv", sep="\t", keep_default_na=False)
-    for sid, path, volume in zip(meta["id"], meta["path"], samples.x.numpy()[:, 0], strict=True):
+    for sid, path, labels, volume in zip(meta["id"], meta["path"], meta["labels"], samples.x.numpy()[:, 0],
+                                         strict=True):
         assert str(sid) in samples.obs.index
+        if lung_mask:
+            volume = volume * lung_field(read_nifti(source / str(labels), ndim=3).data)
         write_nifti(target / str(path), volume, affine=affine_for(size))
     for mask in meta.get("mask", pd.Series(dtype=str)):
         if str(mask):
@@ -133,7 +151,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--detector", default="ddpm", choices=("ddpm", "masked_diffusion"))
     parser.add_argument("--top-fraction", type=float, default=1e-4,
                         help="volume score: mean of this fraction of the highest map voxels (1e-4: 26 at 64^3)")
-    parser.add_argument("--erosion", type=int, default=2, help="maps kept inside the body eroded by this many voxels")
+    parser.add_argument("--erosion", type=int, default=2,
+                        help="maps kept inside the nonzero voxels (the body; with --lung-mask the lungs) eroded by "
+                             "this many voxels (0: dilated by one)")
+    parser.add_argument("--lung-mask", action="store_true",
+                        help="zero every voxel outside the lungs (the simulator's tissue labels) before detection")
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
@@ -156,7 +178,7 @@ def _simulate(root: Path, args: argparse.Namespace) -> None:
                ("labelled", args.labelled, 2, True, 1.0))
     for name, n, seed, nodules, fraction in cohorts:
         write_chest_set(root / "hu" / name, n, size=args.size, nodules=nodules, seed=seed, nodule_fraction=fraction)
-        windowed_set(root / "hu" / name, root / name, args.size)
+        windowed_set(root / "hu" / name, root / name, args.size, args.lung_mask)
     print(f"simulated {args.healthy + args.test + args.labelled} chests in {time.perf_counter() - start:.0f} s",
           flush=True)
 
@@ -188,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              {"fit_s": (fit_s, sup_fit_s), "score_s": (score_s, sup_score_s)})
     markdown = _markdown(args, rows, payload)
     print(markdown)
-    stem = "anomaly_ct-cpu" + ("-quick" if args.quick else "")
+    stem = "anomaly_ct-cpu" + ("-lungmask" if args.lung_mask else "") + ("-quick" if args.quick else "")
     json_path, md_path = write_results(args.out_dir, stem, {**payload, "rows": rows,
                                                             "meta": {"host": host_info()}}, markdown, args=args)
     print(f"-> {json_path}\n-> {md_path}")
@@ -231,6 +253,8 @@ def _results(args: argparse.Namespace, meta: pd.DataFrame, nodules: pd.DataFrame
 def _markdown(args: argparse.Namespace, rows: list[dict], payload: dict) -> str:
     test, diff = payload["test"], payload["difference"]
     spacing = 350.0 / args.size
+    inside = "the lungs (every voxel outside the lung field zeroed before detection)" if args.lung_mask else "the body"
+    region = f"{inside} " + (f"eroded by {args.erosion} voxels" if args.erosion else "dilated by one voxel")
     return (f"# Lung nodules in synthetic chest CT: diffusion detector vs supervised detector ({args.healthy} healthy "
             f"training chests, {args.test} test chests ({test['with_nodules']} with nodules), {args.labelled} labelled "
             f"chests for the supervised detector; {args.size}^3 voxels of {spacing:.1f} mm; budget {rows[0]['epochs']} "
@@ -245,7 +269,7 @@ def _markdown(args: argparse.Namespace, rows: list[dict], payload: dict) -> str:
             f"{', '.join(map(str, WIDTHS))} on axial slices, trained for the same epochs (the supervised one: the "
             "`anomaly supervised --budget-from` rule); volumes read with the core loader's ct normalisation (lung "
             "window -1000..400 HU); volume score = mean of the top "
-            f"{args.top_fraction:g} of the map voxels inside the body eroded by {args.erosion} voxels, no opening.\n")
+            f"{args.top_fraction:g} of the map voxels inside {region}, no opening.\n")
 
 
 if __name__ == "__main__":
