@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/anomaly_series.py
 	$(BIN)/python benchmarks/anomaly_images.py
 	$(BIN)/python benchmarks/anomaly_volumes.py
+	$(BIN)/python benchmarks/anomaly_ct.py
 	$(BIN)/python benchmarks/spatial_expression.py
 
 # real-data runs (GPU-sized): stored under benchmarks/results/real_data-*; then `make results-doc`

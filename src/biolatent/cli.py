@@ -310,7 +310,7 @@ def data_list() -> None:
         typer.echo(f"{recipe.name:<20} {recipe.modality:<10} {source:<32} {recipe.description}")
 
 
-SIMULATORS = ("heart", "slices2d", "brain", "brainslices2d", "spatial")
+SIMULATORS = ("heart", "slices2d", "brain", "brainslices2d", "spatial", "chest")
 
 
 @data_app.command("simulate")
@@ -318,7 +318,8 @@ def data_simulate(
     kind: Annotated[str, typer.Argument(help="heart (3D+time cine phantom), slices2d (2D brain-like slices), "
                                              "brain (3D brains from the MNI152 template) or brainslices2d (one "
                                              "axial slice of each such brain, through its largest lesion) or "
-                                             "spatial (a Visium-like H&E + spot counts folder with its truth)")],
+                                             "spatial (a Visium-like H&E + spot counts folder with its truth) or "
+                                             "chest (3D chest CT in Hounsfield units)")],
     out: Annotated[Path, typer.Option(help="output folder (cine/*.nii.gz, meta.tsv; spatial: a new or empty "
                                            "folder)")],
     n: Annotated[int, typer.Option(help="number of subjects (ignored with --genotypes)")] = 100,
@@ -330,9 +331,12 @@ def data_simulate(
     h2: Annotated[float, typer.Option(help="with --genotypes: heritability of every parameter")] = 0.5,
     n_causal: Annotated[int, typer.Option(help="with --genotypes: causal variants per parameter")] = 20,
     lesions: Annotated[bool, typer.Option(help="slices2d, brain, brainslices2d: plant lesions, write masks")] = False,
-    size: Annotated[int, typer.Option(help="slices2d: image side in pixels; brain: cube side in voxels")] = 64,
+    size: Annotated[int, typer.Option(help="slices2d: image side in pixels; brain, chest: cube side in voxels")] = 64,
     mass_effect: Annotated[bool, typer.Option(help="brain: lesions push the tissue around them away")] = False,
-    lesion_fraction: Annotated[float, typer.Option(help="slices2d, brain: fraction of subjects with lesions")] = 0.5,
+    lesion_fraction: Annotated[float, typer.Option(help="slices2d, brain: fraction of subjects with lesions; chest: "
+                                                        "with nodules")] = 0.5,
+    nodules: Annotated[bool, typer.Option(help="chest: plant lung nodules (3-15 mm; solid, part-solid, "
+                                               "ground-glass), write masks")] = False,
     sites: Annotated[int, typer.Option(help="brain: number of scanner sites (contrast, noise, bias profiles)")] = 0,
     subject_parameters: Annotated[bool, typer.Option(
         help="brain: per-subject atrophy (GM partial volume to CSF) and age, recorded in meta.tsv")] = False,
@@ -369,6 +373,12 @@ def data_simulate(
 
         typer.echo(str(write_brain_slice_set(out, n, size=size, lesions=lesions, seed=seed,
                                              lesion_fraction=lesion_fraction, say=say)))
+        return
+    if kind == "chest":
+        from biolatent.data.simulate.chest import write_chest_set
+
+        typer.echo(str(write_chest_set(out, n, size=size, nodules=nodules, seed=seed, nodule_fraction=lesion_fraction,
+                                       say=say)))
         return
     if kind == "brain":
         from biolatent.anomaly.volumes import write_brain_set

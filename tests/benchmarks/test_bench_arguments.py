@@ -26,6 +26,8 @@ RESULTS = BENCHMARKS / "results"
 PUBLISHED: dict[str, tuple[str, list[str]]] = {
     "anomaly_images-brain-cpu.json": ("anomaly_images", []),
     "anomaly_series-cpu.json": ("anomaly_series", []),
+    "anomaly_ct-cpu.json": ("anomaly_ct", []),
+    "anomaly_ct-cpu-lungmask.json": ("anomaly_ct", ["--lung-mask", "--erosion", "0"]),
     "anomaly_volumes-cpu.json": ("anomaly_volumes", []),
     "genotype_image_chain-cpu.json": ("genotype_image_chain", []),
     "geuvadis_discover-cpu.json": ("geuvadis_discover", []),

@@ -8,7 +8,9 @@
 * ``normalise_intensity`` maps intensities to [0, 1]: ``"mri"`` by percentiles (the arbitrary units of MR are
   robustly rescaled between the ``low``/``high`` percentiles of the foreground (> 0) voxels, Nyul & Udupa 1999
   use the same landmarks idea), ``"ct"`` by a Hounsfield window (``center`` and ``width``, e.g. soft tissue 40/400,
-  brain 40/80, lung -600/1500), ``"minmax"`` by the volume's own range.
+  brain 40/80, lung -300/1400, i.e. -1000..400 HU), ``"minmax"`` by the volume's own range. A volume asked for
+  ``"ct"`` whose intensities all lie within [0, 1] is not in Hounsfield units (air is -1000 HU; it was
+  normalised already, or is not CT): a DataError, never a silent all-black or all-white window.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ def normalise_intensity(data: np.ndarray, modality: Literal["mri", "ct", "minmax
     if not np.isfinite(x).all():
         raise DataError("the volume holds NaN or inf intensities")
     if modality == "ct":
+        if x.min() >= 0.0 and x.max() <= 1.0:
+            raise DataError(f"ct normalisation needs Hounsfield units, but every intensity lies in [0, 1] "
+                            f"({x.min():.3g} to {x.max():.3g}): the volume is normalised already or not CT "
+                            "(use normalise: none or minmax)")
         if width <= 0:
             raise DataError(f"CT window width must be positive, got {width}")
         lo, hi = center - width / 2.0, center + width / 2.0
