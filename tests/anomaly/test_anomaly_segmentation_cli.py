@@ -11,7 +11,8 @@ import yaml
 from PIL import Image
 from scipy import ndimage
 
-from biolatent.anomaly.images import read_image_set, write_slice_set
+from biolatent.anomaly.images import write_slice_set
+from biolatent.workflows.anomaly_tasks import read_image_set
 
 SAMPLE = {"auroc", "ap", "dice_val_threshold", "fpr_val_threshold"}
 PIXEL = {"auroc", "ap", "dice_val_threshold", "dice_best"}
