@@ -17,18 +17,8 @@ from biolatent.anomaly.volumes import (
     volume_scores,
     write_volume_map,
 )
-from biolatent.config import VolumeData
-from biolatent.data.loaders import load_samples
 from biolatent.errors import DataError
-from biolatent.workflows.anomaly_tasks import IMAGE_LABEL, VolumeTask, labels_of
-
-
-def read_volume_set(folder, size, lesion_column="mask", **data):
-    """(ids, volumes (N, z, y, x), labels or None, lesion masks or None) as ``anomaly fit`` reads them."""
-    samples = load_samples(VolumeData(path=folder, image_size=size, lesion_column=lesion_column, **data))
-    volumes, masks = VolumeTask().arrays(samples)
-    labels = labels_of(samples, IMAGE_LABEL if IMAGE_LABEL in samples.obs.columns else None, str(folder))
-    return samples.ids, volumes, labels, masks
+from biolatent.workflows.anomaly_tasks import read_volume_set
 
 LPS = np.array([[-2.0, 0, 0, 30.0], [0, -2.0, 0, 40.0], [0, 0, 2.0, -10.0], [0, 0, 0, 1.0]])
 

@@ -306,6 +306,22 @@ def read_image_set(path: str | Path, image_size: int, *, lesion_column: str = "m
     return samples.ids, images, labels, masks
 
 
+def read_volume_set(path: str | Path, image_size: int, *, lesion_column: str | None = "mask", **data: Any,
+                    ) -> tuple[list[str], np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(ids, volumes float32 (N, D, H, W) = (N, z, y, x), labels bool (N,) or None, lesion masks bool (N, D, H, W) or
+    None) of a volume set read by the core loader (``data.modality: volume``, other data keys in ``data``) as
+    ``anomaly fit`` reads it; labels: meta.tsv's ``is_anomaly``, else whether a mask is not empty."""
+    from biolatent.config import VolumeData
+    from biolatent.data.loaders import load_samples
+
+    samples = load_samples(VolumeData(path=Path(path), image_size=image_size, lesion_column=lesion_column, **data))
+    volumes, masks = VolumeTask().arrays(samples)
+    labels = labels_of(samples, IMAGE_LABEL if IMAGE_LABEL in samples.obs.columns else None, str(path))
+    if labels is None and masks is not None:
+        labels = masks.reshape(len(masks), -1).any(axis=1)
+    return samples.ids, volumes, labels, masks
+
+
 TASKS: dict[str, Task] = {"series": SeriesTask(), "features": FeaturesTask(), "image2d": ImageTask(),
                           "volume": VolumeTask()}
 
