@@ -102,3 +102,8 @@ def test_image_errors(run_cli, sets, tmp_path):
     Image.new("L", (16, 16)).save(broken / mask)
     with pytest.raises(DataError, match="shape mismatch"):
         read_image_set(broken, 32)
+    config = _config(tmp_path, {"modality": "image2d", "path": str(broken), "image_size": 32,
+                                "lesion_column": "mask"}, {"name": "ae"})
+    failed = run_cli("anomaly", "fit", config, "--out", tmp_path / "r2")
+    failed.expect_error("lesion mask of 'slice-0001'", "is 16x16 but its image is 32x32 (shape mismatch)")
+    assert not (tmp_path / "r2").exists()
