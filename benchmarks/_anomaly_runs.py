@@ -17,7 +17,6 @@ from typing import Any
 
 import pandas as pd
 
-from biolatent.anomaly.config import load_anomaly_config
 from biolatent.workflows.anomaly import LESION_SIZES_FILE, evaluate_anomaly, fit_anomaly, score_anomaly
 
 LR = {"ae": 0.01, "vae": 0.01, "cevae": 0.01, "ddpm": 5e-3, "masked_diffusion": 5e-3, "reverse_distillation": 1e-3,
@@ -46,11 +45,14 @@ def detection_rate(sizes: pd.DataFrame, detector: str) -> float:
 
 
 def run_detector(name: str, data: dict[str, Any], root: Path, epochs: int, n_test: int,
-                 per_s: str) -> tuple[dict[str, Any], pd.DataFrame]:
+                 per_s: str, sections: dict[str, Any] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
     """Fit ``name`` on ``data`` (the config's data section), score and evaluate ``root/test``: (row of metrics,
-    lesion detection rate, fit seconds and test items scored per second under ``per_s``; raw-map size table)."""
+    lesion detection rate, fit seconds and test items scored per second under ``per_s``; raw-map size table).
+    ``sections``: other sections of the anomaly config (e.g. ``maps``)."""
+    from biolatent.workflows.anomaly_config import load_anomaly_config
+
     config = load_anomaly_config({"data": data, "method": {"name": name}, "train": train_settings(name, epochs),
-                                  "validation": {"fraction": 0.25, "target_fpr": 0.05}})
+                                  "validation": {"fraction": 0.25, "target_fpr": 0.05}, **(sections or {})})
     run = root / name
     start = time.perf_counter()
     fit_anomaly(config, run, say=lambda _: None)

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="anomaly-images-") as tmp:
         root = Path(tmp)
         _write_sets(root, args)
-        data = {"modality": "image2d", "path": str(root / "healthy"), "image_size": args.size}
+        data = {"modality": "image2d", "path": str(root / "healthy"), "image_size": args.size, "lesion_column": "mask"}
         for name in args.detectors.split(","):
             row, run_sizes = run_detector(name, data, root, args.epochs, args.test, "images_per_s")
             rows.append(row)

@@ -21,9 +21,9 @@ from typing import Any
 import pandas as pd
 from _report import RESULTS_DIR, host_info, markdown_table, write_results
 
-from biolatent.anomaly.config import load_anomaly_config
 from biolatent.anomaly.detectors import DETECTORS
 from biolatent.workflows.anomaly import evaluate_anomaly, fit_anomaly, score_anomaly
+from biolatent.workflows.anomaly_config import load_anomaly_config
 
 COLUMNS = ("detector", "auroc", "ap", "dice_val_threshold", "dice_best", "top_hit", "fit_s", "points_per_s")
 

@@ -3,7 +3,7 @@
 Brains from ``biolatent data simulate brain`` (SynthSeg-style subjects drawn from the real MNI ICBM152 template,
 tumour-like lesions with known masks): a healthy training cohort, a test cohort (half lesioned) and, for the
 supervised reference only, a labelled lesioned cohort. Each image detector is fitted slice-wise on the healthy
-cohort (``data.modality: volume3d``; a seeded 25% of the subjects held out to set the thresholds at a 5%
+cohort (``data.modality: volume``; a seeded 25% of the subjects held out to set the thresholds at a 5%
 healthy false-positive rate) and evaluated on the test cohort: sample (volume) AUROC/AP, voxel AUROC/AP inside
 the brain, Dice at the healthy-validation threshold, the best Dice (chosen on the test masks: an upper bound),
 Dice after the StRegA post-processing, lesion-wise detection rate, fitting time and scoring throughput
@@ -41,9 +41,10 @@ def supervised_reference(root: Path, size: int, epochs: int, seed: int = 0, eros
     """The segmenter trained on the labelled brains' slices, scored slice-wise on the test brains."""
     from biolatent.anomaly.metrics import best_dice, dense_metrics, sample_metrics
     from biolatent.anomaly.segmentation import train_segmenter
-    from biolatent.anomaly.volumes import brain_region, read_volume_set, volume_scores
+    from biolatent.anomaly.volumes import brain_region, volume_scores
+    from biolatent.workflows.anomaly_tasks import read_volume_set
 
-    _, volumes, _, masks = read_volume_set(root / "labelled", size)
+    _, volumes, _, masks = read_volume_set(root / "labelled", size, normalise="none")
     order = np.random.default_rng(seed).permutation(len(volumes))
     n_val = max(1, len(volumes) // 5)
     fit_ids, val_ids = order[n_val:], order[:n_val]
@@ -60,7 +61,7 @@ def supervised_reference(root: Path, size: int, epochs: int, seed: int = 0, eros
     segmenter.threshold = float(np.clip(best_dice(segmenter.predict(vx), vy)[1], 0.0, 1.0))
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
-    _, test, labels, test_masks = read_volume_set(root / "test", size)
+    _, test, labels, test_masks = read_volume_set(root / "test", size, normalise="none")
     flat = test.reshape(-1, size, size)
     maps = np.zeros(flat.shape, np.float32)
     keep = np.flatnonzero(flat.reshape(len(flat), -1).max(axis=1) > 0)
@@ -113,10 +114,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         write_brain_set(root / "labelled", args.labelled, size=args.size, lesions=True, lesion_fraction=1.0, seed=2)
         print(f"simulated {args.healthy + args.test + args.labelled} brains in {time.perf_counter() - start:.0f} s",
               flush=True)
-        data = {"modality": "volume3d", "path": str(root / "healthy"), "image_size": args.size,
-                "brain_erosion": args.brain_erosion}
+        # the simulated brains are in [0, 1] already: no intensity normalisation (as before the core loader)
+        data = {"modality": "volume", "path": str(root / "healthy"), "image_size": args.size, "lesion_column": "mask",
+                "normalise": "none"}
         for name in args.detectors.split(","):
-            row, sizes = run_detector(name, data, root, args.epochs, args.test, "volumes_per_s")
+            row, sizes = run_detector(name, data, root, args.epochs, args.test, "volumes_per_s",
+                                      {"maps": {"brain_erosion": args.brain_erosion}})
             rows.append(row)
             size_tables.append(sizes)
         # the detectors' budget: the supervised reference trains for as many epochs as the reconstruction models

@@ -19,13 +19,15 @@ LabelOpt = Annotated[str | None, typer.Option(help="label column of the data (0/
 
 @anomaly_app.command("fit")
 def anomaly_fit(
-    config: Annotated[Path, typer.Argument(help="anomaly config YAML (data = the healthy set, method = detector)")],
+    config: Annotated[Path, typer.Argument(help="run config YAML, as for pretrain (data = the healthy set, method = "
+                                                "a detector) + validation, window, maps")],
     out: Annotated[Path, typer.Option(help="run directory to create")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override: section.key=value (repeatable)")] = None,
 ) -> None:
     """Fit a detector on healthy data; the threshold comes from healthy validation data only."""
     from biolatent.workflows.anomaly import fit_from_file
 
-    typer.echo(str(fit_from_file(config, out, say=say)))
+    typer.echo(str(fit_from_file(config, out, overrides=set_, say=say)))
 
 
 @anomaly_app.command("score")

@@ -106,9 +106,13 @@ class _PairedRecords(BaseModel):
 
 
 class Image2dData(_PairedRecords, _PairedGenetics, _DataBase):
-    """A folder of PNG/TIFF images or a whole-slide crop (SVS/TIFF) cut into tiles."""
+    """A folder of PNG/TIFF images (every image of it, or those ``meta.tsv`` lists: columns ``id``, ``path``
+    relative to the folder, any metadata) or a whole-slide crop (SVS/TIFF) cut into tiles."""
 
     modality: Literal["image2d"] = "image2d"
+    lesion_column: str | None = Field(None, description="meta.tsv column with a lesion-mask PNG per image (empty: "
+                                                        "no lesion), same size as its image: SampleSet.fields"
+                                                        "['lesion'] (anomaly evaluation)")
     image_size: int = Field(64, ge=8, description="side of the square images given to the encoder")
     tile_size: int = Field(64, ge=8, description="slides: tile side in pixels at level 0")
     min_tissue_fraction: float = Field(0.5, ge=0, le=1, description="slides: drop background tiles")
@@ -139,6 +143,9 @@ class VolumeData(_VolumeBase):
     modality: Literal["volume"] = "volume"
     mask_column: str | None = Field(None, description="metadata column with an anatomy-mask NIfTI per volume "
                                                       "(anatomy-aware masking); an empty mask is an error")
+    lesion_column: str | None = Field(None, description="meta.tsv column with a lesion-mask NIfTI per volume "
+                                                        "(empty: no lesion), on its volume's grid: SampleSet."
+                                                        "fields['lesion'] (anomaly evaluation)")
 
 
 class CineData(_VolumeBase):
@@ -176,11 +183,33 @@ class SpatialData(_DataBase):
     layer: str | None = Field(None, description=".h5ad: layer with the counts; None = X, 'raw' = raw.X")
 
 
-DataConfig = Annotated[CountsData | DnaData | Image2dData | VolumeData | CineData | SpatialData | RecordsData,
-                       Field(discriminator="modality")]
-MODALITIES = ("counts", "dna", "image2d", "volume", "cine", "spatial", "records")
+class SeriesData(_DataBase):
+    """One time series in a table (tsv/csv, one row per time point): ``(T, 1)`` values, the points as samples."""
+
+    modality: Literal["series"] = "series"
+    value_column: str = "value"
+    label_column: str = Field("is_anomaly", description="0/1 or True/False column of labelled points (optional)")
+
+
+class FeaturesData(_DataBase):
+    """One row per sample: a table (tsv/csv, ``id_column`` + numeric feature columns) or embeddings in an .h5ad
+    (``obsm[key]``): ``(N, F)``."""
+
+    modality: Literal["features"] = "features"
+    label_column: str = Field("is_anomaly", description="0/1 or True/False column of labelled samples (optional; "
+                                                        "never a feature)")
+    drop_columns: list[str] = Field(default_factory=list, description="table columns that are not features "
+                                                                      "(besides the id and label_column)")
+    feature_columns: list[str] | None = Field(None, description="table: the feature columns, picked by name; None "
+                                                                "= every column but id, label and drop_columns")
+    key: str = Field("X_biolatent", description="obsm key of the features in an .h5ad")
+
+
+DataConfig = Annotated[CountsData | DnaData | Image2dData | VolumeData | CineData | SpatialData | RecordsData
+                       | SeriesData | FeaturesData, Field(discriminator="modality")]
+MODALITIES = ("counts", "dna", "image2d", "volume", "cine", "spatial", "records", "series", "features")
 DATA_SECTIONS: tuple[type[_DataBase], ...] = (CountsData, DnaData, Image2dData, VolumeData, CineData, SpatialData,
-                                               RecordsData)
+                                               RecordsData, SeriesData, FeaturesData)
 
 
 class MethodSection(BaseModel):
@@ -244,6 +273,75 @@ class RunConfig(BaseModel):
     def hash(self) -> str:
         text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class ValidationSection(BaseModel):
+    """Anomaly detection: the healthy data held out to set the threshold, and the false-positive rate it aims at."""
+
+    model_config = _STRICT
+
+    fraction: float = Field(0.2, gt=0.0, lt=1.0, description="healthy data held out to set the threshold")
+    target_fpr: float = Field(0.01, ge=0.0, lt=1.0, description="false-positive rate on healthy validation data")
+
+
+class WindowSection(BaseModel):
+    """Anomaly detection on a series: the windows its points are cut into."""
+
+    model_config = _STRICT
+
+    size: int = Field(64, ge=2)
+    stride: int = Field(1, ge=1)
+
+
+class MapsSection(BaseModel):
+    """Anomaly detection on volumes: where the voxel maps are kept."""
+
+    model_config = _STRICT
+
+    brain_erosion: int = Field(0, ge=0, description="keep maps only inside the brain (nonzero voxels) eroded by "
+                                                    "this many voxels; 0: the brain dilated by one voxel")
+
+
+class AnomalyRunConfig(RunConfig):
+    """``biolatent anomaly fit``: a run config (the same data, method, train sections as ``pretrain``; ``method``
+    names a detector) plus the anomaly-only sections. ``model`` and ``views`` must stay empty: a detector builds
+    its own network from its ``method`` hyper-parameters and trains without augmentation views."""
+
+    validation: ValidationSection = Field(default_factory=ValidationSection)
+    window: WindowSection = Field(default_factory=WindowSection)
+    maps: MapsSection = Field(default_factory=MapsSection)
+
+
+# keys of the former anomaly config (anomaly/config.py) -> the one-line error that names their new place
+_RENAMED_ANOMALY_KEYS = {
+    ("seed",): "seed: moved to train.seed",
+    ("data", "brain_erosion"): "data.brain_erosion: moved to maps.brain_erosion",
+    ("data", "mask_column"): "data.mask_column: lesion masks are data.lesion_column now (data.mask_column is a "
+                             "volume's anatomy mask)",
+}
+
+
+def check_old_anomaly_keys(raw: dict[str, Any]) -> None:
+    """A ConfigError naming the new key for a key of the former anomaly config (``modality: volume3d``, top-level
+    ``seed``, ``data.brain_erosion``, image ``data.mask_column``)."""
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    if data.get("modality") == "volume3d":
+        raise ConfigError("data.modality: volume3d is now 'volume' (the same volume data section as pretrain)")
+    for keys, message in _RENAMED_ANOMALY_KEYS.items():
+        node: Any = raw
+        for key in keys:
+            node = node.get(key, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is _MISSING:
+            continue
+        if keys == ("data", "mask_column") and data.get("modality") == "volume":
+            continue  # a volume's anatomy mask: a valid key of the volume section
+        raise ConfigError(message)
+    if "label_column" in data and data.get("modality") in ("image2d", "volume"):
+        raise ConfigError("data.label_column: image and volume labels are the is_anomaly column of meta.tsv; name "
+                          "another with `biolatent anomaly evaluate --label COLUMN`")
+
+
+_MISSING = object()
 
 
 def keyword_model(cls: type, *, skip: tuple[str, ...] = ()) -> type[BaseModel]:
@@ -368,16 +466,24 @@ def resolve_paths(section: BaseModel, keys: tuple[str, ...], base_dir: Path | No
             setattr(section, key, resolve_path(value, base_dir))
 
 
+RunT = TypeVar("RunT", bound=RunConfig)
+
+
 def parse_config(
-    source: str | Path | dict[str, Any], overrides: list[str] | None = None, base_dir: Path | None = None
-) -> RunConfig:
+    source: str | Path | dict[str, Any], overrides: list[str] | None = None, base_dir: Path | None = None,
+    model: type[RunT] = RunConfig,  # type: ignore[assignment]
+) -> RunT:
     """Read a YAML file (or a dict), apply ``--set`` overrides, validate every section's keys and types.
 
     Relative data paths are resolved against the YAML file's folder (or ``base_dir``). The method, model and train
     sections are not yet filled with their defaults: ``build.load_config`` does that (the registries live above
-    this module).
+    this module). ``model``: ``RunConfig`` (pretrain) or ``AnomalyRunConfig`` (anomaly fit: the same sections and
+    the anomaly-only ones; a key of the former anomaly config is a one-line error naming its new place).
     """
-    config, base_dir = validated_config(RunConfig, source, overrides, base_dir)
+    if model is AnomalyRunConfig:
+        raw = source if isinstance(source, dict) else read_yaml(source)
+        check_old_anomaly_keys(deep_merge(raw, parse_overrides(overrides)))
+    config, base_dir = validated_config(model, source, overrides, base_dir)
     resolve_paths(config.data, ("path", "metadata", "image", "positions", "genotypes", "births"), base_dir)
     tables = getattr(config.data, "genetic_tables", None)
     if tables and base_dir is not None:
@@ -405,14 +511,15 @@ def _first_error(exc: ValidationError, prefix: str | None = None) -> str:
 
 
 def _valid_keys_hint(loc: list[str]) -> str:
-    models: dict[str, type[BaseModel]] = {"train": TrainConfig}
+    models: dict[str, type[BaseModel]] = {"train": TrainConfig, "validation": ValidationSection,
+                                          "window": WindowSection, "maps": MapsSection}
     if len(loc) == 2 and loc[0] in models:
         return f" (valid keys: {', '.join(models[loc[0]].model_fields)})"
     if len(loc) == 2 and loc[0] == "data":
         keys = sorted(set().union(*(section.model_fields for section in DATA_SECTIONS)))
         return f" (valid keys across modalities: {', '.join(keys)})"
     if len(loc) == 1:
-        return f" (valid sections: {', '.join(RunConfig.model_fields)})"
+        return f" (valid sections: {', '.join(RunConfig.model_fields)}; `anomaly fit` adds validation, window, maps)"
     return ""
 
 

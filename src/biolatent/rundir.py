@@ -87,3 +87,10 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, set | tuple):
         return list(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_figure(path: str | Path, figure: Any, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG, atomically."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=dpi)
+    return Path(path)

@@ -81,26 +81,28 @@ def test_features_from_embeddings(run_cli, tmp_path):
 
 
 def test_bad_inputs(run_cli, tmp_path):
+    series = {"modality": "series"}
     labelled = _series(tmp_path / "labelled.tsv", 600, anomaly=(100, 110))
     out = tmp_path / "run"
-    failed = run_cli("anomaly", "fit", _config(tmp_path, {"path": str(labelled)}, {"name": "knn"}),
+    failed = run_cli("anomaly", "fit", _config(tmp_path, {**series, "path": str(labelled)}, {"name": "knn"}),
                      "--out", out)
     failed.expect_error("holds 10 points labelled anomalous")
     assert not out.exists()
     with_nan = _series(tmp_path / "nan.tsv", 600, nan=True)
-    failed = run_cli("anomaly", "fit", _config(tmp_path, {"path": str(with_nan)}, {"name": "knn"}),
+    failed = run_cli("anomaly", "fit", _config(tmp_path, {**series, "path": str(with_nan)}, {"name": "knn"}),
                      "--out", out)
     failed.expect_error("missing or non-numeric values")
     short = _series(tmp_path / "short.tsv", 60)
-    failed = run_cli("anomaly", "fit", _config(tmp_path, {"path": str(short)}, {"name": "knn"}),
+    failed = run_cli("anomaly", "fit", _config(tmp_path, {**series, "path": str(short)}, {"name": "knn"}),
                      "--out", out)
     failed.expect_error("too short for windows of 64")
-    failed = run_cli("anomaly", "fit", _config(tmp_path, {"path": str(short)}, {"name": "lof"}),
+    failed = run_cli("anomaly", "fit", _config(tmp_path, {**series, "path": str(short)}, {"name": "lof"}),
                      "--out", out)
     failed.expect_error("unknown detector 'lof'")
     assert not out.exists()
     healthy = _series(tmp_path / "healthy.tsv", 800)
-    assert run_cli("anomaly", "fit", _config(tmp_path, {"path": str(healthy)}, {"name": "knn"}), "--out", out).code == 0
+    config = _config(tmp_path, {**series, "path": str(healthy)}, {"name": "knn"})
+    assert run_cli("anomaly", "fit", config, "--out", out).code == 0
     failed = run_cli("anomaly", "evaluate", out, "--data", _series(tmp_path / "tiny.tsv", 30))
     failed.expect_error("shorter than the window of 64")
     run_cli("anomaly", "evaluate", out, "--data", healthy).expect_error("single class")
@@ -128,12 +130,12 @@ def test_real_series_internal_bleeding(run_cli, tmp_path, monkeypatch):
 def test_every_example_anomaly_config_validates():
     from pathlib import Path
 
-    from biolatent.anomaly.config import load_anomaly_config
+    from biolatent.workflows.anomaly_config import load_anomaly_config
 
     configs = sorted(Path(__file__).parents[2].joinpath("configs", "anomaly").glob("*.yaml"))
     assert configs
     for path in configs:
-        assert load_anomaly_config(path).data.modality in ("series", "features", "image2d", "volume3d")
+        assert load_anomaly_config(path).data.modality in ("series", "features", "image2d", "volume")
 
 
 def test_anomaly_transformer_through_the_cli(run_cli, tmp_path):

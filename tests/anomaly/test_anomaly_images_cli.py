@@ -7,8 +7,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from biolatent.anomaly.images import read_image_set, write_slice_set
+from biolatent.anomaly.images import write_slice_set
 from biolatent.errors import DataError
+from biolatent.workflows.anomaly_tasks import read_image_set
 
 
 def _config(tmp_path, data: dict, method: dict, **extra) -> str:
@@ -35,7 +36,8 @@ def test_slice_set_layout(sets):
 
 @pytest.mark.parametrize("detector", ["ae", "vae", "cevae"])
 def test_fit_score_evaluate_images(run_cli, sets, tmp_path, detector):
-    config = _config(tmp_path, {"modality": "image2d", "path": str(sets / "healthy"), "image_size": 32},
+    config = _config(tmp_path, {"modality": "image2d", "path": str(sets / "healthy"), "image_size": 32,
+                                "lesion_column": "mask"},
                      {"name": detector}, train={"epochs": 2, "batch_size": 8})
     run = tmp_path / "run"
     result = run_cli("anomaly", "fit", config, "--out", run)
@@ -71,7 +73,8 @@ def test_fit_score_evaluate_images(run_cli, sets, tmp_path, detector):
 
 
 def test_report_of_an_image_anomaly_run(run_cli, sets, tmp_path):
-    config = _config(tmp_path, {"modality": "image2d", "path": str(sets / "healthy"), "image_size": 32},
+    config = _config(tmp_path, {"modality": "image2d", "path": str(sets / "healthy"), "image_size": 32,
+                                "lesion_column": "mask"},
                      {"name": "ae"}, train={"epochs": 1, "batch_size": 8})
     run = tmp_path / "run"
     assert run_cli("anomaly", "fit", config, "--out", run).code == 0
@@ -86,15 +89,21 @@ def test_report_of_an_image_anomaly_run(run_cli, sets, tmp_path):
 
 
 def test_image_errors(run_cli, sets, tmp_path):
-    config = _config(tmp_path, {"modality": "image2d", "path": str(sets / "test"), "image_size": 32}, {"name": "ae"})
+    config = _config(tmp_path, {"modality": "image2d", "path": str(sets / "test"), "image_size": 32,
+                                "lesion_column": "mask"}, {"name": "ae"})
     run_cli("anomaly", "fit", config, "--out", tmp_path / "run").expect_error("lesion masks that are not empty")
     assert not (tmp_path / "run").exists()
     failed = run_cli("anomaly", "fit", _config(tmp_path, {"modality": "series", "path": "x.tsv"},
                                                {"name": "cevae"}), "--out", tmp_path / "run")
-    failed.expect_error("works on image2d and volume3d data only")
+    failed.expect_error("works on image2d and volume data only")
     broken = tmp_path / "broken"
     write_slice_set(broken, 4, size=32, lesions=True, lesion_fraction=1.0, seed=1)
     mask = pd.read_csv(broken / "meta.tsv", sep="\t")["mask"][0]
     Image.new("L", (16, 16)).save(broken / mask)
     with pytest.raises(DataError, match="shape mismatch"):
         read_image_set(broken, 32)
+    config = _config(tmp_path, {"modality": "image2d", "path": str(broken), "image_size": 32,
+                                "lesion_column": "mask"}, {"name": "ae"})
+    failed = run_cli("anomaly", "fit", config, "--out", tmp_path / "r2")
+    failed.expect_error("lesion mask of 'slice-0001'", "is 16x16 but its image is 32x32 (shape mismatch)")
+    assert not (tmp_path / "r2").exists()

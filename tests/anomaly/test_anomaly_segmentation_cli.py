@@ -11,7 +11,8 @@ import yaml
 from PIL import Image
 from scipy import ndimage
 
-from biolatent.anomaly.images import read_image_set, write_slice_set
+from biolatent.anomaly.images import write_slice_set
+from biolatent.workflows.anomaly_tasks import read_image_set
 
 SAMPLE = {"auroc", "ap", "dice_val_threshold", "fpr_val_threshold"}
 PIXEL = {"auroc", "ap", "dice_val_threshold", "dice_best"}
@@ -65,7 +66,8 @@ def test_supervised(run_cli, sets, tmp_path):
 
 def test_guided_matches_evaluate(run_cli, sets, tmp_path):
     config = tmp_path / "ae.yaml"
-    config.write_text(yaml.safe_dump({"data": {"modality": "image2d", "path": str(sets / "healthy"), "image_size": 32},
+    data = {"modality": "image2d", "path": str(sets / "healthy"), "image_size": 32, "lesion_column": "mask"}
+    config.write_text(yaml.safe_dump({"data": data,
                                       "method": {"name": "ae"}, "train": {"epochs": 2, "batch_size": 8}}))
     run = tmp_path / "run"
     assert run_cli("anomaly", "fit", config, "--out", run).code == 0

@@ -37,7 +37,8 @@ def _config(tmp_path, healthy, fraction: float = 0.25, **data) -> str:
     path = tmp_path / f"eyes_{fraction:.3f}.yaml"
     path.write_text(yaml.safe_dump({"data": {"modality": "features", "path": str(healthy), **data},
                                     "method": {"name": "mahalanobis"},
-                                    "validation": {"fraction": fraction, "target_fpr": 0.05}, "seed": 0}))
+                                    "validation": {"fraction": fraction, "target_fpr": 0.05},
+                                    "train": {"seed": 0}}))
     return str(path)
 
 

@@ -15,7 +15,8 @@ from biolatent.data.simulate.brain import ellipsoid_template
 
 def _config(tmp_path, data: dict, **extra) -> str:
     path = tmp_path / "anomaly.yaml"
-    body = {"data": {"modality": "volume3d", "image_size": 32, **data}, "method": {"name": "ae"},
+    body = {"data": {"modality": "volume", "image_size": 32, "lesion_column": "mask", "normalise": "none", **data},
+            "method": {"name": "ae"},
             "train": {"epochs": 3, "batch_size": 16}, "validation": {"fraction": 0.25, "target_fpr": 0.01}, **extra}
     path.write_text(yaml.safe_dump(body))
     return str(path)
@@ -40,7 +41,7 @@ def test_fit_score_evaluate_volumes(run_cli, sets, tmp_path):
     scores = pd.read_csv(tmp_path / "scored" / "scores.tsv", sep="\t")
     meta = pd.read_csv(sets / "test" / "meta.tsv", sep="\t", keep_default_na=False)
     assert scores.id.tolist() == meta.id.tolist() and list(scores.columns[:3]) == ["id", "score", "flagged"]
-    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["modality"] == "volume3d"
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["modality"] == "volume"
     maps = []
     for subject in meta.itertuples():
         written = nib.load(tmp_path / "scored" / "maps" / f"{subject.id}_map.nii.gz")
@@ -69,7 +70,7 @@ def test_fit_score_evaluate_volumes(run_cli, sets, tmp_path):
 
 def test_brain_erosion_reaches_the_written_maps(run_cli, sets, tmp_path):
     run = tmp_path / "run"
-    config = _config(tmp_path, {"path": str(sets / "healthy"), "brain_erosion": 2}, train={"epochs": 1})
+    config = _config(tmp_path, {"path": str(sets / "healthy")}, train={"epochs": 1}, maps={"brain_erosion": 2})
     assert run_cli("anomaly", "fit", config, "--out", run).code == 0
     assert run_cli("anomaly", "score", run, "--data", sets / "test", "--out", tmp_path / "scored").code == 0
     meta = pd.read_csv(sets / "test" / "meta.tsv", sep="\t", keep_default_na=False)
@@ -86,7 +87,7 @@ def test_volume_errors(run_cli, sets, tmp_path):
     assert not (tmp_path / "run").exists()
     failed = run_cli("anomaly", "fit", _config(tmp_path, {"path": str(sets / "healthy")},
                                                method={"name": "knn"}), "--out", tmp_path / "run")
-    failed.expect_error("does not work on volume3d data")
+    failed.expect_error("does not work on volume data")
     broken = tmp_path / "broken"
     broken.mkdir()
     meta = pd.read_csv(sets / "test" / "meta.tsv", sep="\t", keep_default_na=False).head(2)
@@ -96,7 +97,16 @@ def test_volume_errors(run_cli, sets, tmp_path):
             nib.save(nib.Nifti1Image(np.zeros((16, 32, 32), np.float32), np.eye(4)), broken / row.mask)
     meta.to_csv(broken / "meta.tsv", sep="\t", index=False)
     failed = run_cli("anomaly", "fit", _config(tmp_path, {"path": str(broken)}), "--out", tmp_path / "r2")
+    failed.expect_error("lesion mask of 'brain-")
     failed.expect_error("shape mismatch")
+    assert not (tmp_path / "r2").exists()  # nothing written
+    # scoring a set whose lesion mask does not fit its volume: the same one-line error, no output folder
+    run = tmp_path / "run"
+    assert run_cli("anomaly", "fit", _config(tmp_path, {"path": str(sets / "healthy")}, train={"epochs": 1}),
+                   "--out", run).code == 0
+    failed = run_cli("anomaly", "score", run, "--data", broken, "--out", tmp_path / "scored")
+    failed.expect_error("shape mismatch")
+    assert not (tmp_path / "scored").exists()
 
 
 @pytest.mark.slow
@@ -126,9 +136,9 @@ def test_data_simulate_brain_cli(run_cli, tmp_path):
 
 
 def test_brain_slice_set_cuts_through_the_largest_lesion(run_cli, tmp_path):
-    from biolatent.anomaly.images import read_image_set
     from biolatent.anomaly.volumes import write_brain_slice_set
     from biolatent.data.simulate.brain import simulate_brain
+    from biolatent.workflows.anomaly_tasks import read_image_set
 
     template = ellipsoid_template()
     write_brain_slice_set(tmp_path / "s", 6, size=32, lesions=True, lesion_fraction=1.0, seed=3, template=template)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biolatent.anomaly.series import point_scores, read_series, sliding_windows, window_features
+from biolatent.anomaly.series import point_scores, sliding_windows, window_features
+from biolatent.data.tabular import read_series
 from biolatent.errors import DataError
 
 

@@ -1,4 +1,5 @@
-"""NIfTI volume sets: reading (orientation, resampling, rescaling), maps written back on the input grid, errors."""
+"""NIfTI volume sets read by the core loader for anomaly detection (orientation, resampling, lesion masks), maps
+written back on the input grid, errors."""
 
 from __future__ import annotations
 
@@ -12,13 +13,12 @@ import pytest
 from biolatent.anomaly.volumes import (
     brain_slices,
     read_volume_headers,
-    read_volume_set,
     save_volume,
-    unit_range,
     volume_scores,
     write_volume_map,
 )
 from biolatent.errors import DataError
+from biolatent.workflows.anomaly_tasks import read_volume_set
 
 LPS = np.array([[-2.0, 0, 0, 30.0], [0, -2.0, 0, 40.0], [0, 0, 2.0, -10.0], [0, 0, 0, 1.0]])
 
@@ -47,7 +47,7 @@ def test_read_reorients_to_ras_and_maps_go_back_on_the_input_grid(tmp_path):
     rows = [{"id": "a", "path": "a.nii.gz", "is_anomaly": 0, "mask": ""},
             {"id": "b", "path": "b.nii.gz", "is_anomaly": 1, "mask": "b_mask.nii.gz"}]
     folder = _set(tmp_path / "set", rows, stored, [None, mask])
-    ids, volumes, labels, masks = read_volume_set(folder, 32)
+    ids, volumes, labels, masks = read_volume_set(folder, 32, normalise="none")
     assert ids == ["a", "b"] and volumes.shape == (2, 32, 32, 32) and labels.tolist() == [False, True]
     # LPS storage: x and y flipped; arrays are (z, y, x) of RAS -> independent check with numpy flips
     expected = np.flip(stored[0], axis=(0, 1)).transpose(2, 1, 0)
@@ -65,12 +65,11 @@ def test_resampling_and_rescaling(tmp_path):
     folder = tmp_path / "plain"
     folder.mkdir()
     nib.save(nib.Nifti1Image(small, np.eye(4)), folder / "s.nii")
-    ids, volumes, labels, masks = read_volume_set(folder, 32)  # no meta.tsv: every NIfTI of the folder
-    assert ids == ["s"] and volumes.shape == (1, 32, 32, 32) and labels is None and masks is None
-    assert 0.0 <= volumes.min() and 0.5 < volumes.max() <= 1.0  # rescaled, then trilinear resampling
-    positive = small[small > 0]
-    np.testing.assert_allclose(unit_range(small).max(), 1.0)
-    assert np.isclose(np.mean(unit_range(small) == 1.0), np.mean(small >= np.percentile(positive, 99.9)), atol=1e-3)
+    ids, volumes, labels, _ = read_volume_set(folder, 32, lesion_column=None)  # no meta.tsv: every NIfTI
+    assert ids == ["s"] and volumes.shape == (1, 32, 32, 32) and labels is None
+    assert 0.0 <= volumes.min() and volumes.max() == 1.0  # the core's MRI normalisation, after the resampling
+    with pytest.raises(DataError, match="lesion_column 'mask' is not a column"):
+        read_volume_set(folder, 32)
     header = read_volume_headers(folder)[0]
     back = nib.load(write_volume_map(tmp_path / "m.nii.gz", volumes[0], header))
     assert back.shape == (16, 16, 16)
@@ -93,23 +92,23 @@ def test_errors(tmp_path):
         read_volume_set(tmp_path / "nowhere", 32)
     rows = [{"id": "a", "path": "a.nii.gz", "mask": "a_mask.nii.gz"}]
     folder = _set(tmp_path / "mismatch", rows, [_blob((32, 32, 32))], [np.ones((16, 32, 32), np.float32)])
-    with pytest.raises(DataError, match="shape mismatch"):
+    with pytest.raises(DataError, match=r"lesion mask of 'a' has shape .* \(shape mismatch\)"):
         read_volume_set(folder, 32)
     folder = tmp_path / "missing"
     folder.mkdir()
     pd.DataFrame([{"id": "a", "path": "gone.nii.gz"}]).to_csv(folder / "meta.tsv", sep="\t", index=False)
     with pytest.raises(DataError, match="not found"):
-        read_volume_set(folder, 32)
+        read_volume_set(folder, 32, lesion_column=None)
     flat = tmp_path / "flat"
     flat.mkdir()
     nib.save(nib.Nifti1Image(np.ones((8, 8), np.float32), np.eye(4)), flat / "f.nii.gz")
-    with pytest.raises(DataError, match="expected a 3D volume"):
-        read_volume_set(flat, 32)
+    with pytest.raises(DataError, match="3D"):
+        read_volume_set(flat, 32, lesion_column=None)
     save_volume(tmp_path / "bad" / "b.nii.gz", np.ones((4, 4, 4)), np.eye(4))
     pd.DataFrame([{"id": "b", "path": "b.nii.gz", "is_anomaly": 2}]).to_csv(tmp_path / "bad" / "meta.tsv", sep="\t",
                                                                                index=False)
     with pytest.raises(DataError, match="must hold 0/1"):
-        read_volume_set(tmp_path / "bad", 32)
+        read_volume_set(tmp_path / "bad", 32, lesion_column=None, normalise="none")
 
 
 def test_brain_erosion_keeps_maps_inside_the_eroded_brain():

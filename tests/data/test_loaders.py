@@ -17,7 +17,7 @@ from biolatent.io import read_fasta, read_table
 
 
 def test_registry_is_explicit():
-    assert set(LOADERS) == {"counts", "dna", "image2d", "volume", "cine", "spatial", "records"}
+    assert set(LOADERS) == {"counts", "dna", "image2d", "volume", "cine", "spatial", "records", "series", "features"}
 
 
 def test_counts_loaded_and_detected(counts_h5ad):

@@ -106,7 +106,7 @@ def binary_labels(values: pd.Series, column: str, where: str) -> np.ndarray:
     text = values.astype(str).str.strip().str.lower()
     bad = ~text.isin(list(_BINARY))
     if bad.any():
-        from biolatent.anomaly.tables import quoted
+        from biolatent.data.tabular import quoted
 
         seen = quoted(pd.unique(values[bad]), limit=3)
         raise DataError(f"{where}: label column {column!r} must hold 0/1 or True/False, got {seen} "

@@ -1,4 +1,4 @@
-"""Time series for window-based detectors: reading, sliding windows, and window scores back to points.
+"""Time series for window-based detectors (read by ``data.tabular``): sliding windows, and window scores back to points.
 
 A series is cut into overlapping windows of ``size`` points every ``stride`` points; each window becomes a
 feature vector (its values z-scored with the *healthy training* mean and SD, plus its first differences);
@@ -8,37 +8,9 @@ window covering it is unusual).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 
-from biolatent.anomaly.metrics import binary_labels
 from biolatent.errors import DataError
-
-
-def read_series(path: str | Path, value_column: str = "value", label_column: str | None = None,
-                ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(values, labels or None) of a tsv/csv series table; DataError for missing columns or NaN values."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"series table not found: {path}")
-    table = pd.read_csv(path, sep="\t" if path.suffix.lower() in (".tsv", ".txt") else ",")
-    if value_column not in table.columns:
-        raise DataError(f"series table {path} has no column {value_column!r} (columns: {', '.join(table.columns)}); "
-                        "a table with one row per sample and feature columns is data.modality: features")
-    values = pd.to_numeric(table[value_column], errors="coerce").to_numpy(np.float64)
-    if np.isnan(values).any():
-        first = int(np.flatnonzero(np.isnan(values))[0])
-        raise DataError(f"series {path} has {int(np.isnan(values).sum())} missing or non-numeric values in "
-                        f"{value_column!r} (first at row {first + 2})")
-    labels = None
-    if label_column is not None:
-        if label_column not in table.columns:
-            raise DataError(f"series table {path} has no label column {label_column!r} "
-                            f"(columns: {', '.join(map(str, table.columns))})")
-        labels = binary_labels(table[label_column], label_column, f"series table {path}")
-    return values, labels
 
 
 def sliding_windows(values: np.ndarray, size: int, stride: int = 1) -> np.ndarray:

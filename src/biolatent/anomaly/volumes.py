@@ -1,14 +1,10 @@
-"""3D volume sets for anomaly detection: a folder of NIfTI volumes, optionally with ``meta.tsv`` (labels, masks).
+"""3D volume sets for anomaly detection: slice-wise maps and scores, maps written back on the input's grid, figures,
+and the synthetic brain sets.
 
-The conventions are those of ``images.py``: without ``meta.tsv`` every ``*.nii`` / ``*.nii.gz`` of the folder is
-read (ids = file names without the suffix); with it (columns ``id``, ``path``, optionally ``is_anomaly`` (0/1)
-and ``mask``: a NIfTI lesion mask, empty for none) the listed volumes are read in its order.
-
-Arrays are (z, y, x) of the volume re-oriented to canonical RAS (``nibabel.as_closest_canonical``): ``v[k]`` is
-axial slice ``k``. A volume whose grid is not ``size``^3 is resampled to it (trilinear; masks nearest). A
-volume with intensities outside [0, 1] is rescaled: negative values to 0, then divided by its 99.9th
-percentile of positive voxels and clipped to 1. ``write_volume_map`` puts a (z, y, x) map back on the input's
-own grid (resampling back, undoing the re-orientation) with the input's affine.
+Volumes are read by the core loader (``data.volume_sets``: ``data.modality: volume``, lesion masks in
+``fields["lesion"]``); here arrays are (z, y, x) of canonical RAS (the loader's (x, y, z) transposed): ``v[k]`` is
+axial slice ``k``. ``write_volume_map`` puts a (z, y, x) map of the cube back on the input's own grid (resampling
+back, undoing the re-orientation) with the input's affine.
 
 ``write_brain_set`` writes the synthetic brains of ``biolatent.data.simulate.brain`` in this layout.
 """
@@ -25,7 +21,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import ndimage
 
-from biolatent.anomaly.metrics import binary_labels
 from biolatent.errors import DataError
 from biolatent.rundir import atomic_path
 
@@ -42,82 +37,17 @@ class VolumeHeader:
     shape: tuple[int, ...]
 
 
-def _entries(folder: Path, mask_column: str) -> tuple[pd.DataFrame, bool]:
-    """(table with id, path[, labels, masks], whether it came from meta.tsv)."""
-    from biolatent.data.volume_sets import list_volumes
-
-    return list_volumes(folder, [mask_column])
-
-
-def _load(path: Path, what: str) -> np.ndarray:
-    """The canonical (z, y, x) float32 data of a 3D NIfTI (``read_nifti``); DataError if missing, not 3D or not
-    finite."""
-    from biolatent.io.nifti import read_nifti
-
-    if not path.is_file():
-        raise DataError(f"{what} not found: {path}")
-    data = read_nifti(path, ndim=3).data
-    if not np.isfinite(data).all():
-        raise DataError(f"{what} {path} holds NaN or inf")
-    return np.ascontiguousarray(data.transpose(2, 1, 0))
-
-
-def _resample(data: np.ndarray, size: int, order: int) -> np.ndarray:
-    if data.shape == (size,) * 3:
-        return data
-    return ndimage.zoom(data, np.asarray((size,) * 3) / np.asarray(data.shape), order=order, mode="nearest",
-                        grid_mode=True)
-
-
-def unit_range(volume: np.ndarray) -> np.ndarray:
-    """The volume itself if within [0, 1]; else negatives to 0, / 99.9th percentile of positive voxels, clip 1."""
-    if volume.min() >= 0.0 and volume.max() <= 1.0:
-        return volume
-    v = np.clip(volume, 0.0, None)
-    positive = v[v > 0]
-    scale = float(np.percentile(positive, 99.9)) if positive.size else 1.0
-    return np.clip(v / (scale or 1.0), 0.0, 1.0)
-
-
-def read_volume_set(folder: str | Path, size: int, *, label_column: str = "is_anomaly",
-                    mask_column: str = "mask") -> tuple[list[str], np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """(ids, volumes float32 (N, D, H, W) in [0, 1], labels bool (N,) or None, masks bool (N, D, H, W) or None).
-
-    D = H = W = ``size``. Missing files, non-3D data, a mask whose grid differs from its image's -> DataError.
-    """
-    folder = Path(folder)
-    table, has_meta = _entries(folder, mask_column)
-    volumes, masks = [], []
-    with_masks = has_meta and mask_column in table.columns
-    for row in table.itertuples(index=False):
-        data = _load(folder / str(row.path), f"volume {row.id!r}")
-        volumes.append(_resample(unit_range(data), size, order=1))
-        if not with_masks:
-            continue
-        mask_path = str(getattr(row, mask_column)).strip()
-        if not mask_path:
-            masks.append(np.zeros((size,) * 3, bool))
-            continue
-        mask = _load(folder / mask_path, f"mask of {row.id!r}")
-        if mask.shape != data.shape:
-            raise DataError(f"{row.id}: mask {mask_path} has shape {mask.shape[::-1]} but the image has "
-                            f"{data.shape[::-1]} (shape mismatch)")
-        masks.append(_resample(mask > 0.5, size, order=0).astype(bool))
-    labels = None
-    if has_meta and label_column in table.columns:
-        labels = binary_labels(table[label_column], label_column, str(folder / META))
-    mask_array = np.stack(masks) if masks else None
-    if labels is None and mask_array is not None:
-        labels = mask_array.any(axis=(1, 2, 3))
-    return table["id"].astype(str).tolist(), np.stack(volumes).astype(np.float32), labels, mask_array
-
-
-def read_volume_headers(folder: str | Path) -> list[VolumeHeader]:
-    """The stored affine and shape of every volume of the set (for writing maps on the input's grid)."""
+def read_volume_headers(folder: str | Path, ids: list[str] | None = None) -> list[VolumeHeader]:
+    """The stored affine and shape of the volumes of a set (``data.volume_sets.list_volumes``; those of ``ids``,
+    in their order, when given), for writing maps on the input's grid."""
     import nibabel as nib
 
+    from biolatent.data.volume_sets import list_volumes
+
     folder = Path(folder)
-    table, _ = _entries(folder, "mask")
+    table, _ = list_volumes(folder)
+    if ids is not None:
+        table = table.set_index(table["id"].astype(str), drop=False).loc[ids]
     headers = []
     for row in table.itertuples(index=False):
         path = folder / str(row.path)

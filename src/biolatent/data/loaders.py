@@ -8,12 +8,24 @@ import numpy as np
 import pandas as pd
 import torch
 
-from biolatent.config import CineData, CountsData, DnaData, Image2dData, RecordsData, SpatialData, VolumeData
+from biolatent.config import (
+    CineData,
+    CountsData,
+    DnaData,
+    FeaturesData,
+    Image2dData,
+    RecordsData,
+    SeriesData,
+    SpatialData,
+    VolumeData,
+)
+from biolatent.data.image_sets import META, load_image_set
 from biolatent.data.inputs import expression_matrix, join_metadata, require_path, resize_tiles
 from biolatent.data.records import load_records
 from biolatent.data.samples import DataInfo, SampleSet
 from biolatent.data.sequence import encode_bases, pad_bases
 from biolatent.data.spatial import load_spatial
+from biolatent.data.tabular import load_features, load_series
 from biolatent.data.volume_sets import load_cine, load_volume
 from biolatent.errors import DataError
 from biolatent.io.fasta import read_fasta
@@ -22,7 +34,8 @@ from biolatent.io.images import read_image_folder
 from biolatent.io.slide import read_slide_tiles
 
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff")
-DataCfg = CountsData | DnaData | Image2dData | VolumeData | CineData | SpatialData | RecordsData
+DataCfg = (CountsData | DnaData | Image2dData | VolumeData | CineData | SpatialData | RecordsData | SeriesData
+           | FeaturesData)
 
 
 def _describe_non_counts(x: np.ndarray) -> str:
@@ -77,8 +90,13 @@ def load_dna(cfg: DnaData) -> SampleSet:
 
 
 def load_image2d(cfg: Image2dData) -> SampleSet:
-    """A folder of images, or a slide (.svs/.tif/.tiff) cut into tissue tiles -> float32 (N, C, S, S)."""
+    """A folder of images (those its meta.tsv lists, ``data.image_sets``, else all), or a slide (.svs/.tif/.tiff)
+    cut into tissue tiles -> float32 (N, C, S, S)."""
     path = require_path(cfg.path, "image2d")
+    if path.is_dir() and (path / META).is_file():
+        return load_image_set(cfg, path)
+    if cfg.lesion_column is not None:
+        raise DataError(f"data.lesion_column needs a {META} in {path} naming each image's lesion mask")
     if path.is_dir():
         ids, pixels = read_image_folder(path, cfg.image_size)
         if cfg.max_samples is not None:
@@ -104,6 +122,8 @@ LOADERS: dict[str, Callable[..., SampleSet]] = {
     "cine": load_cine,
     "spatial": load_spatial,
     "records": load_records,
+    "series": load_series,
+    "features": load_features,
 }
 
 

@@ -19,7 +19,9 @@ Files are read and preprocessed one at a time (``stream_volumes``): only the pre
 held, never all its raw images. Arrays are (x, y, z) after the channel axis: volumes (N, 1, S, S, S), cines (N, T,
 S, S, S) with the frames in the channel axis. ``mask_column`` (volumes) names a column of anatomy-mask files (same
 grid as the image; resized with nearest neighbours) kept in ``SampleSet.fields["mask"]``: an empty mask is an
-error. ``group_column`` names the subject/patient column whose codes become ``SampleSet.groups`` (MICLe).
+error. ``lesion_column`` (volumes) names a column of lesion-mask files (empty: no lesion; same grid as the image,
+else a one-line error; resized with nearest neighbours) kept in ``SampleSet.fields["lesion"]``. ``group_column``
+names the subject/patient column whose codes become ``SampleSet.groups`` (MICLe).
 """
 
 from __future__ import annotations
@@ -167,12 +169,14 @@ def _groups(obs: pd.DataFrame, column: str | None) -> torch.Tensor | None:
 def _read_cohort(cfg: VolumeData | CineData):
     """(folder, table, ids, obs) of a cohort; no image is read yet."""
     folder = require_path(cfg.path, cfg.modality)
-    mask_column = getattr(cfg, "mask_column", None)
-    table, _ = list_volumes(folder, [mask_column] if mask_column else [])
+    columns = [c for c in (getattr(cfg, "mask_column", None), getattr(cfg, "lesion_column", None)) if c]
+    table, _ = list_volumes(folder, columns)
     if cfg.max_samples is not None:
         table = table.iloc[: cfg.max_samples]
-    if mask_column is not None and mask_column not in table.columns:
-        raise DataError(f"data.mask_column {mask_column!r} is not a column of {folder / META}")
+    for key, column in (("mask_column", getattr(cfg, "mask_column", None)),
+                        ("lesion_column", getattr(cfg, "lesion_column", None))):
+        if column is not None and column not in table.columns:
+            raise DataError(f"data.{key} {column!r} is not a column of {folder / META}")
     ids = [str(v) for v in table["id"]]
     obs = table.drop(columns=["id"]).set_index(pd.Index(ids))
     obs = join_metadata(obs, cfg.metadata, cfg.id_column)
@@ -202,27 +206,36 @@ def load_volume(cfg: VolumeData) -> SampleSet:
     size = cfg.image_size
     x = np.empty((len(ids), 1, size, size, size), dtype=np.float32)
     masks = np.empty((len(ids), 1, size, size, size), dtype=bool) if cfg.mask_column is not None else None
+    lesions = np.zeros((len(ids), 1, size, size, size), dtype=bool) if cfg.lesion_column is not None else None
     for i, (sid, volume) in enumerate(stream_volumes(folder, table, ids, 3, cfg.spacing is None)):
         x[i, 0] = _normalise(_to_grid(volume.data, volume.spacing, cfg, 1), cfg, f"volume {sid!r}")
         if masks is not None:
             masks[i, 0] = _read_mask(folder, sid, table[cfg.mask_column].iloc[i], volume, cfg)
+        if lesions is not None and str(table[cfg.lesion_column].iloc[i]).strip():
+            lesions[i, 0] = _read_mask(folder, sid, table[cfg.lesion_column].iloc[i], volume, cfg, "lesion")
     fields: dict[str, torch.Tensor] = {} if masks is None else {"mask": torch.from_numpy(masks)}
+    if lesions is not None:
+        fields["lesion"] = torch.from_numpy(lesions)
     info = DataInfo(modality="volume", channels=1, image_size=cfg.image_size, spatial_dims=3)
     return SampleSet(info, torch.from_numpy(x), obs, fields=fields, groups=_groups(obs, cfg.group_column))
 
 
-def _read_mask(folder: Path, sid: str, relative: object, volume, cfg: VolumeData) -> np.ndarray:
+def _read_mask(folder: Path, sid: str, relative: object, volume, cfg: VolumeData, kind: str = "anatomy",
+               ) -> np.ndarray:
+    """bool (S, S, S): a mask file on its volume's grid, put on the cohort's cube with nearest neighbours."""
     from biolatent.io.nifti import read_nifti
 
     relative = str(relative).strip()
     if not relative:
         raise DataError(f"anatomy mask of {sid!r} is missing (empty {cfg.mask_column!r} in {folder / META})")
+    if not (folder / relative).is_file():
+        raise DataError(f"{kind} mask of {sid!r} not found: {folder / relative}")
     mask = read_nifti(folder / relative, ndim=3)
     if mask.data.shape != volume.data.shape:
-        raise DataError(f"anatomy mask of {sid!r} has shape {mask.data.shape} but its volume has "
-                        f"{volume.data.shape}")
+        raise DataError(f"{kind} mask of {sid!r} has shape {mask.data.shape} but its volume has "
+                        f"{volume.data.shape} (shape mismatch)")
     fitted = _to_grid((mask.data > 0.5).astype(np.float32), volume.spacing, cfg, 0) > 0.5
-    if not fitted.any():
+    if kind == "anatomy" and not fitted.any():
         raise DataError(f"anatomy mask of {sid!r} is empty ({relative}): anatomy-aware masking needs foreground")
     return fitted
 

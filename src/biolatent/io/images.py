@@ -64,6 +64,11 @@ def read_image_folder(folder: str | Path, image_size: int) -> tuple[list[str], n
     Images are resized with bilinear interpolation; 16-bit images are scaled by 1/65535.
     """
     files = list_images(folder)
+    return [f.stem for f in files], read_image_files(files, image_size)
+
+
+def read_image_files(files: list[Path], image_size: int) -> np.ndarray:
+    """float32 (N, C, image_size, image_size) in [0, 1] of the listed image files (as ``read_image_folder``)."""
     planes = [_to_planes(_open(file)) for file in files]
     channels = 1 if all(len(p) == 1 for p in planes) else 3
     out = np.empty((len(files), channels, image_size, image_size), dtype=np.float32)
@@ -76,7 +81,29 @@ def read_image_folder(folder: str | Path, image_size: int) -> tuple[list[str], n
                 plane = plane.resize(size, resample=Image.Resampling.BILINEAR)
             out[row, c] = np.asarray(plane, dtype=np.float32)
     np.clip(out, 0.0, 1.0, out=out)
-    return [f.stem for f in files], out
+    return out
+
+
+def read_mask_file(file: Path, image_size: int, shape: tuple[int, int]) -> np.ndarray:
+    """bool (image_size, image_size) of a mask image (foreground > half its range), resized with nearest
+    neighbours; DataError when its (width, height) differs from ``shape``, its image's."""
+    image = _open(file)
+    if image.size != shape:
+        raise DataError(f"mask {file} is {image.size[0]}x{image.size[1]} but its image is {shape[0]}x{shape[1]} "
+                        "(shape mismatch)")
+    mask = image.convert("L")
+    if mask.size != (image_size, image_size):
+        mask = mask.resize((image_size, image_size), Image.Resampling.NEAREST)
+    return np.asarray(mask) > 127
+
+
+def image_size_of(file: Path) -> tuple[int, int]:
+    """(width, height) of an image file (its header only)."""
+    try:
+        with Image.open(file) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DataError(f"cannot read image {file} (corrupt or not an image): {exc}") from None
 
 
 def write_png(path: str | Path, array: np.ndarray) -> Path:

@@ -63,7 +63,7 @@ DETECTOR_EPOCHS = 30  # train.epochs of configs/anomaly/slices_{ae,vae,cevae}.ya
 def detector_epochs(source: str | Path) -> int:
     """``train.epochs`` of the unsupervised detectors a reference is compared with: ``source`` is a ``biolatent
     anomaly fit`` run directory (its config.yaml) or an anomaly config YAML."""
-    from biolatent.anomaly.config import load_anomaly_config
+    from biolatent.workflows.anomaly_config import load_anomaly_config
 
     path = Path(source)
     return int(load_anomaly_config(path / "config.yaml" if path.is_dir() else path).train.epochs)
@@ -82,13 +82,12 @@ def resolve_epochs(epochs: int | None, budget_from: str | Path | None) -> tuple[
     return DETECTOR_EPOCHS, "default: the 2D slice detectors' budget (configs/anomaly/slices_ae.yaml)"
 
 
-def read_labelled(path: str | Path, image_size: int, what: str, *, label_column: str = "is_anomaly",
-                  mask_column: str = "mask", both_classes: bool = True) -> tuple[list[str], np.ndarray, np.ndarray,
-                                                                                np.ndarray]:
+def read_labelled(path: str | Path, image_size: int, what: str, *, mask_column: str = "mask",
+                  both_classes: bool = True) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """(ids, images, labels, masks) of a set that must have lesion masks; DataError otherwise."""
-    from biolatent.anomaly.images import read_image_set
+    from biolatent.workflows.anomaly_tasks import read_image_set
 
-    ids, images, labels, masks = read_image_set(path, image_size, label_column=label_column, mask_column=mask_column)
+    ids, images, labels, masks = read_image_set(path, image_size, lesion_column=mask_column)
     if masks is None:
         raise DataError(f"the {what} set {path} has no lesion masks (meta.tsv needs a {mask_column!r} column)")
     if not masks.any():
@@ -238,25 +237,23 @@ def run_guided(
 
     ``epochs``: default the run's own ``train.epochs`` (the detector's budget)."""
     from biolatent.anomaly.image.postprocess import postprocess
-    from biolatent.anomaly.images import read_image_set
     from biolatent.anomaly.metrics import dice
     from biolatent.anomaly.segmentation import train_segmenter
     from biolatent.workflows.anomaly import _load
+    from biolatent.workflows.anomaly_tasks import read_image_set
 
     run_dir, out_dir, size_bins = Path(run_dir), Path(out_dir), check_edges(size_edges)
     if pseudo not in PSEUDO:
         raise DataError(f"unknown pseudo-label source {pseudo!r} (choose from: {', '.join(PSEUDO)})")
     config, detector, state = _load(run_dir)
+    lesion_column = config.data.lesion_column or "mask"  # type: ignore[union-attr]
     if state["modality"] != "image2d":
         raise DataError(f"{run_dir} holds a {state['modality']} detector: guided segmentation needs an image2d run")
     name, size = state["detector"], int(state["image_size"])
     epochs, epochs_source = resolve_epochs(epochs, run_dir if epochs is None else None)
     with staged_dir(out_dir) as folder:
-        _, images, _, unlabelled_masks = read_image_set(unlabelled_path, size, label_column=config.data.label_column,
-                                                        mask_column=config.data.mask_column)
-        ids, test_images, labels, test_masks = read_labelled(test_path, size, "test",
-                                                             label_column=config.data.label_column,
-                                                             mask_column=config.data.mask_column)
+        _, images, _, unlabelled_masks = read_image_set(unlabelled_path, size, lesion_column=lesion_column)
+        ids, test_images, labels, test_masks = read_labelled(test_path, size, "test", mask_column=lesion_column)
         _check_pair(images, test_images, "unlabelled vs test")
         maps = detector.score_maps(images)
         targets = postprocess(maps) if pseudo == "postprocess" else maps > state["pixel_threshold"]
