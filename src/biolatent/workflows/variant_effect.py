@@ -141,8 +141,7 @@ def ism_heatmap(table: pd.DataFrame, reference_bases: str, start: int, title: st
     ax = figure.add_subplot()
     import matplotlib
 
-    cmap = matplotlib.colormaps["RdBu"].copy()
-    cmap.set_bad("lightgrey")  # the reference base
+    cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="lightgrey")  # grey: the reference base
     image = ax.imshow(grid, aspect="auto", cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
     ax.set_yticks(range(4), list("ACGT"))
     step = max(1, n // 20)
