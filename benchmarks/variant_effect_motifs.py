@@ -33,11 +33,12 @@ MOTIFS = {"oct4": ["ATGCAAAT", "ATTTGCAT"], "mafk": ["TGCTGA[CG]TCA", "TGA[CG]TC
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="nt", choices=["nt", "bert"])
-    parser.add_argument("--hidden-size", type=int, default=128)
-    parser.add_argument("--layers", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--hidden-size", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--warmup-epochs", type=int, default=0)
     parser.add_argument("--holdout-fraction", type=float, default=0.2)
     parser.add_argument("--per-motif", type=int, default=2, help="destroying variants per motif match")
     parser.add_argument("--bootstrap", type=int, default=1000)
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     work.mkdir(parents=True, exist_ok=True)
     write_fasta(work / "pretrain.fa", [(i, sequences[i]) for i in pretrain_ids])
 
-    run = work / f"run-{args.model}"
+    run = work / f"run-{args.model}-e{args.epochs}"
     started = time.perf_counter()
     if not (run / "model.safetensors").is_file():
         config = load_config({
@@ -161,8 +162,8 @@ def main(argv: list[str] | None = None) -> None:
             "method": {"name": "mlm"},
             "model": {"name": args.model, "hidden_size": args.hidden_size, "layers": args.layers,
                       "heads": max(2, args.hidden_size // 32), "intermediate_size": 4 * args.hidden_size},
-            "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "warmup_epochs": 1,
-                      "seed": args.seed, "accelerator": "cpu"},
+            "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                      "warmup_epochs": args.warmup_epochs, "seed": args.seed, "accelerator": "cpu"},
         })
         metrics = pretrain(config, run, progress=False, say=print)
     else:
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         lines = ["##fileformat=VCFv4.2", "#CHROM\tPOS\tID\tREF\tALT"]
         lines += [f"{r.peak}\t{r.pos}\t{r.destroys}\t{r.ref}\t{r.alt}" for r in truth.itertuples()]
         vcf.write_text("\n".join(lines) + "\n")
-        out = work / f"scores-{args.model}-{tf}"
+        out = work / f"scores-{args.model}-e{args.epochs}-{tf}"
         if out.exists():
             import shutil
 
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{len(pretrain_ids)} peaks for {args.epochs} epochs ({train_seconds / 60:.1f} min); truth in "
             f"{len(held)} held-out peaks. AUROC of destroying vs neutral substitutions, 95% interval from a "
             f"bootstrap over peaks.\n\n" + markdown_table(rows, columns) + "\n")
-    write_results(RESULTS_DIR, f"variant_effect_motifs-{args.model}-cpu",
+    write_results(RESULTS_DIR, f"variant_effect_motifs-{args.model}-e{args.epochs}-cpu",
                   {"rows": payload_rows, "n_pretrain": len(pretrain_ids), "n_heldout": len(held),
                    "train_seconds": train_seconds, "final_loss": final_loss, "host": host_info()}, text, args=args)
     print(text)
