@@ -72,6 +72,7 @@ def write_config(path: Path, config: dict) -> Path:
 TINY_MODELS = {
     "mlp": {"hidden_dims": [32], "out_dim": 16},
     "bert": {"hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64},
+    "nt": {"hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64},
     "resnet": {"widths": [8, 16], "blocks": [1, 1]},
     "vit": {"patch_size": 8, "dim": 32, "depth": 1, "heads": 2},
 }

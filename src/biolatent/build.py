@@ -57,6 +57,9 @@ def resolve_sections(config: RunConfig) -> RunConfig:
     )
 
     model_name = config.model.name or default_encoder(modality, name)
+    pretrained: dict[str, Any] = {}
+    if config.model.from_pretrained is not None:
+        model_name, pretrained = _pretrained_architecture(config)
     if model_name not in ENCODERS:
         raise ConfigError(f"model.name: unknown encoder {model_name!r} (valid: {', '.join(ENCODERS)})")
     if modality not in ENCODER_MODALITIES[model_name]:
@@ -64,17 +67,36 @@ def resolve_sections(config: RunConfig) -> RunConfig:
             f"encoder {model_name!r} does not work with data.modality {modality!r} "
             f"(it supports: {', '.join(ENCODER_MODALITIES[model_name])})"
         )
-    model_values = default_encoder_kwargs(model_name, modality) | (config.model.model_extra or {})
+    model_values = default_encoder_kwargs(model_name, modality) | (config.model.model_extra or {}) | pretrained
     model_kwargs = validate_kwargs("model", model_name, ENCODERS[model_name], model_values, ())
     batch_size = config.train.batch_size or default_batch_size(modality)
     return config.model_copy(
         update={
             "method": MethodSection(name=name, **method_kwargs),
-            "model": ModelSection(name=model_name, **model_kwargs),
+            "model": ModelSection(name=model_name, from_pretrained=config.model.from_pretrained, **model_kwargs),
             "views": ViewsSection(**_views_kwargs(modality, config.views.model_extra or {}, method_cls)),
             "train": config.train.model_copy(update={"batch_size": batch_size}),
         }
     )
+
+
+def _pretrained_architecture(config: RunConfig) -> tuple[str, dict[str, Any]]:
+    """(encoder name, architecture) of ``model.from_pretrained``; the config may not name another encoder or set
+    the architecture again (a resolved config that repeats the folder's own values is fine)."""
+    from biolatent.models.huggingface import ARCHITECTURE_KEYS, encoder_from_pretrained
+
+    folder = config.model.from_pretrained
+    assert folder is not None
+    name, architecture = encoder_from_pretrained(folder, getattr(config.data, "kmer", None))
+    if config.model.name not in (None, name):
+        raise ConfigError(f"model.name {config.model.name!r} disagrees with the pretrained folder {folder}, a "
+                          f"{name!r} model: leave model.name out")
+    extra = config.model.model_extra or {}
+    for key in ARCHITECTURE_KEYS[name]:
+        if key in extra and extra[key] != architecture[key]:
+            raise ConfigError(f"model.{key} is set by the pretrained folder {folder} ({architecture[key]}): "
+                              "leave it out")
+    return name, architecture
 
 
 def method_injected(method_cls: type[SSLMethod]) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ import typer
 
 from biolatent.cli_anomaly import anomaly_app
 from biolatent.cli_common import say
+from biolatent.cli_dna import export, variant_effect
 from biolatent.cli_register import register_app
 from biolatent.cli_robustness import robustness_app
 
@@ -25,6 +26,8 @@ app.add_typer(data_app, name="data")
 app.add_typer(anomaly_app, name="anomaly")
 app.add_typer(robustness_app, name="robustness")
 app.add_typer(register_app, name="register")
+app.command("export")(export)
+app.command("variant-effect")(variant_effect)
 
 FractionsOpt = Annotated[
     str, typer.Option(help="comma-separated label fractions of the training pool")

@@ -220,10 +220,13 @@ class MethodSection(BaseModel):
 
 
 class ModelSection(BaseModel):
-    """``name`` picks a registered encoder (default per modality and method); other keys are its kwargs."""
+    """``name`` picks a registered encoder (default per modality and method); other keys are its kwargs.
+    ``from_pretrained``: a local Hugging Face folder (BERT or ESM architecture: DNABERT, Nucleotide Transformer)
+    whose architecture and weights initialise the encoder (``models.huggingface``; never a download)."""
 
     model_config = ConfigDict(extra="allow")
     name: str | None = None
+    from_pretrained: Path | None = None
 
 
 class ViewsSection(BaseModel):
@@ -491,6 +494,7 @@ def parse_config(
     records = getattr(config.data, "records", None)
     if records is not None:
         resolve_paths(records, ("path", "metadata", "births"), base_dir)
+    resolve_paths(config.model, ("from_pretrained",), base_dir)
     return config
 
 

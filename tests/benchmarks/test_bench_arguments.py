@@ -46,6 +46,8 @@ PUBLISHED: dict[str, tuple[str, list[str]]] = {
     "throughput-cuda-bf16-b1024.json": ("throughput", ["--device", "cuda", "--precision", "bf16-mixed",
                                                        "--batch-size", "1024"]),
     "vae_vs_scvi-cpu.json": ("vae_vs_scvi", []),
+    "variant_effect_motifs-nt-e10-cpu.json": ("variant_effect_motifs", []),
+    "variant_effect_motifs-nt-e2-cpu.json": ("variant_effect_motifs", ["--epochs", "2"]),
     "volume_ssl-cpu.json": ("volume_ssl", []),
     "volume_throughput-cpu.json": ("volume_throughput", []),
 }

@@ -24,6 +24,7 @@ SMALL = {
     "resnet": {"widths": (4, 8), "blocks": (1, 1)},
     "vit": {"patch_size": 8, "dim": 16, "depth": 1, "heads": 2},
     "bert": {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32},
+    "nt": {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32},
     "cine": {"widths": (4, 8), "blocks": (1, 1), "temporal_heads": 2},
     "behrt": {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32},
 }

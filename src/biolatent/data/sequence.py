@@ -1,7 +1,10 @@
-"""DNA as tensors: base codes and the DNABERT overlapping k-mer tokenizer, batched on tensors.
+"""DNA as tensors: base codes, the DNABERT overlapping k-mer tokenizer and the Nucleotide Transformer's
+non-overlapping one, batched on tensors.
 
 Ji et al. 2021, "DNABERT: pre-trained Bidirectional Encoder Representations from Transformers model for
 DNA-language in genome", Bioinformatics 37(15). A sequence of L bases becomes L-k+1 overlapping k-mers.
+Dalla-Torre et al. 2023, "The Nucleotide Transformer: building and evaluating robust foundation models for human
+genomics", bioRxiv 2023.01.11.523679 (Nature Methods 2024): about L/6 non-overlapping 6-mers.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class KmerTokenizer(nn.Module):
 
     def __init__(self, k: int = 6) -> None:
         super().__init__()
+        self.mask_span = k  # neighbours share k-1 bases: masked modelling masks spans of k tokens (DNABERT)
         if not 3 <= k <= 6:
             raise ValueError(f"k must be between 3 and 6, got {k}")
         self.k = k
@@ -76,6 +80,16 @@ class KmerTokenizer(nn.Module):
         tokens = torch.where(is_pad, torch.full_like(index, PAD_ID), tokens)
         return tokens, (~is_pad).long()
 
+    def spans(self, bases: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (token ids, start base, number of bases), each (B, L-k+1); padding has start -1 and 0 bases."""
+        tokens, mask = self(bases)
+        starts = torch.arange(tokens.shape[1], device=bases.device).expand_as(tokens)
+        return tokens, torch.where(mask > 0, starts, torch.full_like(starts, -1)), mask * self.k
+
+    def tokens(self) -> list[str]:
+        """The vocabulary, in id order."""
+        return [*SPECIAL_TOKENS, *(self.decode(i) for i in range(len(SPECIAL_TOKENS), self.vocab_size))]
+
     def kmer_id(self, kmer: str) -> int:
         if len(kmer) != self.k:
             raise ValueError(f"expected a {self.k}-mer, got {kmer!r}")
@@ -87,5 +101,89 @@ class KmerTokenizer(nn.Module):
     def decode(self, token: int) -> str:
         if token < len(SPECIAL_TOKENS):
             return SPECIAL_TOKENS[token]
+        value = token - len(SPECIAL_TOKENS)
+        return "".join(BASES[(value // 4 ** (self.k - 1 - i)) % 4] for i in range(self.k))
+
+
+class NonOverlappingKmerTokenizer(nn.Module):
+    """Non-overlapping k-mer tokenizer of the Nucleotide Transformer (Dalla-Torre et al. 2023), on tensors:
+    (B, L) base codes -> (B, T) token ids + attention mask, T the longest tokenisation of the batch.
+
+    Each run of A/C/G/T bases (between N's) is read from its start as k-mers; the bases left at the end of a run
+    (fewer than k) and every N are single-nucleotide tokens. This is the greedy longest-match split of the
+    published tokenizer (transformers' ``EsmTokenizer`` over this vocabulary gives the same ids).
+
+    Token ids: the five special tokens, the 4**k k-mers in lexicographic order, then the single nucleotides
+    A, C, G, T, N. Padding tokens are [PAD] with attention mask 0.
+    """
+
+    mask_span = 1  # tokens share no bases: masked modelling masks single tokens
+
+    def __init__(self, k: int = 6) -> None:
+        super().__init__()
+        if not 1 <= k <= 6:
+            raise ValueError(f"k must be between 1 and 6, got {k}")
+        self.k = k
+        self.first_single = len(SPECIAL_TOKENS) + 4**k
+        self.vocab_size = self.first_single + len(BASES)
+        self.register_buffer("_weights", 4 ** torch.arange(k - 1, -1, -1), persistent=False)
+
+    def spans(self, bases: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (token ids, start base, number of bases), each (B, T); padding has start -1 and 0 bases."""
+        batch, length = bases.shape
+        k = self.k
+        positions = torch.arange(length, device=bases.device).expand(batch, length)
+        valid = bases != PAD_BASE
+        is_n = bases == N_BASE
+        breaks = is_n | ~valid
+        # a run of A/C/G/T starts after the last break (or at 0) and ends at the next break (or L)
+        after_break = torch.where(breaks, positions + 1, torch.zeros_like(positions))
+        run_start = torch.cummax(after_break, dim=1).values
+        next_break = torch.where(breaks, positions, torch.full_like(positions, length))
+        run_end = torch.flip(torch.cummin(torch.flip(next_break, [1]), dim=1).values, [1])
+        offset = positions - run_start
+        full = (run_end - run_start) // k * k
+        starts_kmer = valid & ~is_n & (offset % k == 0) & (offset < full)
+        starts_single = valid & (is_n | (offset >= full))
+        padded = torch.nn.functional.pad(bases, (0, k - 1), value=PAD_BASE)
+        windows = padded.unfold(1, k, 1)  # (B, L, k)
+        kmer_ids = (windows.clamp(max=3) * self._weights).sum(dim=-1) + len(SPECIAL_TOKENS)
+        single_ids = self.first_single + bases.clamp(max=N_BASE)
+        ids = torch.where(starts_kmer, kmer_ids, single_ids)
+        sizes = torch.where(starts_kmer, torch.full_like(positions, k), torch.ones_like(positions))
+        starts = starts_kmer | starts_single
+        counts = starts.sum(dim=1)
+        n_tokens = max(int(counts.max()) if batch else 0, 1)
+        slot = torch.where(starts, starts.cumsum(dim=1) - 1, torch.full_like(positions, n_tokens))
+        out_ids = torch.full((batch, n_tokens + 1), PAD_ID, dtype=torch.long, device=bases.device)
+        out_start = torch.full_like(out_ids, -1)
+        out_size = torch.zeros_like(out_ids)
+        out_ids.scatter_(1, slot, torch.where(starts, ids, torch.full_like(ids, PAD_ID)))
+        out_start.scatter_(1, slot, torch.where(starts, positions, torch.full_like(positions, -1)))
+        out_size.scatter_(1, slot, torch.where(starts, sizes, torch.zeros_like(sizes)))
+        return out_ids[:, :n_tokens], out_start[:, :n_tokens], out_size[:, :n_tokens]
+
+    def forward(self, bases: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens, _, sizes = self.spans(bases)
+        return tokens, (sizes > 0).long()
+
+    def tokens(self) -> list[str]:
+        """The vocabulary, in id order (special tokens as in ``SPECIAL_TOKENS``)."""
+        return [*SPECIAL_TOKENS, *(self.decode(i) for i in range(len(SPECIAL_TOKENS), self.vocab_size))]
+
+    def kmer_id(self, kmer: str) -> int:
+        """The id of one token's bases: a k-mer of A/C/G/T, or a single nucleotide."""
+        codes = encode_bases(kmer)
+        if len(kmer) == 1:
+            return self.first_single + int(codes[0])
+        if len(kmer) != self.k or (codes == N_BASE).any():
+            raise ValueError(f"expected a {self.k}-mer of A, C, G, T or a single base, got {kmer!r}")
+        return int(sum(int(c) * 4 ** (self.k - 1 - i) for i, c in enumerate(codes)) + len(SPECIAL_TOKENS))
+
+    def decode(self, token: int) -> str:
+        if token < len(SPECIAL_TOKENS):
+            return SPECIAL_TOKENS[token]
+        if token >= self.first_single:
+            return BASES[token - self.first_single]
         value = token - len(SPECIAL_TOKENS)
         return "".join(BASES[(value // 4 ** (self.k - 1 - i)) % 4] for i in range(self.k))

@@ -1,12 +1,14 @@
 """Masked k-mer language modelling (Ji, Zhou, Liu & Davuluri 2021, Bioinformatics, "DNABERT"; masking
-recipe of Devlin et al. 2019, "BERT").
+recipe of Devlin et al. 2019, "BERT"; non-overlapping k-mers as the Nucleotide Transformer, Dalla-Torre et al.
+2023).
 
 Overlapping k-mers share k-1 bases with each neighbour, so a lone masked k-mer could be read off its
 neighbours; DNABERT therefore masks contiguous spans of k tokens. Span centres are drawn independently per
 maskable token with probability ``1 - (1 - mask_probability) ** (1 / k)``, so that the expected masked
 fraction (away from sequence ends) is ``mask_probability``; each sequence gets at least one span. Masked
 tokens become [MASK] (80%), a random k-mer (10%) or stay unchanged (10%). [PAD], [CLS], [SEP] are never
-masked. The loss is the cross-entropy on masked tokens. ``views`` are not used.
+masked. Non-overlapping k-mers (encoder ``nt``) share no bases, so their tokens are masked one by one (spans of
+1, the tokenizer's ``mask_span``). The loss is the cross-entropy on masked tokens. ``views`` are not used.
 """
 
 from __future__ import annotations
@@ -65,9 +67,11 @@ def corrupt_masked(tokens: torch.Tensor, mask: torch.Tensor, *, mask_id: int, fi
     return torch.where(use_random, random_ids, corrupted)
 
 
-def masked_token_head(hidden: int, vocab_size: int) -> nn.Sequential:
-    """BERT's masked-LM prediction head: dense, GELU, LayerNorm, then a linear map to the vocabulary."""
-    return nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.LayerNorm(hidden), nn.Linear(hidden, vocab_size))
+def masked_token_head(hidden: int, vocab_size: int, eps: float = 1e-5) -> nn.Sequential:
+    """BERT's masked-LM prediction head: dense, GELU, LayerNorm, then a linear map to the vocabulary (ESM's
+    ``EsmLMHead`` is the same)."""
+    return nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.LayerNorm(hidden, eps=eps),
+                         nn.Linear(hidden, vocab_size))
 
 
 class MaskedKmerModel(SSLMethod):
@@ -88,13 +92,16 @@ class MaskedKmerModel(SSLMethod):
     ) -> None:
         super().__init__(encoder, views=views)
         if not (hasattr(encoder, "tokenizer") and hasattr(encoder, "forward_tokens")):
-            raise ConfigError("method mlm needs a k-mer token encoder (model.name: bert)")
+            raise ConfigError("method mlm needs a k-mer token encoder (model.name: bert or nt)")
         check_masking(mask_probability, mask_token_fraction, random_token_fraction)
         self.mask_probability = mask_probability
         self.mask_token_fraction, self.random_token_fraction = mask_token_fraction, random_token_fraction
-        self.k = int(encoder.tokenizer.k)
+        # overlapping k-mers: spans of k tokens (DNABERT); non-overlapping ones: single tokens (BERT, NT)
+        self.k = int(getattr(encoder.tokenizer, "mask_span", encoder.tokenizer.k))
         self.vocab_size = int(encoder.tokenizer.vocab_size)
-        self.head = masked_token_head(int(encoder.out_dim), self.vocab_size)
+        # the head's layer norm as the encoder's (BERT's and ESM's heads share the encoder's epsilon)
+        self.head = masked_token_head(int(encoder.out_dim), self.vocab_size,
+                                      eps=float(getattr(encoder, "layer_norm_eps", 1e-5)))
 
     def tokenize(self, bases: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         tokenize = getattr(self.encoder, "tokenize", None)

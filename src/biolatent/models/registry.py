@@ -10,6 +10,7 @@ from biolatent.errors import ConfigError
 from biolatent.models.behrt import BehrtEncoder
 from biolatent.models.cine import CineEncoder
 from biolatent.models.mlp import MLPEncoder
+from biolatent.models.nucleotide_transformer import NucleotideTransformerEncoder
 from biolatent.models.resnet import ResNetEncoder
 from biolatent.models.sequence import BertSequenceEncoder
 from biolatent.models.vit import ViTEncoder
@@ -19,6 +20,7 @@ ENCODERS: dict[str, type[nn.Module]] = {
     "resnet": ResNetEncoder,
     "vit": ViTEncoder,
     "bert": BertSequenceEncoder,
+    "nt": NucleotideTransformerEncoder,
     "cine": CineEncoder,
     "behrt": BehrtEncoder,
 }
@@ -28,6 +30,7 @@ ENCODER_MODALITIES: dict[str, tuple[str, ...]] = {
     "resnet": ("image2d", "volume", "spatial"),
     "vit": ("image2d", "volume", "cine", "spatial"),
     "bert": ("dna",),
+    "nt": ("dna",),
     "cine": ("cine",),
     "behrt": ("records",),
 }

@@ -56,6 +56,7 @@ class BertSequenceEncoder(nn.Module):
             pad_token_id=PAD_ID,
         )
         self.bert = BertModel(config, add_pooling_layer=False)
+        self.layer_norm_eps = float(config.layer_norm_eps)  # BERT's MLM head shares it
 
     @classmethod
     def from_data(cls, info: Any, **hparams: Any) -> BertSequenceEncoder:
@@ -73,6 +74,17 @@ class BertSequenceEncoder(nn.Module):
             tokens = torch.cat([cls, tokens], dim=1)
             mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
         return tokens, mask
+
+    def token_spans(self, bases: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (tokens, attention mask, start base, number of bases), each (B, T), aligned with ``tokenize``."""
+        tokens, starts, sizes = self.tokenizer.spans(bases)
+        mask = (sizes > 0).long()
+        if self.pooling == "cls":
+            tokens = torch.cat([torch.full_like(tokens[:, :1], CLS_ID), tokens], dim=1)
+            mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
+            starts = torch.cat([torch.full_like(starts[:, :1], -1), starts], dim=1)
+            sizes = torch.cat([torch.zeros_like(sizes[:, :1]), sizes], dim=1)
+        return tokens, mask, starts, sizes
 
     def forward_tokens(self, tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, T) token ids + mask -> (B, T, hidden_size) last hidden states."""

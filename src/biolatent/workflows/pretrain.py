@@ -172,6 +172,12 @@ def _pretrain_one(config: RunConfig, run_dir: Path, samples: Any, *, resume: boo
     torch.manual_seed(config.train.seed)  # the initial weights are part of a seeded run
     method = build_method(config, samples.info)
     method.check_samples(samples)  # before anything is written: bad data leaves no half run
+    if config.model.from_pretrained is not None and not resume:
+        from biolatent.models.huggingface import load_pretrained
+
+        loaded = load_pretrained(method.encoder, config.model.from_pretrained, head=getattr(method, "head", None)
+                                 if config.method.name == "mlm" else None)
+        say(f"initialised the {' and '.join(loaded)} from {config.model.from_pretrained}")
     fit_input_statistics(method, samples.x)  # e.g. per-gene standardisation; the weights file carries them
     n_params = sum(p.numel() for p in method.parameters())
     say(f"{len(samples)} samples; method {config.method.name} with encoder {config.model.name} "
