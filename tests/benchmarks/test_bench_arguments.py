@@ -37,6 +37,7 @@ PUBLISHED: dict[str, tuple[str, list[str]]] = {
     "gwas_vs_plink2-cpu-geuvadis.json": ("gwas_vs_plink2", ["--dataset", "geuvadis-chr22"]),
     "nafld_behrt-cpu.json": ("nafld_behrt", []),
     "reml_scaling-cpu.json": ("reml_scaling", []),
+    "registration-cpu.json": ("registration", []),
     "robustness_sites-cpu.json": ("robustness_sites", []),
     "simulation_truth-cpu.json": ("simulation_truth", []),
     "spatial_expression-cpu.json": ("spatial_expression", []),

@@ -29,3 +29,29 @@ def test_quick_run_reports_every_method_and_setting(tmp_path: Path) -> None:
         assert 0 <= row["dice"] <= 1 and row["dice_ci_low"] <= row["dice"] <= row["dice_ci_high"]
         assert row["seconds_per_pair"] > 0
     assert "| setting |" in (tmp_path / "out" / "registration-cpu-quick.md").read_text()
+
+
+def _row(setting: str, method: str, dice: list[float], seconds: float, folding: float = 0.0) -> dict:
+    return {"setting": setting, "method": method, "seconds_per_pair": seconds, "folding_fraction": folding,
+            "pair_dice": {f"p{i}": d for i, d in enumerate(dice)}}
+
+
+def test_criteria_are_paired_over_pairs_and_say_when_they_do_not_hold():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import registration
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    rows = [_row("intra", "voxelmorph", [0.70, 0.66, 0.68], 0.05, 0.002),
+            _row("intra", "identity", [0.50, 0.52, 0.55], 0.001),
+            _row("intra", "demons", [0.72, 0.70, 0.71], 1.0),
+            _row("inter", "voxelmorph (local MI)", [0.51, 0.56, 0.52], 0.5, 0.02),
+            _row("inter", "identity", [0.52, 0.55, 0.53], 0.001)]
+    checks = {(c["setting"], c["criterion"].split()[0] + " " + c["criterion"].split()[-1]): c["holds"]
+              for c in registration.criteria(rows, 0.1)}
+    assert checks == {("intra", "Dice identity"): True, ("intra", "Dice demons"): True,
+                      ("intra", "seconds demons'"): True, ("intra", "folding voxels"): True,
+                      ("inter", "Dice identity"): False, ("inter", "folding voxels"): False}
+    slow = registration.criteria([_row("intra", "micdir", [0.6, 0.6], 0.5), _row("intra", "demons", [0.7, 0.7], 1.0)],
+                                 0.1)
+    assert [c["holds"] for c in slow] == [False, False, True]

@@ -150,3 +150,18 @@ def test_bad_input_is_one_line_and_writes_nothing(run_cli, tmp_path, cohorts):
     one_eval = run_cli("register", "evaluate", run, "--data", one)
     one_eval.expect_error("at least two volumes")
     assert not (run / "registration_metrics.tsv").exists()
+
+    # cohorts: a label map whose shape differs from its volume (evaluate), non-finite voxels (fit)
+    bad_labels = tmp_path / "bad_labels"
+    bad_labels.mkdir()
+    (bad_labels / "meta.tsv").write_text(f"id\tpath\tlabels\nb1\t{train / meta.path[0]}\t{small_labels}\n"
+                                         f"b2\t{train / meta.path[1]}\t{train / meta.labels[1]}\n")
+    run_cli("register", "evaluate", run, "--data", bad_labels).expect_error("shape")
+    assert not (run / "registration_metrics.tsv").exists()
+    non_finite = tmp_path / "non_finite"
+    non_finite.mkdir()
+    (non_finite / "meta.tsv").write_text(f"id\tpath\tlabels\nb1\t{nan}\t{train / meta.labels[1]}\n"
+                                         f"b2\t{train / meta.path[1]}\t{train / meta.labels[1]}\n")
+    config = _config(tmp_path, cohorts, "voxelmorph", path=str(non_finite))
+    run_cli("register", "fit", config, "--out", tmp_path / "r2", *TINY).expect_error("NaN")
+    assert not (tmp_path / "r2").exists()
