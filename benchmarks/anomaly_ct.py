@@ -53,13 +53,15 @@ COLUMNS = ("detector", "sample_auroc", "auroc_ci_low", "auroc_ci_high", "sample_
 def anomaly_config(detector: str, healthy: Path, size: int, epochs: int, top_fraction: float,
                    erosion: int) -> Any:
     """The one place the benchmark builds its anomaly config (the schema is changing: adapt it here)."""
-    from biolatent.anomaly.config import load_anomaly_config
+    from biolatent.workflows.anomaly_config import load_anomaly_config
 
     return load_anomaly_config({
-        "data": {"modality": "volume3d", "path": str(healthy), "image_size": size, "brain_erosion": erosion},
+        "data": {"modality": "volume", "path": str(healthy), "image_size": size, "lesion_column": "mask",
+                 "normalise": "none"},  # windowed_set wrote the lung window's [0, 1] values
         "method": {"name": detector, "widths": list(WIDTHS), "top_fraction": top_fraction, "score_opening": 0},
-        "train": {"epochs": epochs, "batch_size": 16, "lr": 5e-3},
-        "validation": {"fraction": 0.25, "target_fpr": 0.05}})
+        "train": {"epochs": epochs, "batch_size": 16, "lr": 5e-3, "seed": 0},
+        "validation": {"fraction": 0.25, "target_fpr": 0.05},
+        "maps": {"brain_erosion": erosion}})
 
 
 def lung_field(labels: np.ndarray) -> np.ndarray:
@@ -127,15 +129,16 @@ def supervised_scores(root: Path, size: int, epochs: int, top_fraction: float, e
                       seed: int = 0) -> tuple[np.ndarray, float, float]:
     """(test volume scores, fit s, score s) of the segmenter trained on the labelled chests' axial slices."""
     from biolatent.anomaly.segmentation import train_segmenter
-    from biolatent.anomaly.volumes import brain_region, read_volume_set, volume_scores
+    from biolatent.anomaly.volumes import brain_region, volume_scores
+    from biolatent.workflows.anomaly_tasks import read_volume_set
 
-    _, volumes, _, masks = read_volume_set(root / "labelled", size)
+    _, volumes, _, masks = read_volume_set(root / "labelled", size, normalise="none")
     start = time.perf_counter()
     segmenter = train_segmenter(volumes.reshape(-1, 1, size, size), masks.reshape(-1, size, size), epochs=epochs,
                                 batch_size=16, lr=1e-2, seed=seed, widths=WIDTHS)
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
-    _, test, _, _ = read_volume_set(root / "test", size)
+    _, test, _, _ = read_volume_set(root / "test", size, normalise="none")
     maps = segmenter.predict(test.reshape(-1, 1, size, size)).reshape(test.shape) * brain_region(test, erosion)
     return volume_scores(maps, top_fraction, 0), fit_s, time.perf_counter() - start
 
