@@ -18,7 +18,7 @@ from torch import nn
 
 from biolatent.models.registration_unet import RegistrationUNet
 from biolatent.models.spatial_transform import warp
-from biolatent.registration.losses import (
+from biolatent.methods.registration_losses import (
     gradient_loss,
     mse_loss,
     mutual_information_loss,

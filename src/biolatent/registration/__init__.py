@@ -1,1 +1,1 @@
-"""Learned deformable registration (VoxelMorph, a MICDIR-style pyramid): losses, metrics, data and config."""
+"""Learned deformable registration (VoxelMorph, a MICDIR-style pyramid): metrics, data and config (the losses are methods.registration_losses)."""
