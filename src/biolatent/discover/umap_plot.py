@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from biolatent.errors import DataError
-from biolatent.evaluate.plots import new_figure
+from biolatent.figures import new_figure
 
 MAX_LEGEND_LEVELS = 30
 MAX_POINTS = 5000
