@@ -12,7 +12,9 @@ EFFICIENCY_COLUMNS = ["representation", "probe", "fraction", "metric", "mean", "
 
 @pytest.mark.parametrize(
     ("modality", "method", "label"),
-    [("counts", "vae", "cell_type"), ("dna", "mlm", "label"), ("image2d", "simclr", "label")],
+    [("counts", "vae", "cell_type"),  # the fast set keeps this modality end to end; the others are slow trainings
+     pytest.param("dna", "mlm", "label", marks=pytest.mark.slow),
+     pytest.param("image2d", "simclr", "label", marks=pytest.mark.slow)],
 )
 def test_pretrain_embed_evaluate_report(run_cli, tiny_config, tmp_path, modality, method, label):
     import scanpy as sc

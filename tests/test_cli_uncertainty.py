@@ -19,6 +19,7 @@ def _one_line_error(result, fragment: str) -> None:
     assert fragment in errors[0], errors[0]
 
 
+@pytest.mark.slow  # a real training run; see issue 16 part 8 (fast set under 3 minutes)
 def test_seeds_and_test_splits_give_intervals_of_nonzero_width_at_every_fraction(run_cli, tiny_config, tmp_path):
     run = tmp_path / "run"
     result = run_cli("pretrain", tiny_config("counts", "vae", epochs=1), "--out", run, "--quiet", "--seeds", "3")
@@ -70,6 +71,7 @@ def _rows(x) -> set[bytes]:
     return {np.asarray(row, dtype=np.float32).tobytes() for row in np.asarray(x)}
 
 
+@pytest.mark.slow  # a real training run; see issue 16 part 8 (fast set under 3 minutes)
 def test_inductive_keeps_test_ids_out_of_pretraining_pca_and_scaling(run_cli, tiny_config, tmp_path, monkeypatch,
                                                                      counts_h5ad):
     import importlib

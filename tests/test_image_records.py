@@ -148,6 +148,7 @@ def test_conv_decoder_shapes(dims):
     assert decoder(torch.randn(2, 7)).shape == (2, 3, *[16] * dims)
 
 
+@pytest.mark.slow  # a real training run; see issue 16 part 8 (fast set under 3 minutes)
 @pytest.mark.parametrize("config", PAIRED_CONFIGS, ids=lambda p: p.stem)
 def test_paired_example_config_pretrains_embeds_and_evaluates(config, cohort, run_cli, tmp_path):
     import scanpy as sc

@@ -20,7 +20,7 @@ def tissue(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("config", ["clip", "mae"])
+@pytest.mark.parametrize("config", ["clip", pytest.param("mae", marks=pytest.mark.slow)])
 def test_example_configs_pretrain_on_tiny_tissue(run_cli, tissue, tmp_path, config):
     extra = ["--set", "model.patch_size=4"] if config == "mae" else []
     result = run_cli("pretrain", ROOT / "configs" / "spatial" / f"{config}.yaml", "--out", tmp_path / "run",
@@ -29,6 +29,7 @@ def test_example_configs_pretrain_on_tiny_tissue(run_cli, tissue, tmp_path, conf
     assert (tmp_path / "run" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow  # a real training run; see issue 16 part 8 (fast set under 3 minutes)
 def test_evaluate_expression_end_to_end(run_cli, tissue, tmp_path):
     run = tmp_path / "run"
     assert run_cli("pretrain", ROOT / "configs" / "spatial" / "clip.yaml", "--out", run, "--set",

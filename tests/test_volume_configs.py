@@ -76,6 +76,7 @@ def test_example_config_pretrains_and_embeds(config: Path, cohorts, run_cli, tmp
     assert "site" in adata.obs.columns
 
 
+@pytest.mark.slow  # a real training run; see issue 16 part 8 (fast set under 3 minutes)
 def test_evaluate_a_volume_run_on_a_subject_parameter(cohorts, run_cli, tmp_path):
     config = CONFIGS / "volume" / "brain_simclr.yaml"
     out = tmp_path / "run"

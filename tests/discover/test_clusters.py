@@ -29,7 +29,7 @@ def test_registry_lists_the_three_methods():
     assert set(CLUSTERERS) == {"leiden", "kmeans", "gmm"}
 
 
-@pytest.mark.parametrize("method", list(PARAMS))
+@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m == "leiden" else m for m in PARAMS])
 def test_each_method_recovers_three_separated_blobs(blobs, method):
     x, truth = blobs
     labels = cluster(x, method, seed=0, **PARAMS[method])

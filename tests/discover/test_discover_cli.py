@@ -97,6 +97,7 @@ def test_report_of_a_run_includes_the_discovery_section(run_cli, cohort, tmp_pat
     assert "Discovery: latent phenotypes, GWAS and heritability" in (run / "report.html").read_text()
 
 
+@pytest.mark.slow  # a real training run; see issue 16 part 8 (fast set under 3 minutes)
 def test_discover_scores_a_polygenic_score_from_weights_and_tests_it_against_the_clusters(run_cli, cohort, tmp_path):
     """Weights of trait 1's causal variants (A1 = ALT for some, REF for others): pgs.tsv equals the score
     computed by hand, and the two k-means clusters, which split the samples along the embeddings' largest

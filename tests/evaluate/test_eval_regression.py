@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 from sklearn.linear_model import Ridge
 
+from biolatent.data.columns import REGRESSION_MIN_VALUES, label_task
 from biolatent.errors import ConfigError, DataError
 from biolatent.evaluate.efficiency import SUMMARY_COLUMNS, headline, run_label_efficiency, summarise
 from biolatent.evaluate.metrics import REGRESSION_METRICS, regression_metrics
@@ -15,10 +16,8 @@ from biolatent.evaluate.plots import METRIC_LABELS, R2_FLOOR, label_efficiency_f
 from biolatent.evaluate.probes import REGRESSION_PROBES, RIDGE_ALPHAS, KnnRegressionProbe, RidgeProbe
 from biolatent.evaluate.splits import (
     REGRESSION_MIN_TRAIN,
-    REGRESSION_MIN_VALUES,
     holdout_split,
     label_subset,
-    label_task,
     prepare_targets,
     resolve_task,
 )

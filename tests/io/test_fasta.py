@@ -54,3 +54,25 @@ def test_missing_and_corrupt_gzip(tmp_path):
     broken.write_bytes(gzip.compress(b">s1\nACGT\n" * 50)[:20])
     with pytest.raises(DataError, match="corrupt or truncated gzip"):
         read_fasta(broken)
+
+
+def test_accepts_exactly_the_alphabet_the_tokenizer_encodes(tmp_path):
+    """io checks bases itself (it sits below data); its alphabet must stay the one data.sequence encodes."""
+    from biolatent.data.sequence import encode_bases
+
+    for code in range(256):
+        char = chr(code)
+        if char in "\n\r>" or char.isspace():
+            continue
+        path = tmp_path / "one.fa"
+        path.write_text(f">s1\nAC{char}T\n")
+        try:
+            encode_bases(char)
+            encodable = True
+        except ValueError:
+            encodable = False
+        if encodable:
+            assert read_fasta(path) == [("s1", f"AC{char}T")]
+        else:
+            with pytest.raises(DataError, match="at position 3 is not one of A, C, G, T, N"):
+                read_fasta(path)

@@ -103,6 +103,7 @@ def test_needs_paired_genetics():
         method({"x": torch.randn(4, 6), "genotypes": torch.randn(4, 7)})
 
 
+@pytest.mark.slow  # a real training run; see issue 16 part 8 (fast set under 3 minutes)
 @pytest.mark.parametrize("variant_window", [0, 3])
 def test_training_aligns_images_with_their_genetics(variant_window):
     """Images that carry a noisy linear image of each subject's genotypes: after training, the retrieval of a

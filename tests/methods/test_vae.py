@@ -66,7 +66,7 @@ def _simulate(n: int = 256, genes: int = 40, seed: int = 0) -> tuple[torch.Tenso
     return torch.tensor(counts, dtype=torch.float32), groups
 
 
-@pytest.mark.parametrize("likelihood", ["nb", "gaussian"])
+@pytest.mark.parametrize("likelihood", [pytest.param("nb", marks=pytest.mark.slow), "gaussian"])
 def test_training_increases_elbo(likelihood: str) -> None:
     torch.manual_seed(0)
     x, groups = _simulate()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from biolatent.registration.losses import (
+from biolatent.methods.registration_losses import (
     gradient_loss,
     mutual_information,
     ncc_loss,

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from biolatent.discover.umap_plot import plottable_columns
 from biolatent.errors import DataError
 from biolatent.evaluate.efficiency import run_label_efficiency, summarise, write_efficiency
-from biolatent.evaluate.umap_plot import plottable_columns
 from biolatent.report import build_report
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from biolatent.config import TrainConfig
@@ -32,6 +33,7 @@ def test_training_stops_once_the_validation_loss_stops_improving_and_keeps_the_b
     assert stopper.validation_loss(model) == stopper.best_loss  # the best weights, not the last ones
 
 
+@pytest.mark.slow  # a real training run; see issue 16 part 8 (fast set under 3 minutes)
 def test_supervised_baseline_uses_the_validation_split_and_reports_its_budget():
     x, y = _data(1)
     runs: list[dict] = []

@@ -123,6 +123,7 @@ def _heart_config(tmp_path: Path, n: int) -> Path:
     return tmp_path / "heart.yaml"
 
 
+@pytest.mark.slow  # a real training run; see issue 16 part 8 (fast set under 3 minutes)
 def test_heart_defaults_fit_a_laptop_and_the_old_ones_are_refused(tmp_path):
     from biolatent.build import build_method
     from biolatent.data.loaders import load_samples

@@ -79,6 +79,7 @@ def test_the_budget_rule_is_the_pretraining_steps_unless_overridden():
                             train, 1, lr_multipliers=())
 
 
+@pytest.mark.slow  # a real training run; see issue 16 part 8 (fast set under 3 minutes)
 def test_the_multitask_baseline_follows_the_same_rule():
     from biolatent.train.multitask import MultiTaskPairedClassifier, multitask_baseline
 

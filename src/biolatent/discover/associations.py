@@ -7,7 +7,7 @@
 - q-values: Benjamini & Hochberg 1995 step-up FDR over every test of the table.
 
 Samples missing a column's value are left out of that column's test only. Columns are chosen as the
-report's UMAP chooses them (``biolatent.evaluate.umap_plot.plottable_columns``: no ids, no constants).
+report's UMAP chooses them (``biolatent.discover.umap_plot.plottable_columns``: no ids, no constants).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from biolatent.discover.umap_plot import plottable_columns
 from biolatent.errors import DataError
-from biolatent.evaluate.umap_plot import plottable_columns
 
 TABLE_COLUMNS = ["column", "test", "statistic", "p", "q", "effect", "effect_measure", "n", "dof"]
 

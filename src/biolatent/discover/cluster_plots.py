@@ -1,6 +1,6 @@
 """Figures of a clustering: the embedding coloured by cluster, and a heatmap of association q-values.
 
-The scatter reuses the report's UMAP (``biolatent.evaluate.umap_plot``: fixed seed, at most 5000 points;
+The scatter reuses the report's UMAP (``biolatent.discover.umap_plot``: fixed seed, at most 5000 points;
 McInnes, Healy & Melville 2018) or, for quick looks, the first two principal components. PNGs are written
 atomically (``biolatent.rundir.atomic_path``).
 """
@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from biolatent.discover.umap_plot import MAX_POINTS, umap_coordinates, umap_figure
 from biolatent.errors import DataError
-from biolatent.evaluate.plots import new_figure
-from biolatent.evaluate.umap_plot import MAX_POINTS, umap_coordinates, umap_figure
+from biolatent.figures import new_figure
 from biolatent.rundir import atomic_path
 
 Q_FLOOR = 1e-300  # -log10 of a q-value that underflowed to 0 is drawn as 300

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from biolatent.errors import DataError
 from biolatent.evaluate.quality import effective_rank, singular_spectrum
-from biolatent.rundir import atomic_path
+from biolatent.figures import new_figure, save_figure
 
 METRIC_LABELS = {
     "accuracy": "accuracy",
@@ -31,20 +30,6 @@ METRIC_LABELS = {
 CLASSIFICATION_PLOT_METRICS = ("balanced_accuracy", "auroc")
 REGRESSION_PLOT_METRICS = ("pearson_r", "r2")
 R2_FLOOR = -1.0  # r2 panels stop here: a tiny labelled set can score far below 0 and flatten the curves
-
-
-def new_figure(width: float, height: float) -> Figure:
-    """A pyplot-free figure on an Agg canvas (safe in threads and without a display)."""
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def save_figure(figure: Figure, path: str | Path, dpi: int = 120) -> Path:
-    """Save ``figure`` as PNG at ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=dpi)
-    return Path(path)
 
 
 def _percent(value: float, _pos: object = None) -> str:

@@ -8,55 +8,18 @@ and uniformly at random (``stratify=False``) for regression targets.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import pandas as pd
 
+# the task rule is shared with the UMAP colouring of discover and report, so it lives in data
+from biolatent.data.columns import TASKS, Task, is_number_column, label_task, missing_mask
 from biolatent.errors import ConfigError, DataError
 
-Task = Literal["classification", "regression"]
-TASKS: tuple[str, ...] = ("classification", "regression")
-REGRESSION_MIN_VALUES = 10  # a numeric column with more distinct values than this is a regression target
 REGRESSION_MIN_TRAIN = 3  # smallest labelled subset of a regression sweep (a line and one residual)
 
 
 def _column_name(values: pd.Series) -> str:
     return str(values.name) if values.name is not None else "label"
-
-
-def _missing_mask(series: pd.Series) -> np.ndarray:
-    """NaN/None and, in text columns, empty or blank strings."""
-    missing = series.isna().to_numpy(dtype=bool, copy=True)  # writable under copy-on-write (pandas 3)
-    if series.dtype == object or isinstance(series.dtype, pd.StringDtype):
-        missing |= series.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
-    return missing
-
-
-def _is_number_column(series: pd.Series) -> bool:
-    dtype = series.dtype
-    return (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
-            and not isinstance(dtype, pd.CategoricalDtype))
-
-
-def label_task(values: pd.Series) -> Task:
-    """``"regression"`` or ``"classification"`` for a label column (the rule of ``--task auto``).
-
-    A column is a regression target when its dtype is numeric (not bool, not categorical) and its
-    non-missing values either take more than ``REGRESSION_MIN_VALUES`` distinct values, or take more than
-    two distinct values of which at least one is not a whole number (``0.55, 0.61, 0.7``). Everything else
-    is classification: text, categorical and boolean columns, and numeric codes with at most
-    ``REGRESSION_MIN_VALUES`` whole-number values (``0/1``, a stage 1..4, a site number).
-    """
-    series = pd.Series(values)
-    if not _is_number_column(series):
-        return "classification"
-    kept = series[~_missing_mask(series)].to_numpy(dtype=np.float64)
-    distinct = np.unique(kept[np.isfinite(kept)])
-    if distinct.size > REGRESSION_MIN_VALUES:
-        return "regression"
-    fractional = bool(np.any(distinct != np.round(distinct)))
-    return "regression" if distinct.size > 2 and fractional else "classification"
 
 
 def resolve_task(values: pd.Series, task: str = "auto") -> Task:
@@ -77,13 +40,13 @@ def prepare_targets(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """
     name = _column_name(values)
     series = pd.Series(values).reset_index(drop=True)
-    keep = ~_missing_mask(series)
+    keep = ~missing_mask(series)
     kept = series[keep]
     if pd.api.types.is_bool_dtype(series.dtype) or isinstance(series.dtype, pd.CategoricalDtype):
         kind = "boolean" if pd.api.types.is_bool_dtype(series.dtype) else "categorical"
         raise DataError(f"label column {name!r} is {kind}: a regression target needs numbers "
                         "(use --task classification)")
-    if not _is_number_column(series):
+    if not is_number_column(series):
         try:
             kept = pd.to_numeric(kept.astype(object), errors="raise")
         except (TypeError, ValueError):
@@ -108,7 +71,7 @@ def prepare_labels(values: pd.Series) -> tuple[np.ndarray, list[str], np.ndarray
     """
     name = _column_name(values)
     series = pd.Series(values).reset_index(drop=True)
-    keep = ~_missing_mask(series)
+    keep = ~missing_mask(series)
     kept = series[keep]
     if isinstance(kept.dtype, pd.CategoricalDtype):
         present = set(kept.astype(object))

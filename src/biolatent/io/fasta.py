@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from biolatent.data.sequence import encode_bases
 from biolatent.errors import DataError
 from biolatent.rundir import atomic_path
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_NOT_A_BASE = re.compile("[^ACGTNacgtn]")  # the alphabet of data.sequence.BASES (io sits below data)
 
 
 def _read_text(path: Path) -> str:
@@ -63,10 +64,10 @@ def read_fasta(path: str | Path) -> list[tuple[str, str]]:
         if not sequence:
             raise DataError(f"FASTA file {path}: record {record_id!r} has an empty sequence "
                             "(truncated file?)")
-        try:
-            encode_bases(sequence)
-        except ValueError as exc:
-            raise DataError(f"FASTA file {path}: record {record_id!r}: {exc}") from None
+        bad = _NOT_A_BASE.search(sequence)
+        if bad:
+            raise DataError(f"FASTA file {path}: record {record_id!r}: character {bad.group()!r} at position "
+                            f"{bad.start() + 1} is not one of A, C, G, T, N")
         out.append((record_id, sequence))
     return out
 

@@ -16,9 +16,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from biolatent.models.registration_unet import RegistrationUNet
-from biolatent.models.spatial_transform import warp
-from biolatent.registration.losses import (
+from biolatent.methods.registration_losses import (
     gradient_loss,
     mse_loss,
     mutual_information_loss,
@@ -26,6 +24,8 @@ from biolatent.registration.losses import (
     one_hot,
     soft_dice_loss,
 )
+from biolatent.models.registration_unet import RegistrationUNet
+from biolatent.models.spatial_transform import warp
 
 Similarity = Literal["ncc", "mse", "mi", "local_mi"]
 

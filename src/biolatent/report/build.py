@@ -60,9 +60,9 @@ def _history(run_dir: Path, section: Section) -> None:
 def _embeddings(run_dir: Path, section: Section) -> None:
     import anndata
 
+    from biolatent.discover.umap_plot import plottable_columns, umap_coordinates, umap_figure
     from biolatent.evaluate.plots import spectrum_figure
     from biolatent.evaluate.quality import effective_rank
-    from biolatent.evaluate.umap_plot import plottable_columns, umap_coordinates, umap_figure
 
     try:
         adata = anndata.read_h5ad(run_dir / section.source)

@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from biolatent.errors import DataError
-from biolatent.evaluate.plots import new_figure
+from biolatent.figures import new_figure
 
 NON_METRIC_COLUMNS = ("epoch", "time_s", "step")
 

@@ -7,7 +7,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from biolatent.data.records_overview import code_system
-from biolatent.evaluate.plots import new_figure
+from biolatent.figures import new_figure
 
 MARKERS = "os^Dvx+*"
 

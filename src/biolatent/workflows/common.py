@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from biolatent import provenance
-from biolatent.build import load_config
 from biolatent.config import RunConfig, dump_config
-from biolatent.data.samples import DataInfo
 from biolatent.errors import BiolatentError
 from biolatent.rundir import read_json, write_json, write_text
 
-CONFIG_FILE = "config.yaml"
-DATA_INFO_FILE = "data_info.json"
-WEIGHTS_FILE = "model.safetensors"
+# what a run directory records lives one layer down (biolatent.runs), where analysis modules may read it too
+from biolatent.runs import CONFIG_FILE as CONFIG_FILE
+from biolatent.runs import DATA_INFO_FILE as DATA_INFO_FILE
+from biolatent.runs import WEIGHTS_FILE as WEIGHTS_FILE
+from biolatent.runs import load_data_info as load_data_info
+from biolatent.runs import load_run_config as load_run_config
+from biolatent.runs import save_data_info as save_data_info
+
 EMBEDDINGS_FILE = "embeddings.h5ad"
 SEEDS_DIR = "seeds"  # extra pre-training seeds: RUN/seeds/<seed>/, each a complete run directory of its own
 HOLDOUT_FILE = "holdout.json"  # the test ids every split keeps out of pre-training (the inductive protocol)
@@ -27,33 +29,6 @@ def write_run_header(run_dir: Path, command: str, config: RunConfig, **extra: ob
         run_dir / "provenance.json",
         provenance.collect(command, config_hash=config.hash(), seed=config.train.seed, **extra),
     )
-
-
-def load_run_config(run_dir: Path) -> RunConfig:
-    """The run's resolved config. Runs written before methods without views got an empty ``views`` section
-    (vae, mlm saved the unused count views) load with that section dropped: nothing ever read it."""
-    from biolatent.config import read_yaml
-    from biolatent.methods.registry import METHODS
-
-    path = run_dir / CONFIG_FILE
-    if not path.is_file():
-        raise BiolatentError(f"{run_dir} is not a biolatent run directory (no {CONFIG_FILE})")
-    raw = read_yaml(path)
-    method = raw.get("method", {}).get("name") if isinstance(raw.get("method"), dict) else None
-    if method in METHODS and not METHODS[method].uses_views and raw.get("views"):
-        raw = {key: value for key, value in raw.items() if key != "views"}
-    return load_config(raw, base_dir=run_dir.resolve())
-
-
-def save_data_info(run_dir: Path, info: DataInfo) -> None:
-    write_json(run_dir / DATA_INFO_FILE, dataclasses.asdict(info))
-
-
-def load_data_info(run_dir: Path) -> DataInfo:
-    path = run_dir / DATA_INFO_FILE
-    if not path.is_file():
-        raise BiolatentError(f"{run_dir} has no {DATA_INFO_FILE}: run `biolatent pretrain` first")
-    return DataInfo(**read_json(path))
 
 
 def seed_run_dirs(run_dir: Path) -> list[tuple[int, Path]]:

@@ -148,9 +148,10 @@ def _write_maps(folder: Path, obs, targets: np.ndarray, genes: list[str], ssl: n
                 test_idx: np.ndarray, fractions: Sequence[float]) -> None:
     """``expression_maps.png``: the ridge probe on the SSL features with the largest fraction (seed 0), for the
     first ``MAP_GENES`` selected genes (chosen by training variance, not by how well they are predicted)."""
-    from biolatent.evaluate.plots import expression_maps_figure, save_figure
+    from biolatent.evaluate.plots import expression_maps_figure
     from biolatent.evaluate.probes import REGRESSION_PROBES
     from biolatent.evaluate.splits import label_subset
+    from biolatent.figures import save_figure
 
     fraction = max(fractions)
     labelled = label_subset(train_idx, np.zeros(targets.shape[0]), fraction, 0, stratify=False)

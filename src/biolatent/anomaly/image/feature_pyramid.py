@@ -132,7 +132,7 @@ def _from_run(run_dir: Path, in_channels: int, widths: tuple[int, ...] | None,
     from safetensors.torch import load_file
 
     from biolatent.errors import BiolatentError
-    from biolatent.workflows.common import WEIGHTS_FILE, load_data_info, load_run_config
+    from biolatent.runs import WEIGHTS_FILE, load_data_info, load_run_config
 
     try:
         config, info = load_run_config(run_dir), load_data_info(run_dir)

@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from biolatent.errors import DataError
-from biolatent.evaluate.plots import new_figure
+from biolatent.figures import new_figure
 
 MAX_LEGEND_LEVELS = 30
 MAX_POINTS = 5000
@@ -26,9 +26,9 @@ def plottable_columns(obs: pd.DataFrame) -> list[tuple[str, str]]:
     """``(column, "categorical" | "numeric")`` for every column worth colouring a UMAP by.
 
     A numeric column is coloured as categories when ``evaluate`` would treat it as classes
-    (``evaluate.splits.label_task``: e.g. a batch coded 1..5), with a continuous colour bar otherwise.
+    (``data.columns.label_task``: e.g. a batch coded 1..5), with a continuous colour bar otherwise.
     """
-    from biolatent.evaluate.splits import label_task
+    from biolatent.data.columns import label_task
 
     chosen = []
     for column in obs.columns:
