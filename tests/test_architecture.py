@@ -37,6 +37,18 @@ def test_import_contracts_hold(capsys):
     assert "5 kept, 0 broken" in report  # every contract of pyproject.toml was checked
 
 
+def test_every_top_level_module_has_a_layer():
+    """A new module or package left out of the layers contract would go unchecked."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    layers = next(c for c in config if c["id"] == "layers")["layers"]
+    named = {part.strip() for layer in layers for part in layer.split("|")}
+    top_level = {f"biolatent.{path.stem}" for path in PACKAGE_DIR.glob("*.py") if path.stem != "__init__"}
+    top_level |= {f"biolatent.{path.parent.name}" for path in PACKAGE_DIR.glob("*/__init__.py")}
+    assert top_level - named == set(), "modules missing from the layers contract of pyproject.toml"
+
+
 # ------------------------------------------------------------------------------------------------ import cycles
 
 
