@@ -39,6 +39,9 @@ RANDOM = "random"
 DEFAULT_WIDTHS = (32, 64, 128, 256)  # biolatent's default ResNet (biolatent.models.resnet)
 DEFAULT_BLOCKS = (1, 1, 1, 1)
 N_LEVELS = 3
+# the files of a ``biolatent pretrain`` run directory read here (written by the pretrain workflow, which the anomaly
+# layer does not import): its resolved config, the facts of its data, its weights (train.checkpoint.save_weights)
+RUN_CONFIG, RUN_DATA_INFO, RUN_WEIGHTS = "config.yaml", "data_info.json", "model.safetensors"
 
 
 def resnet_architecture(net: ResNetEncoder) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -129,22 +132,23 @@ def _resnet(in_channels: int, widths: tuple[int, ...], blocks: tuple[int, ...]) 
 def _from_run(run_dir: Path, in_channels: int, widths: tuple[int, ...] | None,
               blocks: tuple[int, ...] | None) -> FeaturePyramid:
     """The ``encoder.*`` weights of a pretrain run, in a ResNet of the run's architecture."""
-    from safetensors.torch import load_file
+    from biolatent.config import read_yaml
+    from biolatent.rundir import read_json
+    from biolatent.train.checkpoint import load_state
 
-    from biolatent.errors import BiolatentError
-    from biolatent.workflows.common import WEIGHTS_FILE, load_data_info, load_run_config
-
-    try:
-        config, info = load_run_config(run_dir), load_data_info(run_dir)
-    except BiolatentError as exc:
-        raise ConfigError(f"backbone: {exc}") from None
-    if info.modality != "image2d" or config.model.name != "resnet":
-        raise ConfigError(f"backbone: {run_dir} holds a {info.modality} run with a {config.model.name!r} encoder; "
+    config_path, info_path = run_dir / RUN_CONFIG, run_dir / RUN_DATA_INFO
+    if not config_path.is_file() or not info_path.is_file():
+        raise ConfigError(f"backbone: {run_dir} is not a finished biolatent pretrain run (needs {RUN_CONFIG} and "
+                          f"{RUN_DATA_INFO})")
+    model, info = dict(read_yaml(config_path).get("model") or {}), read_json(info_path)
+    name, modality, channels = model.pop("name", "resnet"), info.get("modality"), info.get("channels")
+    if modality != "image2d" or name != "resnet":
+        raise ConfigError(f"backbone: {run_dir} holds a {modality} run with a {name!r} encoder; "
                           "the feature pyramid needs an image2d run with a 'resnet' encoder")
-    if int(info.channels or 0) != in_channels:
-        raise DataError(f"backbone: the encoder of {run_dir} was pre-trained on {info.channels}-channel images, "
+    if int(channels or 0) != in_channels:
+        raise DataError(f"backbone: the encoder of {run_dir} was pre-trained on {channels}-channel images, "
                         f"these have {in_channels}")
-    kwargs = dict(config.model.model_extra or {})
+    kwargs = model
     if int(kwargs.get("spatial_dims", 2)) != 2:
         raise ConfigError(f"backbone: the encoder of {run_dir} is 3D; the feature pyramid needs a 2D ResNet")
     net = _resnet(in_channels, tuple(kwargs.get("widths", DEFAULT_WIDTHS)), tuple(kwargs.get("blocks", DEFAULT_BLOCKS)))
@@ -152,10 +156,11 @@ def _from_run(run_dir: Path, in_channels: int, widths: tuple[int, ...] | None,
     if (widths is not None and tuple(widths) != found[0]) or (blocks is not None and tuple(blocks) != found[1]):
         raise ConfigError(f"backbone: the encoder of {run_dir} has widths {list(found[0])} and blocks "
                           f"{list(found[1])}, not encoder_widths {widths} / encoder_blocks {blocks}")
-    weights_path = run_dir / WEIGHTS_FILE
+    weights_path = run_dir / RUN_WEIGHTS
     if not weights_path.is_file():
-        raise ConfigError(f"backbone: {run_dir} has no {WEIGHTS_FILE}: the pretrain run did not finish")
-    state = {k[len("encoder."):]: v for k, v in load_file(str(weights_path)).items() if k.startswith("encoder.")}
+        raise ConfigError(f"backbone: {run_dir} has no {RUN_WEIGHTS}: the pretrain run did not finish")
+    tensors, _ = load_state(weights_path)
+    state = {k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")}
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError:
