@@ -1,6 +1,6 @@
-"""Image detectors with ``spatial_dims=3`` score volumes (N, 1, D, H, W) natively in 3D: an autoencoder and a
-DDPM fitted on tiny healthy phantoms give voxel maps that single out a planted bright cube, save and load as
-weights only, and refuse 2D images with a one-line error."""
+"""Image detectors with ``spatial_dims=3`` score volumes (N, 1, D, H, W) natively in 3D: every kind fits on tiny
+healthy phantoms, saves and loads as weights only and refuses 2D images with a one-line error; an autoencoder and a
+DDPM give voxel maps that single out a planted bright cube."""
 
 from __future__ import annotations
 
@@ -39,13 +39,19 @@ AE = {"widths": (8, 16, 32), "latent_dim": 16}
 DDPM = {"widths": (8, 16), "timesteps": 50, "noise_level": 0.4, "sampling_steps": 4}
 
 
-@pytest.mark.parametrize(("name", "params"), [("ae", AE), ("ddpm", DDPM)])
+TINY_AE, TINY_DDPM = {"widths": (4, 8), "latent_dim": 4}, {"widths": (4, 8), "timesteps": 10, "sampling_steps": 2}
+FEATURES = {"encoder_widths": (4, 8, 8, 8)}  # a small random 3D ResNet teacher / feature extractor
+
+
+@pytest.mark.parametrize(("name", "params"), [("ae", TINY_AE), ("vae", TINY_AE), ("cevae", TINY_AE),
+                                              ("ddpm", TINY_DDPM), ("masked_diffusion", TINY_DDPM),
+                                              ("reverse_distillation", FEATURES), ("patchcore", FEATURES)])
 def test_volumes_in_3d_round_trip_and_refuse_images(name, params, tmp_path):
-    healthy = phantoms(4, 0)
+    healthy = phantoms(2, 0)
     detector = build_detector(name, spatial_dims=3, **params)
     detector.fit(healthy, train=TrainConfig(epochs=1, batch_size=2, accelerator="cpu"))
     maps = detector.score_maps(healthy)
-    assert maps.shape == (4, SIDE, SIDE, SIDE) and np.isfinite(maps).all()
+    assert maps.shape == (2, SIDE, SIDE, SIDE) and np.isfinite(maps).all()
     detector.save(tmp_path)
     np.testing.assert_array_equal(load_detector(tmp_path).score_maps(healthy), maps)
     with pytest.raises(DataError, match=r"expected volumes \(N, C, D, H, W\)") as error:

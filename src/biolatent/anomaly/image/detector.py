@@ -21,8 +21,8 @@ It is the ``Detector`` of the seven image names of the detector registry (``anom
 is the project's one weights-only format (``Detector.save`` / ``load_detector``: ``detector.safetensors`` holds
 the module's state_dict, ``detector.json`` the kind as ``name``, hyper-parameters and image geometry; no pickle).
 
-Images are float (N, C, H, W) in [0, 1] with H = W a power of two >= 32; with ``spatial_dims=3`` (ae, vae,
-cevae, ddpm, masked_diffusion) volumes (N, C, D, H, W) with D = H = W, scored natively in 3D (maps (N, D, H,
+Images are float (N, C, H, W) in [0, 1] with H = W a power of two >= 32; with ``spatial_dims=3`` (every kind)
+volumes (N, C, D, H, W) with D = H = W, scored natively in 3D (maps (N, D, H,
 W), the opening a (2r+1)^3 cube). Anything else is a one-line ``DataError``.
 """
 
