@@ -214,12 +214,16 @@ class ImageReconstructionDetector(Detector):
     @classmethod
     def load(cls, folder: str | Path) -> ImageReconstructionDetector:
         """The image detector written by ``save`` (weights only); another detector is a one-line DataError."""
-        from biolatent.anomaly.detectors.registry import load_detector
+        from biolatent.anomaly.detectors.base import WEIGHTS
+        from biolatent.train.checkpoint import load_state
 
-        detector = load_detector(folder)
-        if not isinstance(detector, cls):
-            raise DataError(f"{folder}: holds a {detector.name!r} detector, not an image detector")
-        return detector
+        path = Path(folder) / WEIGHTS
+        if not path.is_file() or not path.with_suffix(".json").is_file():
+            raise DataError(f"{folder} holds no fitted detector (detector.json + detector.safetensors)")
+        tensors, meta = load_state(path)
+        if meta.get("name") not in (*KINDS, LEGACY_NAME):
+            raise DataError(f"{folder}: holds a {meta.get('name')!r} detector, not an image detector")
+        return cls.from_state(tensors, meta)
 
 
 def _validated_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
