@@ -12,6 +12,8 @@ from biolatent.anomaly.series import sliding_windows, window_features
 from biolatent.config import TrainConfig
 from biolatent.errors import DataError
 
+pytestmark = pytest.mark.filterwarnings("ignore:Found .* module.* in eval mode")  # frozen feature teachers, on purpose
+
 TINY = {  # hyper-parameters that make each detector fast on 32-pixel images / 8-point windows
     "anomaly_transformer": {"d_model": 8, "n_layers": 1, "n_heads": 2, "epochs": 1, "batch_size": 8},
     "iforest": {"n_estimators": 20},

@@ -11,6 +11,8 @@ from biolatent.anomaly.detectors import build_detector, load_detector
 from biolatent.config import TrainConfig
 from biolatent.errors import DataError
 
+pytestmark = pytest.mark.filterwarnings("ignore:Found .* module.* in eval mode")  # frozen feature teachers, on purpose
+
 SIDE = 32
 
 
