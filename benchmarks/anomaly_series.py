@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 from _report import RESULTS_DIR, host_info, markdown_table, write_results
 
-from biolatent.anomaly.detectors import DETECTORS
+from biolatent.anomaly.detectors import FEATURE_DETECTORS
 from biolatent.workflows.anomaly import evaluate_anomaly, fit_anomaly, score_anomaly
 from biolatent.workflows.anomaly_config import load_anomaly_config
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory(prefix="anomaly-bench-") as tmp:
-        variants = [(name, {"name": name}) for name in DETECTORS]
+        variants = [(name, {"name": name}) for name in FEATURE_DETECTORS]
         variants.append(("anomaly_transformer+ssm", {"name": "anomaly_transformer", "ssm_branch": True}))
         for name, method in variants:
             config = load_anomaly_config({"data": {"modality": "series", "dataset": "internal-bleeding16"},

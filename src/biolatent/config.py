@@ -255,6 +255,8 @@ class TrainConfig(BaseModel):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     warmup_epochs: int = Field(0, ge=0)
+    lr_schedule: Literal["cosine", "constant"] = Field("cosine", description="after the warm-up: cosine decay to "
+                                                                           "zero, or a constant learning rate")
     seed: int = 0
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: int | Literal["auto"] = "auto"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biolatent.anomaly.detectors import DETECTORS, build_detector, load_detector
+from biolatent.anomaly.detectors import FEATURE_DETECTORS, build_detector, load_detector
 from biolatent.anomaly.metrics import ranking_metrics
 from biolatent.errors import ConfigError, DataError
 
@@ -16,7 +16,7 @@ TEST = np.r_[RNG.normal(size=(100, 6)) @ MIXING, RNG.normal(4.0, 1.0, size=(20, 
 LABELS = np.r_[np.zeros(100), np.ones(20)]
 
 
-@pytest.mark.parametrize("name", [n for n, cls in DETECTORS.items() if not cls.windows_only])
+@pytest.mark.parametrize("name", [n for n, cls in FEATURE_DETECTORS.items() if not cls.windows_only])
 def test_contract_separates_outliers_and_round_trips(name, tmp_path):
     """Detectors of any feature vectors (window-only ones have their own tests, e.g. the Anomaly Transformer)."""
     detector = build_detector(name).fit(HEALTHY)

@@ -1,13 +1,9 @@
 """A lesion segmentation network on the anomaly detectors' backbone, trained with BCE + soft Dice.
 
 ``LesionSegmenter`` is the supervised counterpart of the reconstruction detectors of
-``biolatent.anomaly.image``: its encoder is their ``ConvEncoder`` (same ``widths``: stride-2 4x4 convolutions
-with LeakyReLU, no normalisation) and its decoder mirrors their ``ConvDecoder`` (4x4 stride-2 transposed
-convolutions back to full resolution, then a 3x3 convolution) without the dense bottleneck, ending in one
-lesion *logit* per pixel. By default (``skip=True``) the decoder has U-Net skip connections (Ronneberger,
-Fischer & Brox 2015, MICCAI, "U-Net: convolutional networks for biomedical image segmentation"): after each
-upsampling the encoder features of the same resolution (and, at full resolution, the input image) are
-concatenated; ``skip=False`` gives the plain encoder-decoder.
+``biolatent.anomaly.image``: its network is ``models.segmentation_unet.SegmentationUNet`` (the detectors'
+``ConvEncoder`` with the same ``widths``, a mirrored decoder with U-Net skips by default, one lesion *logit*
+per pixel; 2D or 3D through ``spatial_dims``).
 
 Loss (``segmentation_loss``) = binary cross-entropy of the logits (mean over pixels) + ``dice_weight`` x the
 soft Dice loss of V-Net (Milletari, Navab & Ahmadi 2016, 3DV, "V-Net: fully convolutional neural networks for
@@ -35,18 +31,21 @@ its ``threshold`` (0.5 unless set), weights-only ``save``/``load`` (``segmenter.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from biolatent.anomaly.image.detector import check_images, check_masks
-from biolatent.anomaly.image.networks import ConvEncoder, check_architecture
 from biolatent.errors import ConfigError, DataError
+from biolatent.models.conv_encoder import ConvEncoder
+from biolatent.models.segmentation_unet import SegmentationUNet
 from biolatent.types import LossOutput
+
+if TYPE_CHECKING:
+    from biolatent.config import TrainConfig
 
 WEIGHTS, META = "segmenter.safetensors", "segmenter.json"
 
@@ -78,11 +77,11 @@ def dihedral(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return x, y
 
 
-class LesionSegmenter(nn.Module):
-    """``ConvEncoder`` + mirrored upsampling decoder (U-Net skips by default) -> one lesion logit per pixel.
+class LesionSegmenter(SegmentationUNet):
+    """``models.segmentation_unet.SegmentationUNet`` (U-Net skips by default) trained as a Method.
 
-    ``forward(batch)`` takes ``batch["x"]`` (B, C, H, W) and ``batch["y"]`` (B, H, W) binary masks and returns
-    the BCE + soft Dice loss; ``logits(x)`` -> (B, H, W).
+    ``forward(batch)`` takes ``batch["x"]`` (B, C, *spatial) and ``batch["y"]`` (B, *spatial) binary masks and
+    returns the BCE + soft Dice loss; ``logits(x)`` -> (B, *spatial).
     """
 
     name = "lesion_segmenter"
@@ -98,48 +97,14 @@ class LesionSegmenter(nn.Module):
         dice_weight: float = 1.0,
         smooth: float = 1.0,
         augment: bool = True,
+        spatial_dims: int = 2,
     ) -> None:
-        super().__init__()
-        widths = tuple(int(w) for w in widths)
-        check_architecture(image_size, widths, 1, in_channels)
         if dice_weight < 0 or smooth <= 0:
             raise ConfigError(f"dice_weight must be >= 0 and smooth > 0, got {dice_weight} and {smooth}")
-        if encoder is None:
-            encoder = ConvEncoder(in_channels, image_size, widths)
-        elif not isinstance(encoder, ConvEncoder):
-            raise ConfigError("LesionSegmenter needs a ConvEncoder (or encoder=None)")
-        self.encoder = encoder
-        self.in_channels, self.image_size, self.widths = in_channels, image_size, widths
-        self.skip, self.dice_weight, self.smooth = bool(skip), float(dice_weight), float(smooth)
+        super().__init__(encoder, in_channels=in_channels, image_size=image_size, widths=widths, skip=skip,
+                         spatial_dims=spatial_dims)
+        self.dice_weight, self.smooth = float(dice_weight), float(smooth)
         self.augment = bool(augment)
-        reversed_widths = list(reversed(widths))
-        stages: list[nn.Module] = []
-        for k, width in enumerate(reversed_widths):
-            following = reversed_widths[k + 1] if k + 1 < len(reversed_widths) else width
-            incoming = width * (2 if skip and k > 0 else 1)  # stage k > 0 also sees the encoder skip of its input
-            stages.append(nn.Sequential(nn.ConvTranspose2d(incoming, following, kernel_size=4, stride=2, padding=1),
-                                        nn.LeakyReLU(0.2)))
-        self.stages = nn.ModuleList(stages)
-        self.head = nn.Conv2d(widths[0] + (in_channels if skip else 0), 1, kernel_size=3, padding=1)
-
-    def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features, h = [], x
-        for layer in self.encoder.body:
-            h = layer(h)
-            if isinstance(layer, nn.LeakyReLU):
-                features.append(h)
-        return features
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, H, W) lesion logits."""
-        features = self._features(x)
-        skips = [*reversed(features[:-1]), x]  # what joins the output of stage k, from coarse to fine
-        h = features[-1]
-        for stage, joined in zip(self.stages, skips, strict=True):
-            h = stage(h)
-            if self.skip:
-                h = torch.cat([h, joined], dim=1)
-        return self.head(h)[:, 0]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
         x, y = batch["x"], batch["y"]
@@ -150,7 +115,8 @@ class LesionSegmenter(nn.Module):
 
     def hyper_parameters(self) -> dict[str, Any]:
         return {"in_channels": self.in_channels, "image_size": self.image_size, "widths": list(self.widths),
-                "skip": self.skip, "dice_weight": self.dice_weight, "smooth": self.smooth, "augment": self.augment}
+                "skip": self.skip, "dice_weight": self.dice_weight, "smooth": self.smooth, "augment": self.augment,
+                "spatial_dims": self.spatial_dims}
 
 
 class Segmenter:
@@ -167,7 +133,7 @@ class Segmenter:
 
     def predict(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
         """Lesion probabilities, float32 (N, H, W) in (0, 1)."""
-        x = torch.from_numpy(check_images(images, "segmenter predict", self.geometry))
+        x = torch.from_numpy(check_images(images, "segmenter predict", self.geometry, self.network.spatial_dims))
         self.network.eval()
         with torch.no_grad():
             parts = [torch.sigmoid(self.network.logits(x[i : i + batch_size]))
@@ -179,37 +145,30 @@ class Segmenter:
         return self.predict(images) > self.threshold
 
     def save(self, folder: str | Path) -> Path:
-        """``segmenter.safetensors`` (state_dict) + ``segmenter.json`` (hyper-parameters, threshold); no pickle."""
-        from safetensors.torch import save_file
+        """``segmenter.safetensors`` (state_dict) + ``segmenter.json`` (hyper-parameters, threshold) through the
+        project's one weights-only format (``train.checkpoint.save_state``); no pickle."""
+        from biolatent.train.checkpoint import save_state
 
-        from biolatent.rundir import atomic_path, write_json
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
-        with atomic_path(folder / WEIGHTS) as tmp:
-            save_file(state, str(tmp))
-        write_json(folder / META, {"name": LesionSegmenter.name, "params": self.network.hyper_parameters(),
-                                   "threshold": self.threshold})
-        return folder
+        save_state(Path(folder) / WEIGHTS, self.network.state_dict(),
+                   {"name": LesionSegmenter.name, "params": self.network.hyper_parameters(),
+                    "threshold": self.threshold})
+        return Path(folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> Segmenter:
         """The segmenter written by ``save`` (weights only)."""
-        from safetensors.torch import load_file
-
-        from biolatent.rundir import read_json
+        from biolatent.train.checkpoint import load_state
 
         folder = Path(folder)
         if not (folder / META).is_file() or not (folder / WEIGHTS).is_file():
             raise DataError(f"{folder}: not a saved segmenter (needs {META} and {WEIGHTS})")
-        meta = read_json(folder / META)
+        tensors, meta = load_state(folder / WEIGHTS)
         if meta.get("name") != LesionSegmenter.name:
             raise DataError(f"{folder}: holds a {meta.get('name')!r} model, not a {LesionSegmenter.name!r}")
         params = dict(meta["params"])
         params["widths"] = tuple(params["widths"])
         network = LesionSegmenter(None, **params)
-        network.load_state_dict(load_file(str(folder / WEIGHTS)), strict=True)
+        network.load_state_dict(tensors, strict=True)
         return cls(network, threshold=meta["threshold"])
 
 
@@ -227,18 +186,26 @@ def train_segmenter(
     augment: bool = True,
     threshold: float = 0.5,
     accelerator: str = "cpu",
+    train: TrainConfig | None = None,
+    spatial_dims: int = 2,
 ) -> Segmenter:
-    """Train a fresh ``LesionSegmenter`` (weights from ``seed``) on images (N, C, H, W) and masks (N, H, W)."""
+    """Train a fresh ``LesionSegmenter`` on images (N, C, *spatial) and masks (N, *spatial) through
+    ``biolatent.train.fit``: with the trainer settings ``train`` (accelerator, devices, precision, ...; weights from
+    ``train.seed``) or, when None, a ``TrainConfig`` of ``epochs``, ``batch_size``, ``lr``, ``seed`` and
+    ``accelerator``."""
     from biolatent.config import TrainConfig
     from biolatent.train.fit import fit
 
-    x = check_images(images, "segmenter fit")
-    y = check_masks(masks, (x.shape[0], x.shape[2], x.shape[3]), "segmenter fit")
+    x = check_images(images, "segmenter fit", spatial_dims=spatial_dims)
+    y = check_masks(masks, (x.shape[0], *x.shape[2:]), "segmenter fit")
     if x.shape[0] < 2:
         raise DataError(f"segmenter fit: {x.shape[0]} image(s): too few to train")
-    torch.manual_seed(seed)
+    if train is None:
+        train = TrainConfig(epochs=epochs, batch_size=max(2, batch_size), lr=lr, seed=seed, accelerator=accelerator)
+    elif train.batch_size is None:
+        train = train.model_copy(update={"batch_size": max(2, batch_size)})
+    torch.manual_seed(train.seed)
     network = LesionSegmenter(None, in_channels=x.shape[1], image_size=x.shape[2], widths=tuple(widths), skip=skip,
-                              dice_weight=dice_weight, augment=augment)
-    train = TrainConfig(epochs=epochs, batch_size=max(2, batch_size), lr=lr, seed=seed, accelerator=accelerator)
+                              dice_weight=dice_weight, augment=augment, spatial_dims=spatial_dims)
     history = fit(network, torch.from_numpy(x), train, y=torch.from_numpy(y.astype(np.float32)), progress=False)
     return Segmenter(network, threshold=threshold, history=history)

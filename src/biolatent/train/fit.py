@@ -92,6 +92,7 @@ def fit(
         resume_optimizer=resume_optimizer,
         seed=train.seed,
         on_epoch_end=on_epoch_end,
+        schedule=train.lr_schedule,
     )
     trainer = L.Trainer(
         accelerator=train.accelerator,

@@ -21,6 +21,13 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str = "cosine") -> float:
+    """``warmup_cosine``, or (``schedule="constant"``) the linear warm-up followed by a constant factor 1."""
+    if schedule == "constant" and step >= warmup_steps:
+        return 1.0
+    return warmup_cosine(step, warmup_steps, total_steps)
+
+
 def parameter_groups(method: torch.nn.Module, weight_decay: float) -> list[dict]:
     """AdamW groups: every trainable parameter decays by ``weight_decay`` except those the method names in
     ``no_weight_decay()`` (e.g. CLIP's learned temperature, which decay would pull towards 1), as timm does."""
@@ -49,6 +56,7 @@ class MethodModule(L.LightningModule):
         resume_optimizer: dict | None = None,
         seed: int = 0,
         on_epoch_end: EpochEndHook | None = None,
+        schedule: str = "cosine",
     ) -> None:
         super().__init__()
         self.method = method
@@ -61,14 +69,16 @@ class MethodModule(L.LightningModule):
         self._resume_optimizer = resume_optimizer
         self.seed = seed
         self._on_epoch_end = on_epoch_end
+        self.schedule = schedule
         self._sums: dict[str, float] = {}
         self._count = 0
 
     def configure_optimizers(self):  # type: ignore[override]
         optimizer = torch.optim.AdamW(parameter_groups(self.method, self.weight_decay), lr=self.lr)
         offset, warmup, total = self.step_offset, self.warmup_steps, self.total_steps
+        schedule = self.schedule
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step + offset, warmup, total)
+            optimizer, lambda step: lr_factor(step + offset, warmup, total, schedule)
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

@@ -52,6 +52,7 @@ from biolatent.rundir import staged_dir, update_json, write_json, write_text
 
 if TYPE_CHECKING:
     from biolatent.anomaly.segmentation import Segmenter
+    from biolatent.config import TrainConfig
 
 METRICS_FILE = "anomaly_metrics.tsv"
 SIZES_FILE = "lesion_sizes.tsv"
@@ -153,6 +154,15 @@ def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return order[n_val:], order[:n_val]
 
 
+def segmenter_train(trainer: TrainConfig | None, epochs: int, batch_size: int, lr: float, seed: int) -> TrainConfig:
+    """The segmenter's ``train.fit`` settings: ``trainer`` (default: CPU, the rest TrainConfig's defaults) with the
+    epoch budget, batch size, learning rate and seed of the command."""
+    from biolatent.config import TrainConfig
+
+    base = trainer if trainer is not None else TrainConfig(accelerator="cpu")
+    return base.model_copy(update={"epochs": epochs, "batch_size": max(2, batch_size), "lr": lr, "seed": seed})
+
+
 def run_supervised(
     train_path: str | Path,
     test_path: str | Path,
@@ -170,10 +180,12 @@ def run_supervised(
     validation_fraction: float = 0.2,
     size_edges: Sequence[int] = DEFAULT_EDGES,
     say: Callable[[str], object] = print,
+    trainer: TrainConfig | None = None,
 ) -> Path:
     """Train the supervised reference on ``train_path`` (labelled), evaluate on ``test_path`` -> ``out_dir``.
 
-    ``epochs`` / ``budget_from``: the detectors' epoch budget (:func:`resolve_epochs`)."""
+    ``epochs`` / ``budget_from``: the detectors' epoch budget (:func:`resolve_epochs`). ``trainer``: the other
+    trainer settings (accelerator, devices, strategy, precision; :func:`segmenter_train`)."""
     from biolatent.anomaly.metrics import best_dice
     from biolatent.anomaly.segmentation import train_segmenter
 
@@ -191,8 +203,8 @@ def run_supervised(
         else:
             fit_part, val_part = np.arange(len(images)), np.arange(0)
         say(f"training the supervised segmenter on {fit_part.size} labelled images ({epochs} epochs)")
-        segmenter = train_segmenter(images[fit_part], masks[fit_part], epochs=epochs, batch_size=batch_size, lr=lr,
-                                    seed=seed, widths=tuple(widths), skip=skip)
+        segmenter = train_segmenter(images[fit_part], masks[fit_part], widths=tuple(widths), skip=skip,
+                                    train=segmenter_train(trainer, epochs, batch_size, lr, seed))
         if threshold is None:
             if masks[val_part].any():
                 threshold, chosen_on = best_dice(segmenter.predict(images[val_part]), masks[val_part])[1], "validation"
@@ -232,10 +244,11 @@ def run_guided(
     skip: bool = True,
     size_edges: Sequence[int] = DEFAULT_EDGES,
     say: Callable[[str], object] = print,
+    trainer: TrainConfig | None = None,
 ) -> Path:
     """Segmenter trained on the pseudo-labels of a fitted image anomaly run; raw maps vs guided -> ``out_dir``.
 
-    ``epochs``: default the run's own ``train.epochs`` (the detector's budget)."""
+    ``epochs``: default the run's own ``train.epochs`` (the detector's budget); ``trainer`` as in ``run_supervised``."""
     from biolatent.anomaly.image.postprocess import postprocess
     from biolatent.anomaly.metrics import dice
     from biolatent.anomaly.segmentation import train_segmenter
@@ -262,8 +275,8 @@ def run_guided(
         widths = _backbone_widths(detector.params.get("widths"), size)
         say(f"training the {name}-guided segmenter on {len(images)} unlabelled images ({pseudo} pseudo-labels, "
             f"{targets.mean():.2%} of pixels; {epochs} epochs)")
-        segmenter = train_segmenter(images, targets, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                                    widths=widths, skip=skip)
+        segmenter = train_segmenter(images, targets, widths=widths, skip=skip,
+                                    train=segmenter_train(trainer, epochs, batch_size, lr, seed))
         probabilities = segmenter.predict(test_images)
         guided = f"{name}+guided"
         raw_maps = detector.score_maps(test_images)

@@ -15,9 +15,9 @@ from torch import nn
 from biolatent.anomaly.image.ddpm import DDPMAnomaly, from_model, make_betas, to_model
 from biolatent.anomaly.image.detector import ImageReconstructionDetector
 from biolatent.anomaly.image.masked_diffusion import MaskedDiffusionAnomaly
-from biolatent.anomaly.image.unet import TimeUNet, sinusoidal_embedding
 from biolatent.data.simulate.lesions2d import simulate_slices
 from biolatent.errors import ConfigError
+from biolatent.models.time_unet import TimeUNet, sinusoidal_embedding
 
 SMALL = {"image_size": 32, "widths": (4, 8)}
 

@@ -120,7 +120,7 @@ def test_bad_settings_and_folders(tmp_path):
         ImageReconstructionDetector("vae", image_size=64)
     with pytest.raises(ConfigError, match="latent_dim"):
         ImageReconstructionDetector("vae", latent_dim="many")
-    with pytest.raises(DataError, match="not a saved image detector"):
+    with pytest.raises(DataError, match="holds no fitted detector"):
         ImageReconstructionDetector.load(tmp_path)
 
 

@@ -11,8 +11,8 @@ from torch import nn
 
 from biolatent.anomaly.image.autoencoders import ConvAE, ConvVAE
 from biolatent.anomaly.image.cevae import CeVAE, gaussian_blur, minmax_per_image
-from biolatent.anomaly.image.networks import ConvEncoder
 from biolatent.errors import ConfigError
+from biolatent.models.conv_encoder import ConvEncoder
 
 SMALL = {"image_size": 32, "widths": (4, 8), "latent_dim": 3}
 

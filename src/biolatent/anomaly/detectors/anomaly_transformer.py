@@ -6,8 +6,12 @@ Discrepancy"; the model, its minimax training and its anomaly criterion are in
 
 The detector takes the pipeline's window features (``biolatent.anomaly.series.window_features``: the ``size``
 z-scored values of a window followed by their ``size - 1`` first differences, so D = 2 * size - 1) and models the
-values only. ``fit`` trains on healthy windows with a seeded CPU loop (Adam, shuffled mini-batches; the global
-torch RNG is left as it was). ``point_scores`` gives the anomaly criterion of every point of each window
+values only. ``fit`` trains on healthy windows through the project's trainer (``biolatent.train.fit``: AdamW,
+shuffled mini-batches, cosine learning-rate decay; the global torch RNG is left as it was) with the given
+``TrainConfig``, or one built from the detector's ``epochs``, ``batch_size``, ``lr`` and ``seed`` (Adam: no weight
+decay, no gradient clipping, a constant learning rate: with cosine decay the own criterion of the noisy-sine test
+fell from 0.88-0.97 to 0.70-0.93 AUROC over seeds 0-9, 5 epochs).
+``point_scores`` gives the anomaly criterion of every point of each window
 (N, size); ``score`` gives one number per window, the *maximum* of its point scores, so that a window holding
 one anomalous point is as unusual as that point (the pipeline then gives each point of the series the maximum
 over the windows that cover it).
@@ -20,12 +24,15 @@ Persistence is weights only: ``arrays()`` holds the window size and the model's 
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from biolatent.anomaly.detectors.base import FeatureDetector
 from biolatent.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from biolatent.config import TrainConfig
 
 SCORE_BATCH = 256
 WEIGHT_PREFIX = "model."
@@ -58,6 +65,7 @@ def _positive_int(name: str, value: int) -> int:
 class AnomalyTransformerDetector(FeatureDetector):
     name: ClassVar[str] = "anomaly_transformer"
     windows_only: ClassVar[bool] = True
+    data_kind: ClassVar[str] = "windows"
     citation: ClassVar[str] = "Xu et al. 2022 (ICLR)"
 
     def __init__(self, *, d_model: int = 32, n_layers: int = 2, n_heads: int = 4, epochs: int = 10,
@@ -88,26 +96,31 @@ class AnomalyTransformerDetector(FeatureDetector):
         return AnomalyTransformer(1, d_model=p["d_model"], n_layers=p["n_layers"], n_heads=p["n_heads"],
                                   ssm_branch=p.get("ssm_branch", False), d_state=p.get("d_state", 8))
 
-    def _fit(self, x: np.ndarray) -> None:
+    def train_config(self) -> TrainConfig:
+        """The trainer settings of the detector's own ``epochs``, ``batch_size``, ``lr`` and ``seed``."""
+        from biolatent.config import TrainConfig
+
+        p = self.params
+        return TrainConfig(epochs=p["epochs"], batch_size=max(2, p["batch_size"]), lr=p["lr"], seed=p["seed"],
+                           weight_decay=0.0, gradient_clip=None, lr_schedule="constant")
+
+    def _fit(self, x: np.ndarray, train: TrainConfig | None = None) -> None:
         import torch
 
-        from biolatent.anomaly.series_models.anomaly_transformer import train_step
+        from biolatent.anomaly.series_models.anomaly_transformer import MinimaxMethod
+        from biolatent.train.fit import fit
 
-        values = torch.as_tensor(window_values(x, f"{self.name} fit"), dtype=torch.float32)[..., None]
+        values = torch.as_tensor(window_values(x, f"{self.name} fit"), dtype=torch.float32)
         self.size = values.shape[1]
-        p = self.params
+        train = train if train is not None else self.train_config()
+        if train.batch_size is None:
+            train = train.model_copy(update={"batch_size": max(2, self.params["batch_size"])})
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(p["seed"])
+            torch.manual_seed(train.seed)
             model = self._build()
-            optimizer = torch.optim.Adam(model.parameters(), lr=p["lr"])
-            generator = torch.Generator().manual_seed(p["seed"])
-            self.losses = []
-            for _ in range(p["epochs"]):
-                order = torch.randperm(values.shape[0], generator=generator)
-                batches = order.split(p["batch_size"])
-                self.losses.append(sum(train_step(model, optimizer, values[b], p["k"]) for b in batches)
-                                   / len(batches))
-        self.model = model.eval()
+            history = fit(MinimaxMethod(model, self.params["k"]), values, train, progress=False)
+        self.losses = history["reconstruction"].tolist() if "reconstruction" in history else []
+        self.model = model.cpu().eval()
 
     def point_scores(self, x: np.ndarray) -> np.ndarray:
         """(N, size) anomaly criterion of every point of every window (higher = more anomalous)."""
@@ -120,6 +133,10 @@ class AnomalyTransformerDetector(FeatureDetector):
             raise DataError(f"{self.name}: score() before fit() or restore()")
         parts = [point_anomaly_scores(self.model, chunk[..., None]) for chunk in values.split(SCORE_BATCH)]
         return torch.cat(parts).double().numpy()
+
+    def score_maps(self, x: np.ndarray) -> np.ndarray:
+        """The detector contract's per-point map: ``point_scores``, (N, size)."""
+        return self.point_scores(x)
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """(N,) per window: the maximum of its points' anomaly criterion."""

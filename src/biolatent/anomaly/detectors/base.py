@@ -1,13 +1,33 @@
-"""The contract of a feature-space anomaly detector and its weights-only persistence (safetensors + json)."""
+"""The one detector contract, and the feature-space detectors' share of it.
+
+Every registered detector (``anomaly.detectors.registry.DETECTORS``) is a ``Detector``:
+
+* ``fit(samples, *, train=None) -> self`` on healthy samples only; detectors trained by gradient descent train
+  through ``biolatent.train.fit`` with the ``TrainConfig`` ``train`` (accelerator, devices, precision, epochs,
+  batch size, learning rate, seed); the others ignore it;
+* ``score(samples) -> (N,)`` one anomaly score per sample, larger = more anomalous;
+* ``score_maps(samples)`` where the data has space or time: a score per pixel / voxel (images, volumes) or per
+  point of a window (the Anomaly Transformer);
+* ``save(folder)`` / ``anomaly.detectors.load_detector(folder)``: weights only, through the project's one
+  format (``biolatent.train.checkpoint.save_state``: ``detector.safetensors`` + ``detector.json``, never
+  pickle); non-torch detectors save their state as arrays;
+* data of the wrong kind or shape (images given to a feature detector, features to an image detector, another
+  feature count or image geometry than at fit) is refused with a one-line ``DataError``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from biolatent.errors import DataError
+
+if TYPE_CHECKING:
+    from biolatent.config import TrainConfig
+
+WEIGHTS = "detector.safetensors"  # + detector.json beside it (train.checkpoint.save_state)
 
 
 def check_features(x: np.ndarray, what: str, n_features: int | None = None) -> np.ndarray:
@@ -24,15 +44,44 @@ def check_features(x: np.ndarray, what: str, n_features: int | None = None) -> n
     return a
 
 
-class FeatureDetector:
+class Detector:
+    """The contract of every registered detector (module docstring). Subclasses implement ``fit``, ``score``
+    and ``state`` / ``from_state`` (named arrays + json metadata holding ``name``); ``save`` is shared."""
+
+    name: ClassVar[str] = "detector"
+    data_kind: ClassVar[str] = "features"  # "features", "windows" (series window features) or "images"
+
+    def fit(self, samples: np.ndarray, *, train: TrainConfig | None = None) -> Detector:  # pragma: no cover
+        raise NotImplementedError
+
+    def score(self, samples: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def state(self) -> tuple[dict[str, Any], dict[str, Any]]:  # pragma: no cover - abstract
+        """(named tensors or arrays, json-friendly metadata with ``name``): everything ``from_state`` needs."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, Any], meta: dict[str, Any]) -> Detector:  # pragma: no cover
+        raise NotImplementedError
+
+    def save(self, folder: str | Path) -> Path:
+        """``folder/detector.safetensors`` + ``folder/detector.json`` (weights only); returns ``folder``."""
+        from biolatent.train.checkpoint import save_state
+
+        tensors, meta = self.state()
+        save_state(Path(folder) / WEIGHTS, tensors, meta)
+        return Path(folder)
+
+
+class FeatureDetector(Detector):
     """Fitted on healthy feature vectors (N, D); ``score`` returns (N,) anomaly scores.
 
     Subclasses set ``name``, take keyword hyper-parameters, implement ``_fit(x)``, ``score(x)`` and
     ``arrays()`` (everything ``restore`` needs, as numpy arrays), so a fitted detector is saved as weights
-    only (``save``/``load``: safetensors + the hyper-parameters in json; no pickle).
+    only (safetensors + the hyper-parameters in json; no pickle).
     """
 
-    name: ClassVar[str] = "detector"
     citation: ClassVar[str] = ""
     windows_only: ClassVar[bool] = False  # True: accepts only series window features (anomaly.series)
 
@@ -40,13 +89,14 @@ class FeatureDetector:
         self.params = params
         self.n_features: int | None = None
 
-    def fit(self, x: np.ndarray) -> FeatureDetector:
+    def fit(self, x: np.ndarray, *, train: TrainConfig | None = None) -> FeatureDetector:
+        """Fit on healthy (N, D) features; ``train`` matters only to detectors trained by gradient descent."""
         x = check_features(x, f"{self.name} fit")
         self.n_features = x.shape[1]
-        self._fit(x)
+        self._fit(x, train)
         return self
 
-    def _fit(self, x: np.ndarray) -> None:  # pragma: no cover - abstract
+    def _fit(self, x: np.ndarray, train: TrainConfig | None) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def score(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
@@ -63,15 +113,14 @@ class FeatureDetector:
     def restore(self, arrays: dict[str, np.ndarray]) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def save(self, folder: str | Path) -> Path:
-        from safetensors.numpy import save_file
+    def state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        if self.n_features is None:
+            raise DataError(f"{self.name}: nothing to save before fit()")
+        return self.arrays(), {"name": self.name, "params": self.params, "n_features": self.n_features}
 
-        from biolatent.rundir import atomic_path, write_json
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / "detector.safetensors") as tmp:
-            save_file({k: np.ascontiguousarray(v) for k, v in self.arrays().items()}, str(tmp))
-        write_json(folder / "detector.json", {"name": self.name, "params": self.params,
-                                              "n_features": self.n_features})
-        return folder
+    @classmethod
+    def from_state(cls, tensors: dict[str, Any], meta: dict[str, Any]) -> FeatureDetector:
+        detector = cls(**meta["params"])
+        detector.n_features = int(meta["n_features"])
+        detector.restore({k: np.asarray(v.numpy() if hasattr(v, "numpy") else v) for k, v in tensors.items()})
+        return detector

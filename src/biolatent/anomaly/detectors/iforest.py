@@ -7,12 +7,15 @@ forest from them (deterministic), so nothing is unpickled.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from biolatent.anomaly.detectors.base import FeatureDetector
 from biolatent.errors import DataError
+
+if TYPE_CHECKING:
+    from biolatent.config import TrainConfig
 
 
 class IsolationForestDetector(FeatureDetector):
@@ -25,7 +28,7 @@ class IsolationForestDetector(FeatureDetector):
         super().__init__(n_estimators=n_estimators, seed=seed)
         self.n_estimators, self.seed = n_estimators, seed
 
-    def _fit(self, x: np.ndarray) -> None:
+    def _fit(self, x: np.ndarray, train: TrainConfig | None = None) -> None:
         from sklearn.ensemble import IsolationForest
 
         self.training = x

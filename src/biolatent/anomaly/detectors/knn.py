@@ -7,12 +7,15 @@ standardised with the healthy mean and SD; neighbours by scikit-learn's ``Neares
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from biolatent.anomaly.detectors.base import FeatureDetector
 from biolatent.errors import DataError
+
+if TYPE_CHECKING:
+    from biolatent.config import TrainConfig
 
 
 class KnnDetector(FeatureDetector):
@@ -25,7 +28,7 @@ class KnnDetector(FeatureDetector):
         super().__init__(k=k)
         self.k = k
 
-    def _fit(self, x: np.ndarray) -> None:
+    def _fit(self, x: np.ndarray, train: TrainConfig | None = None) -> None:
         if x.shape[0] < self.k:
             raise DataError(f"knn: {x.shape[0]} healthy samples for k = {self.k} neighbours")
         self.mean, self.scale = x.mean(axis=0), np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)

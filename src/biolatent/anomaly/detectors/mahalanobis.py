@@ -7,11 +7,14 @@ Covariance by Ledoit-Wolf shrinkage (Ledoit & Wolf 2004, J Multivar Anal 88:365;
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from biolatent.anomaly.detectors.base import FeatureDetector
+
+if TYPE_CHECKING:
+    from biolatent.config import TrainConfig
 
 
 class MahalanobisDetector(FeatureDetector):
@@ -21,7 +24,7 @@ class MahalanobisDetector(FeatureDetector):
     def __init__(self) -> None:
         super().__init__()
 
-    def _fit(self, x: np.ndarray) -> None:
+    def _fit(self, x: np.ndarray, train: TrainConfig | None = None) -> None:
         from sklearn.covariance import LedoitWolf
 
         model = LedoitWolf().fit(x)

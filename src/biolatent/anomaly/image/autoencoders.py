@@ -12,9 +12,11 @@ its anomaly map (Baur, Denner, Wiestler, Navab & Albarqouni 2021, Medical Image 
   with one reparameterised sample z; beta = 1 is the plain -ELBO (up to the constant), divided by C*H*W so
   that the loss is on the scale of the AE's per-pixel MSE.
 
-Both take ``encoder=None`` (the module builds its ``ConvEncoder``) or a module mapping (B, C, H, W) to
+Networks: ``models.conv_encoder.ConvEncoder`` and ``models.conv_decoder.ConvDecoder``, 2D images (B, C, H, W) or,
+with ``spatial_dims=3``, volumes (B, C, D, H, W) scored natively in 3D. Both take ``encoder=None`` (the module
+builds its ``ConvEncoder``) or a module mapping (B, C, H, W) to
 (B, out_dim) features with an ``out_dim`` attribute. ``reconstruct(x)`` is deterministic (the VAE decodes the
-posterior mean), ``anomaly_map(x)`` = |x - clip(reconstruct(x), 0, 1)| averaged over channels, (B, H, W), and
+posterior mean), ``anomaly_map(x)`` = |x - clip(reconstruct(x), 0, 1)| averaged over channels, (B, *spatial), and
 ``embed(x)`` is the latent code (the VAE's posterior mean).
 """
 
@@ -25,23 +27,23 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from biolatent.anomaly.image.networks import ConvEncoder, check_architecture
 from biolatent.errors import ConfigError
 from biolatent.methods.base import SSLMethod
 from biolatent.methods.vae import gaussian_kl
 from biolatent.models.conv_decoder import ConvDecoder
+from biolatent.models.conv_encoder import ConvEncoder, check_architecture, check_spatial_dims
 from biolatent.types import LossOutput
 
 
 def residual_map(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
-    """|x - x_hat| averaged over channels: (B, C, H, W) -> (B, H, W)."""
+    """|x - x_hat| averaged over channels: (B, C, *spatial) -> (B, *spatial)."""
     return (x - x_hat).abs().mean(dim=1)
 
 
 class ImageAutoencoderBase(SSLMethod):
     """Shared construction: the encoder (given or built), the decoder and the image geometry."""
 
-    modalities: ClassVar[tuple[str, ...]] = ("image2d",)
+    modalities: ClassVar[tuple[str, ...]] = ("image2d", "volume")
     latent_factor: ClassVar[int] = 1  # the encoder head outputs latent_factor * latent_dim numbers
 
     def __init__(
@@ -53,17 +55,20 @@ class ImageAutoencoderBase(SSLMethod):
         image_size: int = 64,
         widths: tuple[int, ...] = (16, 32, 64),
         latent_dim: int = 32,
+        spatial_dims: int = 2,
     ) -> None:
         widths = tuple(int(w) for w in widths)
         check_architecture(image_size, widths, latent_dim, in_channels)
+        spatial_dims = check_spatial_dims(spatial_dims)
         if encoder is None:
-            encoder = ConvEncoder(in_channels, image_size, widths)
+            encoder = ConvEncoder(in_channels, image_size, widths, spatial_dims)
         elif not hasattr(encoder, "out_dim"):
             raise ConfigError(f"method {self.name!r} needs an encoder with an out_dim (or encoder=None)")
         super().__init__(encoder, views=views)
         self.in_channels, self.image_size, self.latent_dim = in_channels, image_size, latent_dim
+        self.spatial_dims = spatial_dims
         self.to_latent = nn.Linear(int(encoder.out_dim), self.latent_factor * latent_dim)
-        self.decoder = ConvDecoder(in_channels, image_size, widths, latent_dim)
+        self.decoder = ConvDecoder(in_channels, image_size, widths, latent_dim, spatial_dims)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
@@ -72,7 +77,8 @@ class ImageAutoencoderBase(SSLMethod):
         raise NotImplementedError
 
     def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-pixel anomaly score (B, H, W): |x - reconstruction clipped to [0, 1]|; larger = more anomalous."""
+        """Per-pixel (voxel) anomaly score (B, *spatial): |x - reconstruction clipped to [0, 1]|; larger = more
+        anomalous."""
         with torch.no_grad():
             return residual_map(x, self.reconstruct(x).clamp(0.0, 1.0))
 
@@ -113,9 +119,10 @@ class ConvVAE(ImageAutoencoderBase):
         widths: tuple[int, ...] = (16, 32, 64),
         latent_dim: int = 32,
         beta: float = 1.0,
+        spatial_dims: int = 2,
     ) -> None:
         super().__init__(encoder, views=views, in_channels=in_channels, image_size=image_size, widths=widths,
-                         latent_dim=latent_dim)
+                         latent_dim=latent_dim, spatial_dims=spatial_dims)
         if beta < 0:
             raise ConfigError(f"method.beta must be >= 0, got {beta}")
         self.beta = float(beta)

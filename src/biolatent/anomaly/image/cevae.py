@@ -42,26 +42,33 @@ SCORE_MODES = ("combi", "rec", "grad")
 
 
 def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian smoothing of (B, H, W) maps (reflect padding, kernel radius ceil(3 sigma))."""
+    """Separable Gaussian smoothing of (B, H, W) or (B, D, H, W) maps along every spatial axis (reflect padding,
+    kernel radius ceil(3 sigma))."""
     if sigma <= 0:
         return maps
-    radius = max(1, math.ceil(3 * sigma))
-    radius = min(radius, maps.shape[-1] - 1, maps.shape[-2] - 1)
+    dims = maps.ndim - 1
+    radius = min(max(1, math.ceil(3 * sigma)), *(n - 1 for n in maps.shape[1:]))
     offsets = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
     kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
     kernel = kernel / kernel.sum()
+    conv = nn.functional.conv2d if dims == 2 else nn.functional.conv3d
     x = maps[:, None]
-    x = nn.functional.conv2d(nn.functional.pad(x, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
-    x = nn.functional.conv2d(nn.functional.pad(x, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1))
+    for axis in reversed(range(dims)):  # one spatial axis at a time, the last first (F.pad lists it first too)
+        pad = [0, 0] * dims
+        pad[2 * (dims - 1 - axis)] = pad[2 * (dims - 1 - axis) + 1] = radius
+        shape = [1, 1] + [1] * dims
+        shape[2 + axis] = -1
+        x = conv(nn.functional.pad(x, tuple(pad), mode="reflect"), kernel.view(shape))
     return x[:, 0]
 
 
 def minmax_per_image(maps: torch.Tensor) -> torch.Tensor:
-    """(B, H, W) -> each map rescaled to [0, 1] (a constant map becomes 0)."""
+    """(B, *spatial) -> each map rescaled to [0, 1] (a constant map becomes 0)."""
     flat = maps.flatten(1)
     low, high = flat.min(dim=1).values, flat.max(dim=1).values
     span = (high - low).clamp(min=1e-12)
-    return (maps - low[:, None, None]) / span[:, None, None]
+    shape = (-1, *[1] * (maps.ndim - 1))
+    return (maps - low.view(shape)) / span.view(shape)
 
 
 class CeVAE(ConvVAE):
@@ -79,13 +86,14 @@ class CeVAE(ConvVAE):
         widths: tuple[int, ...] = (16, 32, 64),
         latent_dim: int = 32,
         beta: float = 1.0,
+        spatial_dims: int = 2,
         ce_factor: float = 0.5,
         max_squares: int = 3,
         score_mode: Literal["combi", "rec", "grad"] = "combi",
         grad_sigma: float = 1.0,
     ) -> None:
         super().__init__(encoder, views=views, in_channels=in_channels, image_size=image_size, widths=widths,
-                         latent_dim=latent_dim, beta=beta)
+                         latent_dim=latent_dim, beta=beta, spatial_dims=spatial_dims)
         if not 0.0 <= ce_factor <= 1.0:
             raise ConfigError(f"method.ce_factor must be in [0, 1], got {ce_factor}")
         if max_squares < 1:
@@ -98,18 +106,18 @@ class CeVAE(ConvVAE):
         self.score_mode, self.grad_sigma = score_mode, float(grad_sigma)
 
     def context_corrupt(self, x: torch.Tensor) -> torch.Tensor:
-        """A copy of ``x`` with 1..max_squares random rectangles per image set to a random constant (torch RNG)."""
+        """A copy of ``x`` with 1..max_squares random boxes per image (rectangles; cuboids for volumes) set to a
+        random constant (torch RNG: per box the sides, then the corners, in axis order, then the value)."""
         out = x.clone()
-        _, _, height, width = x.shape
+        sides = x.shape[2:]
         low, high = float(x.min()), float(x.max())
         counts = torch.randint(1, self.max_squares + 1, (x.shape[0],))
         for b, count in enumerate(counts.tolist()):
             for _ in range(count):
-                h = int(torch.randint(max(1, height // 8), height // 2 + 1, ()))
-                w = int(torch.randint(max(1, width // 8), width // 2 + 1, ()))
-                top = int(torch.randint(0, height - h + 1, ()))
-                left = int(torch.randint(0, width - w + 1, ()))
-                out[b, :, top : top + h, left : left + w] = low + (high - low) * float(torch.rand(()))
+                lengths = [int(torch.randint(max(1, n // 8), n // 2 + 1, ())) for n in sides]
+                starts = [int(torch.randint(0, n - k + 1, ())) for n, k in zip(sides, lengths, strict=True)]
+                box = tuple(slice(s, s + k) for s, k in zip(starts, lengths, strict=True))
+                out[(b, slice(None), *box)] = low + (high - low) * float(torch.rand(()))
         return out
 
     def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
@@ -128,7 +136,7 @@ class CeVAE(ConvVAE):
         return LossOutput(loss, metrics)
 
     def elbo_gradient(self, x: torch.Tensor) -> torch.Tensor:
-        """|d(-ELBO)/dx| at z = mu, channel mean -> (B, H, W); parameter gradients are left untouched."""
+        """|d(-ELBO)/dx| at z = mu, channel mean -> (B, *spatial); parameter gradients are left untouched."""
         with torch.enable_grad():
             inputs = x.detach().clone().requires_grad_(True)
             (grad,) = torch.autograd.grad(self.negative_elbo(inputs, sample=False).sum(), inputs)

@@ -30,6 +30,9 @@ process; the map is |x - x0_hat| averaged over channels, averaged over ``n_sampl
 Scoring is deterministic: ``anomaly_map`` seeds a ``torch.Generator`` with ``score_seed`` and draws one noise
 field per noising (and per ancestral step) of shape (1, C, H, W), shared by all images of the call, so an
 image's map does not depend on the batch it is scored in.
+
+``spatial_dims=3`` builds a 3D ``models.time_unet.TimeUNet``: volumes (B, C, D, H, W) are noised, denoised and
+scored natively in 3D.
 """
 
 from __future__ import annotations
@@ -42,9 +45,9 @@ import torch
 from torch import nn
 
 from biolatent.anomaly.image.autoencoders import residual_map
-from biolatent.anomaly.image.unet import TimeUNet
 from biolatent.errors import ConfigError
 from biolatent.methods.base import SSLMethod
+from biolatent.models.time_unet import TimeUNet
 from biolatent.types import LossOutput
 
 SCHEDULES = ("linear", "cosine")
@@ -77,16 +80,16 @@ def from_model(x: torch.Tensor) -> torch.Tensor:
     return (x + 1.0) / 2.0
 
 
-def _gather(values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """values[t] shaped (B, 1, 1, 1) for broadcasting over images."""
-    return values[t.long()].view(-1, 1, 1, 1)
+def _gather(values: torch.Tensor, t: torch.Tensor, ndim: int = 4) -> torch.Tensor:
+    """values[t] shaped (B, 1, ...) with ``ndim`` axes, for broadcasting over images (4) or volumes (5)."""
+    return values[t.long()].view(-1, *[1] * (ndim - 1))
 
 
 class DDPMAnomaly(SSLMethod):
     """DDPM with a ``TimeUNet`` denoiser; ``anomaly_map`` = AnoDDPM residual after partial noising (module doc)."""
 
     name: ClassVar[str] = "ddpm"
-    modalities: ClassVar[tuple[str, ...]] = ("image2d",)
+    modalities: ClassVar[tuple[str, ...]] = ("image2d", "volume")
 
     def __init__(
         self,
@@ -103,13 +106,15 @@ class DDPMAnomaly(SSLMethod):
         sampling_steps: int = 10,
         n_samples: int = 1,
         score_seed: int = 0,
+        spatial_dims: int = 2,
     ) -> None:
         widths = tuple(int(w) for w in widths)
         self._check(timesteps, noise_level, sampler, sampling_steps, n_samples)
         if encoder is None:
-            encoder = TimeUNet(in_channels, in_channels + self.extra_outputs, image_size, widths)
+            encoder = TimeUNet(in_channels, in_channels + self.extra_outputs, image_size, widths, spatial_dims)
         super().__init__(encoder, views=views)
         self.in_channels, self.image_size, self.widths = in_channels, image_size, widths
+        self.spatial_dims = int(getattr(encoder, "spatial_dims", spatial_dims))
         self.timesteps, self.schedule, self.noise_level = int(timesteps), schedule, float(noise_level)
         self.sampler, self.sampling_steps, self.n_samples = sampler, int(sampling_steps), int(n_samples)
         self.score_seed = int(score_seed)
@@ -145,12 +150,12 @@ class DDPMAnomaly(SSLMethod):
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise, t a (B,) integer tensor of steps in 0..T-1."""
-        abar = _gather(self.alphas_cumprod, t)
+        abar = _gather(self.alphas_cumprod, t, x0.ndim)
         return abar.sqrt() * x0 + (1.0 - abar).sqrt() * noise
 
     def predict_x0(self, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """(x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t), clipped to [-1, 1]."""
-        abar = _gather(self.alphas_cumprod, t)
+        abar = _gather(self.alphas_cumprod, t, xt.ndim)
         return ((xt - (1.0 - abar).sqrt() * eps) / abar.sqrt()).clamp(-1.0, 1.0)
 
     def loss(self, x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -174,7 +179,7 @@ class DDPMAnomaly(SSLMethod):
         return torch.full((batch,), step, dtype=torch.long, device=device)
 
     def _noise(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """One (1, C, H, W) field from ``generator``, broadcast to the batch."""
+        """One (1, C, *spatial) field from ``generator``, broadcast to the batch."""
         field = torch.randn((1, *x.shape[1:]), generator=generator, device=x.device, dtype=x.dtype)
         return field.expand_as(x)
 
@@ -215,7 +220,7 @@ class DDPMAnomaly(SSLMethod):
         return from_model(out)
 
     def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
-        """|x - reconstruct(x)| (channel mean), averaged over ``n_samples`` noisings -> (B, H, W)."""
+        """|x - reconstruct(x)| (channel mean), averaged over ``n_samples`` noisings -> (B, *spatial)."""
         generator = torch.Generator(device=x.device).manual_seed(self.score_seed)
         x = x.float()
         maps = [residual_map(x, self.reconstruct(x, generator)) for _ in range(self.n_samples)]
@@ -227,4 +232,4 @@ class DDPMAnomaly(SSLMethod):
         if not hasattr(unet, "encode"):
             raise ConfigError(f"method {self.name!r}: embed needs a TimeUNet denoiser")
         h, _, _ = unet.encode(to_model(x.float()), self._steps(0, x.shape[0], x.device))
-        return h.mean(dim=(2, 3))
+        return h.flatten(2).mean(dim=2)

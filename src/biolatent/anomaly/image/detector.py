@@ -17,34 +17,40 @@ lesion: on the simulated slices of the tests (32x32, 16 healthy vs 16 lesioned, 
 is 0.45 without the opening and 0.87 with it. ``segment`` applies the StRegA post-processing
 (``postprocess``).
 
-Persistence is weights only (``save``/``load``): ``detector.safetensors`` holds the module's state_dict and
-``detector.json`` the kind, hyper-parameters and image geometry; no pickle.
+It is the ``Detector`` of the seven image names of the detector registry (``anomaly.detectors``): persistence
+is the project's one weights-only format (``Detector.save`` / ``load_detector``: ``detector.safetensors`` holds
+the module's state_dict, ``detector.json`` the kind as ``name``, hyper-parameters and image geometry; no pickle).
 
-Images are float (N, C, H, W) in [0, 1] with H = W a power of two >= 32; anything else is a one-line
-``DataError``.
+Images are float (N, C, H, W) in [0, 1] with H = W a power of two >= 32; with ``spatial_dims=3`` (every kind)
+volumes (N, C, D, H, W) with D = H = W, scored natively in 3D (maps (N, D, H,
+W), the opening a (2r+1)^3 cube). Anything else is a one-line ``DataError``.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 from scipy import ndimage
 
+from biolatent.anomaly.detectors.base import Detector
 from biolatent.anomaly.image.autoencoders import ConvAE, ConvVAE
 from biolatent.anomaly.image.cevae import CeVAE
 from biolatent.anomaly.image.ddpm import DDPMAnomaly
 from biolatent.anomaly.image.masked_diffusion import MaskedDiffusionAnomaly
-from biolatent.anomaly.image.networks import MIN_SIZE, is_power_of_two
 from biolatent.anomaly.image.patchcore import PatchCore
 from biolatent.anomaly.image.postprocess import postprocess
 from biolatent.anomaly.image.reverse_distillation import ReverseDistillation
 from biolatent.errors import ConfigError, DataError
 from biolatent.methods.base import SSLMethod
+from biolatent.models.conv_encoder import MIN_SIZE, is_power_of_two
+
+if TYPE_CHECKING:
+    from biolatent.config import TrainConfig
 
 KINDS: dict[str, type[SSLMethod]] = {
     "ae": ConvAE, "vae": ConvVAE, "cevae": CeVAE,
@@ -52,29 +58,34 @@ KINDS: dict[str, type[SSLMethod]] = {
     "reverse_distillation": ReverseDistillation, "patchcore": PatchCore,
 }
 FROM_DATA = ("in_channels", "image_size")  # set from the training images, not by the user
-WEIGHTS, META = "detector.safetensors", "detector.json"
+LEGACY_NAME = "image_reconstruction"  # the ``name`` of detector.json files written before the one registry
+SHAPES = {2: "images (N, C, H, W)", 3: "volumes (N, C, D, H, W)"}
 
 
-def check_images(images: np.ndarray, what: str, geometry: tuple[int, int] | None = None) -> np.ndarray:
-    """float32 (N, C, H, W) in [0, 1], H = W a power of two >= 32, ((C, H) == geometry when given); else DataError."""
+def check_images(images: np.ndarray, what: str, geometry: tuple[int, int] | None = None,
+                 spatial_dims: int = 2) -> np.ndarray:
+    """float32 (N, C, *spatial) in [0, 1] with ``spatial_dims`` equal sides, a power of two >= 32 ((C, side) ==
+    geometry when given); else DataError."""
     x = np.asarray(images, dtype=np.float32)
-    if x.ndim != 4 or x.shape[0] == 0:
-        raise DataError(f"{what}: expected images (N, C, H, W), got shape {x.shape}")
-    _, c, h, w = x.shape
-    if h != w or not is_power_of_two(h) or h < MIN_SIZE:
-        raise DataError(f"{what}: images must be square with a side that is a power of two >= {MIN_SIZE}, got {h}x{w}")
+    if x.ndim != 2 + spatial_dims or x.shape[0] == 0:
+        raise DataError(f"{what}: expected {SHAPES.get(spatial_dims, spatial_dims)}, got shape {x.shape}")
+    c, h, sides = x.shape[1], x.shape[-1], x.shape[2:]
+    if len(set(sides)) != 1 or not is_power_of_two(h) or h < MIN_SIZE:
+        kind = "square" if spatial_dims == 2 else "cubic"
+        raise DataError(f"{what}: {SHAPES[spatial_dims].split()[0]} must be {kind} with a side that is a power of two "
+                        f">= {MIN_SIZE}, got {'x'.join(map(str, sides))}")
     if not np.isfinite(x).all():
         raise DataError(f"{what}: images hold NaN or inf")
     if x.min() < 0.0 or x.max() > 1.0:
         raise DataError(f"{what}: intensities must lie in [0, 1], got [{x.min():.3g}, {x.max():.3g}]: rescale first")
     if geometry is not None and (c, h) != geometry:
-        raise DataError(f"{what}: images are {c}x{h}x{w} (C x H x W), the detector was fitted on "
-                        f"{geometry[0]}x{geometry[1]}x{geometry[1]}")
+        raise DataError(f"{what}: images are {c}x{'x'.join(map(str, sides))} (C x sides), the detector was fitted "
+                        f"on {geometry[0]}x{'x'.join([str(geometry[1])] * spatial_dims)}")
     return x
 
 
 def check_masks(masks: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
-    """bool (N, H, W) masks matching maps of ``shape``; DataError otherwise."""
+    """bool (N, *spatial) masks matching maps of ``shape``; DataError otherwise."""
     m = np.asarray(masks)
     if m.shape != tuple(shape):
         raise DataError(f"{what}: masks have shape {m.shape}, the images' maps have {tuple(shape)}")
@@ -82,24 +93,26 @@ def check_masks(masks: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndar
 
 
 def top_fraction_mean(maps: np.ndarray, fraction: float) -> np.ndarray:
-    """(N, H, W) -> (N,) mean of the largest ceil(fraction * H * W) values of each map (at least one)."""
+    """(N, *spatial) -> (N,) mean of the largest ceil(fraction * pixels) values of each map (at least one)."""
     flat = maps.reshape(maps.shape[0], -1).astype(np.float64)
     k = max(1, math.ceil(fraction * flat.shape[1]))
     return np.sort(flat, axis=1)[:, -k:].mean(axis=1)
 
 
 def sample_scores(maps: np.ndarray, fraction: float, opening_radius: int) -> np.ndarray:
-    """(N, H, W) -> (N,): grey-scale opening of each map ((2r+1)^2 square; r = 0: none), then the top-fraction mean."""
+    """(N, *spatial) -> (N,): grey-scale opening of each map ((2r+1)^2 square, (2r+1)^3 cube for volumes; r = 0:
+    none), then the top-fraction mean."""
     if opening_radius > 0:
-        size = (2 * opening_radius + 1,) * 2
+        size = (2 * opening_radius + 1,) * (maps.ndim - 1)
         maps = np.stack([ndimage.grey_opening(m, size=size, mode="reflect") for m in maps])
     return top_fraction_mean(maps, fraction)
 
 
-class ImageReconstructionDetector:
-    """Fitted on healthy images (N, C, H, W); ``score_maps`` (N, H, W), ``score`` (N,), ``segment`` bool masks."""
+class ImageReconstructionDetector(Detector):
+    """Fitted on healthy images (N, C, *spatial); ``score_maps`` (N, *spatial), ``score`` (N,), ``segment``."""
 
     name: ClassVar[str] = "image_reconstruction"
+    data_kind: ClassVar[str] = "images"
 
     def __init__(self, kind: str = "ae", *, top_fraction: float = 0.01, score_opening: int = 1, **params: Any) -> None:
         if kind not in KINDS:
@@ -110,6 +123,7 @@ class ImageReconstructionDetector:
             raise ConfigError(f"score_opening must be >= 0, got {score_opening}")
         self.kind, self.top_fraction, self.score_opening = kind, float(top_fraction), int(score_opening)
         self.params = _validated_params(kind, params)
+        self.spatial_dims = int(self.params.get("spatial_dims", 2))
         self.geometry: tuple[int, int] | None = None  # (channels, side) of the training images
         self.method: SSLMethod | None = None
         self.history: pd.DataFrame | None = None
@@ -124,23 +138,29 @@ class ImageReconstructionDetector:
         self,
         images: np.ndarray,
         *,
+        train: TrainConfig | None = None,
         epochs: int = 20,
         batch_size: int = 32,
         lr: float = 1e-3,
         seed: int = 0,
         accelerator: str = "auto",
     ) -> ImageReconstructionDetector:
-        """Train a fresh model on healthy ``images`` (weights initialised from ``seed``)."""
+        """Train a fresh model on healthy ``images`` through ``biolatent.train.fit`` with the trainer settings
+        ``train`` (accelerator, devices, strategy, precision, ...; weights initialised from ``train.seed``), or, when
+        ``train`` is None, a ``TrainConfig`` of ``epochs``, ``batch_size``, ``lr``, ``seed`` and ``accelerator``."""
         from biolatent.config import TrainConfig
         from biolatent.train.fit import fit
 
-        x = check_images(images, f"{self.name} fit")
-        torch.manual_seed(seed)
+        x = check_images(images, f"{self.kind} fit", spatial_dims=self.spatial_dims)
+        if train is None:
+            train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, accelerator=accelerator)
+        elif train.batch_size is None:
+            train = train.model_copy(update={"batch_size": batch_size})
+        torch.manual_seed(train.seed)
         method = self._build(x.shape[1], x.shape[2])
         if hasattr(method, "fit_memory"):  # not trained by gradient (PatchCore): a memory bank of healthy features
             method.fit_memory(torch.from_numpy(x))
         else:
-            train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, accelerator=accelerator)
             self.history = fit(method, torch.from_numpy(x), train, progress=False)
         method.cpu().eval()
         return self
@@ -151,9 +171,9 @@ class ImageReconstructionDetector:
         return self.method
 
     def score_maps(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-        """Per-pixel anomaly maps, float32 (N, H, W); larger = more anomalous."""
+        """Per-pixel (voxel) anomaly maps, float32 (N, *spatial); larger = more anomalous."""
         method = self._fitted()
-        x = torch.from_numpy(check_images(images, f"{self.name} score", self.geometry))
+        x = torch.from_numpy(check_images(images, f"{self.kind} score", self.geometry, self.spatial_dims))
         method.eval()
         maps = [method.anomaly_map(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
         return torch.cat(maps).detach().cpu().numpy().astype(np.float32)
@@ -174,43 +194,36 @@ class ImageReconstructionDetector:
         truth = check_masks(masks, maps.shape, f"{self.name} pixel_metrics")
         return ranking_metrics(maps.ravel(), truth.ravel(), "pixel")
 
-    def save(self, folder: str | Path) -> Path:
-        """Write ``detector.safetensors`` (state_dict) and ``detector.json`` (kind, params, geometry)."""
-        from safetensors.torch import save_file
-
-        from biolatent.rundir import atomic_path, write_json
-
+    def state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the module's state_dict, {name: kind, params, top_fraction, score_opening, geometry})."""
         method = self._fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in method.state_dict().items()}
-        with atomic_path(folder / WEIGHTS) as tmp:
-            save_file(state, str(tmp))
-        write_json(folder / META, {"name": self.name, "kind": self.kind, "params": self.params,
-                                   "top_fraction": self.top_fraction, "score_opening": self.score_opening,
-                                   "geometry": list(self.geometry or ())})
-        return folder
+        return method.state_dict(), {"name": self.kind, "kind": self.kind, "params": self.params,
+                                     "top_fraction": self.top_fraction, "score_opening": self.score_opening,
+                                     "geometry": list(self.geometry or ())}
 
     @classmethod
-    def load(cls, folder: str | Path) -> ImageReconstructionDetector:
-        """The detector written by ``save`` (weights only)."""
-        from safetensors.torch import load_file
-
-        from biolatent.rundir import read_json
-
-        folder = Path(folder)
-        if not (folder / META).is_file() or not (folder / WEIGHTS).is_file():
-            raise DataError(f"{folder}: not a saved image detector (needs {META} and {WEIGHTS})")
-        meta = read_json(folder / META)
-        if meta.get("name") != cls.name:
-            raise DataError(f"{folder}: holds a {meta.get('name')!r} detector, not {cls.name!r}")
+    def from_state(cls, tensors: dict[str, Any], meta: dict[str, Any]) -> ImageReconstructionDetector:
         detector = cls(meta["kind"], top_fraction=meta["top_fraction"], score_opening=meta["score_opening"],
                        **meta["params"])
         channels, side = (int(v) for v in meta["geometry"])
         method = detector._build(channels, side)
-        method.load_state_dict(load_file(str(folder / WEIGHTS)), strict=True)
+        method.load_state_dict(tensors, strict=True)
         method.eval()
         return detector
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ImageReconstructionDetector:
+        """The image detector written by ``save`` (weights only); another detector is a one-line DataError."""
+        from biolatent.anomaly.detectors.base import WEIGHTS
+        from biolatent.train.checkpoint import load_state
+
+        path = Path(folder) / WEIGHTS
+        if not path.is_file() or not path.with_suffix(".json").is_file():
+            raise DataError(f"{folder} holds no fitted detector (detector.json + detector.safetensors)")
+        tensors, meta = load_state(path)
+        if meta.get("name") not in (*KINDS, LEGACY_NAME):
+            raise DataError(f"{folder}: holds a {meta.get('name')!r} detector, not an image detector")
+        return cls.from_state(tensors, meta)
 
 
 def _validated_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:

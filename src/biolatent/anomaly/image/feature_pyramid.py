@@ -3,7 +3,8 @@
 Reverse distillation (Deng & Li 2022, CVPR) and PatchCore (Roth et al. 2022, CVPR) both compare dense feature
 maps of a frozen, pre-trained CNN at several scales. Here that CNN is biolatent's ResNet
 (``biolatent.models.resnet.ResNetEncoder``: He et al. 2016, CVPR, "Deep residual learning for image
-recognition"); the pyramid is the output of its last three stages. With the default ResNet (stride-1 stem and
+recognition"), 2D or 3D (``spatial_dims``: volumes are read natively in 3D); the pyramid is the output of its
+last three stages. With the default ResNet (stride-1 stem and
 first stage, then three stride-2 stages) the levels have strides 2, 4 and 8.
 
 ``backbone`` says where the weights come from:
@@ -39,6 +40,7 @@ RANDOM = "random"
 DEFAULT_WIDTHS = (32, 64, 128, 256)  # biolatent's default ResNet (biolatent.models.resnet)
 DEFAULT_BLOCKS = (1, 1, 1, 1)
 N_LEVELS = 3
+INTERPOLATION = {2: "bilinear", 3: "trilinear"}  # upsampling of feature maps and distance maps to the input grid
 
 
 def resnet_architecture(net: ResNetEncoder) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -56,13 +58,14 @@ class FeaturePyramid(nn.Module):
 
     def __init__(self, net: ResNetEncoder, *, ready: bool = True, centre_input: bool = False) -> None:
         super().__init__()
-        if net.spatial_dims != 2:
-            raise ConfigError("the feature pyramid needs a 2D ResNet (spatial_dims 2)")
+        if net.spatial_dims not in (2, 3):
+            raise ConfigError(f"the feature pyramid needs a 2D or 3D ResNet, got spatial_dims {net.spatial_dims}")
         widths, blocks = resnet_architecture(net)
         if len(widths) < N_LEVELS:
             raise ConfigError(f"the feature pyramid needs a ResNet with at least {N_LEVELS} stages, got widths "
                               f"{list(widths)}")
         self.net = net
+        self.spatial_dims = int(net.spatial_dims)
         self.widths, self.blocks = widths, blocks
         self.in_channels = int(net.in_channels)
         self.first = len(widths) - N_LEVELS
@@ -86,7 +89,7 @@ class FeaturePyramid(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(B, C, H, W) -> [(B, channels[k], H / strides[k], W / strides[k]) for each level k]."""
+        """(B, C, *spatial) -> [(B, channels[k], *(spatial / strides[k])) for each level k]."""
         h = self.net.stem(x * (1.0 + self.input_shift) - self.input_shift)
         levels = []
         for index, stage in enumerate(self.net.stages):
@@ -103,51 +106,56 @@ def build_pyramid(
     widths: tuple[int, ...] | None = None,
     blocks: tuple[int, ...] | None = None,
     seed: int = 0,
+    spatial_dims: int = 2,
 ) -> FeaturePyramid:
-    """The frozen pyramid of ``backbone`` ("random" or a pretrain run directory) for ``in_channels`` images."""
+    """The frozen pyramid of ``backbone`` ("random" or a pretrain run directory) for ``in_channels`` images
+    (``spatial_dims`` 2) or volumes (3)."""
     if backbone == RANDOM:
         widths = tuple(widths) if widths is not None else DEFAULT_WIDTHS
         blocks = tuple(blocks) if blocks is not None else (1,) * len(widths)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            net = _resnet(in_channels, widths, blocks)
+            net = _resnet(in_channels, widths, blocks, spatial_dims)
         return FeaturePyramid(net, centre_input=True)
     run_dir = Path(backbone)
     if run_dir.is_dir():
-        return _from_run(run_dir, in_channels, widths, blocks)
+        return _from_run(run_dir, in_channels, widths, blocks, spatial_dims)
     if widths is None or blocks is None:
         raise ConfigError(f"backbone: {backbone!r} is neither 'random' nor a biolatent pretrain run directory")
-    return FeaturePyramid(_resnet(in_channels, tuple(widths), tuple(blocks)), ready=False)
+    return FeaturePyramid(_resnet(in_channels, tuple(widths), tuple(blocks), spatial_dims), ready=False)
 
 
-def _resnet(in_channels: int, widths: tuple[int, ...], blocks: tuple[int, ...]) -> ResNetEncoder:
+def _resnet(in_channels: int, widths: tuple[int, ...], blocks: tuple[int, ...], spatial_dims: int = 2,
+            ) -> ResNetEncoder:
     if len(widths) != len(blocks):
         raise ConfigError(f"encoder_widths and encoder_blocks need the same length, got {list(widths)} {list(blocks)}")
-    return ResNetEncoder(in_channels, widths=widths, blocks=blocks, spatial_dims=2)
+    return ResNetEncoder(in_channels, widths=widths, blocks=blocks, spatial_dims=spatial_dims)
 
 
 def _from_run(run_dir: Path, in_channels: int, widths: tuple[int, ...] | None,
-              blocks: tuple[int, ...] | None) -> FeaturePyramid:
+              blocks: tuple[int, ...] | None, spatial_dims: int = 2) -> FeaturePyramid:
     """The ``encoder.*`` weights of a pretrain run, in a ResNet of the run's architecture."""
-    from safetensors.torch import load_file
-
     from biolatent.errors import BiolatentError
     from biolatent.runs import WEIGHTS_FILE, load_data_info, load_run_config
+    from biolatent.train.checkpoint import load_state
 
     try:
         config, info = load_run_config(run_dir), load_data_info(run_dir)
     except BiolatentError as exc:
         raise ConfigError(f"backbone: {exc}") from None
-    if info.modality != "image2d" or config.model.name != "resnet":
+    wanted = "image2d" if spatial_dims == 2 else "volume"
+    if info.modality != wanted or config.model.name != "resnet":
         raise ConfigError(f"backbone: {run_dir} holds a {info.modality} run with a {config.model.name!r} encoder; "
-                          "the feature pyramid needs an image2d run with a 'resnet' encoder")
+                          f"the feature pyramid needs an {wanted} run with a 'resnet' encoder")
     if int(info.channels or 0) != in_channels:
         raise DataError(f"backbone: the encoder of {run_dir} was pre-trained on {info.channels}-channel images, "
                         f"these have {in_channels}")
     kwargs = dict(config.model.model_extra or {})
-    if int(kwargs.get("spatial_dims", 2)) != 2:
-        raise ConfigError(f"backbone: the encoder of {run_dir} is 3D; the feature pyramid needs a 2D ResNet")
-    net = _resnet(in_channels, tuple(kwargs.get("widths", DEFAULT_WIDTHS)), tuple(kwargs.get("blocks", DEFAULT_BLOCKS)))
+    if int(kwargs.get("spatial_dims", info.spatial_dims or 2)) != spatial_dims:
+        raise ConfigError(f"backbone: the encoder of {run_dir} is not {spatial_dims}D; the detector has spatial_dims "
+                          f"{spatial_dims}")
+    net = _resnet(in_channels, tuple(kwargs.get("widths", DEFAULT_WIDTHS)), tuple(kwargs.get("blocks", DEFAULT_BLOCKS)),
+                  spatial_dims)
     found = resnet_architecture(net)
     if (widths is not None and tuple(widths) != found[0]) or (blocks is not None and tuple(blocks) != found[1]):
         raise ConfigError(f"backbone: the encoder of {run_dir} has widths {list(found[0])} and blocks "
@@ -155,7 +163,8 @@ def _from_run(run_dir: Path, in_channels: int, widths: tuple[int, ...] | None,
     weights_path = run_dir / WEIGHTS_FILE
     if not weights_path.is_file():
         raise ConfigError(f"backbone: {run_dir} has no {WEIGHTS_FILE}: the pretrain run did not finish")
-    state = {k[len("encoder."):]: v for k, v in load_file(str(weights_path)).items() if k.startswith("encoder.")}
+    tensors, _ = load_state(weights_path)
+    state = {k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")}
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError:
@@ -171,12 +180,17 @@ def pyramid_for(
     widths: tuple[int, ...] | None,
     blocks: tuple[int, ...] | None,
     seed: int,
+    spatial_dims: int = 2,
 ) -> FeaturePyramid:
     """The given pyramid (``encoder``, checked), else ``build_pyramid(backbone, ...)``: what the detectors use."""
     if encoder is None:
-        return build_pyramid(backbone, in_channels, widths=widths, blocks=blocks, seed=seed)
+        return build_pyramid(backbone, in_channels, widths=widths, blocks=blocks, seed=seed,
+                             spatial_dims=spatial_dims)
     if not isinstance(encoder, FeaturePyramid):
         raise ConfigError("the feature detectors take a FeaturePyramid as encoder (or encoder=None and a backbone)")
+    if encoder.spatial_dims != spatial_dims:
+        raise ConfigError(f"the feature pyramid is {encoder.spatial_dims}D, the detector has spatial_dims "
+                          f"{spatial_dims}")
     if encoder.in_channels != in_channels:
         raise DataError(f"the feature pyramid takes {encoder.in_channels}-channel images, these have {in_channels}")
     return encoder

@@ -71,6 +71,7 @@ class MaskedDiffusionAnomaly(DDPMAnomaly):
         mask_ratio: float = 0.5,
         mask_weight: float = 1.0,
         mask_score_weight: float = 0.5,
+        spatial_dims: int = 2,
     ) -> None:
         if patch_size < 1 or image_size % patch_size:
             raise ConfigError(f"method.patch_size must be >= 1 and divide the image side {image_size}, "
@@ -83,17 +84,22 @@ class MaskedDiffusionAnomaly(DDPMAnomaly):
             raise ConfigError(f"method.mask_score_weight must be in [0, 1], got {mask_score_weight}")
         super().__init__(encoder, views=views, in_channels=in_channels, image_size=image_size, widths=widths,
                          timesteps=timesteps, schedule=schedule, noise_level=noise_level, sampler="ddim",
-                         sampling_steps=sampling_steps, n_samples=n_samples, score_seed=score_seed)
+                         sampling_steps=sampling_steps, n_samples=n_samples, score_seed=score_seed,
+                         spatial_dims=spatial_dims)
         self.patch_size, self.mask_ratio = int(patch_size), float(mask_ratio)
         self.mask_weight, self.mask_score_weight = float(mask_weight), float(mask_score_weight)
 
     def draw_mask(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(B, 1, H, W) float 0/1: grid squares masked with probability r ~ U(0, mask_ratio) per image."""
-        b, _, h, w = x.shape
+        """(B, 1, *spatial) float 0/1: grid squares (cubes for volumes) masked with probability r ~ U(0, mask_ratio)
+        per image."""
+        b, spatial = x.shape[0], x.shape[2:]
         p = self.patch_size
-        ratios = torch.rand((b, 1, 1, 1), generator=generator, device=x.device) * self.mask_ratio
-        coarse = (torch.rand((b, 1, h // p, w // p), generator=generator, device=x.device) < ratios).float()
-        return coarse.repeat_interleave(p, dim=2).repeat_interleave(p, dim=3)
+        ratios = torch.rand((b, 1, *[1] * len(spatial)), generator=generator, device=x.device) * self.mask_ratio
+        grid = tuple(n // p for n in spatial)
+        coarse = (torch.rand((b, 1, *grid), generator=generator, device=x.device) < ratios).float()
+        for axis in range(2, 2 + len(spatial)):
+            coarse = coarse.repeat_interleave(p, dim=axis)
+        return coarse
 
     def split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Network output -> (eps_hat (B, C, H, W), mask logit (B, 1, H, W))."""

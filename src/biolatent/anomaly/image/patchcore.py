@@ -14,6 +14,7 @@ anomaly detection", arXiv:2106.08265) for 2D images, on biolatent's frozen featu
   ``memory_size``. The greedy rule costs O(n_patches x bank rows): with more than ``max_candidates`` patches
   (e.g. every slice of many volumes), a seeded random subset of ``max_candidates`` patches is the candidate pool
   (a deviation from the paper, which selects among all patches on a GPU).
+* ``spatial_dims=3``: the same on volumes (a 3D pyramid, 3x3x3 neighbourhoods, trilinear upsampling).
 * Anomaly map (sec. 3.3): each test patch's Euclidean distance to its nearest memory-bank patch, upsampled
   bilinearly to the input size and smoothed by a Gaussian of ``sigma`` pixels (0 = none). The image score is
   the detector's usual top-fraction mean of the map (the paper's nearest-neighbour re-weighting is not used).
@@ -34,9 +35,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from biolatent.anomaly.image.cevae import gaussian_blur
-from biolatent.anomaly.image.feature_pyramid import N_LEVELS, RANDOM, FeaturePyramid, pyramid_for
+from biolatent.anomaly.image.feature_pyramid import INTERPOLATION, N_LEVELS, RANDOM, FeaturePyramid, pyramid_for
 from biolatent.errors import ConfigError, DataError
 from biolatent.methods.base import SSLMethod
+from biolatent.models.conv_encoder import check_spatial_dims
 from biolatent.types import LossOutput
 
 
@@ -69,7 +71,7 @@ class PatchCore(SSLMethod):
     """Frozen pyramid + a memory bank of healthy patch features; map = distance to the nearest bank patch."""
 
     name: ClassVar[str] = "patchcore"
-    modalities: ClassVar[tuple[str, ...]] = ("image2d",)
+    modalities: ClassVar[tuple[str, ...]] = ("image2d", "volume")
 
     def __init__(
         self,
@@ -89,6 +91,7 @@ class PatchCore(SSLMethod):
         max_candidates: int = 50_000,
         sigma: float = 1.0,
         seed: int = 0,
+        spatial_dims: int = 2,
     ) -> None:
         layers = tuple(int(i) for i in layers)
         if not layers or len(set(layers)) != len(layers) or not all(0 <= i < N_LEVELS for i in layers):
@@ -98,9 +101,11 @@ class PatchCore(SSLMethod):
         if memory_size < 1 or projection_dim < 0 or sigma < 0 or max_candidates < 1:
             raise ConfigError("memory_size and max_candidates must be >= 1, projection_dim >= 0 and sigma >= 0")
         self.max_candidates = int(max_candidates)
-        pyramid = pyramid_for(encoder, in_channels, backbone, encoder_widths, encoder_blocks, encoder_seed)
+        spatial_dims = check_spatial_dims(spatial_dims)
+        pyramid = pyramid_for(encoder, in_channels, backbone, encoder_widths, encoder_blocks, encoder_seed,
+                              spatial_dims)
         super().__init__(pyramid, views=views)
-        self.in_channels, self.image_size = in_channels, image_size
+        self.in_channels, self.image_size, self.spatial_dims = in_channels, image_size, spatial_dims
         self.layers = tuple(sorted(layers))
         self.coreset_fraction, self.projection_dim = float(coreset_fraction), int(projection_dim)
         self.sigma, self.seed = float(sigma), int(seed)
@@ -110,18 +115,19 @@ class PatchCore(SSLMethod):
         self.resolved_params = {"encoder_widths": list(pyramid.widths), "encoder_blocks": list(pyramid.blocks)}
 
     def patch_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Locally aware patch features (B, D, h, w) on the grid of the finest chosen level."""
+        """Locally aware patch features (B, D, *grid) on the grid of the finest chosen level."""
         self.encoder.check_ready()
         levels = self.encoder(x.float())
-        chosen = [F.avg_pool2d(levels[i], 3, stride=1, padding=1, count_include_pad=False) for i in self.layers]
-        size = chosen[0].shape[-2:]
-        chosen = [c if c.shape[-2:] == size else F.interpolate(c, size=size, mode="bilinear", align_corners=False)
+        pool = F.avg_pool2d if self.spatial_dims == 2 else F.avg_pool3d
+        chosen = [pool(levels[i], 3, stride=1, padding=1, count_include_pad=False) for i in self.layers]
+        size, mode = chosen[0].shape[2:], INTERPOLATION[self.spatial_dims]
+        chosen = [c if c.shape[2:] == size else F.interpolate(c, size=size, mode=mode, align_corners=False)
                   for c in chosen]
         return torch.cat(chosen, dim=1)
 
     def _all_patches(self, images: torch.Tensor, batch_size: int) -> torch.Tensor:
         feats = [self.patch_features(images[i : i + batch_size]) for i in range(0, images.shape[0], batch_size)]
-        return torch.cat(feats).permute(0, 2, 3, 1).reshape(-1, self.feature_dim)
+        return torch.cat(feats).movedim(1, -1).reshape(-1, self.feature_dim)
 
     @torch.no_grad()
     def fit_memory(self, images: torch.Tensor, *, batch_size: int = 64) -> PatchCore:
@@ -148,16 +154,16 @@ class PatchCore(SSLMethod):
         raise ConfigError("patchcore is not trained by gradient: build its memory bank with fit_memory(images)")
 
     def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
-        """Distance of each patch to its nearest memory-bank patch, upsampled and smoothed: (B, H, W)."""
+        """Distance of each patch to its nearest memory-bank patch, upsampled and smoothed: (B, *spatial)."""
         n = int(self.n_memory)
         if n == 0:
             raise DataError("patchcore: the memory bank is empty: fit_memory (or load a fitted detector) first")
         with torch.no_grad():
             feats = self.patch_features(x)
-            b, _, h, w = feats.shape
-            flat = feats.permute(0, 2, 3, 1).reshape(-1, self.feature_dim)
-            grid = nearest_distances(flat, self.memory[:n]).view(b, 1, h, w)
-            maps = F.interpolate(grid, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+            flat = feats.movedim(1, -1).reshape(-1, self.feature_dim)
+            grid = nearest_distances(flat, self.memory[:n]).view(feats.shape[0], 1, *feats.shape[2:])
+            mode = INTERPOLATION[self.spatial_dims]
+            maps = F.interpolate(grid, size=x.shape[2:], mode=mode, align_corners=False)[:, 0]
             return gaussian_blur(maps, self.sigma)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:

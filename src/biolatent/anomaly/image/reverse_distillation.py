@@ -13,6 +13,8 @@ embedding", arXiv:2201.10703) for 2D images, on biolatent's frozen feature pyram
 * Anomaly map (paper eq. 4): ``sum_k upsample(1 - cos(T_k, S_k))`` to the input size (bilinear), then a
   Gaussian filter of ``sigma`` pixels (the paper uses sigma 4 on 256-pixel images; 0 = none).
 
+``spatial_dims=3`` makes every part 3D (teacher, bottleneck, student; trilinear upsampling) for volumes.
+
 Optional terms (default off) from follow-ups that feed synthetic anomalies to the teacher:
 
 * ``teacher_noise`` = s > 0: during training the teacher also sees x~ = x + s * eps (eps ~ N(0, I) per pixel,
@@ -41,11 +43,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from biolatent.anomaly.image.cevae import gaussian_blur
-from biolatent.anomaly.image.feature_pyramid import RANDOM, FeaturePyramid, pyramid_for
+from biolatent.anomaly.image.feature_pyramid import INTERPOLATION, RANDOM, FeaturePyramid, pyramid_for
 from biolatent.errors import ConfigError
 from biolatent.methods.base import SSLMethod
+from biolatent.models.conv_encoder import CONV, TRANSPOSED, check_spatial_dims
 from biolatent.models.resnet import BasicBlock
 from biolatent.types import LossOutput
+
+NORM = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
 
 def cosine_distance_map(teacher: torch.Tensor, student: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -67,21 +72,22 @@ def contrastive_term(clean: list[torch.Tensor], noisy: list[torch.Tensor], stude
     return torch.stack(terms).sum()
 
 
-def _conv_bn_relu(conv: nn.Module, channels: int) -> nn.Sequential:
-    return nn.Sequential(conv, nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+def _conv_bn_relu(conv: nn.Module, channels: int, spatial_dims: int = 2) -> nn.Sequential:
+    return nn.Sequential(conv, NORM[spatial_dims](channels), nn.ReLU(inplace=True))
 
 
 class OneClassBottleneck(nn.Module):
     """Multi-scale feature fusion of the teacher levels, then one stride-2 residual block -> the embedding."""
 
-    def __init__(self, channels: tuple[int, ...], embed_dim: int) -> None:
+    def __init__(self, channels: tuple[int, ...], embed_dim: int, spatial_dims: int = 2) -> None:
         super().__init__()
+        conv = CONV[spatial_dims]
         self.align = nn.ModuleList()
         for index in range(len(channels)):
-            steps = [_conv_bn_relu(nn.Conv2d(channels[j], channels[j + 1], 3, stride=2, padding=1, bias=False),
-                                   channels[j + 1]) for j in range(index, len(channels) - 1)]
+            steps = [_conv_bn_relu(conv(channels[j], channels[j + 1], 3, stride=2, padding=1, bias=False),
+                                   channels[j + 1], spatial_dims) for j in range(index, len(channels) - 1)]
             self.align.append(nn.Sequential(*steps))
-        self.embed = BasicBlock(len(channels) * channels[-1], embed_dim, stride=2, spatial_dims=2)
+        self.embed = BasicBlock(len(channels) * channels[-1], embed_dim, stride=2, spatial_dims=spatial_dims)
 
     def forward(self, levels: list[torch.Tensor]) -> torch.Tensor:
         aligned = [align(level) for align, level in zip(self.align, levels, strict=True)]
@@ -91,19 +97,20 @@ class OneClassBottleneck(nn.Module):
 class StudentDecoder(nn.Module):
     """Embedding -> the student's features at each teacher level (finest first)."""
 
-    def __init__(self, channels: tuple[int, ...], embed_dim: int) -> None:
+    def __init__(self, channels: tuple[int, ...], embed_dim: int, spatial_dims: int = 2) -> None:
         super().__init__()
         inputs = (*channels[1:], embed_dim)
-        self.up = nn.ModuleList(_conv_bn_relu(nn.ConvTranspose2d(i, c, 2, stride=2, bias=False), c)
+        self.spatial_dims = spatial_dims
+        self.up = nn.ModuleList(_conv_bn_relu(TRANSPOSED[spatial_dims](i, c, 2, stride=2, bias=False), c, spatial_dims)
                                 for i, c in zip(inputs, channels, strict=True))
-        self.blocks = nn.ModuleList(BasicBlock(c, c, stride=1, spatial_dims=2) for c in channels)
+        self.blocks = nn.ModuleList(BasicBlock(c, c, stride=1, spatial_dims=spatial_dims) for c in channels)
 
     def forward(self, embedding: torch.Tensor, sizes: list[torch.Size]) -> list[torch.Tensor]:
         h, out = embedding, []
         for index in reversed(range(len(self.blocks))):
             h = self.up[index](h)
-            if h.shape[-2:] != sizes[index]:  # odd grids: match the teacher's level
-                h = F.interpolate(h, size=sizes[index], mode="bilinear", align_corners=False)
+            if h.shape[2:] != sizes[index]:  # odd grids: match the teacher's level
+                h = F.interpolate(h, size=sizes[index], mode=INTERPOLATION[self.spatial_dims], align_corners=False)
             h = self.blocks[index](h)
             out.append(h)
         return out[::-1]
@@ -113,7 +120,7 @@ class ReverseDistillation(SSLMethod):
     """Frozen teacher pyramid + trainable one-class bottleneck and student decoder (module docstring)."""
 
     name: ClassVar[str] = "reverse_distillation"
-    modalities: ClassVar[tuple[str, ...]] = ("image2d",)
+    modalities: ClassVar[tuple[str, ...]] = ("image2d", "volume")
 
     def __init__(
         self,
@@ -130,17 +137,20 @@ class ReverseDistillation(SSLMethod):
         sigma: float = 1.0,
         teacher_noise: float = 0.0,
         contrastive_weight: float = 0.0,
+        spatial_dims: int = 2,
     ) -> None:
         if embed_dim < 1 or sigma < 0 or teacher_noise < 0 or contrastive_weight < 0:
             raise ConfigError("embed_dim must be >= 1 and sigma, teacher_noise, contrastive_weight >= 0")
         if contrastive_weight > 0 and teacher_noise <= 0:
             raise ConfigError("contrastive_weight > 0 needs teacher_noise > 0 (the noisy teacher it pushes away from)")
-        pyramid = pyramid_for(encoder, in_channels, backbone, encoder_widths, encoder_blocks, encoder_seed)
+        spatial_dims = check_spatial_dims(spatial_dims)
+        pyramid = pyramid_for(encoder, in_channels, backbone, encoder_widths, encoder_blocks, encoder_seed,
+                              spatial_dims)
         super().__init__(pyramid, views=views)
-        self.in_channels, self.image_size = in_channels, image_size
+        self.in_channels, self.image_size, self.spatial_dims = in_channels, image_size, spatial_dims
         self.sigma, self.teacher_noise, self.contrastive_weight = float(sigma), float(teacher_noise), contrastive_weight
-        self.bottleneck = OneClassBottleneck(pyramid.channels, embed_dim)
-        self.decoder = StudentDecoder(pyramid.channels, embed_dim)
+        self.bottleneck = OneClassBottleneck(pyramid.channels, embed_dim, spatial_dims)
+        self.decoder = StudentDecoder(pyramid.channels, embed_dim, spatial_dims)
         self.resolved_params = {"encoder_widths": list(pyramid.widths), "encoder_blocks": list(pyramid.blocks)}
 
     def teacher(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -148,7 +158,7 @@ class ReverseDistillation(SSLMethod):
         return self.encoder(x)
 
     def student(self, teacher_levels: list[torch.Tensor]) -> list[torch.Tensor]:
-        return self.decoder(self.bottleneck(teacher_levels), [t.shape[-2:] for t in teacher_levels])
+        return self.decoder(self.bottleneck(teacher_levels), [t.shape[2:] for t in teacher_levels])
 
     def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
         x = batch["x"].float()
@@ -167,15 +177,16 @@ class ReverseDistillation(SSLMethod):
         return LossOutput(loss, {"loss": float(loss.detach()), **metrics})
 
     def level_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Per level 1 - cos(T_k, S_k), each (B, h_k, w_k), at the levels' own resolutions."""
+        """Per level 1 - cos(T_k, S_k), each (B, *spatial_k), at the levels' own resolutions."""
         teacher = self.teacher(x.float())
         return [cosine_distance_map(t, s) for t, s in zip(teacher, self.student(teacher), strict=True)]
 
     def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
-        """Sum over levels of the bilinearly upsampled 1 - cos maps, Gaussian-smoothed: (B, H, W)."""
+        """Sum over levels of the bi(tri)linearly upsampled 1 - cos maps, Gaussian-smoothed: (B, *spatial)."""
         with torch.no_grad():
-            size = x.shape[-2:]
-            maps = [F.interpolate(m[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+            size = x.shape[2:]
+            mode = INTERPOLATION[self.spatial_dims]
+            maps = [F.interpolate(m[:, None], size=size, mode=mode, align_corners=False)[:, 0]
                     for m in self.level_maps(x)]
             return gaussian_blur(torch.stack(maps).sum(dim=0), self.sigma)
 

@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from biolatent.types import LossOutput
+
 KL_EPS = 1e-4
 
 
@@ -182,15 +184,24 @@ def minimax_losses(x: Tensor, output: TransformerOutput, k: float) -> tuple[Tens
     return reconstruction + k * to_prior, reconstruction - k * to_series
 
 
-def train_step(model: AnomalyTransformer, optimizer: torch.optim.Optimizer, x: Tensor, k: float) -> float:
-    """One minimax step on a batch of windows (B, N, C); returns the reconstruction error (MSE)."""
-    model.train()
-    optimizer.zero_grad()
-    output = model(x)
-    minimise, maximise = minimax_losses(x, output, k)
-    (minimise + maximise).backward()
-    optimizer.step()
-    return float(F.mse_loss(output.reconstruction.detach(), x))
+class MinimaxMethod(nn.Module):
+    """The minimax training of an ``AnomalyTransformer`` as a biolatent Method, so ``biolatent.train.fit`` drives it:
+    ``forward(batch)`` takes windows ``batch["x"]`` (B, N) of one channel and returns the sum of the two phases'
+    losses (one backward pass accumulates both phases' gradients, as the reference code's two) with the
+    reconstruction MSE as a metric."""
+
+    name = "anomaly_transformer"
+
+    def __init__(self, model: AnomalyTransformer, k: float) -> None:
+        super().__init__()
+        self.model, self.k = model, float(k)
+
+    def forward(self, batch: dict[str, Tensor]) -> LossOutput:
+        x = batch["x"].float()[..., None]
+        output = self.model(x)
+        minimise, maximise = minimax_losses(x, output, self.k)
+        reconstruction = float(F.mse_loss(output.reconstruction.detach(), x))
+        return LossOutput(minimise + maximise, {"reconstruction": reconstruction})
 
 
 @torch.no_grad()

@@ -1,4 +1,5 @@
-"""A compact time-conditioned U-Net, the denoiser of the diffusion anomaly detectors (``ddpm``, ``masked_diffusion``).
+"""A compact time-conditioned U-Net, the denoiser of the diffusion anomaly detectors (``ddpm``, ``masked_diffusion``),
+for images or volumes (``spatial_dims`` 2 or 3: every convolution is 2D or 3D).
 
 The layout follows the DDPM network of Ho, Jain & Abbeel (2020, NeurIPS, arXiv:2006.11239, "Denoising diffusion
 probabilistic models"), itself a PixelCNN++-style U-Net (Ronneberger et al. 2015), at a size for CPUs: a 3x3
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from biolatent.errors import ConfigError
+from biolatent.models.conv_encoder import CONV, check_spatial_dims
 
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -38,18 +40,19 @@ def _groups(channels: int) -> int:
 class ResBlock(nn.Module):
     """x + conv(SiLU(GN(conv(SiLU(GN(x))) + Linear(emb)))) with a 1x1 skip when the width changes."""
 
-    def __init__(self, in_channels: int, out_channels: int, emb_dim: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, emb_dim: int, spatial_dims: int = 2) -> None:
         super().__init__()
+        conv = CONV[spatial_dims]
         self.norm1 = nn.GroupNorm(_groups(in_channels), in_channels)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.conv1 = conv(in_channels, out_channels, 3, padding=1)
         self.emb = nn.Linear(emb_dim, out_channels)
         self.norm2 = nn.GroupNorm(_groups(out_channels), out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
-        self.skip = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
+        self.conv2 = conv(out_channels, out_channels, 3, padding=1)
+        self.skip = nn.Identity() if in_channels == out_channels else conv(in_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(nn.functional.silu(self.norm1(x)))
-        h = h + self.emb(emb)[:, :, None, None]
+        h = h + self.emb(emb).view(*emb.shape[:1], -1, *[1] * (x.ndim - 2))
         h = self.conv2(nn.functional.silu(self.norm2(h)))
         return self.skip(x) + h
 
@@ -67,36 +70,39 @@ def check_unet(in_channels: int, out_channels: int, image_size: int, widths: tup
 
 
 class TimeUNet(nn.Module):
-    """``forward(x (B, C_in, H, W), t (B,)) -> (B, C_out, H, W)``; ``len(widths)`` resolution levels."""
+    """``forward(x (B, C_in, *spatial), t (B,)) -> (B, C_out, *spatial)``; ``len(widths)`` resolution levels."""
 
-    def __init__(self, in_channels: int, out_channels: int, image_size: int, widths: tuple[int, ...]) -> None:
+    def __init__(self, in_channels: int, out_channels: int, image_size: int, widths: tuple[int, ...],
+                 spatial_dims: int = 2) -> None:
         super().__init__()
         widths = tuple(int(w) for w in widths)
         check_unet(in_channels, out_channels, image_size, widths)
+        self.spatial_dims = check_spatial_dims(spatial_dims)
+        conv = CONV[self.spatial_dims]
         self.in_channels, self.out_channels, self.widths = in_channels, out_channels, widths
         self.emb_dim = 4 * widths[0]
         self.time_mlp = nn.Sequential(nn.Linear(widths[0], self.emb_dim), nn.SiLU(),
                                       nn.Linear(self.emb_dim, self.emb_dim))
-        self.stem = nn.Conv2d(in_channels, widths[0], 3, padding=1)
+        self.stem = conv(in_channels, widths[0], 3, padding=1)
         levels = len(widths)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         previous = widths[0]
         for i, width in enumerate(widths):
-            self.down.append(ResBlock(previous, width, self.emb_dim))
+            self.down.append(ResBlock(previous, width, self.emb_dim, spatial_dims))
             if i < levels - 1:
-                self.downsample.append(nn.Conv2d(width, width, 3, stride=2, padding=1))
+                self.downsample.append(conv(width, width, 3, stride=2, padding=1))
             previous = width
-        self.middle = ResBlock(previous, previous, self.emb_dim)
+        self.middle = ResBlock(previous, previous, self.emb_dim, spatial_dims)
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
         for i in reversed(range(levels)):
-            self.up.append(ResBlock(previous + widths[i], widths[i], self.emb_dim))
+            self.up.append(ResBlock(previous + widths[i], widths[i], self.emb_dim, spatial_dims))
             if i > 0:
-                self.upsample.append(nn.Conv2d(widths[i], widths[i], 3, padding=1))
+                self.upsample.append(conv(widths[i], widths[i], 3, padding=1))
             previous = widths[i]
         self.out_norm = nn.GroupNorm(_groups(widths[0]), widths[0])
-        self.out = nn.Conv2d(widths[0], out_channels, 3, padding=1)
+        self.out = conv(widths[0], out_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
