@@ -178,9 +178,7 @@ class ImageTask(Task):
         return samples.x.numpy(), None if lesion is None else lesion[:, 0].numpy()
 
     def train(self, detector, images: np.ndarray, config: AnomalyRunConfig) -> None:
-        train = config.train
-        detector.fit(images, epochs=train.epochs, batch_size=int(train.batch_size or 32), lr=train.lr,
-                     seed=train.seed, accelerator=train.accelerator)
+        detector.fit(images, train=config.train)  # the whole train section: accelerator, devices, precision, ...
 
     def fit(self, detector, samples, config, state, where, say):
         from biolatent.anomaly.image.detector import sample_scores
