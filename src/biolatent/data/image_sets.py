@@ -16,26 +16,11 @@ import pandas as pd
 import torch
 
 from biolatent.config import Image2dData
-from biolatent.data.inputs import join_metadata
+from biolatent.data.inputs import META, join_metadata, read_meta
 from biolatent.data.samples import DataInfo, SampleSet
 from biolatent.errors import DataError
 
-META = "meta.tsv"
 LESION = "lesion"  # SampleSet.fields key of lesion masks (images and volumes)
-
-
-def read_meta(folder: Path, text_columns: list[str]) -> pd.DataFrame:
-    """``folder/meta.tsv`` with its ``id`` and ``path`` columns checked (ids unique, at least one row)."""
-    dtypes = {column: str for column in ("id", "path", *text_columns)}
-    meta = pd.read_csv(folder / META, sep="\t", dtype=dtypes, keep_default_na=False)
-    for column in ("id", "path"):
-        if column not in meta.columns:
-            raise DataError(f"{folder / META} has no {column!r} column")
-    if meta.empty:
-        raise DataError(f"{folder / META} lists no samples")
-    if meta["id"].duplicated().any():
-        raise DataError(f"{folder / META}: duplicate id {meta['id'][meta['id'].duplicated()].iloc[0]!r}")
-    return meta
 
 
 def load_image_set(cfg: Image2dData, folder: Path) -> SampleSet:

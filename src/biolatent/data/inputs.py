@@ -71,3 +71,21 @@ def resize_tiles(tiles: np.ndarray, size: int) -> torch.Tensor:
     if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return x.clamp_(0.0, 1.0).contiguous()
+
+
+META = "meta.tsv"  # the sample table of an image or volume folder: ``id``, ``path`` and optional columns
+
+
+def read_meta(folder: Path, text_columns: list[str], what: str = "samples") -> pd.DataFrame:
+    """``folder/meta.tsv`` with its ``id`` and ``path`` columns checked (ids unique, at least one row; ``what`` names
+    the rows in the error); ``text_columns`` are read as text."""
+    dtypes = {column: str for column in ("id", "path", *text_columns)}
+    meta = pd.read_csv(folder / META, sep="\t", dtype=dtypes, keep_default_na=False)
+    for column in ("id", "path"):
+        if column not in meta.columns:
+            raise DataError(f"{folder / META} has no {column!r} column")
+    if meta.empty:
+        raise DataError(f"{folder / META} lists no {what}")
+    if meta["id"].duplicated().any():
+        raise DataError(f"{folder / META}: duplicate id {meta['id'][meta['id'].duplicated()].iloc[0]!r}")
+    return meta

@@ -35,11 +35,10 @@ import torch
 from scipy import ndimage
 
 from biolatent.config import CineData, VolumeData
-from biolatent.data.inputs import join_metadata, require_path
+from biolatent.data.inputs import META, join_metadata, read_meta, require_path
 from biolatent.data.samples import DataInfo, SampleSet
 from biolatent.errors import DataError
 
-META = "meta.tsv"
 SUFFIXES = (".nii.gz", ".nii")
 SPACING_TOLERANCE = 1e-3  # relative
 
@@ -59,16 +58,7 @@ def list_volumes(folder: Path, text_columns: Sequence[str] = ()) -> tuple[pd.Dat
             raise DataError(f"{folder} holds no NIfTI volumes (*.nii, *.nii.gz), no DICOM series folders and no "
                             f"{META}")
         return pd.DataFrame({"id": [file_stem(p) for p in files], "path": [p.name for p in files]}), False
-    dtypes = {column: str for column in ("id", "path", *text_columns)}
-    meta = pd.read_csv(folder / META, sep="\t", dtype=dtypes, keep_default_na=False)
-    for column in ("id", "path"):
-        if column not in meta.columns:
-            raise DataError(f"{folder / META} has no {column!r} column")
-    if meta.empty:
-        raise DataError(f"{folder / META} lists no volumes")
-    if meta["id"].duplicated().any():
-        raise DataError(f"{folder / META}: duplicate id {meta['id'][meta['id'].duplicated()].iloc[0]!r}")
-    return meta, True
+    return read_meta(folder, text_columns, "volumes"), True
 
 
 def _is_dicom_folder(path: Path) -> bool:
