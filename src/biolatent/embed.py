@@ -16,8 +16,8 @@ import pandas as pd
 import torch
 
 from biolatent.errors import DataError
+from biolatent.io.h5ad import h5_safe_frame, write_h5ad
 from biolatent.progress import StepProgress
-from biolatent.rundir import atomic_path
 
 EMBEDDING_KEY = "X_biolatent"
 
@@ -50,21 +50,6 @@ def compute_embeddings(method: torch.nn.Module, x: torch.Tensor, batch_size: int
     return embeddings
 
 
-def _h5_safe_obs(obs: pd.DataFrame) -> pd.DataFrame:
-    """Columns AnnData can write: mixed-type object columns become strings; the index is the id."""
-    safe = obs.copy()
-    # object dtype, not pandas' newer string arrays, which older anndata readers cannot write or read
-    safe.index = pd.Index([str(i) for i in safe.index], dtype=object)
-    for column in safe.columns:
-        dtype = safe[column].dtype
-        if pd.api.types.is_object_dtype(dtype) or (
-            pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
-        ):
-            values = [("" if _missing(v) else str(v)) for v in safe[column]]
-            safe[column] = pd.Series(values, index=safe.index, dtype=object)
-    return safe
-
-
 def write_embeddings(
     path: Path, embeddings: np.ndarray, obs: pd.DataFrame, provenance: dict[str, Any], config_yaml: str = ""
 ) -> Path:
@@ -72,13 +57,10 @@ def write_embeddings(
 
     if embeddings.shape[0] != len(obs):
         raise ValueError(f"{embeddings.shape[0]} embeddings for {len(obs)} samples")
-    obs = _h5_safe_obs(obs)
-    adata = anndata.AnnData(obs=obs, var=pd.DataFrame(index=pd.Index([], dtype=object)))
+    adata = anndata.AnnData(obs=h5_safe_frame(obs), var=pd.DataFrame(index=pd.Index([], dtype=object)))
     adata.obsm[EMBEDDING_KEY] = embeddings
     adata.uns["biolatent"] = {"provenance": json.dumps(provenance, default=str), "config": config_yaml}
-    with atomic_path(path) as tmp:
-        adata.write_h5ad(tmp)
-    return path
+    return write_h5ad(adata, path)
 
 
 def read_embeddings(path: str | Path, key: str = EMBEDDING_KEY):
@@ -100,10 +82,3 @@ def read_embeddings(path: str | Path, key: str = EMBEDDING_KEY):
         raise DataError(f"{path}: {where} holds {int((~finite).sum())} NaN or inf value(s) (first in sample "
                         f"{adata.obs_names[row]!r})")
     return adata
-
-
-def _missing(value: object) -> bool:
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):  # list-like values are not missing
-        return False

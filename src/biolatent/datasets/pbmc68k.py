@@ -6,7 +6,6 @@ The file stores log-normalised values; raw integer counts are recovered as
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pandas as pd
 
 from biolatent.datasets.recipe import DatasetRecipe
 from biolatent.errors import DataError
-from biolatent.rundir import atomic_path
+from biolatent.io.h5ad import write_h5ad
 
 MEMBER = "scanpy/datasets/10x_pbmc68k_reduced.h5ad"
 OBS_COLUMNS = (
@@ -45,9 +44,7 @@ def convert(members: dict[str, Path], out_dir: Path) -> None:
     obs.index = obs.index.astype(str)
     var = pd.DataFrame(index=pd.Index([str(g) for g in source.raw.var_names]))
     adata = anndata.AnnData(X=counts, obs=obs, var=var)
-    with atomic_path(out_dir / "pbmc68k.h5ad") as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        adata.write_h5ad(tmp)
+    write_h5ad(adata, out_dir / "pbmc68k.h5ad")
 
 
 RECIPE = DatasetRecipe(

@@ -9,7 +9,7 @@ import anndata
 import numpy as np
 import pandas as pd
 
-from biolatent.rundir import atomic_path
+from biolatent.io.h5ad import write_h5ad
 
 
 def simulate_counts(
@@ -54,6 +54,4 @@ def write_counts_dataset(folder: str | Path, **kwargs: object) -> Path:
     """Simulate counts (``simulate_counts(**kwargs)``) and write ``folder/counts.h5ad`` atomically."""
     path = Path(folder) / "counts.h5ad"
     adata = simulate_counts(**kwargs)  # type: ignore[arg-type]
-    with atomic_path(path) as tmp:
-        adata.write_h5ad(tmp)
-    return path
+    return write_h5ad(adata, path)

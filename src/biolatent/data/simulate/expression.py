@@ -13,7 +13,7 @@ import anndata
 import numpy as np
 import pandas as pd
 
-from biolatent.rundir import atomic_path
+from biolatent.io.h5ad import write_h5ad
 
 
 def simulate_expression(
@@ -63,6 +63,4 @@ def write_expression_dataset(folder: str | Path, **kwargs: object) -> Path:
     """Simulate (``simulate_expression(**kwargs)``) and write ``folder/expression.h5ad`` atomically."""
     path = Path(folder) / "expression.h5ad"
     adata = simulate_expression(**kwargs)  # type: ignore[arg-type]
-    with atomic_path(path) as tmp:
-        adata.write_h5ad(tmp)
-    return path
+    return write_h5ad(adata, path)
