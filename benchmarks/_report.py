@@ -67,6 +67,14 @@ def host_info() -> dict[str, Any]:
     return info
 
 
+def device_tag() -> str:
+    """The accelerator a benchmark's trainings run on (``train.accelerator: auto`` picks a visible GPU), for the
+    result file's name: ``cuda`` or ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def supervised_note(block: dict[str, Any]) -> str:
     """The supervised baseline's budget as ``evaluate`` recorded it (``evaluate.json["supervised"]``), one line."""
     from biolatent.train.supervised import budget_sentence

@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 from _anomaly_runs import detection_rate, metric_values, run_detector
-from _report import RESULTS_DIR, host_info, markdown_table, write_results
+from _report import RESULTS_DIR, device_tag, host_info, markdown_table, write_results
 
 from biolatent.anomaly.detectors import IMAGE_DETECTORS
 from biolatent.anomaly.lesion_sizes import DEFAULT_EDGES, bin_labels
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(markdown)
     payload = {"rows": rows, "sizes": size_table.to_dict("records"),
                "meta": {**{k: str(v) for k, v in vars(args).items()}, "host": host_info()}}
-    stem = f"anomaly_images-{args.source}-cpu" + ("-quick" if args.quick else "")
+    stem = f"anomaly_images-{args.source}-{device_tag()}" + ("-quick" if args.quick else "")
     json_path, md_path = write_results(args.out_dir, stem, payload, markdown, args=args)
     print(f"-> {json_path}\n-> {md_path}")
     return payload

@@ -22,8 +22,8 @@ Per method and setting: mean tissue Dice (the mean over labels of each pair) wit
 HD95 (mm), folding fraction, seconds per pair (CPU), the training throughput (pairs/s) and minutes, and issue
 17's criteria measured on paired differences (``criteria``). Written to
 ``<out-dir>/registration-cpu[-quick].{json,md}`` with the host's provenance. Runs (and evaluations) found in
-``--work`` are reused. Nothing here runs in the test suite
-except ``--quick``.
+``--work`` are reused: ``--train-only MODEL`` trains one model there and stops (the published run's models were
+trained so on a GPU machine, then evaluated on this CPU). Nothing here runs in the test suite except ``--quick``.
 """
 
 from __future__ import annotations
@@ -137,18 +137,54 @@ def criteria(rows: list[dict], max_time_fraction: float) -> list[dict]:
     return out
 
 
+MODELS = ("voxelmorph", "micdir", "voxelmorph_mi")
+
+
+def train_model(work: Path, cohorts: dict[str, Path], args: argparse.Namespace, name: str) -> Path:
+    """The run directory of model ``name`` (one of ``MODELS``) in ``work/runs``, trained there first unless a run is
+    found (e.g. one trained on a GPU machine with ``--train-only`` and copied here)."""
+    from biolatent.workflows.register import fit_registration
+
+    run = work / "runs" / name
+    if (run / "model.safetensors").is_file():
+        return run
+    data: dict[str, Any] = {"path": str(cohorts["train"]), "labels_column": "labels"}
+    method: dict[str, Any] = {}
+    if name == "voxelmorph_mi":
+        import pandas as pd
+
+        t2 = cohorts["test_t2"]
+        first = pd.read_csv(t2 / "meta.tsv", sep="\t").iloc[0]  # the atlas: the first test subject's T2-like scan
+        data.update({"atlas": str(t2 / first["path"]), "atlas_labels": str(t2 / first["labels"])})
+        method = {"similarity": "local_mi"}
+    config = config_file(work, "micdir" if name == "micdir" else "voxelmorph", data, method, args)
+    fit_registration(config, run, progress=False, say=print)
+    return run
+
+
+def training_devices(work: Path) -> str:
+    """Where each model of ``work/runs`` was trained (its run's ``provenance.json``), one phrase."""
+    from biolatent.rundir import read_json
+
+    devices = {}
+    for name in MODELS:
+        path = work / "runs" / name / "provenance.json"
+        if path.is_file():
+            devices[name] = str(read_json(path).get("device", "unknown"))
+    if len(set(devices.values())) == 1:
+        return f"all trained on {next(iter(devices.values()))}"
+    return "trained on " + "; ".join(f"{name}: {device}" for name, device in devices.items())
+
+
 def intra_modal(work: Path, cohorts: dict[str, Path], args) -> list[dict]:
     import pandas as pd
 
     from biolatent.rundir import read_json
-    from biolatent.workflows.register import evaluate_registration, fit_registration
+    from biolatent.workflows.register import evaluate_registration
 
     rows = []
     for name in ("voxelmorph", "micdir"):
-        run = work / "runs" / name
-        if not (run / "model.safetensors").is_file():
-            config = config_file(work, name, {"path": str(cohorts["train"]), "labels_column": "labels"}, {}, args)
-            fit_registration(config, run, progress=False, say=print)
+        run = train_model(work, cohorts, args, name)
         rate = read_json(run / "metrics.json")["register"]
         metrics = run / "registration_metrics.tsv"  # an evaluation found in --work is reused, as runs are
         if not metrics.is_file():
@@ -174,17 +210,12 @@ def inter_modal(work: Path, cohorts: dict[str, Path], args) -> list[dict]:
     from biolatent.registration.metrics import hd95
     from biolatent.registration.pairwise import identity_fn, register_pair
     from biolatent.rundir import read_json
-    from biolatent.workflows.register import fit_registration, load_run
+    from biolatent.workflows.register import load_run
 
     t1 = pd.read_csv(cohorts["test"] / "meta.tsv", sep="\t")
     t2 = pd.read_csv(cohorts["test_t2"] / "meta.tsv", sep="\t")
     atlas, atlas_labels = cohorts["test_t2"] / t2.path[0], cohorts["test_t2"] / t2.labels[0]
-    run = work / "runs" / "voxelmorph_mi"
-    if not (run / "model.safetensors").is_file():
-        config = config_file(work, "voxelmorph", {"path": str(cohorts["train"]), "labels_column": "labels",
-                                                  "atlas": str(atlas), "atlas_labels": str(atlas_labels)},
-                             {"similarity": "local_mi"}, args)
-        fit_registration(config, run, progress=False, say=print)
+    run = train_model(work, cohorts, args, "voxelmorph_mi")
     rate = read_json(run / "metrics.json")["register"]
     config, method = load_run(run)
     fixed = read_image(atlas, "atlas")
@@ -218,13 +249,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-test", type=int, default=6)
     parser.add_argument("--size", type=int, default=32, help="side of the simulated brains (voxels)")
     parser.add_argument("--image-size", type=int, default=32, help="the models' cube")
-    parser.add_argument("--epochs", type=int, default=16, help="voxelmorph (NCC)")
-    parser.add_argument("--micdir-epochs", type=int, default=1, help="micdir (about 2.5x voxelmorph's cost a pair)")
-    parser.add_argument("--mi-epochs", type=int, default=2, help="voxelmorph (local MI), subject -> atlas")
+    parser.add_argument("--epochs", type=int, default=200, help="voxelmorph (NCC)")
+    parser.add_argument("--micdir-epochs", type=int, default=200, help="micdir (about 2.5x voxelmorph's cost a pair)")
+    parser.add_argument("--mi-epochs", type=int, default=200, help="voxelmorph (local MI), subject -> atlas")
     parser.add_argument("--max-pairs", type=int, default=30, help="intra-modal: the first P ordered test pairs")
     parser.add_argument("--work", type=Path, default=ROOT / "work" / "registration")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--train-only", choices=MODELS, default=None,
+                        help="train this model into --work and stop (e.g. on a GPU machine); a later run with the "
+                             "same --work evaluates it on this machine's CPU")
     args = parser.parse_args(argv)
     if args.quick:
         (args.n_train, args.n_test, args.size, args.image_size, args.epochs, args.micdir_epochs, args.mi_epochs,
@@ -236,7 +270,7 @@ def report(rows: list[dict], checks: list[dict], args: argparse.Namespace, wall_
     """The stored markdown: what was run, the table, the criteria of issue 17 with their measured values."""
     cohort = "ellipsoid template" if args.quick else "the real MNI152 template"
     lines = [
-        "# Learned deformable registration vs demons vs identity (synthetic brains, CPU)",
+        "# Learned deformable registration vs demons vs identity (synthetic brains; inference timed on the CPU)",
         "",
         f"Cohorts from {cohort} (`data simulate brain`, {args.size}^3, tissue labels 1 GM, 2 WM, 3 CSF): "
         f"{args.n_train} training brains (seed 0), {args.n_test} held-out test brains (seed 1). "
@@ -244,8 +278,8 @@ def report(rows: list[dict], checks: list[dict], args: argparse.Namespace, wall_
         "other test subject's T1 scan -> the first test subject's T2-like scan (the atlas the MI model was trained "
         f"to). Models: `configs/registration/*.yaml` at {args.image_size}^3, trained on random pairs within the "
         f"training cohort for {args.epochs} epochs (voxelmorph, NCC), {args.micdir_epochs} (micdir) and "
-        f"{args.mi_epochs} (voxelmorph with local MI, subject -> atlas): the CPU budget of a shared 2-core machine, "
-        f"so micdir and the MI model are under-trained next to voxelmorph; {args.threads} torch threads. "
+        f"{args.mi_epochs} (voxelmorph with local MI, subject -> atlas), the same budget in epochs for each, "
+        f"{training_devices(args.work)}; evaluated with {args.threads} torch thread(s) on this machine's CPU. "
         "Hyper-parameters were chosen for voxelmorph (NCC) on a separate validation cohort (seed 2, 5 brains, 20 "
         "pairs), never on this test cohort; micdir and the MI model use the same ones. Dice: the mean over the three "
         "tissues of each pair, mean over pairs [95% t interval over pairs]; HD95 in mm; seconds per pair at "
@@ -278,11 +312,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     cohorts = make_cohorts(args.work, args)
+    if args.train_only is not None:
+        print(f"trained {train_model(args.work, cohorts, args, args.train_only)}")
+        return []
     rows = intra_modal(args.work, cohorts, args) + inter_modal(args.work, cohorts, args)
     checks = criteria(rows, MAX_TIME_FRACTION)
     wall = time.perf_counter() - started
     stem = "registration-cpu" + ("-quick" if args.quick else "")
-    payload = {"meta": {**host_info(), "quick": args.quick, "wall_seconds": wall}, "columns": COLUMNS, "rows": rows,
+    payload = {"meta": {**host_info(), "quick": args.quick, "wall_seconds": wall,
+                        "training": training_devices(args.work)}, "columns": COLUMNS, "rows": rows,
                "criteria": checks}
     markdown = report(rows, checks, args, wall)
     json_path, md_path = write_results(args.out_dir, stem, payload, markdown, args=args)

@@ -15,7 +15,7 @@
    split] of every representation and probe; on the simulator also the mean r of the morphology genes and of
    the morphology-independent genes separately; throughput of tile loading and pre-training.
 
-Writes ``benchmarks/results/spatial_expression-cpu.{json,md}``.
+Writes ``benchmarks/results/spatial_expression-<cpu|cuda>.{json,md}``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _report import RESULTS_DIR, host_info, markdown_table, supervised_note, write_results
+from _report import RESULTS_DIR, device_tag, host_info, markdown_table, supervised_note, write_results
 
 from biolatent.build import load_config
 from biolatent.data.loaders import load_samples
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
                           "learning-rate choice below each table). Intervals cover the labelled-subset "
                           "seed only (one pre-training seed, one spatial split); at 100% every seed labels the same "
                           "spots, so only the supervised baseline's training varies there.", "", *parts])
-    stem = "spatial_expression-cpu" + ("-quick" if args.quick else "")
+    stem = f"spatial_expression-{device_tag()}" + ("-quick" if args.quick else "")
     json_path, md_path = write_results(args.out_dir, stem, payload, markdown, args=args)
     print(markdown)
     print(f"wrote {json_path} and {md_path}")

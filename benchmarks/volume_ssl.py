@@ -19,7 +19,7 @@
    scan only (one row per subject; otherwise a subject's second scan would sit in the test set while the first
    is in the training set).
 
-Writes ``benchmarks/results/volume_ssl-cpu.{json,md}``.
+Writes ``benchmarks/results/volume_ssl-<cpu|cuda>.{json,md}``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from _report import RESULTS_DIR, host_info, markdown_table, write_results
+from _report import RESULTS_DIR, device_tag, host_info, markdown_table, write_results
 
 from biolatent.build import build_encoder, build_method, build_views, load_config
 from biolatent.config import RunConfig
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             parts += [f"## {cohort}\n", table, ""]
     markdown = "\n".join(parts)
     print(markdown)
-    json_path, md_path = write_results(args.out_dir, "volume_ssl-cpu" + ("-quick" if args.quick else ""),
+    json_path, md_path = write_results(args.out_dir, f"volume_ssl-{device_tag()}" + ("-quick" if args.quick else ""),
                                        {"meta": meta, "pretraining": pretraining, "rows": rows}, markdown,
                                        args=args)
     print(f"wrote {json_path} and {md_path}")
