@@ -96,6 +96,10 @@ class AnomalyTransformerDetector(FeatureDetector):
         return AnomalyTransformer(1, d_model=p["d_model"], n_layers=p["n_layers"], n_heads=p["n_heads"],
                                   ssm_branch=p.get("ssm_branch", False), d_state=p.get("d_state", 8))
 
+    @property
+    def trains_by_gradient(self) -> bool:
+        return True
+
     def train_config(self) -> TrainConfig:
         """The trainer settings of the detector's own ``epochs``, ``batch_size``, ``lr`` and ``seed``."""
         from biolatent.config import TrainConfig
@@ -118,7 +122,8 @@ class AnomalyTransformerDetector(FeatureDetector):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(train.seed)
             model = self._build()
-            history = fit(MinimaxMethod(model, self.params["k"]), values, train, progress=False)
+            history = fit(MinimaxMethod(model, self.params["k"]), values, train, progress=False,
+                          run_dir=self.checkpoint_dir, resume=self.resume)
         self.losses = history["reconstruction"].tolist() if "reconstruction" in history else []
         self.model = model.cpu().eval()
 
