@@ -1,8 +1,8 @@
 """Anomaly Transformer detector: association discrepancy x reconstruction error on windows of a series.
 
 Xu, Wu, Wang & Long 2022 (ICLR), "Anomaly Transformer: Time Series Anomaly Detection with Association
-Discrepancy"; the model, its minimax training and its anomaly criterion are in
-``biolatent.anomaly.series_models.anomaly_transformer``.
+Discrepancy"; the network is ``biolatent.models.anomaly_transformer``, its minimax training and its anomaly
+criterion are in ``biolatent.anomaly.series_models.anomaly_transformer``.
 
 The detector takes the pipeline's window features (``biolatent.anomaly.series.window_features``: the ``size``
 z-scored values of a window followed by their ``size - 1`` first differences, so D = 2 * size - 1) and models the
@@ -90,7 +90,7 @@ class AnomalyTransformerDetector(FeatureDetector):
         self.losses: list[float] = []  # mean reconstruction MSE per epoch of the last fit
 
     def _build(self):
-        from biolatent.anomaly.series_models.anomaly_transformer import AnomalyTransformer
+        from biolatent.models.anomaly_transformer import AnomalyTransformer
 
         p = self.params
         return AnomalyTransformer(1, d_model=p["d_model"], n_layers=p["n_layers"], n_heads=p["n_heads"],
