@@ -23,11 +23,12 @@ def anomaly_fit(
                                                 "a detector) + validation, window, maps")],
     out: Annotated[Path, typer.Option(help="run directory to create")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="override: section.key=value (repeatable)")] = None,
+    resume: Annotated[bool, typer.Option(help="continue a killed training from its last checkpoint")] = False,
 ) -> None:
     """Fit a detector on healthy data; the threshold comes from healthy validation data only."""
     from biolatent.workflows.anomaly import fit_from_file
 
-    typer.echo(str(fit_from_file(config, out, overrides=set_, say=say)))
+    typer.echo(str(fit_from_file(config, out, overrides=set_, resume=resume, say=say)))
 
 
 @anomaly_app.command("score")

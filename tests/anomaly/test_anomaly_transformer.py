@@ -15,14 +15,12 @@ from sklearn.metrics import roc_auc_score
 from biolatent.anomaly.detectors.anomaly_transformer import AnomalyTransformerDetector
 from biolatent.anomaly.series import point_scores, sliding_windows, window_features
 from biolatent.anomaly.series_models.anomaly_transformer import (
-    AnomalyTransformer,
     anomaly_criterion,
     association_discrepancy,
-    gaussian_prior,
     minimax_losses,
-    sigma_from_logits,
 )
 from biolatent.errors import ConfigError, DataError
+from biolatent.models.anomaly_transformer import AnomalyTransformer, gaussian_prior, sigma_from_logits
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -10,8 +10,8 @@ from sklearn.metrics import roc_auc_score
 
 from biolatent.anomaly.detectors.anomaly_transformer import AnomalyTransformerDetector
 from biolatent.anomaly.series import point_scores, sliding_windows, window_features
-from biolatent.anomaly.series_models.anomaly_transformer import AnomalyTransformer
-from biolatent.anomaly.series_models.state_space import SelectiveStateSpace, selective_scan
+from biolatent.models.anomaly_transformer import AnomalyTransformer
+from biolatent.models.state_space import SelectiveStateSpace, selective_scan
 
 
 def numpy_scan(x, delta, a, b, c, d):

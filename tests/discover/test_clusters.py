@@ -38,7 +38,7 @@ def test_each_method_recovers_three_separated_blobs(blobs, method):
     assert np.array_equal(labels, cluster(x, method, seed=0, **PARAMS[method]))  # seeded: reproducible
 
 
-@pytest.mark.parametrize("method", list(PARAMS))
+@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m == "leiden" else m for m in PARAMS])
 def test_stability_is_high_on_blobs_and_low_on_noise(blobs, noise, method):
     on_blobs = cluster_stability(blobs[0], method, n_repeats=5, seed=0, **PARAMS[method])
     on_noise = cluster_stability(noise, method, n_repeats=5, seed=0, **PARAMS[method])

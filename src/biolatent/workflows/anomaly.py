@@ -7,8 +7,10 @@ validation points/samples (when there are too few of them to resolve that rate, 
 threshold gives; it is printed and kept in ``warnings``). A features table fixes its feature columns at fit
 (``data.tabular``) and scoring picks them by name. The run directory holds config.yaml, provenance.json,
 detector.safetensors + detector.json (weights only), anomaly.json (threshold, window statistics, feature
-columns) and metrics.json (section ``anomaly_fit``); it is written to a hidden sibling folder and renamed onto
-``--out`` at the end, so a failure leaves nothing.
+columns) and metrics.json (section ``anomaly_fit``). A detector trained by gradient descent trains in ``--out``
+itself with a per-epoch checkpoint (and history.tsv), so ``--resume`` continues a killed training, as ``pretrain
+--resume`` does; a failure before the first checkpoint leaves nothing. Other detectors are written to a hidden
+sibling folder and renamed onto ``--out`` at the end, so a failure leaves nothing.
 
 score: OUT/scores.tsv (series: position, value, score, flagged; others: id, score, flagged; a ``label`` column
 when the data has labels), scores.png, and for images maps.npy + maps.png, for volumes maps/<id>_map.nii.gz on
@@ -59,20 +61,43 @@ def _write_table(path: Path, table: pd.DataFrame) -> None:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g", na_rep="NA")
 
 
-def fit_anomaly(config: AnomalyRunConfig, run_dir: Path, *, say: Callable[[str], object] = print) -> dict[str, Any]:
-    """Fit ``config.method`` on the healthy data; returns the state written to anomaly.json."""
+def fit_anomaly(config: AnomalyRunConfig, run_dir: Path, *, resume: bool = False,
+                say: Callable[[str], object] = print) -> dict[str, Any]:
+    """Fit ``config.method`` on the healthy data; returns the state written to anomaly.json.
+
+    A detector trained by gradient descent trains in ``run_dir`` itself, as ``pretrain`` does: config.yaml first,
+    then ``train.fit``'s per-epoch checkpoint (``checkpoints/last.safetensors``) and history.tsv; ``resume=True``
+    continues a killed training from its checkpoint (the config must be the one the run started with; only
+    ``train.epochs`` may change). The other detectors are staged and renamed onto ``run_dir`` at the end."""
+    import shutil
+
     from biolatent.anomaly.detectors import build_for
     from biolatent.anomaly.metrics import achieved_fpr, resolution_warning, threshold_at_fpr
     from biolatent.data.loaders import load_samples
+    from biolatent.train.fit import LAST_CHECKPOINT
+    from biolatent.workflows.common import check_run_dir
 
     if (run_dir / STATE_FILE).exists():
         raise DataError(f"{run_dir} already holds a fitted detector: choose another --out")
+    check_run_dir(run_dir, config, resume, lambda folder: load_anomaly_config(folder / "config.yaml"))
     data, task = config.data, task_for(config.data.modality)
     where = str(data.path if data.path is not None else data.dataset)
     detector = build_for(detector_family(data.modality), config.method.name, method_params(config))
     samples = load_samples(data)  # type: ignore[arg-type]
     state: dict[str, Any] = {"modality": data.modality, "detector": config.method.name}
-    val_scores = task.fit(detector, samples, config, state, where, say)
+    in_place = detector.trains_by_gradient
+    created = not run_dir.exists()
+    if in_place:
+        write_text(run_dir / "config.yaml", dump_config(config))
+        detector.checkpoint_in(run_dir, resume=resume)
+    try:
+        val_scores = task.fit(detector, samples, config, state, where, say)
+    except BaseException:
+        if in_place and not resume and not (run_dir / LAST_CHECKPOINT).is_file():  # nothing to resume: leave nothing
+            shutil.rmtree(run_dir, ignore_errors=True)
+            if not created:
+                run_dir.mkdir()  # the empty folder it was
+        raise
     target = config.validation.target_fpr
     threshold = threshold_at_fpr(val_scores, target)
     achieved = achieved_fpr(val_scores, threshold)
@@ -80,12 +105,19 @@ def fit_anomaly(config: AnomalyRunConfig, run_dir: Path, *, say: Callable[[str],
     state.update({"threshold": threshold, "target_fpr": target, "validation_fpr": achieved,
                   "validation_n": int(val_scores.size), "warnings": [warning] if warning else [],
                   "healthy_path": where})
-    with staged_dir(run_dir) as tmp:
-        write_text(tmp / "config.yaml", dump_config(config))
-        write_json(tmp / "provenance.json", provenance.collect("anomaly fit", seed=config.train.seed))
-        detector.save(tmp)
-        write_json(tmp / STATE_FILE, state)
-        update_json(tmp / "metrics.json", "anomaly_fit", {k: v for k, v in state.items() if k != "healthy_path"})
+
+    def write(folder: Path) -> None:
+        write_text(folder / "config.yaml", dump_config(config))
+        write_json(folder / "provenance.json", provenance.collect("anomaly fit", seed=config.train.seed))
+        detector.save(folder)
+        update_json(folder / "metrics.json", "anomaly_fit", {k: v for k, v in state.items() if k != "healthy_path"})
+        write_json(folder / STATE_FILE, state)  # last: the mark of a fitted detector
+
+    if in_place:
+        write(run_dir)
+    else:
+        with staged_dir(run_dir) as tmp:
+            write(tmp)
     say(f"threshold {threshold:.4g} (healthy validation false-positive rate {state['validation_fpr']:.3f}, target "
         f"{config.validation.target_fpr})")
     if warning:
@@ -243,7 +275,7 @@ def _dense_metrics(task: ImageTask, state: dict[str, Any], images: np.ndarray, m
     return metrics, sizes
 
 
-def fit_from_file(config_path: str | Path, run_dir: Path, *, overrides: list[str] | None = None,
+def fit_from_file(config_path: str | Path, run_dir: Path, *, overrides: list[str] | None = None, resume: bool = False,
                   say: Callable[[str], object] = print) -> Path:
-    fit_anomaly(load_anomaly_config(config_path, overrides), run_dir, say=say)
+    fit_anomaly(load_anomaly_config(config_path, overrides), run_dir, resume=resume, say=say)
     return run_dir

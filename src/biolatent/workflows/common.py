@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from biolatent import provenance
 from biolatent.config import RunConfig, dump_config
@@ -20,6 +22,29 @@ from biolatent.runs import save_data_info as save_data_info
 EMBEDDINGS_FILE = "embeddings.h5ad"
 SEEDS_DIR = "seeds"  # extra pre-training seeds: RUN/seeds/<seed>/, each a complete run directory of its own
 HOLDOUT_FILE = "holdout.json"  # the test ids every split keeps out of pre-training (the inductive protocol)
+
+C = TypeVar("C", bound=Any)
+
+
+def check_run_dir(run_dir: Path, config: C, resume: bool, load: Callable[[Path], C] = load_run_config) -> C:
+    """A new run needs an empty folder; a resumed run needs a training checkpoint (``train.fit``'s
+    ``checkpoints/last.safetensors``) and must use the config it started with (``load(run_dir)``; only
+    ``train.epochs`` may change)."""
+    from biolatent.train.fit import LAST_CHECKPOINT
+
+    if not resume:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise BiolatentError(f"run directory {run_dir} is not empty: pass --resume to continue it or another --out")
+        return config
+    if not (run_dir / LAST_CHECKPOINT).is_file():
+        raise BiolatentError(f"nothing to resume in {run_dir}: no checkpoint (checkpoints/last.safetensors)")
+    saved = load(run_dir)
+    comparable = {"train": {"epochs"}}
+    if config.model_dump(exclude=comparable) != saved.model_dump(exclude=comparable):
+        raise BiolatentError(
+            f"the config differs from the one {run_dir} was started with (only train.epochs may change on resume)"
+        )
+    return config
 
 
 def write_run_header(run_dir: Path, command: str, config: RunConfig, **extra: object) -> None:

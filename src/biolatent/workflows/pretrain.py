@@ -17,29 +17,10 @@ from biolatent.rundir import update_json, write_json
 from biolatent.train.checkpoint import save_weights
 from biolatent.workflows.common import (
     WEIGHTS_FILE,
-    load_run_config,
+    check_run_dir,
     save_data_info,
     write_run_header,
 )
-
-
-def check_run_dir(run_dir: Path, config: RunConfig, resume: bool) -> RunConfig:
-    """A new run needs an empty folder; a resumed run must use the config it started with."""
-    from biolatent.train.fit import LAST_CHECKPOINT
-
-    if not resume:
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise BiolatentError(f"run directory {run_dir} is not empty: pass --resume to continue it or another --out")
-        return config
-    if not (run_dir / LAST_CHECKPOINT).is_file():
-        raise BiolatentError(f"nothing to resume in {run_dir}: no checkpoint (checkpoints/last.safetensors)")
-    saved = load_run_config(run_dir)
-    comparable = {"train": {"epochs"}}
-    if config.model_dump(exclude=comparable) != saved.model_dump(exclude=comparable):
-        raise BiolatentError(
-            f"the config differs from the one {run_dir} was started with (only train.epochs may change on resume)"
-        )
-    return config
 
 
 def holdout_splits(samples: Any, n_splits: int, test_fraction: float, label: str | None = None) -> list[list[str]]:

@@ -1,8 +1,8 @@
 """Anomaly Transformer detector: association discrepancy x reconstruction error on windows of a series.
 
 Xu, Wu, Wang & Long 2022 (ICLR), "Anomaly Transformer: Time Series Anomaly Detection with Association
-Discrepancy"; the model, its minimax training and its anomaly criterion are in
-``biolatent.anomaly.series_models.anomaly_transformer``.
+Discrepancy"; the network is ``biolatent.models.anomaly_transformer``, its minimax training and its anomaly
+criterion are in ``biolatent.anomaly.series_models.anomaly_transformer``.
 
 The detector takes the pipeline's window features (``biolatent.anomaly.series.window_features``: the ``size``
 z-scored values of a window followed by their ``size - 1`` first differences, so D = 2 * size - 1) and models the
@@ -90,11 +90,15 @@ class AnomalyTransformerDetector(FeatureDetector):
         self.losses: list[float] = []  # mean reconstruction MSE per epoch of the last fit
 
     def _build(self):
-        from biolatent.anomaly.series_models.anomaly_transformer import AnomalyTransformer
+        from biolatent.models.anomaly_transformer import AnomalyTransformer
 
         p = self.params
         return AnomalyTransformer(1, d_model=p["d_model"], n_layers=p["n_layers"], n_heads=p["n_heads"],
                                   ssm_branch=p.get("ssm_branch", False), d_state=p.get("d_state", 8))
+
+    @property
+    def trains_by_gradient(self) -> bool:
+        return True
 
     def train_config(self) -> TrainConfig:
         """The trainer settings of the detector's own ``epochs``, ``batch_size``, ``lr`` and ``seed``."""
@@ -118,7 +122,8 @@ class AnomalyTransformerDetector(FeatureDetector):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(train.seed)
             model = self._build()
-            history = fit(MinimaxMethod(model, self.params["k"]), values, train, progress=False)
+            history = fit(MinimaxMethod(model, self.params["k"]), values, train, progress=False,
+                          run_dir=self.checkpoint_dir, resume=self.resume)
         self.losses = history["reconstruction"].tolist() if "reconstruction" in history else []
         self.model = model.cpu().eval()
 

@@ -12,7 +12,10 @@ Every registered detector (``anomaly.detectors.registry.DETECTORS``) is a ``Dete
   format (``biolatent.train.checkpoint.save_state``: ``detector.safetensors`` + ``detector.json``, never
   pickle); non-torch detectors save their state as arrays;
 * data of the wrong kind or shape (images given to a feature detector, features to an image detector, another
-  feature count or image geometry than at fit) is refused with a one-line ``DataError``.
+  feature count or image geometry than at fit) is refused with a one-line ``DataError``;
+* ``checkpoint_in(run_dir, resume=...)`` before ``fit``: a detector trained by gradient descent
+  (``trains_by_gradient``) has ``train.fit`` write its per-epoch checkpoint there and, with ``resume``, continues
+  a killed training from it (``biolatent anomaly fit --resume``); the others ignore it.
 """
 
 from __future__ import annotations
@@ -50,6 +53,19 @@ class Detector:
 
     name: ClassVar[str] = "detector"
     data_kind: ClassVar[str] = "features"  # "features", "windows" (series window features) or "images"
+    checkpoint_dir: Path | None = None  # set by ``checkpoint_in``
+    resume: bool = False
+
+    @property
+    def trains_by_gradient(self) -> bool:
+        """Whether ``fit`` trains a network through ``biolatent.train.fit`` (and so checkpoints and resumes)."""
+        return False
+
+    def checkpoint_in(self, run_dir: str | Path | None, *, resume: bool = False) -> Detector:
+        """Have ``fit`` write ``train.fit``'s per-epoch checkpoint in ``run_dir`` (``checkpoints/last.safetensors``,
+        ``history.tsv``) and, with ``resume``, continue from the checkpoint there; returns ``self``."""
+        self.checkpoint_dir, self.resume = (None if run_dir is None else Path(run_dir)), resume
+        return self
 
     def fit(self, samples: np.ndarray, *, train: TrainConfig | None = None) -> Detector:  # pragma: no cover
         raise NotImplementedError

@@ -128,6 +128,10 @@ class ImageReconstructionDetector(Detector):
         self.method: SSLMethod | None = None
         self.history: pd.DataFrame | None = None
 
+    @property
+    def trains_by_gradient(self) -> bool:
+        return not hasattr(KINDS[self.kind], "fit_memory")  # PatchCore keeps a memory bank instead
+
     def _build(self, channels: int, side: int) -> SSLMethod:
         self.geometry = (channels, side)
         self.method = KINDS[self.kind](None, in_channels=channels, image_size=side, **self.params)
@@ -147,7 +151,8 @@ class ImageReconstructionDetector(Detector):
     ) -> ImageReconstructionDetector:
         """Train a fresh model on healthy ``images`` through ``biolatent.train.fit`` with the trainer settings
         ``train`` (accelerator, devices, strategy, precision, ...; weights initialised from ``train.seed``), or, when
-        ``train`` is None, a ``TrainConfig`` of ``epochs``, ``batch_size``, ``lr``, ``seed`` and ``accelerator``."""
+        ``train`` is None, a ``TrainConfig`` of ``epochs``, ``batch_size``, ``lr``, ``seed`` and ``accelerator``;
+        after ``checkpoint_in(run_dir, resume=True)`` it continues the training checkpointed there."""
         from biolatent.config import TrainConfig
         from biolatent.train.fit import fit
 
@@ -161,7 +166,8 @@ class ImageReconstructionDetector(Detector):
         if hasattr(method, "fit_memory"):  # not trained by gradient (PatchCore): a memory bank of healthy features
             method.fit_memory(torch.from_numpy(x))
         else:
-            self.history = fit(method, torch.from_numpy(x), train, progress=False)
+            self.history = fit(method, torch.from_numpy(x), train, progress=False, run_dir=self.checkpoint_dir,
+                               resume=self.resume)
         method.cpu().eval()
         return self
 

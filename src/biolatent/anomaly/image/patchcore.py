@@ -35,10 +35,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from biolatent.anomaly.image.cevae import gaussian_blur
-from biolatent.anomaly.image.feature_pyramid import INTERPOLATION, N_LEVELS, RANDOM, FeaturePyramid, pyramid_for
+from biolatent.anomaly.image.feature_pyramid import RANDOM, pyramid_for
 from biolatent.errors import ConfigError, DataError
 from biolatent.methods.base import SSLMethod
 from biolatent.models.conv_encoder import check_spatial_dims
+from biolatent.models.feature_pyramid import INTERPOLATION, N_LEVELS, FeaturePyramid
 from biolatent.types import LossOutput
 
 

@@ -13,7 +13,9 @@ embedding", arXiv:2201.10703) for 2D images, on biolatent's frozen feature pyram
 * Anomaly map (paper eq. 4): ``sum_k upsample(1 - cos(T_k, S_k))`` to the input size (bilinear), then a
   Gaussian filter of ``sigma`` pixels (the paper uses sigma 4 on 256-pixel images; 0 = none).
 
-``spatial_dims=3`` makes every part 3D (teacher, bottleneck, student; trilinear upsampling) for volumes.
+``spatial_dims=3`` makes every part 3D (teacher, bottleneck, student; trilinear upsampling) for volumes. The
+networks are ``biolatent.models``' ``FeaturePyramid`` (teacher), ``OneClassBottleneck`` and ``StudentDecoder``
+(``models.reverse_distillation``); this module is the method (loss, anomaly map).
 
 Optional terms (default off) from follow-ups that feed synthetic anomalies to the teacher:
 
@@ -43,14 +45,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from biolatent.anomaly.image.cevae import gaussian_blur
-from biolatent.anomaly.image.feature_pyramid import INTERPOLATION, RANDOM, FeaturePyramid, pyramid_for
+from biolatent.anomaly.image.feature_pyramid import RANDOM, pyramid_for
 from biolatent.errors import ConfigError
 from biolatent.methods.base import SSLMethod
-from biolatent.models.conv_encoder import CONV, TRANSPOSED, check_spatial_dims
-from biolatent.models.resnet import BasicBlock
+from biolatent.models.conv_encoder import check_spatial_dims
+from biolatent.models.feature_pyramid import INTERPOLATION, FeaturePyramid
+from biolatent.models.reverse_distillation import OneClassBottleneck, StudentDecoder
 from biolatent.types import LossOutput
-
-NORM = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
 
 def cosine_distance_map(teacher: torch.Tensor, student: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -70,50 +71,6 @@ def contrastive_term(clean: list[torch.Tensor], noisy: list[torch.Tensor], stude
     terms = [F.relu(cosine_distance_map(c, s) - cosine_distance_map(n, s)).mean()
              for c, n, s in zip(clean, noisy, student, strict=True)]
     return torch.stack(terms).sum()
-
-
-def _conv_bn_relu(conv: nn.Module, channels: int, spatial_dims: int = 2) -> nn.Sequential:
-    return nn.Sequential(conv, NORM[spatial_dims](channels), nn.ReLU(inplace=True))
-
-
-class OneClassBottleneck(nn.Module):
-    """Multi-scale feature fusion of the teacher levels, then one stride-2 residual block -> the embedding."""
-
-    def __init__(self, channels: tuple[int, ...], embed_dim: int, spatial_dims: int = 2) -> None:
-        super().__init__()
-        conv = CONV[spatial_dims]
-        self.align = nn.ModuleList()
-        for index in range(len(channels)):
-            steps = [_conv_bn_relu(conv(channels[j], channels[j + 1], 3, stride=2, padding=1, bias=False),
-                                   channels[j + 1], spatial_dims) for j in range(index, len(channels) - 1)]
-            self.align.append(nn.Sequential(*steps))
-        self.embed = BasicBlock(len(channels) * channels[-1], embed_dim, stride=2, spatial_dims=spatial_dims)
-
-    def forward(self, levels: list[torch.Tensor]) -> torch.Tensor:
-        aligned = [align(level) for align, level in zip(self.align, levels, strict=True)]
-        return self.embed(torch.cat(aligned, dim=1))
-
-
-class StudentDecoder(nn.Module):
-    """Embedding -> the student's features at each teacher level (finest first)."""
-
-    def __init__(self, channels: tuple[int, ...], embed_dim: int, spatial_dims: int = 2) -> None:
-        super().__init__()
-        inputs = (*channels[1:], embed_dim)
-        self.spatial_dims = spatial_dims
-        self.up = nn.ModuleList(_conv_bn_relu(TRANSPOSED[spatial_dims](i, c, 2, stride=2, bias=False), c, spatial_dims)
-                                for i, c in zip(inputs, channels, strict=True))
-        self.blocks = nn.ModuleList(BasicBlock(c, c, stride=1, spatial_dims=spatial_dims) for c in channels)
-
-    def forward(self, embedding: torch.Tensor, sizes: list[torch.Size]) -> list[torch.Tensor]:
-        h, out = embedding, []
-        for index in reversed(range(len(self.blocks))):
-            h = self.up[index](h)
-            if h.shape[2:] != sizes[index]:  # odd grids: match the teacher's level
-                h = F.interpolate(h, size=sizes[index], mode=INTERPOLATION[self.spatial_dims], align_corners=False)
-            h = self.blocks[index](h)
-            out.append(h)
-        return out[::-1]
 
 
 class ReverseDistillation(SSLMethod):

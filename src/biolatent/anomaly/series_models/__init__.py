@@ -1,1 +1,2 @@
-"""Neural models of whole windows of a series (trained on healthy windows, scoring every point of a window)."""
+"""Training and scoring of the series networks of ``biolatent.models`` on whole windows (healthy windows in,
+every point of a window scored)."""
