@@ -109,6 +109,8 @@ def test_bad_config_is_one_line(run_cli, tmp_path, cohorts):
         "does not use data.group_column")
     run_cli("register", "fit", config, "--out", tmp_path / "r", *TINY, "--set", "method.spatial_dims=2").expect_error(
         "spatial_dims")
+    run_cli("register", "fit", config, "--out", tmp_path / "r", *TINY, "--set", "train.batch_size=1").expect_error(
+        "train.batch_size", "greater than or equal to 2")
     atlas = _config(tmp_path, cohorts, "voxelmorph", atlas=str(next((cohorts / "train").glob("*-0001.nii.gz"))))
     run_cli("register", "fit", atlas, "--out", tmp_path / "r", *TINY, "--set", "method.dice_weight=1").expect_error(
         "dice_weight", "atlas_labels")
