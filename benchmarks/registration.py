@@ -44,7 +44,7 @@ from _report import RESULTS_DIR, host_info, markdown_table, write_results
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "registration"
 COLUMNS = ["setting", "method", "n_pairs", "dice", "dice_ci_low", "dice_ci_high", "hd95", "folding_fraction",
-           "seconds_per_pair", "train_pairs_per_s", "train_minutes"]
+           "seconds_per_pair", "seconds_per_pair_gpu", "train_pairs_per_s", "train_minutes"]
 MAX_TIME_FRACTION = 0.1  # "a small fraction of the classical reference's time per pair"
 DEMONS_NOTE = "50 iterations, field smoothing 1.5 voxels, histogram matching"
 
@@ -88,7 +88,8 @@ def config_file(work: Path, name: str, data: dict[str, Any], method: dict[str, A
     return path
 
 
-def summarise(setting: str, method: str, pairs: list[dict[str, float]], train: dict | None) -> dict:
+def summarise(setting: str, method: str, pairs: list[dict[str, float]], train: dict | None,
+              gpu: float | None = None) -> dict:
     """One table row: ``pairs`` (one dict per pair: pair, dice, hd95, folding_fraction, seconds) -> means, the
     Dice's 95% t interval over pairs, and the per-pair Dice (``pair_dice``, for paired differences)."""
     dice, low, high = t_interval([p["dice"] for p in pairs])
@@ -96,7 +97,7 @@ def summarise(setting: str, method: str, pairs: list[dict[str, float]], train: d
     return {"setting": setting, "method": method, "n_pairs": len(pairs), "dice": dice, "dice_ci_low": low,
             "dice_ci_high": high, "hd95": statistics.fmean(finite) if finite else float("nan"),
             "folding_fraction": statistics.fmean(p["folding_fraction"] for p in pairs),
-            "seconds_per_pair": statistics.fmean(p["seconds"] for p in pairs),
+            "seconds_per_pair": statistics.fmean(p["seconds"] for p in pairs), "seconds_per_pair_gpu": gpu,
             "train_pairs_per_s": None if train is None else train["pairs_per_second"],
             "train_minutes": None if train is None else train["train_seconds"] / 60,
             "pair_dice": {str(p["pair"]): float(p["dice"]) for p in pairs}}
@@ -162,6 +163,51 @@ def train_model(work: Path, cohorts: dict[str, Path], args: argparse.Namespace, 
     return run
 
 
+GPU_TIMING = "gpu_timing.json"
+
+
+def time_on_gpu(work: Path, cohorts: dict[str, Path], args: argparse.Namespace) -> None:
+    """Each trained model's seconds per pair on the GPU (``work/runs/<name>/gpu_timing.json``): the same test pairs
+    as the CPU evaluation, each volume put on the model's cube on the CPU (as ``register_pair`` does), then moved
+    to the GPU, the displacement predicted and copied back (synchronised); after three warm-up pairs."""
+    import time
+
+    import pandas as pd
+    import torch
+
+    from biolatent.registration.data import read_image, to_cube
+    from biolatent.rundir import write_json
+    from biolatent.workflows.register import load_run
+
+    device = torch.device("cuda")
+    meta = pd.read_csv(cohorts["test"] / "meta.tsv", sep="\t")
+    for name in MODELS:
+        run = work / "runs" / name
+        config, method = load_run(run)
+        method.to(device)
+        cubes = [torch.from_numpy(to_cube(read_image(cohorts["test"] / path, "image").data, config.data, "image"))
+                 for path in meta.path]
+        pairs = [(i, j) for i in range(len(cubes)) for j in range(len(cubes)) if i != j][: args.max_pairs]
+        seconds = []
+        with torch.no_grad():
+            for k, (i, j) in enumerate([pairs[0]] * 3 + pairs):
+                started = time.perf_counter()
+                field = method.register(cubes[i][None, None].to(device), cubes[j][None, None].to(device)).cpu()
+                if k >= 3:
+                    seconds.append(time.perf_counter() - started)
+        assert field.shape[1] == 3
+        write_json(run / GPU_TIMING, {"seconds_per_pair": statistics.fmean(seconds), "n_pairs": len(seconds),
+                                      "device": torch.cuda.get_device_name(0)})
+        print(f"{name}: {statistics.fmean(seconds) * 1000:.2f} ms a pair on {torch.cuda.get_device_name(0)}")
+
+
+def gpu_seconds(work: Path, name: str) -> float | None:
+    from biolatent.rundir import read_json
+
+    path = work / "runs" / name / GPU_TIMING
+    return float(read_json(path)["seconds_per_pair"]) if path.is_file() else None
+
+
 def training_devices(work: Path) -> str:
     """Where each model of ``work/runs`` was trained (its run's ``provenance.json``), one phrase."""
     from biolatent.rundir import read_json
@@ -197,7 +243,8 @@ def intra_modal(work: Path, cohorts: dict[str, Path], args) -> list[dict]:
                 continue  # the same pairs: reported once
             pairs = group[["dice", "hd95", "folding_fraction", "seconds"]].astype(float).assign(
                 pair=group["pair"].to_numpy()).to_dict("records")
-            rows.append(summarise("intra-modal (T1 -> T1)", str(method), pairs, rate if method == name else None))
+            rows.append(summarise("intra-modal (T1 -> T1)", str(method), pairs, rate if method == name else None,
+                                  gpu_seconds(work, name) if method == name else None))
     return rows
 
 
@@ -237,7 +284,8 @@ def inter_modal(work: Path, cohorts: dict[str, Path], args) -> list[dict]:
             results[name].append({"pair": f"{t1.id[i]}->{t2.id[0]}", "dice": result.dice_mean,
                                   "hd95": float(np.nanmean(distances)), "folding_fraction": result.folding_fraction,
                                   "seconds": result.seconds})
-    return [summarise("inter-modal (T1 -> T2 atlas)", name, pairs, rate if name.startswith("voxelmorph") else None)
+    return [summarise("inter-modal (T1 -> T2 atlas)", name, pairs, rate if name.startswith("voxelmorph") else None,
+                      gpu_seconds(work, "voxelmorph_mi") if name.startswith("voxelmorph") else None)
             for name, pairs in results.items()]
 
 
@@ -256,6 +304,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=ROOT / "work" / "registration")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of the models (torch) and of demons")
+    parser.add_argument("--time-on-gpu", action="store_true",
+                        help="time each trained model of --work on the GPU (written beside the run) and stop")
     parser.add_argument("--train-only", choices=MODELS, default=None,
                         help="train this model into --work and stop (e.g. on a GPU machine); a later run with the "
                              "same --work evaluates it on this machine's CPU")
@@ -285,7 +335,9 @@ def report(rows: list[dict], checks: list[dict], args: argparse.Namespace, wall_
         "pairs), never on this test cohort; micdir and the MI model use the same ones. Dice: the mean over the three "
         "tissues of each pair, mean over pairs [95% t interval over pairs]; HD95 in mm; seconds per pair at "
         "inference on the CPU (demons: SimpleITK's fast symmetric forces demons, "
-        f"{DEMONS_NOTE}); training throughput in pairs/s and training time (a run's own record: runs and evaluations "
+        f"{DEMONS_NOTE}); `seconds_per_pair_gpu`: the model alone on the GPU (`--time-on-gpu`: the cube moved to the "
+        "GPU, the displacement predicted and copied back, on the first pairs of the same test cohort; empty where "
+        "no GPU was lent); training throughput in pairs/s and training time (a run's own record: runs and evaluations "
         f"found in --work are reused). This script's wall time: {wall_seconds / 60:.0f} min; 1-minute load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at its end (seconds are those of a shared machine).",
         "",
@@ -319,6 +371,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         pass
     args.work.mkdir(parents=True, exist_ok=True)
     cohorts = make_cohorts(args.work, args)
+    if args.time_on_gpu:
+        time_on_gpu(args.work, cohorts, args)
+        return []
     if args.train_only is not None:
         print(f"trained {train_model(args.work, cohorts, args, args.train_only)}")
         return []
