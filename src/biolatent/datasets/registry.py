@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from biolatent.datasets import (
     cmu1_tiles,
+    colin27_aal,
     eunomia_omop,
     geuvadis,
     internal_bleeding,
@@ -19,7 +20,8 @@ from biolatent.errors import DataError
 DATASETS: dict[str, DatasetRecipe] = {
     recipe.name: recipe for recipe in (pbmc68k.RECIPE, oct4_mafk.RECIPE, cmu1_tiles.RECIPE, geuvadis.RECIPE,
                                           internal_bleeding.RECIPE, mni152.RECIPE, visium_mouse_brain.RECIPE,
-                                          nafld_records.RECIPE, eunomia_omop.RECIPE)
+                                          nafld_records.RECIPE, eunomia_omop.RECIPE,
+                                          colin27_aal.RECIPE)
 }
 
 
