@@ -347,6 +347,9 @@ def data_simulate(
         help="brain: scans of every subject (same anatomy re-acquired; a subject column), for MICLe")] = 1,
     contrast: Annotated[str, typer.Option(help="brain: t1 or t2 (the same anatomy T2-like: inter-modal registration "
                                                "pairs)")] = "t1",
+    atlas: Annotated[str, typer.Option(help="brain: the anatomy, mni152 (labels: GM, WM, CSF) or colin27-aal (the "
+                                            "Colin27 brain; labels: AAL's 116 regions, for many-label "
+                                            "registration)")] = "mni152",
     spots: Annotated[int, typer.Option(help="spatial: number of spots (Visium grid, 100 um apart)")] = 1500,
     genes: Annotated[int, typer.Option(help="spatial: number of genes (5..765, 20% morphology-independent)")] = 200,
     records: Annotated[bool, typer.Option(help="heart: also health records (records.tsv) from the same latent "
@@ -385,9 +388,11 @@ def data_simulate(
         return
     if kind == "brain":
         from biolatent.anomaly.volumes import write_brain_set
+        from biolatent.data.simulate.brain import atlas_template
 
+        template = None if atlas == "mni152" else atlas_template(atlas, progress=say)  # mni152: write_brain_set's
         typer.echo(str(write_brain_set(out, n, size=size, lesions=lesions, mass_effect=mass_effect, seed=seed,
-                                       lesion_fraction=lesion_fraction, sites=sites,
+                                       lesion_fraction=lesion_fraction, sites=sites, template=template,
                                        subject_parameters=subject_parameters,
                                        scans_per_subject=scans_per_subject, contrast=contrast, say=say)))
         return

@@ -92,7 +92,9 @@ def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: boo
     re-acquired, each scan at its own site when ``sites`` > 0) with a ``subject`` column: MICLe's positives.
 
     Every subject's tissue label map (``<id>_labels.nii.gz``, integer: 0 background, 1 GM, 2 WM, 3 CSF) is written
-    too; ``contrast`` ``t2`` renders the same anatomy T2-like (``simulate.brain``: inter-modal registration).
+    too, or, when the template carries an atlas (``colin27_aal_template``: AAL), its atlas regions warped with the
+    subject, and then ``label_names.tsv`` (index, name) beside ``meta.tsv``; ``contrast`` ``t2`` renders the same
+    anatomy T2-like (``simulate.brain``: inter-modal registration).
 
     ``meta.tsv`` columns: id, path, is_anomaly, mask (empty for none), labels, lesion_voxels, n_lesions, gm_ml,
     wm_ml, csf_ml, and with ``subject_parameters`` atrophy and age, with ``sites`` > 0 site (``simulate.brain``). With
@@ -155,7 +157,8 @@ def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: boo
             if chosen[i]:
                 mask = f"{name}_mask.nii.gz"
                 save_volume(out_dir / mask, subject.mask.astype(np.float32), subject.affine)
-            save_volume(out_dir / f"{name}_labels.nii.gz", subject.labels.astype(np.float32), subject.affine)
+            labels = subject.labels if subject.regions is None else subject.regions
+            save_volume(out_dir / f"{name}_labels.nii.gz", labels.astype(np.float32), subject.affine)
             rows.append({"id": name, "path": f"{name}.nii.gz", "is_anomaly": int(subject.mask.any()), "mask": mask,
                          "labels": f"{name}_labels.nii.gz",
                          "lesion_voxels": int(subject.mask.sum()), "n_lesions": len(subject.lesions),
@@ -165,6 +168,10 @@ def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: boo
             shown.append((name, subject.image, subject.mask))
         if say is not None and ((i + 1) % max(1, int(n) // 10) == 0 or i + 1 == int(n)):
             say(f"{i + 1}/{n} brains written")
+    if template.regions is not None:
+        names = template.region_names or {int(k): str(k) for k in np.unique(template.regions) if k}
+        with atomic_path(out_dir / "label_names.tsv") as tmp:
+            pd.DataFrame({"index": list(names), "name": list(names.values())}).to_csv(tmp, sep="\t", index=False)
     meta = out_dir / META
     with atomic_path(meta) as tmp:
         pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)

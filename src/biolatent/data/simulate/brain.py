@@ -16,6 +16,12 @@ Here the anatomy is the grey / white matter / CSF probability maps of the MNI IC
 * a smooth multiplicative bias field exp(N(0, 0.1) on a 4x4x4 grid, upsampled) and Gaussian noise of sd
   U(0.01, 0.03) inside the brain; the result is clipped to [0, 1].
 
+Many labels (``colin27_aal_template``, ``--atlas colin27-aal``): the anatomy is the Colin27 brain (Holmes et al.
+1998) instead, its tissue maps the posteriors of the dataset ``colin27-aal``, and the template carries an atlas
+label map (``regions``: AAL, Tzourio-Mazoyer et al. 2002, 116 regions) that is pulled through each subject's own
+map (affine + elastic, and atrophy / mass effect when drawn) with nearest neighbours and kept inside the rendered
+brain (tissue > 0.5): ``BrainSubject.regions``, written as the subject's label map.
+
 The output is a cube of ``size`` voxels per side (a power of two >= 32, because the 2D detectors need it) that
 holds the template's brain with a 10 % margin, resampled (trilinear) from the template after a Gaussian
 anti-aliasing blur (sigma = 0.4 output voxels). Arrays are (z, y, x) of RAS space: ``image[k]`` is axial slice
@@ -82,12 +88,18 @@ class BrainTemplate:
     csf: np.ndarray
     affine: np.ndarray
     name: str = "template"
+    regions: np.ndarray | None = None  # an integer atlas label map on the same grid (0 = none), e.g. AAL
+    region_names: dict[int, str] = field(default_factory=dict)
     _grids: dict[int, _Grid] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         shapes = {np.shape(self.gm), np.shape(self.wm), np.shape(self.csf)}
+        if self.regions is not None:
+            shapes.add(np.shape(self.regions))
+            self.regions = np.rint(np.asarray(self.regions)).astype(np.int16)
         if len(shapes) != 1 or np.ndim(self.gm) != 3:
-            raise DataError(f"template {self.name!r}: gm, wm, csf must be 3D maps of one shape, got {sorted(shapes)}")
+            raise DataError(f"template {self.name!r}: gm, wm, csf (and regions) must be 3D maps of one shape, got "
+                            f"{sorted(shapes)}")
         if np.shape(self.affine) != (4, 4):
             raise DataError(f"template {self.name!r}: the affine must be 4x4")
         self.gm, self.wm, self.csf = (np.clip(np.asarray(m, np.float32), 0.0, 1.0) for m in (self.gm, self.wm,
@@ -147,6 +159,7 @@ class BrainSubject:
     affine: np.ndarray
     lesions: list[dict[str, Any]]
     voxel_ml: float = 0.0  # volume of one voxel in millilitres
+    regions: np.ndarray | None = None  # the template's atlas labels (z, y, x) int16 warped with the anatomy
 
     def tissue_volumes(self) -> dict[str, float]:
         """``gm_ml``, ``wm_ml``, ``csf_ml``: the tissue probability maps summed, in millilitres."""
@@ -177,6 +190,32 @@ def mni152_template(progress: Any = None) -> BrainTemplate:
     from biolatent.datasets import fetch
 
     return load_template(fetch("mni152", progress=progress or (lambda _: None)))
+
+
+def colin27_aal_template(progress: Any = None) -> BrainTemplate:
+    """The Colin27 brain with its AAL atlas (116 regions), obtained through the dataset registry (``colin27-aal``):
+    its GM/WM/CSF posteriors render the subjects, its AAL map is warped with each subject (``regions``)."""
+    import pandas as pd
+
+    from biolatent.datasets import fetch
+    from biolatent.io.nifti import read_nifti
+
+    folder = fetch("colin27-aal", progress=progress or (lambda _: None))
+    tissue = load_template(folder, name="colin27-aal")
+    names = pd.read_csv(folder / "labels.tsv", sep="\t")
+    return BrainTemplate(tissue.gm, tissue.wm, tissue.csf, tissue.affine, name="colin27-aal",
+                         regions=read_nifti(folder / "labels.nii.gz", ndim=3).data,
+                         region_names=dict(zip(names["index"].astype(int), names["name"].astype(str), strict=True)))
+
+
+ATLASES = {"mni152": mni152_template, "colin27-aal": colin27_aal_template}
+
+
+def atlas_template(name: str, progress: Any = None) -> BrainTemplate:
+    """The template called ``name`` (``ATLASES``: ``mni152``, tissue labels; ``colin27-aal``, AAL's 116 regions)."""
+    if name not in ATLASES:
+        raise DataError(f"unknown atlas {name!r} (choose from {', '.join(ATLASES)})")
+    return ATLASES[name](progress)
 
 
 def ellipsoid_template(shape: tuple[int, int, int] = (40, 48, 40), spacing: float = 4.0) -> BrainTemplate:
@@ -369,8 +408,12 @@ def simulate_brain(template: BrainTemplate, seed: int, index: int, *, size: int 
     if site is not None and site.slice_thickness > 1.0:  # FWHM -> sigma; axis 0 is z (axial slices)
         signal = ndimage.gaussian_filter1d(signal, site.slice_thickness / 2.3548, axis=0, mode="nearest")
     image = np.clip(signal + anatomy.noise * inside, 0.0, 1.0) * inside
+    regions = None
+    if template.regions is not None:  # nearest neighbour through the same map; kept inside the rendered brain
+        regions = ndimage.map_coordinates(template.regions, coords, order=0, mode="constant", cval=0)
+        regions = np.where(tissue.sum(axis=0) > 0.5, regions, 0).astype(np.int16)
     return BrainSubject(image.astype(np.float32), mask, tissue.astype(np.float32), grid.affine, found,
-                        grid.spacing**3 / 1000.0)
+                        grid.spacing**3 / 1000.0, regions)
 
 
 def simulate_brains(n: int, *, size: int = 64, lesions: bool = False, mass_effect: bool = False, seed: int = 0,
