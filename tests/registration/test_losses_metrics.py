@@ -102,3 +102,24 @@ def test_demons_recovers_a_smooth_shift():
     warped = warp(moving, torch.from_numpy(field).movedim(-1, 0)[None].float())
     error_after = float(((warped - fixed) ** 2)[(..., *inner)].mean())
     assert error_after < 0.3 * float(((moving - fixed) ** 2)[(..., *inner)].mean())
+
+
+def test_hd95_on_the_masks_bounding_box_equals_the_whole_grid():
+    """hd95 works on the masks' bounding box (one voxel wider): the same value as on the whole grid, also for masks
+    touching the grid's edge."""
+    from scipy import ndimage
+
+    from biolatent.registration.metrics import _surface
+
+    def whole(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...]) -> float:
+        sa, sb = _surface(a), _surface(b)
+        to_b = ndimage.distance_transform_edt(~sb, sampling=spacing)
+        to_a = ndimage.distance_transform_edt(~sa, sampling=spacing)
+        return float(np.percentile(np.concatenate([to_b[sa], to_a[sb]]), 95))
+
+    rng = np.random.default_rng(0)
+    for edge in (False, True):
+        a = ndimage.binary_dilation(rng.random((20, 22, 24)) < 0.003, iterations=2)
+        b = ndimage.binary_dilation(rng.random((20, 22, 24)) < 0.003, iterations=2)
+        a[0, :4, :4] |= edge
+        assert hd95(a, b, (1.0, 2.0, 3.0)) == pytest.approx(whole(a, b, (1.0, 2.0, 3.0)))

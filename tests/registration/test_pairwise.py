@@ -55,3 +55,19 @@ def test_checkerboard_alternates_tiles_and_the_figure_draws():
     jacobian[2:4, 2:4, 4] = -1.0
     figure = pairs_figure([PairView("a -> b", volume, volume, volume, jacobian)], "voxelmorph")
     assert len(figure.axes) == 5  # four panels and the Jacobian's colour bar
+
+
+def test_dice_of_the_chosen_labels_only():
+    fixed = _ramp((12, 12, 12), 1.0)
+    cfg = RegistrationData(path="unused", image_size=8, normalise="minmax")
+    moving_labels = np.zeros((12, 12, 12), np.int64)
+    moving_labels[2:6] = 1
+    moving_labels[8:10] = 2  # absent from the fixed map
+    fixed_labels = np.zeros_like(moving_labels)
+    fixed_labels[2:6] = 1
+    both = register_pair(fixed, fixed, cfg, cube_fn=identity_fn, moving_labels=moving_labels,
+                         fixed_labels=fixed_labels)
+    assert both.dice == {1: 1.0, 2: 0.0} and both.dice_mean == 0.5
+    present = register_pair(fixed, fixed, cfg, cube_fn=identity_fn, moving_labels=moving_labels,
+                            fixed_labels=fixed_labels, dice_labels=[1])
+    assert present.dice == {1: 1.0} and present.dice_mean == 1.0

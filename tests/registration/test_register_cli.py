@@ -167,3 +167,20 @@ def test_bad_input_is_one_line_and_writes_nothing(run_cli, tmp_path, cohorts):
     config = _config(tmp_path, cohorts, "voxelmorph", path=str(non_finite))
     run_cli("register", "fit", config, "--out", tmp_path / "r2", *TINY).expect_error("NaN")
     assert not (tmp_path / "r2").exists()
+
+
+def test_evaluate_into_another_folder_on_the_fixed_maps_labels(tmp_path, cohorts):
+    """``evaluate_registration(out_dir=..., fixed_labels_only=True)``: another cohort's evaluation beside the run's
+    own (the benchmark's many-label setting), Dice over the labels of the fixed map."""
+    from biolatent.workflows.register import evaluate_registration, fit_registration
+
+    run = fit_registration(_config(tmp_path, cohorts, "voxelmorph", image_size=16), tmp_path / "run",
+                           ["method.widths=[4, 8, 8]", "method.ncc_window=5", "train.epochs=1",
+                            "train.batch_size=2"], progress=False, say=lambda _: None)
+    out = tmp_path / "elsewhere"
+    path = evaluate_registration(run, cohorts / "test", max_pairs=1, classical=False, fixed_labels_only=True,
+                                 out_dir=out, say=lambda _: None)
+    assert path == out / "registration_metrics.tsv" and (out / "registration_pairs.png").is_file()
+    assert not (run / "registration_metrics.tsv").exists()
+    table = pd.read_csv(path, sep="\t", keep_default_na=False)
+    assert set(table.method) == {"voxelmorph", "identity"} and set(table.label) == {"1", "2", "3", "mean"}

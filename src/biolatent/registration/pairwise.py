@@ -65,9 +65,10 @@ def check_pair(moving: Volume, fixed: Volume) -> None:
 
 def register_pair(moving: Volume, fixed: Volume, cfg: RegistrationData, *, cube_fn: CubeFn | None = None,
                   full_fn: FullFn | None = None, moving_labels: np.ndarray | None = None,
-                  fixed_labels: np.ndarray | None = None) -> PairResult:
+                  fixed_labels: np.ndarray | None = None, dice_labels: list[int] | None = None) -> PairResult:
     """Register ``moving`` to ``fixed`` with ``cube_fn`` (on the model's cube) or ``full_fn`` (at the fixed grid,
-    on the images in [0, 1] after the cohort's normalisation at full resolution)."""
+    on the images in [0, 1] after the cohort's normalisation at full resolution); Dice of ``dice_labels``, by
+    default of every label in either map (``dice_per_label``)."""
     check_pair(moving, fixed)
     moved = onto_fixed_grid(moving.data, moving.affine, fixed, 1)
     labels = None if moving_labels is None else onto_fixed_grid(moving_labels.astype(np.float32), moving.affine,
@@ -92,7 +93,8 @@ def register_pair(moving: Volume, fixed: Volume, cfg: RegistrationData, *, cube_
         warped_labels = warp(torch.from_numpy(np.ascontiguousarray(labels))[None, None], field, mode="nearest",
                              padding_mode="zeros")[0, 0].numpy().round().astype(np.int64)
     jacobian = jacobian_determinant(field)[0].numpy()
-    dice = {} if warped_labels is None or fixed_labels is None else dice_per_label(warped_labels, fixed_labels)
+    dice = {} if warped_labels is None or fixed_labels is None else dice_per_label(warped_labels, fixed_labels,
+                                                                                   dice_labels)
     return PairResult(warped, warped_labels, field[0].movedim(0, -1).numpy(), jacobian,
                       float((jacobian <= 0).mean()), seconds, dice)
 

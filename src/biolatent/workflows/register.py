@@ -139,12 +139,14 @@ def apply_registration(run: Path, moving: Path, fixed: Path, out: Path, *, label
 
 
 def evaluate_registration(run: Path, data: Path, *, max_pairs: int | None = None, classical: bool = True,
-                          say=print) -> Path:
+                          fixed_labels_only: bool = False, out_dir: Path | None = None, say=print) -> Path:
     """Every ordered pair (moving, fixed) of the cohort ``data`` (at most ``max_pairs``, in order), registered by
     the run's model, by ``identity`` and (``classical`` and SimpleITK installed) by ``demons``: one row per pair,
-    method and label (``label`` = ``mean`` for the mean over labels) -> ``RUN/registration_metrics.tsv``, and
-    ``RUN/registration_pairs.png`` (``registration.plots``: checkerboards before / after and the Jacobian
-    determinant of the model's field for the first pairs)."""
+    method and label (``label`` = ``mean`` for the mean over labels) -> ``registration_metrics.tsv``, and
+    ``registration_pairs.png`` (``registration.plots``: checkerboards before / after and the Jacobian
+    determinant of the model's field for the first pairs), in ``out_dir`` (default: the run). Labels: those of
+    either map of a pair, or with ``fixed_labels_only`` those present in the fixed map (many-label atlases, where a
+    small region may vanish from a subject's map)."""
     from biolatent.registration.data import cohort_table, read_image, read_labels
     from biolatent.registration.metrics import hd95
     from biolatent.registration.pairwise import identity_fn, register_pair
@@ -156,6 +158,8 @@ def evaluate_registration(run: Path, data: Path, *, max_pairs: int | None = None
         raise BiolatentError(f"{run} was trained without data.labels_column: evaluation needs label maps")
     if max_pairs is not None and max_pairs < 1:
         raise BiolatentError(f"--max-pairs must be at least 1, got {max_pairs}")
+    out_dir = run if out_dir is None else out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
     table = cohort_table(data, column)
     volumes = []
     for sid, path, label_path in zip(table["id"], table["path"], table[column], strict=True):
@@ -183,10 +187,11 @@ def evaluate_registration(run: Path, data: Path, *, max_pairs: int | None = None
     for count, (i, j) in enumerate(pairs, 1):
         (mid, moving, moving_labels), (fid, fixed, fixed_labels) = volumes[i], volumes[j]
         spacing = [float(np.linalg.norm(fixed.affine[:3, k])) for k in range(3)]
+        present = [int(k) for k in np.unique(fixed_labels) if k != 0] if fixed_labels_only else None
         by_method: dict[str, Any] = {}
         for name, how in methods.items():
             result = register_pair(moving, fixed, config.data, moving_labels=moving_labels,
-                                   fixed_labels=fixed_labels, **how)
+                                   fixed_labels=fixed_labels, dice_labels=present, **how)
             assert result.warped_labels is not None
             by_method[name] = result
             common = {"pair": f"{mid}->{fid}", "method": name, "folding_fraction": result.folding_fraction,
@@ -204,12 +209,12 @@ def evaluate_registration(run: Path, data: Path, *, max_pairs: int | None = None
                                   model.jacobian))
         say(f"{count}/{len(pairs)} pairs")
     frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
-    with atomic_path(run / METRICS_FILE) as tmp:
+    with atomic_path(out_dir / METRICS_FILE) as tmp:
         frame.to_csv(tmp, sep="\t", index=False)
-    with atomic_path(run / FIGURE_FILE) as tmp:
+    with atomic_path(out_dir / FIGURE_FILE) as tmp:
         pairs_figure(views, config.method.name).savefig(tmp, format="png", dpi=90)
     means = frame[frame["label"] == "mean"].groupby("method", sort=False)[["dice", "folding_fraction", "seconds"]]
     for name, row in means.mean().iterrows():
         say(f"  {name}: mean Dice {row['dice']:.3f}, folding {row['folding_fraction']:.4f}, "
             f"{row['seconds']:.2f} s/pair")
-    return run / METRICS_FILE
+    return out_dir / METRICS_FILE
