@@ -2,7 +2,7 @@
 
     python benchmarks/registration.py [--quick] [--n-train N] [--n-test M] [--size S] [--image-size I]
                                       [--epochs E] [--micdir-epochs E] [--mi-epochs E] [--max-pairs P]
-                                      [--threads T] [--work DIR] [--out-dir DIR]
+                                      [--aal-size A] [--threads T] [--work DIR] [--out-dir DIR]
 
 Cohorts: ``data simulate brain`` subjects from the real MNI152 template (``--quick``: the ellipsoid template),
 each with its tissue label map (1 GM, 2 WM, 3 CSF): a training cohort (seed 0), a held-out test cohort (seed 1)
@@ -17,6 +17,12 @@ and the same held-out anatomy rendered T2-like (``contrast="t2"``).
   atlas the first test
   subject's T2-like scan; evaluated on every other test subject's T1 scan -> that atlas (``register_pair``), with
   identity and demons (whose histogram matching assumes one contrast: not an inter-modal tool).
+* Many-label: the same trained intra-modal models, identity and demons (``evaluate_registration``) on the first
+  ``--max-pairs`` ordered pairs of ``--n-test`` held-out brains (seed 1) of another anatomy, Colin27 (dataset
+  ``colin27-aal``, Debian ``mricron-data``), at ``--aal-size``^3, each with the AAL atlas (Tzourio-Mazoyer et al.
+  2002, 116 regions) warped by its own deformation (``data simulate brain --atlas colin27-aal``); a pair's Dice is
+  the mean over the AAL regions present in the fixed map. ``--quick`` skips it, saying so, only when the atlas
+  cannot be obtained.
 
 Per method and setting: mean tissue Dice (the mean over labels of each pair) with a 95% t interval over pairs,
 HD95 (mm), folding fraction, seconds per pair (CPU), the training throughput (pairs/s) and minutes, and issue
@@ -222,7 +228,15 @@ def training_devices(work: Path) -> str:
     return "trained on " + "; ".join(f"{name}: {device}" for name, device in devices.items())
 
 
-def intra_modal(work: Path, cohorts: dict[str, Path], args) -> list[dict]:
+INTRA = "intra-modal (T1 -> T1)"
+MANY = "many-label (Colin27 + AAL, T1 -> T1)"
+
+
+def pairwise_rows(work: Path, cohorts: dict[str, Path], args, setting: str, data: Path, out: str | None,
+                  fixed_labels_only: bool = False) -> list[dict]:
+    """The trained intra-modal models (voxelmorph, micdir), identity and demons on the first ``--max-pairs`` ordered
+    pairs of the cohort ``data`` (``evaluate_registration``, written to ``work/<out>/<model>``, or to the run when
+    ``out`` is None; an evaluation found there is reused, as runs are), one row per method."""
     import pandas as pd
 
     from biolatent.rundir import read_json
@@ -232,10 +246,11 @@ def intra_modal(work: Path, cohorts: dict[str, Path], args) -> list[dict]:
     for name in ("voxelmorph", "micdir"):
         run = train_model(work, cohorts, args, name)
         rate = read_json(run / "metrics.json")["register"]
-        metrics = run / "registration_metrics.tsv"  # an evaluation found in --work is reused, as runs are
+        folder = run if out is None else work / out / name
+        metrics = folder / "registration_metrics.tsv"
         if not metrics.is_file():
-            evaluate_registration(run, cohorts["test"], max_pairs=args.max_pairs, classical=name == "voxelmorph",
-                                  say=print)
+            evaluate_registration(run, data, max_pairs=args.max_pairs, classical=name == "voxelmorph",
+                                  fixed_labels_only=fixed_labels_only, out_dir=folder, say=print)
         table = pd.read_csv(metrics, sep="\t", keep_default_na=False)
         means = table[table.label == "mean"]
         for method, group in means.groupby("method", sort=False):
@@ -243,9 +258,44 @@ def intra_modal(work: Path, cohorts: dict[str, Path], args) -> list[dict]:
                 continue  # the same pairs: reported once
             pairs = group[["dice", "hd95", "folding_fraction", "seconds"]].astype(float).assign(
                 pair=group["pair"].to_numpy()).to_dict("records")
-            rows.append(summarise("intra-modal (T1 -> T1)", str(method), pairs, rate if method == name else None,
+            rows.append(summarise(setting, str(method), pairs, rate if method == name else None,
                                   gpu_seconds(work, name) if method == name else None))
     return rows
+
+
+def intra_modal(work: Path, cohorts: dict[str, Path], args) -> list[dict]:
+    return pairwise_rows(work, cohorts, args, INTRA, cohorts["test"], None)
+
+
+def aal_cohort(work: Path, args) -> Path | None:
+    """The held-out many-label cohort (``data simulate brain --atlas colin27-aal``: ``--n-test`` Colin27 brains of
+    ``--aal-size``^3, seed 1, each with the AAL map warped by its own deformation) in ``work/cohorts/test_aal``;
+    with ``--quick``, None (said) when the atlas cannot be obtained (no Debian archive)."""
+    from biolatent.anomaly.volumes import write_brain_set
+    from biolatent.data.simulate.brain import colin27_aal_template
+    from biolatent.datasets import RegistryUnreachable
+
+    folder = work / "cohorts" / "test_aal"
+    if (folder / "meta.tsv").is_file():
+        return folder
+    try:
+        template = colin27_aal_template(progress=print)
+    except RegistryUnreachable as exc:
+        if not args.quick:
+            raise
+        print(f"many-label setting skipped: the colin27-aal atlas cannot be obtained ({exc})")
+        return None
+    write_brain_set(folder, args.n_test, size=args.aal_size, seed=1, template=template)
+    return folder
+
+
+def many_label(work: Path, cohorts: dict[str, Path], args) -> list[dict]:
+    """The intra-modal models, identity and demons on the first ``--max-pairs`` ordered pairs of the AAL cohort:
+    Dice per pair = the mean over the AAL regions present in the fixed subject's map."""
+    folder = aal_cohort(work, args)
+    if folder is None:
+        return []
+    return pairwise_rows(work, cohorts, args, MANY, folder, "aal", fixed_labels_only=True)
 
 
 def inter_modal(work: Path, cohorts: dict[str, Path], args) -> list[dict]:
@@ -297,6 +347,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-test", type=int, default=6)
     parser.add_argument("--size", type=int, default=32, help="side of the simulated brains (voxels)")
     parser.add_argument("--image-size", type=int, default=32, help="the models' cube")
+    parser.add_argument("--aal-size", type=int, default=64, help="side of the many-label (Colin27 + AAL) brains")
     parser.add_argument("--epochs", type=int, default=200, help="voxelmorph (NCC)")
     parser.add_argument("--micdir-epochs", type=int, default=200, help="micdir (about 2.5x voxelmorph's cost a pair)")
     parser.add_argument("--mi-epochs", type=int, default=200, help="voxelmorph (local MI), subject -> atlas")
@@ -312,8 +363,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         (args.n_train, args.n_test, args.size, args.image_size, args.epochs, args.micdir_epochs, args.mi_epochs,
-         args.max_pairs) = 4, 3, 32, 16, 1, 1, 1, 2
+         args.max_pairs, args.aal_size) = 4, 3, 32, 16, 1, 1, 1, 2, 32
     return args
+
+
+def many_label_note(rows: list[dict], args: argparse.Namespace) -> str:
+    """What the many-label rows are, or that the setting was skipped."""
+    if not any(r["setting"] == MANY for r in rows):
+        return "Many-label setting: skipped (the colin27-aal atlas could not be obtained)."
+    return (f"Many-label: {args.n_test} held-out Colin27 brains (seed 1, `data simulate brain --atlas colin27-aal`, "
+            f"{args.aal_size}^3, the same SynthSeg-style rendering and per-subject deformations), each with the AAL "
+            f"atlas (116 regions) warped by its own deformation; the first {args.max_pairs} ordered pairs, registered "
+            "by the intra-modal models trained on MNI152 brains (a new anatomy for them); Dice: the mean over the AAL "
+            "regions present in the fixed map of each pair, mean over pairs [95% t interval over pairs].")
 
 
 def report(rows: list[dict], checks: list[dict], args: argparse.Namespace, wall_seconds: float) -> str:
@@ -333,7 +395,8 @@ def report(rows: list[dict], checks: list[dict], args: argparse.Namespace, wall_
         "models (torch) and demons (SimpleITK) alike. "
         "Hyper-parameters were chosen for voxelmorph (NCC) on a separate validation cohort (seed 2, 5 brains, 20 "
         "pairs), never on this test cohort; micdir and the MI model use the same ones. Dice: the mean over the three "
-        "tissues of each pair, mean over pairs [95% t interval over pairs]; HD95 in mm; seconds per pair at "
+        "tissues of each pair, mean over pairs [95% t interval over pairs]. "
+        f"{many_label_note(rows, args)} HD95 in mm (the mean over the labels of a pair); seconds per pair at "
         "inference on the CPU (demons: SimpleITK's fast symmetric forces demons, "
         f"{DEMONS_NOTE}); `seconds_per_pair_gpu`: the model alone on the GPU (`--time-on-gpu`: the cube moved to the "
         "GPU, the displacement predicted and copied back, on the first pairs of the same test cohort; empty where "
@@ -377,7 +440,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if args.train_only is not None:
         print(f"trained {train_model(args.work, cohorts, args, args.train_only)}")
         return []
-    rows = intra_modal(args.work, cohorts, args) + inter_modal(args.work, cohorts, args)
+    rows = intra_modal(args.work, cohorts, args) + inter_modal(args.work, cohorts, args) + many_label(args.work,
+                                                                                                     cohorts, args)
     checks = criteria(rows, MAX_TIME_FRACTION)
     wall = time.perf_counter() - started
     stem = "registration-cpu" + ("-quick" if args.quick else "")

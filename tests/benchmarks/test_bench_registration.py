@@ -1,5 +1,5 @@
-"""Smoke test of ``benchmarks/registration.py --quick``: both learned models, identity and demons, intra- and
-inter-modal, in the result table."""
+"""Smoke test of ``benchmarks/registration.py --quick``: both learned models, identity and demons, intra-modal,
+inter-modal and many-label (Colin27 + AAL, unless the atlas cannot be obtained), in the result table."""
 
 from __future__ import annotations
 
@@ -28,7 +28,14 @@ def test_quick_run_reports_every_method_and_setting(tmp_path: Path) -> None:
     for row in payload["rows"]:
         assert 0 <= row["dice"] <= 1 and row["dice_ci_low"] <= row["dice"] <= row["dice_ci_high"]
         assert row["seconds_per_pair"] > 0
-    assert "| setting |" in (tmp_path / "out" / "registration-cpu-quick.md").read_text()
+    markdown = (tmp_path / "out" / "registration-cpu-quick.md").read_text()
+    assert "| setting |" in markdown
+    many = {row["method"] for row in payload["rows"] if row["setting"].startswith("many-label")}
+    if many:  # the colin27-aal atlas was obtained (Debian archive): AAL regions, the same methods
+        assert many == {"voxelmorph", "micdir", "identity", "demons"}
+        assert any(c["setting"].startswith("many-label") for c in payload["criteria"])
+    else:
+        assert "Many-label setting: skipped" in markdown
 
 
 def _row(setting: str, method: str, dice: list[float], seconds: float, folding: float = 0.0) -> dict:
