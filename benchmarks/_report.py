@@ -67,6 +67,13 @@ def host_info() -> dict[str, Any]:
     return info
 
 
+def device_tag() -> str:
+    """The device a benchmark runs on, for its output stem: ``"cuda"`` when torch sees a GPU, else ``"cpu"``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def supervised_note(block: dict[str, Any]) -> str:
     """The supervised baseline's budget as ``evaluate`` recorded it (``evaluate.json["supervised"]``), one line."""
     from biolatent.train.supervised import budget_sentence
