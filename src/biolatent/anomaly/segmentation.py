@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from biolatent.anomaly.image.detector import check_images, check_masks
 from biolatent.errors import ConfigError, DataError
 from biolatent.models.conv_encoder import ConvEncoder
+from biolatent.models.device import module_device
 from biolatent.models.segmentation_unet import SegmentationUNet
 from biolatent.types import LossOutput
 
@@ -135,8 +136,9 @@ class Segmenter:
         """Lesion probabilities, float32 (N, H, W) in (0, 1)."""
         x = torch.from_numpy(check_images(images, "segmenter predict", self.geometry, self.network.spatial_dims))
         self.network.eval()
+        device = module_device(self.network)  # a network left on a GPU predicts there; probabilities come back
         with torch.no_grad():
-            parts = [torch.sigmoid(self.network.logits(x[i : i + batch_size]))
+            parts = [torch.sigmoid(self.network.logits(x[i : i + batch_size].to(device))).float().cpu()
                      for i in range(0, x.shape[0], batch_size)]
         return torch.cat(parts).numpy().astype(np.float32)
 

@@ -132,12 +132,15 @@ class AnomalyTransformerDetector(FeatureDetector):
         import torch
 
         from biolatent.anomaly.series_models.anomaly_transformer import point_anomaly_scores
+        from biolatent.models.device import module_device
 
         values = torch.as_tensor(window_values(self._checked(x), f"{self.name} score"), dtype=torch.float32)
         if self.model is None:
             raise DataError(f"{self.name}: score() before fit() or restore()")
-        parts = [point_anomaly_scores(self.model, chunk[..., None]) for chunk in values.split(SCORE_BATCH)]
-        return torch.cat(parts).double().numpy()
+        device = module_device(self.model)  # a model left on a GPU scores there; the scores come back
+        parts = [point_anomaly_scores(self.model, chunk[..., None].to(device)).double().cpu()
+                 for chunk in values.split(SCORE_BATCH)]
+        return torch.cat(parts).numpy()
 
     def score_maps(self, x: np.ndarray) -> np.ndarray:
         """The detector contract's per-point map: ``point_scores``, (N, size)."""
