@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,7 @@ def supervised_reference(root: Path, size: int, epochs: int, seed: int = 0, eros
 
     start = time.perf_counter()
     x, y = inputs(fit_ids)
-    segmenter = train_segmenter(x, y, epochs=epochs, batch_size=16, lr=1e-2, seed=seed,
+    segmenter = train_segmenter(x, y, epochs=epochs, batch_size=16, lr=1e-2, seed=seed, accelerator="auto",
                                 spatial_dims=3 if three_d else 2)
     vx, vy = inputs(val_ids)
     val_maps = predict(segmenter, vx[:, 0]) if three_d else segmenter.predict(vx)
@@ -174,6 +175,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--brain-erosion", type=int, default=2,
                         help="maps kept inside the brain mask eroded by this many voxels (0: dilated by one)")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="tasks (a detector in a mode, a supervised reference, the baselines) run in this many "
+                             "processes at once; the rows do not depend on it")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     unknown = sorted(set(args.modes.split(",")) - set(MODES))
@@ -187,6 +191,55 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+class _InProcess:
+    """``--jobs 1``: the tasks one after the other in this process (an executor's ``map``)."""
+
+    def __enter__(self) -> _InProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    @staticmethod
+    def map(function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        return map(function, items)
+
+
+def _executor(jobs: int) -> Any:
+    """``jobs`` worker processes (spawned: each its own torch and CUDA context), or this process for 1."""
+    if jobs <= 1:
+        return _InProcess()
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _write_cohort(item: tuple[Path, int, int, dict[str, Any]]) -> Path:
+    folder, n, size, options = item
+    return write_brain_set(folder, n, size=size, **options)
+
+
+def _run_task(item: tuple[tuple[Any, ...], Path, dict[str, Any], argparse.Namespace],
+              ) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+    """One table task: ``("detector", name, mode)``, ``("supervised", mode)`` or ``("baselines",)`` -> its (row,
+    lesion-size table) pairs. Each task seeds its own training, so the rows do not depend on ``--jobs``."""
+    task, root, data, args = item
+    if task[0] == "detector":
+        _, name, mode = task
+        row, sizes = run_detector(name, data, root, args.epochs, args.test, "volumes_per_s",
+                                  {"maps": {"brain_erosion": args.brain_erosion, "volume_mode": mode}},
+                                  run_name=f"{name}-{mode}", method=QUICK_METHOD.get(name) if args.quick else None)
+        row["mode"] = mode
+        return [(row, sizes.assign(detector=f"{name} ({mode})"))]
+    if task[0] == "supervised":
+        # the detectors' budget: the supervised reference trains for as many epochs as the reconstruction models
+        reference = supervised_reference(root, args.size, args.epochs, erosion=args.brain_erosion, mode=task[1])
+        print(f"supervised ({task[1]}): {reference}", flush=True)
+        return [(reference, reference.pop("_sizes"))]
+    return trivial_baselines(root, data, args.brain_erosion)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     rows, size_tables = [], []
@@ -194,32 +247,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="anomaly-volumes-") as tmp:
         root = Path(tmp)
         start = time.perf_counter()
-        write_brain_set(root / "healthy", args.healthy, size=args.size, seed=0)
-        write_brain_set(root / "test", args.test, size=args.size, lesions=True, seed=1)
-        write_brain_set(root / "labelled", args.labelled, size=args.size, lesions=True, lesion_fraction=1.0, seed=2)
-        print(f"simulated {args.healthy + args.test + args.labelled} brains in {time.perf_counter() - start:.0f} s",
-              flush=True)
+        cohorts = [("healthy", args.healthy, {"seed": 0}), ("test", args.test, {"lesions": True, "seed": 1}),
+                   ("labelled", args.labelled, {"lesions": True, "lesion_fraction": 1.0, "seed": 2})]
         # the simulated brains are in [0, 1] already: no intensity normalisation (as before the core loader)
         data = {"modality": "volume", "path": str(root / "healthy"), "image_size": args.size, "lesion_column": "mask",
                 "normalise": "none"}
+        tasks: list[tuple[Any, ...]] = []
         for mode in modes:
-            for name in args.detectors.split(","):
-                row, sizes = run_detector(name, data, root, args.epochs, args.test, "volumes_per_s",
-                                          {"maps": {"brain_erosion": args.brain_erosion, "volume_mode": mode}},
-                                          run_name=f"{name}-{mode}",
-                                          method=QUICK_METHOD.get(name) if args.quick else None)
-                row["mode"] = mode
-                rows.append(row)
-                if sizes is not None:
-                    size_tables.append(sizes.assign(detector=f"{name} ({mode})"))
-            # the detectors' budget: the supervised reference trains for as many epochs as the reconstruction models
-            reference = supervised_reference(root, args.size, args.epochs, erosion=args.brain_erosion, mode=mode)
-            size_tables.append(reference.pop("_sizes"))
-            rows.append(reference)
-            print(f"supervised ({mode}): {reference}", flush=True)
-        for row, sizes in trivial_baselines(root, data, args.brain_erosion):
-            rows.append(row)
-            size_tables.append(sizes)
+            tasks += [("detector", name, mode) for name in args.detectors.split(",")]
+            tasks.append(("supervised", mode))
+        tasks.append(("baselines",))
+        with _executor(args.jobs) as pool:
+            list(pool.map(_write_cohort, [(root / name, n, args.size, kw) for name, n, kw in cohorts]))
+            print(f"simulated {args.healthy + args.test + args.labelled} brains in {time.perf_counter() - start:.0f} s",
+                  flush=True)
+            for results in pool.map(_run_task, [(task, root, data, args) for task in tasks]):
+                for row, sizes in results:
+                    rows.append(row)
+                    size_tables.append(sizes)
     sizes = pd.concat(size_tables, ignore_index=True)
     size_rows = sizes.pivot(index="detector", columns="size_bin", values="detection_rate").reset_index()
     bins = [*bin_labels(VOLUME_EDGES), "all"]
@@ -242,7 +287,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "(read it with the Dice: a loose threshold detects everything). The supervised reference (in 3D in "
                 "mode 3d, on axial slices in mode slicewise) chooses its threshold as the best Dice on held-out "
                 "labelled subjects (it has labels, by design); it trains for the detectors' budget "
-                f"({args.epochs} epochs).\n\n"
+                f"({args.epochs} epochs). {args.jobs} task(s) ran at once (fit_s and volumes_per_s are those of "
+                "tasks sharing the machine when more than one).\n\n"
                 f"## Lesion-wise detection rate by lesion size (voxels), raw maps at the healthy threshold\n\n"
                 f"{markdown_table(size_rows.to_dict('records'), ['detector', *bins])}\n")
     print(markdown)

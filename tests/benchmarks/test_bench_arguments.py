@@ -52,7 +52,7 @@ PUBLISHED: dict[str, tuple[str, list[str]]] = {
     "volume_ssl-cpu.json": ("volume_ssl", []),
     "volume_throughput-cpu.json": ("volume_throughput", []),
 }
-MACHINE = {"out_dir", "out", "work", "work_dir", "results_dir"}  # paths on the machine that ran it
+MACHINE = {"out_dir", "out", "work", "work_dir", "results_dir", "jobs"}  # the machine that ran it (paths, processes)
 FROM_DATA = {"gwas_vs_plink2-cpu-geuvadis.json": {"samples", "variants", "missing"}}  # set from the real data
 LEGACY = {"throughput": {"peak_size": "peak_matmul_size"}, "volume_throughput": {"repeats": "views_repeats"}}
 PENDING: dict[str, str] = {  # stored results that are not (yet) the run the script's defaults describe

@@ -38,6 +38,7 @@ from biolatent import provenance
 from biolatent.config import AnomalyRunConfig, dump_config
 from biolatent.errors import DataError
 from biolatent.rundir import atomic_path, read_json, staged_dir, update_json, write_figure, write_json, write_text
+from biolatent.train.device import inference_device
 from biolatent.workflows.anomaly_config import detector_family, load_anomaly_config, method_params
 from biolatent.workflows.anomaly_tasks import ImageTask, labels_of, task_for
 
@@ -131,7 +132,8 @@ def _load(run_dir: Path) -> tuple[AnomalyRunConfig, Any, dict[str, Any]]:
         raise DataError(f"{run_dir} holds no fitted detector: run `biolatent anomaly fit CONFIG --out {run_dir}`")
     state = read_json(run_dir / STATE_FILE)
     config = load_anomaly_config(run_dir / "config.yaml")
-    return config, task_for(state["modality"]).load_detector(run_dir), state
+    detector = task_for(state["modality"]).load_detector(run_dir)
+    return config, detector.to(inference_device(config.train)), state  # scored on the run's accelerator
 
 
 def _data_path(config: AnomalyRunConfig, data: str | Path | None) -> Path:

@@ -156,6 +156,7 @@ class ImageReconstructionDetector(Detector):
         ``train`` is None, a ``TrainConfig`` of ``epochs``, ``batch_size``, ``lr``, ``seed`` and ``accelerator``;
         after ``checkpoint_in(run_dir, resume=True)`` it continues the training checkpointed there."""
         from biolatent.config import TrainConfig
+        from biolatent.train.device import inference_device
         from biolatent.train.fit import fit
 
         x = check_images(images, f"{self.kind} fit", spatial_dims=self.spatial_dims)
@@ -170,7 +171,12 @@ class ImageReconstructionDetector(Detector):
         else:
             self.history = fit(method, torch.from_numpy(x), train, progress=False, run_dir=self.checkpoint_dir,
                                resume=self.resume)
-        method.cpu().eval()
+        method.to(inference_device(train)).eval()  # scored where it trained (Lightning hands it back on the CPU)
+        return self
+
+    def to(self, device: torch.device | str) -> ImageReconstructionDetector:
+        """The fitted model on ``device`` (scoring batches follow it; maps come back to the CPU)."""
+        self._fitted().to(device)
         return self
 
     def _fitted(self) -> SSLMethod:
