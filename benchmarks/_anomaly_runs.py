@@ -44,16 +44,23 @@ def detection_rate(sizes: pd.DataFrame, detector: str) -> float:
     return float(rows.detection_rate.iloc[0])
 
 
+VALIDATION = {"fraction": 0.25, "target_fpr": 0.05}  # the healthy validation part and its false-positive rate
+
+
 def run_detector(name: str, data: dict[str, Any], root: Path, epochs: int, n_test: int,
-                 per_s: str, sections: dict[str, Any] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+                 per_s: str, sections: dict[str, Any] | None = None,
+                 run_name: str | None = None, method: dict[str, Any] | None = None,
+                 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Fit ``name`` on ``data`` (the config's data section), score and evaluate ``root/test``: (row of metrics,
     lesion detection rate, fit seconds and test items scored per second under ``per_s``; raw-map size table).
-    ``sections``: other sections of the anomaly config (e.g. ``maps``)."""
+    ``sections``: other sections of the anomaly config (e.g. ``maps``); ``run_name``: the run folder under ``root``
+    (default ``name``); ``method``: the detector's hyper-parameters (default: its own)."""
     from biolatent.workflows.anomaly_config import load_anomaly_config
 
-    config = load_anomaly_config({"data": data, "method": {"name": name}, "train": train_settings(name, epochs),
-                                  "validation": {"fraction": 0.25, "target_fpr": 0.05}, **(sections or {})})
-    run = root / name
+    config = load_anomaly_config({"data": data, "method": {"name": name, **(method or {})},
+                                  "train": train_settings(name, epochs),
+                                  "validation": VALIDATION, **(sections or {})})
+    run = root / (run_name or name)
     start = time.perf_counter()
     fit_anomaly(config, run, say=lambda _: None)
     fit_s = time.perf_counter() - start

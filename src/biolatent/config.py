@@ -299,12 +299,16 @@ class WindowSection(BaseModel):
 
 
 class MapsSection(BaseModel):
-    """Anomaly detection on volumes: where the voxel maps are kept."""
+    """Anomaly detection on volumes: whether they are scored natively in 3D or slice-wise, and where the voxel maps
+    are kept."""
 
     model_config = _STRICT
 
     brain_erosion: int = Field(0, ge=0, description="keep maps only inside the brain (nonzero voxels) eroded by "
                                                     "this many voxels; 0: the brain dilated by one voxel")
+    volume_mode: Literal["3d", "slicewise"] = Field(
+        "3d", description="3d: the detector is built with spatial_dims=3 and trains on and scores whole volumes; "
+                          "slicewise: a 2D detector on the axial slices (Baur et al. 2021, MedIA 69:101952)")
 
 
 class AnomalyRunConfig(RunConfig):

@@ -1,6 +1,9 @@
-"""``biolatent anomaly`` on 3D volumes (slice-wise 2D detectors) and ``biolatent data simulate brain``."""
+"""``biolatent anomaly`` on 3D volumes (natively 3D by default, slice-wise 2D detectors as an option) and
+``biolatent data simulate brain``."""
 
 from __future__ import annotations
+
+import json
 
 import nibabel as nib
 import numpy as np
@@ -36,12 +39,17 @@ def test_fit_score_evaluate_volumes(run_cli, sets, tmp_path):
     result = run_cli("anomaly", "fit", _config(tmp_path, {"path": str(sets / "healthy")}), "--out", run)
     assert result.code == 0, result.err
     assert "held out" in result.err
+    fitted_err = result.err
     result = run_cli("anomaly", "score", run, "--data", sets / "test", "--out", tmp_path / "scored")
     assert result.code == 0, result.err
     scores = pd.read_csv(tmp_path / "scored" / "scores.tsv", sep="\t")
     meta = pd.read_csv(sets / "test" / "meta.tsv", sep="\t", keep_default_na=False)
     assert scores.id.tolist() == meta.id.tolist() and list(scores.columns[:3]) == ["id", "score", "flagged"]
     assert yaml.safe_load((run / "config.yaml").read_text())["data"]["modality"] == "volume"
+    # 3D is the default: a detector of spatial_dims 3 trained on whole volumes
+    assert "in 3D on 6 healthy volumes" in fitted_err
+    assert json.loads((run / "detector.json").read_text())["params"]["spatial_dims"] == 3
+    assert json.loads((run / "anomaly.json").read_text())["volume_mode"] == "3d"
     maps = []
     for subject in meta.itertuples():
         written = nib.load(tmp_path / "scored" / "maps" / f"{subject.id}_map.nii.gz")
@@ -66,6 +74,28 @@ def test_fit_score_evaluate_volumes(run_cli, sets, tmp_path):
     assert voxel["auroc"] > 0.6  # the lesions are brighter or darker than anything the AE saw in healthy brains
     assert voxel["dice_best"] >= voxel["dice_val_threshold"] - 1e-9  # best over thresholds bounds any threshold
     assert (run / "anomaly_maps.png").is_file()
+
+
+def test_slicewise_mode_and_the_mode_against_spatial_dims(run_cli, sets, tmp_path):
+    run = tmp_path / "run"
+    config = _config(tmp_path, {"path": str(sets / "healthy")}, train={"epochs": 1},
+                     maps={"volume_mode": "slicewise"})
+    result = run_cli("anomaly", "fit", config, "--out", run)
+    assert result.code == 0, result.err
+    assert "slice-wise on" in result.err and "axial brain slices of 6 healthy volumes" in result.err
+    assert json.loads((run / "detector.json").read_text())["params"]["spatial_dims"] == 2
+    assert json.loads((run / "anomaly.json").read_text())["volume_mode"] == "slicewise"
+    assert run_cli("anomaly", "evaluate", run, "--data", sets / "test").code == 0
+    metrics = pd.read_csv(run / "anomaly_metrics.tsv", sep="\t")
+    assert {"auroc", "dice_val_threshold"} <= set(metrics.loc[metrics.level == "voxel", "metric"])
+    assert run_cli("anomaly", "score", run, "--data", sets / "test", "--out", tmp_path / "scored").code == 0
+    meta = pd.read_csv(sets / "test" / "meta.tsv", sep="\t", keep_default_na=False)
+    assert all((tmp_path / "scored" / "maps" / f"{i}_map.nii.gz").is_file() for i in meta.id)
+    clash = _config(tmp_path, {"path": str(sets / "healthy")}, method={"name": "ae", "spatial_dims": 2})
+    run_cli("anomaly", "fit", clash, "--out", tmp_path / "r2").expect_error("contradicts maps.volume_mode: 3d")
+    bad = _config(tmp_path, {"path": str(sets / "healthy")}, maps={"volume_mode": "2d"})
+    run_cli("anomaly", "fit", bad, "--out", tmp_path / "r3").expect_error("volume_mode")
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
 
 
 def test_brain_erosion_reaches_the_written_maps(run_cli, sets, tmp_path):
@@ -154,3 +184,38 @@ def test_brain_slice_set_cuts_through_the_largest_lesion(run_cli, tmp_path):
         assert largest[row.slice].any() and (masks[i] == subject.mask[row.slice]).all()
     failed = run_cli("data", "simulate", "brainslices2d", "--n", "2", "--size", "32", "--out", tmp_path / "s")
     failed.expect_error("already holds")
+
+
+def test_the_strega_threshold_comes_from_healthy_validation_not_the_pooled_test_maps():
+    from biolatent.anomaly.image.postprocess import otsu_threshold, postprocess
+    from biolatent.workflows.anomaly import postprocessed
+
+    rng = np.random.default_rng(0)
+    maps = rng.uniform(0.0, 0.1, (2, 4, 16, 16))
+    maps[0, 1:3, 4:9, 4:9] = 0.5  # a lesion of volume 0 at 0.5
+    maps[1, 1:3, 4:9, 4:9] = 20.0  # a much brighter one in another test volume
+    # Otsu over the pooled maps splits at the bright lesion: volume 0's lesion is lost, it depends on the other volume
+    pooled = postprocess(maps.reshape(-1, 16, 16)).reshape(maps.shape)
+    assert 0.5 < otsu_threshold(np.clip(maps, 0, None)) and not pooled[0].any()
+    # the healthy-validation threshold keeps it, and volume 0's segmentation does not depend on volume 1
+    segmented = postprocessed(maps, 0.2)
+    assert segmented[0, 1:3, 4:9, 4:9].all() and segmented[0].sum() == 50
+    np.testing.assert_array_equal(postprocessed(maps[:1], 0.2)[0], segmented[0])
+
+
+def test_dice_postprocessed_of_evaluate_uses_the_voxel_threshold(run_cli, sets, tmp_path, monkeypatch):
+    import biolatent.workflows.anomaly as workflow
+
+    run = tmp_path / "run"
+    config = _config(tmp_path, {"path": str(sets / "healthy")}, train={"epochs": 1})
+    assert run_cli("anomaly", "fit", config, "--out", run).code == 0
+    seen: list[float] = []
+    original = workflow.postprocessed
+
+    def spy(maps, threshold):
+        seen.append(threshold)
+        return original(maps, threshold)
+
+    monkeypatch.setattr(workflow, "postprocessed", spy)
+    assert run_cli("anomaly", "evaluate", run, "--data", sets / "test").code == 0
+    assert seen == [json.loads((run / "anomaly.json").read_text())["voxel_threshold"]]

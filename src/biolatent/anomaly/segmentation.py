@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from biolatent.anomaly.image.detector import check_images, check_masks
 from biolatent.errors import ConfigError, DataError
 from biolatent.models.conv_encoder import ConvEncoder
+from biolatent.models.device import module_device
 from biolatent.models.segmentation_unet import SegmentationUNet
 from biolatent.types import LossOutput
 
@@ -122,8 +123,9 @@ class LesionSegmenter(SegmentationUNet):
 class Segmenter:
     """A trained ``LesionSegmenter``: ``predict`` probabilities (N, H, W), ``segment`` bool masks, save/load."""
 
-    def __init__(self, network: LesionSegmenter, *, threshold: float = 0.5, history: pd.DataFrame | None = None):
-        self.network = network.cpu().eval()
+    def __init__(self, network: LesionSegmenter, *, threshold: float = 0.5, history: pd.DataFrame | None = None,
+                 device: torch.device | str = "cpu"):
+        self.network = network.to(device).eval()  # ``predict`` batches follow it; probabilities come back
         self.threshold = float(threshold)
         self.history = history
 
@@ -135,8 +137,9 @@ class Segmenter:
         """Lesion probabilities, float32 (N, H, W) in (0, 1)."""
         x = torch.from_numpy(check_images(images, "segmenter predict", self.geometry, self.network.spatial_dims))
         self.network.eval()
+        device = module_device(self.network)  # a network left on a GPU predicts there; probabilities come back
         with torch.no_grad():
-            parts = [torch.sigmoid(self.network.logits(x[i : i + batch_size]))
+            parts = [torch.sigmoid(self.network.logits(x[i : i + batch_size].to(device))).float().cpu()
                      for i in range(0, x.shape[0], batch_size)]
         return torch.cat(parts).numpy().astype(np.float32)
 
@@ -194,6 +197,7 @@ def train_segmenter(
     ``train.seed``) or, when None, a ``TrainConfig`` of ``epochs``, ``batch_size``, ``lr``, ``seed`` and
     ``accelerator``."""
     from biolatent.config import TrainConfig
+    from biolatent.train.device import inference_device
     from biolatent.train.fit import fit
 
     x = check_images(images, "segmenter fit", spatial_dims=spatial_dims)
@@ -208,4 +212,4 @@ def train_segmenter(
     network = LesionSegmenter(None, in_channels=x.shape[1], image_size=x.shape[2], widths=tuple(widths), skip=skip,
                               dice_weight=dice_weight, augment=augment, spatial_dims=spatial_dims)
     history = fit(network, torch.from_numpy(x), train, y=torch.from_numpy(y.astype(np.float32)), progress=False)
-    return Segmenter(network, threshold=threshold, history=history)
+    return Segmenter(network, threshold=threshold, history=history, device=inference_device(train))

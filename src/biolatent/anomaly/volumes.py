@@ -1,5 +1,5 @@
-"""3D volume sets for anomaly detection: slice-wise maps and scores, maps written back on the input's grid, figures,
-and the synthetic brain sets.
+"""3D volume sets for anomaly detection: maps and scores (natively in 3D or slice-wise), maps written back on the
+input's grid, figures, and the synthetic brain sets.
 
 Volumes are read by the core loader (``data.volume_sets``: ``data.modality: volume``, lesion masks in
 ``fields["lesion"]``); here arrays are (z, y, x) of canonical RAS (the loader's (x, y, z) transposed): ``v[k]`` is
@@ -225,7 +225,7 @@ def volume_map_figure(volumes: np.ndarray, maps: np.ndarray, masks: np.ndarray |
                            names, n=n)
 
 
-# --- slice-wise detection (Baur et al. 2021, Medical Image Analysis 69:101952: 2D models on axial slices) ---
+# --- detection in 3D, or slice-wise (Baur et al. 2021, Medical Image Analysis 69:101952: 2D models on axial slices) ---
 
 
 def brain_region(volumes: np.ndarray, erosion: int = 0) -> np.ndarray:
@@ -252,8 +252,11 @@ def brain_slices(volumes: np.ndarray) -> np.ndarray:
 
 
 def volume_maps(detector: Any, volumes: np.ndarray, erosion: int = 0) -> np.ndarray:
-    """float32 (N, D, H, W): the 2D detector's map of every axial slice that holds brain, 0 elsewhere and outside
-    ``brain_region(volumes, erosion)``."""
+    """float32 (N, D, H, W), 0 outside ``brain_region(volumes, erosion)``: a 3D detector's (``spatial_dims`` 3) map
+    of each whole volume, or a 2D detector's map of every axial slice that holds brain (0 on the other slices)."""
+    if getattr(detector, "spatial_dims", 2) == 3:
+        maps = np.asarray(detector.score_maps(volumes[:, None]), np.float32)
+        return maps * brain_region(volumes, erosion)
     n, d, h, w = volumes.shape
     slices = volumes.reshape(n * d, h, w)
     keep = np.flatnonzero(slices.reshape(n * d, -1).max(axis=1) > 0)
@@ -265,7 +268,8 @@ def volume_maps(detector: Any, volumes: np.ndarray, erosion: int = 0) -> np.ndar
 
 def volume_scores(maps: np.ndarray, top_fraction: float, opening_radius: int) -> np.ndarray:
     """(N, D, H, W) -> (N,): each axial slice grey-opened as in the 2D detector, then the top-fraction mean
-    over the whole volume's voxel map."""
+    over the whole volume's voxel map (the same for maps scored in 3D, slice-wise and the trivial baselines, so
+    that their sample scores compare)."""
     from biolatent.anomaly.image.detector import top_fraction_mean
 
     if opening_radius > 0:

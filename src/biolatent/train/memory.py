@@ -27,6 +27,7 @@ import torch
 
 from biolatent.config import TrainConfig
 from biolatent.errors import ConfigError
+from biolatent.train.device import uses_cuda
 
 GB = 1e9
 AVAILABLE_ENV = "BIOLATENT_MEMORY_GB"  # overrides the memory a training step may use (tests, shared machines)
@@ -112,7 +113,7 @@ def available_memory(train: TrainConfig) -> tuple[float, str]:
             return float(override) * GB, f"${AVAILABLE_ENV}"
         except ValueError:
             raise ConfigError(f"${AVAILABLE_ENV} must be a number of GB, got {override!r}") from None
-    if _uses_cuda(train):
+    if uses_cuda(train):
         free, _ = torch.cuda.mem_get_info()
         return float(free), "GPU"
     return _available_ram(), "RAM"
@@ -134,12 +135,6 @@ def _available_ram() -> float:
     except OSError:
         pass
     return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-
-
-def _uses_cuda(train: TrainConfig) -> bool:
-    if train.accelerator in ("gpu", "cuda"):
-        return torch.cuda.is_available()
-    return train.accelerator == "auto" and torch.cuda.is_available()
 
 
 def check_step_memory(estimate: StepMemory, train: TrainConfig, available: float | None = None) -> float:

@@ -19,9 +19,10 @@ evaluate: needs labels (series: a column; features: an obs/table column; images 
 ``is_anomaly`` or their lesion masks, ``data.lesion_column``; 0/1 or True/False, another column named by
 ``--label``) -> RUN/anomaly_metrics.tsv (detector, level, metric, value), the ROC/PR figure, score histograms,
 (series) the UCR "top hit"; images and volumes with lesion masks also get pixel / voxel rows (voxels within the
-brain region, ``anomaly.volumes.brain_region``; ``dice_postprocessed`` applies the StRegA chain, slice-wise for
-volumes) and RUN/lesion_sizes.tsv: lesion-wise detection rate and recall by lesion size, of the raw maps at the
-healthy-validation threshold and of the post-processed segmentation. Every file is written atomically.
+brain region, ``anomaly.volumes.brain_region``; ``dice_postprocessed`` applies the StRegA chain at the
+healthy-validation pixel / voxel threshold, slice-wise for volumes) and RUN/lesion_sizes.tsv: lesion-wise detection
+rate and recall by lesion size, of the raw maps at the healthy-validation threshold and of the post-processed
+segmentation. Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from biolatent import provenance
 from biolatent.config import AnomalyRunConfig, dump_config
 from biolatent.errors import DataError
 from biolatent.rundir import atomic_path, read_json, staged_dir, update_json, write_figure, write_json, write_text
+from biolatent.train.device import inference_device
 from biolatent.workflows.anomaly_config import detector_family, load_anomaly_config, method_params
 from biolatent.workflows.anomaly_tasks import ImageTask, labels_of, task_for
 
@@ -130,7 +132,8 @@ def _load(run_dir: Path) -> tuple[AnomalyRunConfig, Any, dict[str, Any]]:
         raise DataError(f"{run_dir} holds no fitted detector: run `biolatent anomaly fit CONFIG --out {run_dir}`")
     state = read_json(run_dir / STATE_FILE)
     config = load_anomaly_config(run_dir / "config.yaml")
-    return config, task_for(state["modality"]).load_detector(run_dir), state
+    detector = task_for(state["modality"]).load_detector(run_dir)
+    return config, detector.to(inference_device(config.train)), state  # scored on the run's accelerator
 
 
 def _data_path(config: AnomalyRunConfig, data: str | Path | None) -> Path:
@@ -230,21 +233,24 @@ def evaluate_anomaly(run_dir: Path, data: str | Path | None, *, label_column: st
     return path_out
 
 
-def postprocessed(maps: np.ndarray) -> np.ndarray:
-    """The StRegA post-processing of 2D maps (N, H, W), or of 3D maps (N, D, H, W) slice by slice: bool masks."""
+def postprocessed(maps: np.ndarray, threshold: float) -> np.ndarray:
+    """The StRegA post-processing of 2D maps (N, H, W), or of 3D maps (N, D, H, W) slice by slice: bool masks.
+
+    The maps are binarised at ``threshold``: the healthy-validation pixel / voxel threshold of the run, never
+    Otsu's threshold of the pooled test maps (which would be chosen on the data being evaluated)."""
     from biolatent.anomaly.image.postprocess import postprocess
 
-    return postprocess(maps.reshape(-1, *maps.shape[-2:])).reshape(maps.shape)
+    return postprocess(maps.reshape(-1, *maps.shape[-2:]), threshold=float(threshold)).reshape(maps.shape)
 
 
 def lesion_size_table(detector: str, maps: np.ndarray, masks: np.ndarray, threshold: float,
                       segmented: np.ndarray | None = None) -> pd.DataFrame:
     """Lesion-wise detection by size bin (``anomaly.lesion_sizes``) of the raw maps at the healthy-validation
-    threshold and of the post-processed segmentation (``segmented``, by default ``postprocessed(maps)``); size
-    bins ``DEFAULT_EDGES`` in pixels for 2D, ``VOLUME_EDGES`` in voxels for 3D."""
+    threshold and of the post-processed segmentation (``segmented``, by default ``postprocessed(maps,
+    threshold)``); size bins ``DEFAULT_EDGES`` in pixels for 2D, ``VOLUME_EDGES`` in voxels for 3D."""
     from biolatent.anomaly.lesion_sizes import DEFAULT_EDGES, VOLUME_EDGES, lesion_table, size_breakdown
 
-    segmented = postprocessed(maps) if segmented is None else segmented
+    segmented = postprocessed(maps, threshold) if segmented is None else segmented
     parts = []
     for name, values, cut in (("raw_val_threshold", maps, threshold),
                               ("postprocessed", segmented.astype(np.float64), 0.5)):
@@ -262,9 +268,9 @@ def _dense_metrics(task: ImageTask, state: dict[str, Any], images: np.ndarray, m
     sizes."""
     from biolatent.anomaly.metrics import dense_metrics, dice
 
-    segmented = postprocessed(maps)
     level = str(task.dense_level)
     threshold = state[f"{level}_threshold"]
+    segmented = postprocessed(maps, threshold)
     region = task.region(images, masks, state)
     if region is None:
         metrics = dense_metrics(maps, masks, threshold, level)

@@ -8,7 +8,7 @@ method:     {name: cevae}                    # the detector and its hyper-parame
 train:      {epochs: 10, seed: 0}            # epochs, batch_size, lr, seed, accelerator, devices, precision
 validation: {fraction: 0.2, target_fpr: 0.01}   # threshold from healthy validation data only
 window:     {size: 64, stride: 1}            # series only
-maps:       {brain_erosion: 0}               # volumes only
+maps:       {volume_mode: 3d, brain_erosion: 0}   # volumes only: 3d (default) or slicewise
 ```
 
 A key of the former anomaly config (``modality: volume3d``, a top-level ``seed``, ``data.brain_erosion``, image
@@ -52,12 +52,26 @@ def load_anomaly_config(source: str | Path | dict[str, Any], overrides: list[str
     return config.model_copy(update={"train": config.train.model_copy(update={"batch_size": batch_size})})
 
 
+VOLUME_DIMS = {"3d": 3, "slicewise": 2}  # maps.volume_mode -> the image detector's spatial_dims
+
+
 def method_params(config: AnomalyRunConfig) -> dict[str, Any]:
-    """The detector's hyper-parameters: the method section without its name."""
-    return dict(config.method.model_extra or {})
+    """The detector's hyper-parameters: the method section without its name; for volume data, ``spatial_dims`` of
+    ``maps.volume_mode`` (3 by default: volumes scored natively in 3D; 2: slice-wise). A ``method.spatial_dims``
+    that contradicts the mode is a one-line ConfigError."""
+    params = dict(config.method.model_extra or {})
+    if config.data.modality != "volume":
+        return params
+    mode = config.maps.volume_mode
+    dims = VOLUME_DIMS[mode]
+    given = params.get("spatial_dims")
+    if given is not None and given != dims:
+        raise ConfigError(f"method.spatial_dims: {given} contradicts maps.volume_mode: {mode} (spatial_dims {dims}); "
+                          "set maps.volume_mode (3d or slicewise) and drop method.spatial_dims")
+    return {**params, "spatial_dims": dims}
 
 
 def detector_family(modality: str) -> str:
-    """The modality name the detector registry (``anomaly.detectors.build_for``) knows: volumes are scored with the
-    2D image detectors slice by slice (``volume3d`` there)."""
+    """The modality name the detector registry (``anomaly.detectors.build_for``) knows (``volume3d`` for volumes,
+    scored natively in 3D or slice-wise with a 2D detector: ``maps.volume_mode``)."""
     return "volume3d" if modality == "volume" else modality

@@ -20,7 +20,8 @@ maps above the run's healthy-validation pixel threshold (``pseudo = "threshold"`
 encoder widths (ae, vae, cevae; (16, 32, 64) for detectors without them) is trained on them and evaluated as
 ``<detector>+guided`` (pixel threshold 0.5: no label exists to choose another) next to the run's raw maps
 (detector ``<detector>``: the rows of ``biolatent anomaly evaluate``, thresholds from healthy validation) and,
-in lesion_sizes.tsv only, the post-processed maps (``<detector>+postprocessed``).
+in lesion_sizes.tsv only, the post-processed maps (``<detector>+postprocessed``: the StRegA chain at the run's
+healthy-validation pixel threshold, never Otsu on the pooled test maps).
 
 Metrics (``biolatent.anomaly.metrics``, so the rows match ``anomaly_metrics.tsv`` of evaluate): sample level
 AUROC, AP, and the Dice / false-positive rate of the flag "score > threshold" (segmenters: score = mean of the
@@ -280,7 +281,7 @@ def run_guided(
         probabilities = segmenter.predict(test_images)
         guided = f"{name}+guided"
         raw_maps = detector.score_maps(test_images)
-        post = postprocess(raw_maps)
+        post = postprocess(raw_maps, threshold=state["pixel_threshold"])  # healthy validation, not Otsu on the test
         raw_table, raw_metrics = _rows(name, raw_maps, detector.score(test_images), labels, test_masks,
                                        state["threshold"], state["pixel_threshold"],
                                        {"dice_postprocessed": dice(post, test_masks)})

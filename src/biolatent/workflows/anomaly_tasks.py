@@ -5,11 +5,12 @@ metrics, maps and figures they have. The workflow (``workflows.anomaly``) only l
 series: the healthy series is split into its first part (fitting) and its last ``validation.fraction``
 (contiguous); windows z-scored with the fitting part's statistics; point scores are the maximum over the windows
 that contain the point. features: a seeded random subset validates. image2d: the detector trains on a seeded part
-of the healthy images; the rest sets the sample and pixel thresholds. volume: slice-wise with the 2D image
-detectors (Baur et al. 2021, Medical Image Analysis 69:101952): it trains on the axial slices that hold brain of
-the healthy fitting volumes; validation volumes are held out by subject and set the sample threshold (volume score
-= top-fraction mean of the voxel map, slices grey-opened as in 2D) and the voxel threshold (over the validation
-volumes' brain voxels, ``anomaly.volumes.brain_region``).
+of the healthy images; the rest sets the sample and pixel thresholds. volume (``maps.volume_mode``): natively in
+3D by default (the image detector built with ``spatial_dims=3`` trains on and scores the whole healthy fitting
+volumes), or slice-wise with the 2D image detectors (Baur et al. 2021, Medical Image Analysis 69:101952: it trains
+on the axial slices that hold brain of the healthy fitting volumes); in both modes validation volumes are held out
+by subject and set the sample threshold (volume score = top-fraction mean of the voxel map, slices grey-opened as
+in 2D) and the voxel threshold (over the validation volumes' brain voxels, ``anomaly.volumes.brain_region``).
 """
 
 from __future__ import annotations
@@ -224,8 +225,8 @@ class ImageTask(Task):
 
 
 class VolumeTask(ImageTask):
-    """3D volumes, slice-wise (module docstring). Arrays (N, D, H, W) = (N, z, y, x) of the loader's (N, 1, x, y, z):
-    ``v[k]`` is axial slice ``k``."""
+    """3D volumes, natively in 3D (``maps.volume_mode: 3d``, the default) or slice-wise (module docstring). Arrays
+    (N, D, H, W) = (N, z, y, x) of the loader's (N, 1, x, y, z): ``v[k]`` is axial slice ``k``."""
 
     unit = "volumes"
     dense_level = "voxel"
@@ -243,14 +244,24 @@ class VolumeTask(ImageTask):
         labels = labels_of(samples, IMAGE_LABEL if IMAGE_LABEL in samples.obs.columns else None, where)
         fit_idx, val_idx = healthy_split(len(samples), labels, lesions, config, where, "volumes", min_fit=1)
         state["image_size"] = config.data.image_size  # type: ignore[union-attr]
-        slices = brain_slices(volumes[fit_idx])
-        say(f"training {config.method.name} on {len(slices)} axial brain slices of {len(fit_idx)} healthy volumes "
-            f"({config.train.epochs} epochs); {len(val_idx)} volumes held out by subject for the thresholds")
-        self.train(detector, slices, config)
-        held_out, erosion = volumes[val_idx], config.maps.brain_erosion
-        val_maps = volume_maps(detector, held_out, erosion)
-        state.update({"fit_volumes": len(fit_idx), "validation_volumes": len(val_idx), "brain_erosion": erosion,
-                      "voxel_threshold": threshold_at_fpr(val_maps[brain_region(held_out, erosion)],
+        mode = config.maps.volume_mode
+        held_out = f"{len(val_idx)} volumes held out by subject for the thresholds"
+        if mode == "3d":
+            train = volumes[fit_idx][:, None]
+            if not train.any():
+                raise DataError("the volumes hold no nonzero voxel (no brain to learn from)")
+            say(f"training {config.method.name} in 3D on {len(fit_idx)} healthy volumes ({config.train.epochs} "
+                f"epochs); {held_out}")
+        else:
+            train = brain_slices(volumes[fit_idx])
+            say(f"training {config.method.name} slice-wise on {len(train)} axial brain slices of {len(fit_idx)} "
+                f"healthy volumes ({config.train.epochs} epochs); {held_out}")
+        self.train(detector, train, config)
+        held, erosion = volumes[val_idx], config.maps.brain_erosion
+        val_maps = volume_maps(detector, held, erosion)
+        state.update({"volume_mode": mode, "fit_volumes": len(fit_idx), "validation_volumes": len(val_idx),
+                      "brain_erosion": erosion,
+                      "voxel_threshold": threshold_at_fpr(val_maps[brain_region(held, erosion)],
                                                           config.validation.target_fpr)})
         return volume_scores(val_maps, detector.top_fraction, detector.score_opening)
 

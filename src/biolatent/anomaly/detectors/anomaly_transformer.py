@@ -32,6 +32,8 @@ from biolatent.anomaly.detectors.base import FeatureDetector
 from biolatent.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
+    import torch
+
     from biolatent.config import TrainConfig
 
 SCORE_BATCH = 256
@@ -112,6 +114,7 @@ class AnomalyTransformerDetector(FeatureDetector):
         import torch
 
         from biolatent.anomaly.series_models.anomaly_transformer import MinimaxMethod
+        from biolatent.train.device import inference_device
         from biolatent.train.fit import fit
 
         values = torch.as_tensor(window_values(x, f"{self.name} fit"), dtype=torch.float32)
@@ -125,19 +128,28 @@ class AnomalyTransformerDetector(FeatureDetector):
             history = fit(MinimaxMethod(model, self.params["k"]), values, train, progress=False,
                           run_dir=self.checkpoint_dir, resume=self.resume)
         self.losses = history["reconstruction"].tolist() if "reconstruction" in history else []
-        self.model = model.cpu().eval()
+        self.model = model.to(inference_device(train)).eval()  # scored where it trained
+
+    def to(self, device: torch.device | str) -> AnomalyTransformerDetector:
+        """The fitted model on ``device`` (scoring windows follow it)."""
+        if self.model is not None:
+            self.model.to(device)
+        return self
 
     def point_scores(self, x: np.ndarray) -> np.ndarray:
         """(N, size) anomaly criterion of every point of every window (higher = more anomalous)."""
         import torch
 
         from biolatent.anomaly.series_models.anomaly_transformer import point_anomaly_scores
+        from biolatent.models.device import module_device
 
         values = torch.as_tensor(window_values(self._checked(x), f"{self.name} score"), dtype=torch.float32)
         if self.model is None:
             raise DataError(f"{self.name}: score() before fit() or restore()")
-        parts = [point_anomaly_scores(self.model, chunk[..., None]) for chunk in values.split(SCORE_BATCH)]
-        return torch.cat(parts).double().numpy()
+        device = module_device(self.model)  # a model left on a GPU scores there; the scores come back
+        parts = [point_anomaly_scores(self.model, chunk[..., None].to(device)).double().cpu()
+                 for chunk in values.split(SCORE_BATCH)]
+        return torch.cat(parts).numpy()
 
     def score_maps(self, x: np.ndarray) -> np.ndarray:
         """The detector contract's per-point map: ``point_scores``, (N, size)."""

@@ -28,6 +28,8 @@ import numpy as np
 from biolatent.errors import DataError
 
 if TYPE_CHECKING:
+    import torch
+
     from biolatent.config import TrainConfig
 
 WEIGHTS = "detector.safetensors"  # + detector.json beside it (train.checkpoint.save_state)
@@ -65,6 +67,11 @@ class Detector:
         """Have ``fit`` write ``train.fit``'s per-epoch checkpoint in ``run_dir`` (``checkpoints/last.safetensors``,
         ``history.tsv``) and, with ``resume``, continue from the checkpoint there; returns ``self``."""
         self.checkpoint_dir, self.resume = (None if run_dir is None else Path(run_dir)), resume
+        return self
+
+    def to(self, device: torch.device | str) -> Detector:
+        """Put a fitted detector's networks on ``device`` for scoring (``train.device.inference_device``); the
+        detectors without a network stay where they are. Returns ``self``."""
         return self
 
     def fit(self, samples: np.ndarray, *, train: TrainConfig | None = None) -> Detector:  # pragma: no cover

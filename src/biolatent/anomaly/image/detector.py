@@ -48,6 +48,7 @@ from biolatent.anomaly.image.reverse_distillation import ReverseDistillation
 from biolatent.errors import ConfigError, DataError
 from biolatent.methods.base import SSLMethod
 from biolatent.models.conv_encoder import MIN_SIZE, is_power_of_two
+from biolatent.models.device import module_device
 
 if TYPE_CHECKING:
     from biolatent.config import TrainConfig
@@ -60,6 +61,7 @@ KINDS: dict[str, type[SSLMethod]] = {
 FROM_DATA = ("in_channels", "image_size")  # set from the training images, not by the user
 LEGACY_NAME = "image_reconstruction"  # the ``name`` of detector.json files written before the one registry
 SHAPES = {2: "images (N, C, H, W)", 3: "volumes (N, C, D, H, W)"}
+SCORE_BATCH = {2: 64, 3: 4}  # images / volumes per scoring batch
 
 
 def check_images(images: np.ndarray, what: str, geometry: tuple[int, int] | None = None,
@@ -154,6 +156,7 @@ class ImageReconstructionDetector(Detector):
         ``train`` is None, a ``TrainConfig`` of ``epochs``, ``batch_size``, ``lr``, ``seed`` and ``accelerator``;
         after ``checkpoint_in(run_dir, resume=True)`` it continues the training checkpointed there."""
         from biolatent.config import TrainConfig
+        from biolatent.train.device import inference_device
         from biolatent.train.fit import fit
 
         x = check_images(images, f"{self.kind} fit", spatial_dims=self.spatial_dims)
@@ -168,7 +171,12 @@ class ImageReconstructionDetector(Detector):
         else:
             self.history = fit(method, torch.from_numpy(x), train, progress=False, run_dir=self.checkpoint_dir,
                                resume=self.resume)
-        method.cpu().eval()
+        method.to(inference_device(train)).eval()  # scored where it trained (Lightning hands it back on the CPU)
+        return self
+
+    def to(self, device: torch.device | str) -> ImageReconstructionDetector:
+        """The fitted model on ``device`` (scoring batches follow it; maps come back to the CPU)."""
+        self._fitted().to(device)
         return self
 
     def _fitted(self) -> SSLMethod:
@@ -176,13 +184,18 @@ class ImageReconstructionDetector(Detector):
             raise DataError(f"{self.name}: score before fit() or load()")
         return self.method
 
-    def score_maps(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-        """Per-pixel (voxel) anomaly maps, float32 (N, *spatial); larger = more anomalous."""
+    def score_maps(self, images: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
+        """Per-pixel (voxel) anomaly maps, float32 (N, *spatial); larger = more anomalous. Batches (default 64
+        images, 4 volumes) go to the device of the model's parameters (a model left on a GPU scores there), the
+        maps come back to the CPU."""
         method = self._fitted()
         x = torch.from_numpy(check_images(images, f"{self.kind} score", self.geometry, self.spatial_dims))
         method.eval()
-        maps = [method.anomaly_map(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
-        return torch.cat(maps).detach().cpu().numpy().astype(np.float32)
+        step = batch_size or SCORE_BATCH[self.spatial_dims]
+        device = module_device(method)
+        maps = [method.anomaly_map(x[i : i + step].to(device)).detach().float().cpu()
+                for i in range(0, x.shape[0], step)]
+        return torch.cat(maps).numpy().astype(np.float32)
 
     def score(self, images: np.ndarray) -> np.ndarray:
         """Per-image anomaly score (N,): top ``top_fraction`` mean of the grey-opened map (module docstring)."""

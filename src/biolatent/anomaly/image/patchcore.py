@@ -127,7 +127,9 @@ class PatchCore(SSLMethod):
         return torch.cat(chosen, dim=1)
 
     def _all_patches(self, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-        feats = [self.patch_features(images[i : i + batch_size]) for i in range(0, images.shape[0], batch_size)]
+        device = self.memory.device  # batches go where the pyramid is
+        feats = [self.patch_features(images[i : i + batch_size].to(device))
+                 for i in range(0, images.shape[0], batch_size)]
         return torch.cat(feats).movedim(1, -1).reshape(-1, self.feature_dim)
 
     @torch.no_grad()
@@ -143,7 +145,7 @@ class PatchCore(SSLMethod):
         start = int(torch.randint(patches.shape[0], (1,), generator=generator))
         selection_space = patches
         if 0 < self.projection_dim < self.feature_dim:
-            projection = torch.randn(self.feature_dim, self.projection_dim, generator=generator)
+            projection = torch.randn(self.feature_dim, self.projection_dim, generator=generator).to(patches.device)
             selection_space = patches @ (projection / math.sqrt(self.projection_dim))
         chosen = greedy_coreset(selection_space, k, start) if k < patches.shape[0] else torch.arange(k)
         self.memory.zero_()

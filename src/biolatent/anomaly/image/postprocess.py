@@ -3,8 +3,9 @@ Biology and Medicine 106093, doi:10.1016/j.compbiomed.2022.106093, arXiv:2201.13
 
 Chain, per call: keep the positive part of the map (StRegA thresholds the signed residual, so intensities the
 model fails to explain in one direction only are kept), binarise it at a threshold (Otsu's by default,
-computed over everything passed in, as StRegA does for a whole volume), a binary morphological opening with a
-(2r+1)x(2r+1) square, then removal of connected components of fewer than ``min_area`` pixels (8-connected by
+computed over everything passed in, as StRegA does for a whole volume: pass one volume, or give ``threshold``; the
+workflows give the healthy-validation threshold, never Otsu over pooled test maps), a binary morphological opening
+with a (2r+1)x(2r+1) square, then removal of connected components of fewer than ``min_area`` pixels (8-connected by
 default). Opening and labelling act on each 2D slice separately. StRegA's own code additionally caps the
 residual at 1 above a fixed level (0.2) before Otsu and uses skimage's area opening; neither is done here.
 

@@ -1,0 +1,67 @@
+"""``benchmarks/anomaly_volumes.py``: its defaults (the issue's done-when run), the modes, the trivial baselines
+against an independent computation, and the device tag of its output stem."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script(name: str) -> Any:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def test_defaults_modes_and_device_tag():
+    import torch
+
+    volumes = _script("anomaly_volumes")
+    args = volumes.parse_args([])
+    assert (args.healthy, args.test, args.epochs, args.size, args.modes) == (60, 60, 10, 64, "3d,slicewise")
+    quick = volumes.parse_args(["--quick"])
+    assert (quick.healthy, quick.test, quick.epochs, quick.size) == (6, 6, 1, 32)
+    with pytest.raises(SystemExit):
+        volumes.parse_args(["--modes", "3d,2d"])
+    assert _script("_report").device_tag() == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.slow
+def test_quick_run_has_a_row_per_detector_and_mode_and_the_baselines(monkeypatch, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from biolatent.anomaly.volumes import brain_region, write_brain_set
+    from biolatent.data.simulate.brain import ellipsoid_template
+    from biolatent.workflows.anomaly_tasks import read_volume_set
+
+    volumes = _script("anomaly_volumes")
+    template = ellipsoid_template()  # no registry download
+    monkeypatch.setattr(volumes, "write_brain_set", partial(write_brain_set, template=template))
+    payload = volumes.main(["--quick", "--detectors", "ae", "--out-dir", str(tmp_path)])
+    stored = json.loads((tmp_path / f"anomaly_volumes-{_script('_report').device_tag()}-quick.json").read_text())
+    assert stored["arguments"]["modes"] == "3d,slicewise"
+    rows = {(row["detector"], row["mode"]): row for row in stored["rows"]}
+    assert set(rows) == {("ae", "3d"), ("ae", "slicewise"), ("supervised (reference)", "3d"),
+                         ("supervised (reference)", "slicewise"), ("voxel intensity", "n/a"),
+                         ("distance to mean healthy volume", "n/a")}
+    assert len(payload["rows"]) == len(rows)
+    # the voxel-intensity baseline's voxel AUROC, recomputed from the test brains inside the same region
+    root = tmp_path / "again"
+    write_brain_set(root, 6, size=32, lesions=True, seed=1, template=template)
+    _, test, _, masks = read_volume_set(root, 32, normalise="none")
+    region = brain_region(test, 2) | masks
+    expected = roc_auc_score(masks[region], (test * brain_region(test, 2))[region])
+    assert rows["voxel intensity", "n/a"]["voxel_auroc"] == pytest.approx(expected, abs=1e-9)
+    for row in stored["rows"]:
+        assert 0.0 <= row["voxel_auroc"] <= 1.0 and np.isfinite(row["sample_auroc"])
