@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         root = Path(tmp)
         start = time.perf_counter()
         write_brain_set(root / "healthy", args.healthy, size=args.size, seed=0)
-        write_brain_set(root / "test", args.test, size=args.size, lesions=True, seed=1)
+        write_brain_set(root / "test", args.test, size=args.size, lesions=True, seed=1, exact_fraction=True)
         write_brain_set(root / "labelled", args.labelled, size=args.size, lesions=True, lesion_fraction=1.0, seed=2)
         print(f"simulated {args.healthy + args.test + args.labelled} brains in {time.perf_counter() - start:.0f} s",
               flush=True)
