@@ -58,8 +58,9 @@ def test_quick_run_has_a_row_per_detector_and_mode_and_the_baselines(monkeypatch
     assert len(payload["rows"]) == len(rows)
     # the voxel-intensity baseline's voxel AUROC, recomputed from the test brains inside the same region
     root = tmp_path / "again"
-    write_brain_set(root, 6, size=32, lesions=True, seed=1, template=template)
-    _, test, _, masks = read_volume_set(root, 32, normalise="none")
+    write_brain_set(root, 6, size=32, lesions=True, seed=1, template=template, exact_fraction=True)
+    _, test, labels, masks = read_volume_set(root, 32, normalise="none")
+    assert labels.sum() == 3  # exactly half of the test brains are lesioned
     region = brain_region(test, 2) | masks
     expected = roc_auc_score(masks[region], (test * brain_region(test, 2))[region])
     assert rows["voxel intensity", "n/a"]["voxel_auroc"] == pytest.approx(expected, abs=1e-9)

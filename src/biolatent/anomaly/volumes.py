@@ -85,7 +85,7 @@ def write_volume_map(path: str | Path, volume_map: np.ndarray, header: VolumeHea
 def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: bool = False, mass_effect: bool = False,
                     seed: int = 0, lesion_fraction: float = 0.5, template: Any = None, sites: int = 0,
                     subject_parameters: bool = False, scans_per_subject: int = 1, contrast: str = "t1",
-                    say: Callable[[str], object] | None = None) -> Path:
+                    exact_fraction: bool = False, say: Callable[[str], object] | None = None) -> Path:
     """``<id>.nii.gz`` (+ ``<id>_mask.nii.gz`` for lesioned subjects), ``meta.tsv`` and ``preview.png``.
 
     ``scans_per_subject`` = K > 1 writes K scans of every subject (ids ``brain-0001-scan1`` ..; the same anatomy
@@ -99,7 +99,8 @@ def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: boo
     ``meta.tsv`` columns: id, path, is_anomaly, mask (empty for none), labels, lesion_voxels, n_lesions, gm_ml,
     wm_ml, csf_ml, and with ``subject_parameters`` atrophy and age, with ``sites`` > 0 site (``simulate.brain``). With
     ``lesions``, a seeded ``lesion_fraction`` of the subjects carries lesions (the others stay healthy; a
-    lesioned subject is the healthy subject of the same seed plus its lesions). ``template`` defaults to the
+    lesioned subject is the healthy subject of the same seed plus its lesions; with ``exact_fraction``, exactly
+    round(``lesion_fraction`` x ``n``) seeded subjects, else each with that probability). ``template`` defaults to the
     real ``mni152`` (dataset registry).
     """
     from biolatent.data.simulate.brain import (
@@ -129,7 +130,12 @@ def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: boo
     if lesions and int(scans_per_subject) > 1:
         raise DataError("several scans per subject are simulated for healthy cohorts only (drop --lesions)")
     template = template if template is not None else mni152_template(progress=say)
-    chosen = np.random.default_rng([seed, 2]).random(int(n)) < lesion_fraction if lesions else np.zeros(int(n), bool)
+    draws = np.random.default_rng([seed, 2]).random(int(n))
+    chosen = draws < lesion_fraction
+    if exact_fraction:  # the round(fraction * n) subjects of the smallest draws
+        chosen = np.zeros(int(n), bool)
+        chosen[np.argsort(draws, kind="stable")[: round(lesion_fraction * int(n))]] = True
+    chosen &= bool(lesions)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     lesioned: list[tuple[str, np.ndarray, np.ndarray]] = []
