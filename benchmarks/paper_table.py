@@ -280,7 +280,7 @@ def anomaly(root: Path) -> Claim:
                   "conservative on a shared test set; lung CT: paired stratified bootstrap of the test chests); "
                   "one training run, no seed variation",
                   f"AUROC(diffusion) - AUROC(supervised) > {ANOMALY_MARGIN} (comparable)")
-    sources = (("anomaly_images-brain-cpu.json", "brain slices"), ("anomaly_volumes-cpu.json", "brain volumes"))
+    sources = (("anomaly_images-brain-cpu.json", "brain slices"), ("anomaly_volumes-cuda.json", "brain volumes"))
     for name, label in sources:
         data = load(name, root)
         if data is None:
@@ -289,20 +289,24 @@ def anomaly(root: Path) -> Claim:
         meta = data.get("meta", {})
         n_test = int(meta.get("test", 0))
         n_pos, n_neg = n_test // 2, n_test - n_test // 2  # the test sets are half lesioned
-        rows = {r["detector"]: r for r in data["rows"]}
-        sup = rows.get(SUPERVISED_DETECTOR)
-        for detector in DIFFUSION_DETECTORS:
-            if sup is None or detector not in rows or n_pos < 2:
-                continue
-            a, b = rows[detector]["sample_auroc"], sup["sample_auroc"]
-            se = math.hypot(hanley_mcneil_se(a, n_pos, n_neg), hanley_mcneil_se(b, n_pos, n_neg))
-            low, high = a - b - 1.96 * se, a - b + 1.96 * se
-            claim.comparisons.append(Comparison(f"{label}: {detector} - supervised ({a:.3f} vs {b:.3f})", a - b,
-                                                low, high, verdict(low, high, ANOMALY_MARGIN),
-                                                n=f"{n_pos}+{n_neg} test samples"))
+        modes = list(dict.fromkeys(r.get("mode", "") for r in data["rows"] if r["detector"] in DIFFUSION_DETECTORS))
+        for mode in modes:  # volumes: natively in 3D and slice-wise, each against the supervised reference of its mode
+            rows = {r["detector"]: r for r in data["rows"] if r.get("mode", "") == mode}
+            sup = rows.get(SUPERVISED_DETECTOR)
+            where = f"{label}, {mode}" if mode else label
+            for detector in DIFFUSION_DETECTORS:
+                if sup is None or detector not in rows or n_pos < 2:
+                    continue
+                a, b = rows[detector]["sample_auroc"], sup["sample_auroc"]
+                se = math.hypot(hanley_mcneil_se(a, n_pos, n_neg), hanley_mcneil_se(b, n_pos, n_neg))
+                low, high = a - b - 1.96 * se, a - b + 1.96 * se
+                claim.comparisons.append(Comparison(f"{where}: {detector} - supervised ({a:.3f} vs {b:.3f})", a - b,
+                                                    low, high, verdict(low, high, ANOMALY_MARGIN),
+                                                    n=f"{n_pos}+{n_neg} test samples"))
     claim.comparisons.append(_lung_ct(root))
     claim.notes.append("Sources: `benchmarks/results/anomaly_images-brain-cpu.json` and "
-                       "`anomaly_volumes-cpu.json` (`rows`: `sample_auroc`): the DDPM and masked-diffusion "
+                       "`anomaly_volumes-cuda.json` (`rows`: `sample_auroc`, per `mode`: 3d and slicewise): the DDPM "
+                       "and masked-diffusion "
                        "detectors fitted on healthy scans only vs the supervised segmenter trained on labelled "
                        "lesions (sample score: the mean of the top 1% of its probability map), on the same "
                        "half-lesioned test set; and `anomaly_ct-cpu.json` (`difference`): ddpm fitted on healthy "

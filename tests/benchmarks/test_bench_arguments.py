@@ -28,7 +28,7 @@ PUBLISHED: dict[str, tuple[str, list[str]]] = {
     "anomaly_series-cpu.json": ("anomaly_series", []),
     "anomaly_ct-cpu.json": ("anomaly_ct", []),
     "anomaly_ct-cpu-lungmask.json": ("anomaly_ct", ["--lung-mask", "--erosion", "0"]),
-    "anomaly_volumes-cpu.json": ("anomaly_volumes", []),
+    "anomaly_volumes-cuda.json": ("anomaly_volumes", []),
     "genotype_image_chain-cpu.json": ("genotype_image_chain", []),
     "geuvadis_discover-cpu.json": ("geuvadis_discover", []),
     "multimodal_records-cpu.json": ("multimodal_records", []),
@@ -55,10 +55,7 @@ PUBLISHED: dict[str, tuple[str, list[str]]] = {
 MACHINE = {"out_dir", "out", "work", "work_dir", "results_dir", "jobs"}  # the machine that ran it (paths, processes)
 FROM_DATA = {"gwas_vs_plink2-cpu-geuvadis.json": {"samples", "variants", "missing"}}  # set from the real data
 LEGACY = {"throughput": {"peak_size": "peak_matmul_size"}, "volume_throughput": {"repeats": "views_repeats"}}
-PENDING: dict[str, str] = {  # stored results that are not (yet) the run the script's defaults describe
-    "anomaly_volumes-cpu.json": "defaults changed to the 3D vs slice-wise run (60 healthy, 60 test, 10 epochs, "
-                                "--modes): re-measured on a GPU (anomaly_volumes-cuda.json), not yet stored",
-}
+PENDING: dict[str, str] = {}  # stored results that are not (yet) the run the script's defaults describe
 # build docs/results.md and docs/paper_table.md from the stored results; write no result JSON
 NOT_BENCHMARKS = {"results_doc", "paper_table"}
 
