@@ -139,6 +139,11 @@ def criteria(rows: list[dict], max_time_fraction: float) -> list[dict]:
                 out.append({"setting": setting, "method": name,
                             "criterion": f"seconds per pair <= {max_time_fraction:g} x demons'",
                             "measured": f"{ratio:.3f} x", "holds": ratio <= max_time_fraction})
+                if row.get("seconds_per_pair_gpu") is not None:  # the model on a GPU, demons on this CPU
+                    ratio = row["seconds_per_pair_gpu"] / demons["seconds_per_pair"]
+                    out.append({"setting": setting, "method": name,
+                                "criterion": f"seconds per pair on the GPU <= {max_time_fraction:g} x demons' (CPU)",
+                                "measured": f"{ratio:.4f} x", "holds": ratio <= max_time_fraction})
             out.append({"setting": setting, "method": name, "criterion": "folding < 1% of voxels",
                         "measured": f"{100 * row['folding_fraction']:.3f}%", "holds": row["folding_fraction"] < 0.01})
     return out
