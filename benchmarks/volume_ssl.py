@@ -13,7 +13,8 @@
    ridge probe, Pearson r and R^2 on the test subjects), the site a classification target (balanced accuracy).
    Side by side on the same splits: each SSL encoder, the same architectures at random initialisation, PCA of
    pooled voxels, hand-made intensity statistics (per frame: foreground voxel count, mean, sd and 10/50/90th
-   percentiles of the foreground intensities), and the supervised baseline (the ResNet / cine encoder trained
+   percentiles of the foreground intensities; each statistic standardised over the subjects), and the supervised
+   baseline (the ResNet / cine encoder trained
    from scratch on the labelled subjects for at most ``--supervised-steps`` steps, learning rate and step chosen
    on a validation fifth of them as ``biolatent evaluate`` does). Brains are probed on their first
    scan only (one row per subject; otherwise a subject's second scan would sit in the test set while the first
@@ -121,7 +122,10 @@ def evaluate_cohort(name: str, runs: dict[str, tuple[RunConfig, Path]], args, sa
         torch.manual_seed(config.train.seed)
         representations[f"random_init_{key}"] = compute_embeddings(build_method(config, samples.info), x)
     representations["pca"] = pca_features(raw_features(samples)[keep], seed=0)
-    representations["intensity_stats"] = intensity_statistics(x)
+    # each statistic standardised over all subjects (label-free, as PCA is): the probes scale every dimension by
+    # one global factor, under which the voxel count (thousands) would swamp the intensities (below 1)
+    stats = intensity_statistics(x)
+    representations["intensity_stats"] = (stats - stats.mean(axis=0)) / np.maximum(stats.std(axis=0), 1e-12)
     supervised_config = next(c for k, c in baselines.items() if k != "vit")
     out: list[dict[str, Any]] = []
     for label in COHORTS[name]["labels"]:
