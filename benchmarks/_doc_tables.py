@@ -104,7 +104,7 @@ TABLES: dict[str, Table] = {
         ("dice_best", "best Dice (test labels: upper bound)", fixed(3)), ("top_hit", "top hit", yes_no),
         ("points_per_s", "scoring points/s", thousands)],
         {"anomaly_transformer+ssm": "anomaly_transformer + state-space branch (MAAT-style)"}),
-    "anomaly_images": _anomaly("sample", "pixel", "train_s", "train s", "images_per_s", "images/s",
+    "anomaly_images": _anomaly("sample", "pixel", "fit_s", "fit s", "images_per_s", "images/s",
                                {"supervised (reference)": "supervised (reference, 200 labelled slices)"}),
     "anomaly_volumes": _anomaly("volume", "voxel", "fit_s", "fit s", "volumes_per_s", "volumes/s scored",
                                 {"supervised (reference)": "supervised (reference, 13 labelled brains)"}, mode=True),
