@@ -55,10 +55,7 @@ PUBLISHED: dict[str, tuple[str, list[str]]] = {
 MACHINE = {"out_dir", "out", "work", "work_dir", "results_dir", "jobs"}  # the machine that ran it (paths, processes)
 FROM_DATA = {"gwas_vs_plink2-cpu-geuvadis.json": {"samples", "variants", "missing"}}  # set from the real data
 LEGACY = {"throughput": {"peak_size": "peak_matmul_size"}, "volume_throughput": {"repeats": "views_repeats"}}
-PENDING: dict[str, str] = {  # stored results that are not (yet) the run the script's defaults describe
-    "volume_ssl-cpu.json": "intensity statistics now standardised before the probes (a re-run found the voxel count "
-                           "swamping them under the probes' one global scale); re-run under way",
-}
+PENDING: dict[str, str] = {}  # stored results that are not (yet) the run the script's defaults describe
 # build docs/results.md and docs/paper_table.md from the stored results; write no result JSON
 NOT_BENCHMARKS = {"results_doc", "paper_table"}
 
