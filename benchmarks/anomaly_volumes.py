@@ -246,7 +246,7 @@ def _run_task(item: tuple[tuple[Any, ...], Path, dict[str, Any], argparse.Namesp
                                    "train": mode_train(name, args.epochs, mode)},
                                   run_name=f"{name}-{mode}", method=QUICK_METHOD.get(name) if args.quick else None)
         row["mode"] = mode
-        return [(row, sizes.assign(detector=f"{name} ({mode})"))]
+        return [(row, None if sizes is None else sizes.assign(detector=f"{name} ({mode})"))]
     if task[0] == "supervised":
         # the detectors' budget: the supervised reference trains for as many epochs as the reconstruction models
         reference = supervised_reference(root, args.size, args.epochs, erosion=args.brain_erosion, mode=task[1])
@@ -280,7 +280,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for results in pool.map(_run_task, [(task, root, data, args) for task in tasks]):
                 for row, sizes in results:
                     rows.append(row)
-                    size_tables.append(sizes)
+                    if sizes is not None:
+                        size_tables.append(sizes)
     sizes = pd.concat(size_tables, ignore_index=True)
     size_rows = sizes.pivot(index="detector", columns="size_bin", values="detection_rate").reset_index()
     bins = [*bin_labels(VOLUME_EDGES), "all"]

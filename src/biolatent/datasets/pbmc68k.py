@@ -13,7 +13,6 @@ import pandas as pd
 
 from biolatent.datasets.recipe import DatasetRecipe
 from biolatent.errors import DataError
-from biolatent.io.h5ad import write_h5ad
 
 MEMBER = "scanpy/datasets/10x_pbmc68k_reduced.h5ad"
 OBS_COLUMNS = (
@@ -44,6 +43,8 @@ def convert(members: dict[str, Path], out_dir: Path) -> None:
     obs.index = obs.index.astype(str)
     var = pd.DataFrame(index=pd.Index([str(g) for g in source.raw.var_names]))
     adata = anndata.AnnData(X=counts, obs=obs, var=var)
+    from biolatent.io.h5ad import write_h5ad  # anndata: only when converting (`data list` stays light)
+
     write_h5ad(adata, out_dir / "pbmc68k.h5ad")
 
 
