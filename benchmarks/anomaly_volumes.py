@@ -33,8 +33,9 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -205,24 +206,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-class _InProcess:
-    """``--jobs 1``: the tasks one after the other in this process (an executor's ``map``)."""
-
-    def __enter__(self) -> _InProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    @staticmethod
-    def map(function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
-        return map(function, items)
-
-
 def _executor(jobs: int) -> Any:
     """``jobs`` worker processes (spawned: each its own torch and CUDA context), or this process for 1."""
-    if jobs <= 1:
-        return _InProcess()
+    if jobs <= 1:  # the tasks one after the other in this process, through the executor's ``map``
+        return nullcontext(SimpleNamespace(map=map))
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 

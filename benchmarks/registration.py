@@ -192,12 +192,12 @@ def time_on_gpu(work: Path, cohorts: dict[str, Path], args: argparse.Namespace) 
 
     device = torch.device("cuda")
     meta = pd.read_csv(cohorts["test"] / "meta.tsv", sep="\t")
+    images = [read_image(cohorts["test"] / path, "image").data for path in meta.path]  # read once for every model
     for name in MODELS:
         run = work / "runs" / name
         config, method = load_run(run)
         method.to(device)
-        cubes = [torch.from_numpy(to_cube(read_image(cohorts["test"] / path, "image").data, config.data, "image"))
-                 for path in meta.path]
+        cubes = [torch.from_numpy(to_cube(image, config.data, "image")) for image in images]
         pairs = [(i, j) for i in range(len(cubes)) for j in range(len(cubes)) if i != j][: args.max_pairs]
         seconds = []
         with torch.no_grad():

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from biolatent.errors import DataError
-from biolatent.io.h5ad import h5_safe_frame, write_h5ad
+from biolatent.io.h5ad import write_h5ad
 from biolatent.progress import StepProgress
 
 EMBEDDING_KEY = "X_biolatent"
@@ -57,7 +57,7 @@ def write_embeddings(
 
     if embeddings.shape[0] != len(obs):
         raise ValueError(f"{embeddings.shape[0]} embeddings for {len(obs)} samples")
-    adata = anndata.AnnData(obs=h5_safe_frame(obs), var=pd.DataFrame(index=pd.Index([], dtype=object)))
+    adata = anndata.AnnData(obs=obs, var=pd.DataFrame(index=pd.Index([], dtype=object)))
     adata.obsm[EMBEDDING_KEY] = embeddings
     adata.uns["biolatent"] = {"provenance": json.dumps(provenance, default=str), "config": config_yaml}
     return write_h5ad(adata, path)

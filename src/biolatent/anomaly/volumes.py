@@ -131,10 +131,11 @@ def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: boo
         raise DataError("several scans per subject are simulated for healthy cohorts only (drop --lesions)")
     template = template if template is not None else mni152_template(progress=say)
     draws = np.random.default_rng([seed, 2]).random(int(n))
-    chosen = draws < lesion_fraction
     if exact_fraction:  # the round(fraction * n) subjects of the smallest draws
         chosen = np.zeros(int(n), bool)
         chosen[np.argsort(draws, kind="stable")[: round(lesion_fraction * int(n))]] = True
+    else:
+        chosen = draws < lesion_fraction
     chosen &= bool(lesions)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
