@@ -47,14 +47,11 @@ def detection_rate(sizes: pd.DataFrame, detector: str) -> float:
 VALIDATION = {"fraction": 0.25, "target_fpr": 0.05}  # the healthy validation part and its false-positive rate
 
 
-def run_detector(name: str, data: dict[str, Any], root: Path, epochs: int, n_test: int,
-                 per_s: str, sections: dict[str, Any] | None = None,
-                 run_name: str | None = None, method: dict[str, Any] | None = None,
-                 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Fit ``name`` on ``data`` (the config's data section), score and evaluate ``root/test``: (row of metrics,
-    lesion detection rate, fit seconds and test items scored per second under ``per_s``; raw-map size table).
-    ``sections``: other sections of the anomaly config (e.g. ``maps``); ``run_name``: the run folder under ``root``
-    (default ``name``); ``method``: the detector's hyper-parameters (default: its own)."""
+def fit_detector(name: str, data: dict[str, Any], root: Path, epochs: int, sections: dict[str, Any] | None = None,
+                 run_name: str | None = None, method: dict[str, Any] | None = None) -> tuple[Path, int, float]:
+    """Fit ``name`` on ``data`` (the config's data section) into ``root/run_name`` (default ``name``): (run folder,
+    its epochs, fit seconds). ``sections``: other sections of the anomaly config (e.g. ``maps``, ``train``);
+    ``method``: the detector's hyper-parameters (default: its own)."""
     from biolatent.workflows.anomaly_config import load_anomaly_config
 
     config = load_anomaly_config({"data": data, "method": {"name": name, **(method or {})},
@@ -63,13 +60,31 @@ def run_detector(name: str, data: dict[str, Any], root: Path, epochs: int, n_tes
     run = root / (run_name or name)
     start = time.perf_counter()
     fit_anomaly(config, run, say=lambda _: None)
-    fit_s = time.perf_counter() - start
+    return run, config.train.epochs, time.perf_counter() - start
+
+
+def evaluate_detector(name: str, run: Path, cohort: Path, n_items: int, per_s: str,
+                      ) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Score and evaluate the fitted ``run`` on ``cohort``: (row of metrics, lesion detection rate and items scored
+    per second under ``per_s``; raw-map size table)."""
     start = time.perf_counter()
-    score_anomaly(run, root / "test", run / "scored", say=lambda _: None)
-    rate = n_test / (time.perf_counter() - start)
-    metrics = pd.read_csv(evaluate_anomaly(run, root / "test", say=lambda _: None), sep="\t")
+    score_anomaly(run, cohort, run / f"scored-{cohort.name}", say=lambda _: None)
+    rate = n_items / (time.perf_counter() - start)
+    metrics = pd.read_csv(evaluate_anomaly(run, cohort, say=lambda _: None), sep="\t")
     sizes = pd.read_csv(run / LESION_SIZES_FILE, sep="\t")
     row = {"detector": name, **metric_values(metrics, name), "lesions_detected": detection_rate(sizes, name),
-           "fit_s": fit_s, per_s: rate, "epochs": config.train.epochs}
-    print(f"{name}: {row}", flush=True)
+           per_s: rate}
     return row, sizes[sizes.segmentation == "raw_val_threshold"].drop(columns="segmentation")
+
+
+def run_detector(name: str, data: dict[str, Any], root: Path, epochs: int, n_test: int,
+                 per_s: str, sections: dict[str, Any] | None = None,
+                 run_name: str | None = None, method: dict[str, Any] | None = None,
+                 ) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Fit ``name`` (``fit_detector``), score and evaluate ``root/test`` (``evaluate_detector``): (row of metrics,
+    lesion detection rate, fit seconds and test items scored per second under ``per_s``; raw-map size table)."""
+    run, run_epochs, fit_s = fit_detector(name, data, root, epochs, sections, run_name, method)
+    row, sizes = evaluate_detector(name, run, root / "test", n_test, per_s)
+    row.update({"fit_s": fit_s, "epochs": run_epochs})
+    print(f"{name}: {row}", flush=True)
+    return row, sizes

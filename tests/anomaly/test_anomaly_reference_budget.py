@@ -83,8 +83,17 @@ def test_the_benchmarks_give_the_segmenters_the_detectors_budget(monkeypatch, tm
         detectors[name] = epochs
         return {"detector": name}, None
 
+    def fit(name: str, data: dict, root: Path, epochs: int, *rest, **options) -> tuple[Path, int, float]:
+        detectors[f"{name} (tuned)"] = epochs
+        return root / name, epochs, 0.0
+
+    def evaluate(name: str, *rest) -> tuple[dict, None]:
+        return {"detector": name, "voxel_auroc": 0.5}, None
+
     monkeypatch.setattr(volumes, "write_brain_set", lambda *args, **kwargs: None)
     monkeypatch.setattr(volumes, "run_detector", detector)
+    monkeypatch.setattr(volumes, "fit_detector", fit)
+    monkeypatch.setattr(volumes, "evaluate_detector", evaluate)
     def reference(root: Path, size: int, epochs: int, **kwargs) -> dict:
         seen["volumes"] = epochs
         raise RuntimeError("stop")
@@ -92,4 +101,8 @@ def test_the_benchmarks_give_the_segmenters_the_detectors_budget(monkeypatch, tm
     monkeypatch.setattr(volumes, "supervised_reference", reference)
     with pytest.raises(RuntimeError, match="stop"):
         volumes.main(["--detectors", "ae", "--out-dir", str(tmp_path)])
-    assert seen["volumes"] == detectors["ae"] == 10  # the budget of the done-when run (10 epochs)
+    # the budget of the done-when run (10 epochs), whether a model is tuned on the grid or not
+    assert seen["volumes"] == detectors["ae (tuned)"] == 10
+    with pytest.raises(RuntimeError, match="stop"):
+        volumes.main(["--detectors", "ae", "--tuned", "", "--out-dir", str(tmp_path)])
+    assert seen["volumes"] == detectors["ae"] == 10
