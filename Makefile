@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev,bench]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,bench,integration]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
-	$(BIN)/pip install -q -c constraints.txt -e ".[bench]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[bench,integration]"
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/vae_vs_scvi.py
 	$(BIN)/python benchmarks/gwas_vs_plink2.py

@@ -121,6 +121,10 @@ def evaluate(
         help="transductive: SSL, PCA and scalers fitted on all samples, test samples included (the default for a "
              "run pre-trained on all samples); inductive: fitted on training samples only (the default, and only "
              "possible, for a run pre-trained with --holdout-splits)")] = None,
+    batch: Annotated[str | None, typer.Option(
+        help="metadata column with each sample's batch: adds batch integration metrics (iLISI, kBET, batch ASW; "
+             "label ASW, NMI, ARI of --label) of the embedding, its random init and PCA -> "
+             "evaluate/integration/integration.tsv (needs biolatent[integration])")] = None,
 ) -> None:
     """Label efficiency: SSL, random-init and PCA probes vs the supervised baseline -> evaluate/LABEL/efficiency.tsv.
 
@@ -134,6 +138,12 @@ def evaluate(
         raise ConfigError("give either --label COLUMN or --expression (spatial runs), not both or neither")
     if expression and (test_splits != 1 or protocol is not None):
         raise ConfigError("--test-splits and --protocol apply to --label evaluations, not --expression")
+    if batch is not None and label is None:
+        raise ConfigError("--batch needs --label COLUMN (the cell types whose conservation is measured)")
+    if batch is not None:  # first: its bad input stops the command before anything is written
+        from biolatent.workflows.integration import evaluate_integration
+
+        typer.echo(evaluate_integration(run_dir, batch, label, say=say))
     if expression:
         from biolatent.workflows.expression import EXPRESSION_FRACTIONS, evaluate_expression_run
 

@@ -34,6 +34,8 @@ class CountsData(_DataBase):
     layer: str | None = Field(None, description="layer holding the values; None = X, 'raw' = raw.X")
     values: Literal["auto", "counts", "continuous"] = "auto"
     min_total: float = Field(0.0, ge=0, description="drop samples whose total is <= this")
+    batch_column: str | None = Field(None, description="obs column naming each sample's batch (lab, donor, run): "
+                                                       "a batch-aware model (method vae) conditions on it, as scVI")
 
 
 class DnaData(_DataBase):

@@ -58,7 +58,8 @@ def test_counts_non_integer_and_nan(tmp_path):
     assert not load_samples(CountsData(path=tmp_path / "half.h5ad")).info.is_counts
     adata.X[3, 2] = np.nan
     adata.write_h5ad(tmp_path / "nan.h5ad")
-    with pytest.raises(DataError, match=r"NaN or infinite value \(cell 'cell0003', gene 'gene002'\)"):
+    message = r"has 1 NaN or infinite values of 72 \(first: cell 'cell0003', gene 'gene002'\)"
+    with pytest.raises(DataError, match=message):
         load_samples(CountsData(path=tmp_path / "nan.h5ad"))
 
 
@@ -165,3 +166,22 @@ def test_counts_raw_with_more_genes_keeps_raw_gene_names(tmp_path):
     simulate_counts(n_cells=10, n_genes=8, seed=0).write_h5ad(tmp_path / "noraw.h5ad")
     with pytest.raises(DataError, match=r"noraw\.h5ad has no raw matrix \(data\.layer = 'raw'\)"):
         load_samples(CountsData(path=tmp_path / "noraw.h5ad", layer="raw"))
+
+
+def test_counts_batch_column(tmp_path):
+    from biolatent.data.batches import BATCH_FIELD
+
+    adata = simulate_counts(n_cells=12, n_genes=6, n_types=2, seed=0)
+    adata.obs["lab"] = ["b", "a", "c"] * 4
+    adata.write_h5ad(tmp_path / "labs.h5ad")
+    samples = load_samples(CountsData(path=tmp_path / "labs.h5ad", batch_column="lab"))
+    assert samples.info.batch_categories == ["a", "b", "c"] and samples.info.n_batches == 3
+    assert samples.fields[BATCH_FIELD].tolist() == [1, 0, 2] * 4
+    assert BATCH_FIELD not in load_samples(CountsData(path=tmp_path / "labs.h5ad")).fields
+    with pytest.raises(DataError, match=r"data\.batch_column 'donor' is not a metadata column"):
+        load_samples(CountsData(path=tmp_path / "labs.h5ad", batch_column="donor"))
+    adata.obs["lab"] = adata.obs["lab"].astype(object)
+    adata.obs.loc[adata.obs_names[:2], "lab"] = None
+    adata.write_h5ad(tmp_path / "gaps.h5ad")
+    with pytest.raises(DataError, match="2 of 12 samples have no 'lab'"):
+        load_samples(CountsData(path=tmp_path / "gaps.h5ad", batch_column="lab"))

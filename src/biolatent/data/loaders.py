@@ -19,6 +19,7 @@ from biolatent.config import (
     SpatialData,
     VolumeData,
 )
+from biolatent.data.batches import BATCH_FIELD, batch_codes
 from biolatent.data.image_sets import META, load_image_set
 from biolatent.data.inputs import expression_matrix, join_metadata, require_path, resize_tiles
 from biolatent.data.records import load_records
@@ -54,8 +55,8 @@ def load_counts(cfg: CountsData) -> SampleSet:
     finite = np.isfinite(x)
     if not finite.all():
         row, col = (int(v[0]) for v in np.nonzero(~finite))
-        raise DataError(f"{where} has a NaN or infinite value (cell {adata.obs_names[row]!r}, "
-                        f"gene {genes[col]!r})")
+        raise DataError(f"{where} has {int((~finite).sum()):,} NaN or infinite values of {x.size:,} (first: cell "
+                        f"{adata.obs_names[row]!r}, gene {genes[col]!r}); impute or drop them before training")
     integral = bool((x >= 0).all() and (x == np.round(x)).all())
     if cfg.values == "counts" and not integral:
         raise DataError(f"{where}: data.values = 'counts' needs non-negative integer counts; found "
@@ -72,8 +73,11 @@ def load_counts(cfg: CountsData) -> SampleSet:
                             f"{cfg.min_total:g})")
         x, obs = x[keep], obs.iloc[np.flatnonzero(keep)]
     obs = join_metadata(obs, cfg.metadata, cfg.id_column)
-    info = DataInfo(modality="counts", n_features=int(x.shape[1]), is_counts=is_counts)
-    return SampleSet(info, torch.from_numpy(np.ascontiguousarray(x)), obs, genes)
+    fields, categories = {}, None
+    if cfg.batch_column is not None:
+        fields[BATCH_FIELD], categories = batch_codes(obs, cfg.batch_column, str(path))
+    info = DataInfo(modality="counts", n_features=int(x.shape[1]), is_counts=is_counts, batch_categories=categories)
+    return SampleSet(info, torch.from_numpy(np.ascontiguousarray(x)), obs, genes, fields=fields)
 
 
 def load_dna(cfg: DnaData) -> SampleSet:

@@ -27,6 +27,13 @@ class DataInfo:
     # paired records (``data.paired.attach_records``): the records' vocabulary size and tokens per subject
     records_vocab_size: int | None = None
     records_max_length: int | None = None
+    # counts with ``data.batch_column``: the batch names, in the order of their codes in ``fields["batch_index"]``
+    batch_categories: list[str] | None = None
+
+    @property
+    def n_batches(self) -> int:
+        """Number of batches a batch-aware model conditions on (0: no batch column)."""
+        return len(self.batch_categories or ())
 
 
 @dataclass

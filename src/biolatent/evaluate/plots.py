@@ -253,3 +253,39 @@ def label_noise_figure(table: pd.DataFrame) -> Figure:
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside right center", fontsize="small", frameon=False)
     return figure
+
+
+def integration_figure(summary: pd.DataFrame, batch: str, label: str) -> Figure:
+    """Left: batch correction vs bio conservation per representation (mean, bars over the pre-training seeds);
+    right: the six metrics per representation. ``summary``: integration.tsv (representation, metric, mean, low,
+    high)."""
+    from biolatent.evaluate.integration import BATCH_METRICS, BIO_METRICS
+
+    figure = new_figure(10.0, 4.0)
+    left, right = figure.subplots(1, 2, width_ratios=[1, 1.6])
+    names = list(dict.fromkeys(summary["representation"]))
+    table = summary.set_index(["representation", "metric"])
+    for index, name in enumerate(names):
+        x, y = table.loc[(name, "batch_correction")], table.loc[(name, "bio_conservation")]
+        left.errorbar(x["mean"], y["mean"], xerr=[[x["mean"] - x["low"]], [x["high"] - x["mean"]]],
+                      yerr=[[y["mean"] - y["low"]], [y["high"] - y["mean"]]], fmt="o", color=f"C{index}", label=name)
+    left.set_xlabel(f"batch correction (mixing of {batch!r})")
+    left.set_ylabel(f"bio conservation ({label!r})")
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    metrics = [*BATCH_METRICS, *BIO_METRICS]
+    width = 0.8 / max(1, len(names))
+    for index, name in enumerate(names):
+        values = [float(table.loc[(name, metric), "mean"]) for metric in metrics]
+        right.bar(np.arange(len(metrics)) + (index - (len(names) - 1) / 2) * width, values, width, color=f"C{index}",
+                  label=name)
+    right.set_xticks(np.arange(len(metrics)), metrics, rotation=30)
+    right.set_ylim(0, 1)
+    right.set_ylabel("score (higher is better)")
+    right.grid(alpha=0.3, axis="y")
+    return figure
+
+
+def plot_integration(summary: pd.DataFrame, path: str | Path, batch: str, label: str) -> Path:
+    """Save :func:`integration_figure` as a PNG (atomic)."""
+    return save_figure(integration_figure(summary, batch, label), path)

@@ -11,6 +11,12 @@ continuous values) the Gaussian models the standardised values: every gene then 
 likelihood at initialisation, instead of the decoder spending its first epochs learning offsets of 5..12
 (the log-likelihood differs from the raw one by the constant ``-sum_g log sd_g`` only). ``views`` are not
 used. ``embed`` = the posterior mean mu.
+
+Batch-aware (``data.batch_column``; ``n_batches`` > 0 from the data): as scVI, the decoder conditions on the
+one-hot batch, concatenated to z and injected again into its hidden layer, so p(x | z, s) explains the batch and z
+need not (scVI's ``SCVI(batch_key=...)``, whose default ``encode_covariates=False`` this follows); with
+``encode_batch: true`` the posterior heads see the batch too, q(z | x, s). The per-gene dispersion is shared by
+the batches (scVI's default ``dispersion="gene"``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from biolatent.data.batches import BATCH_FIELD
 from biolatent.errors import ConfigError, DataError
 from biolatent.methods.base import SSLMethod
 from biolatent.types import LossOutput
@@ -48,12 +55,38 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (torch.exp(logvar) + mu**2 - 1.0 - logvar).sum(dim=-1)
 
 
+class ConditionalDecoder(nn.Sequential):
+    """z (B, latent) [+ one-hot batch (B, n_batches), at the input and again at the hidden layer] -> (B, genes):
+    Linear -> LayerNorm -> ReLU -> Linear (the layer indices of the unconditioned decoder's weights)."""
+
+    def __init__(self, latent_dim: int, hidden: int, n_genes: int, n_batches: int = 0) -> None:
+        super().__init__(nn.Linear(latent_dim + n_batches, hidden), nn.LayerNorm(hidden), nn.ReLU(),
+                         nn.Linear(hidden + n_batches, n_genes))
+        self.n_batches = int(n_batches)
+
+    def forward(self, z: torch.Tensor, batch_index: torch.Tensor | None = None) -> torch.Tensor:
+        first, norm, act, last = self
+        if not self.n_batches:
+            return last(act(norm(first(z))))
+        onehot = one_hot_batches(batch_index, self.n_batches, z)
+        return last(torch.cat([act(norm(first(torch.cat([z, onehot], dim=1)))), onehot], dim=1))
+
+
+def one_hot_batches(batch_index: torch.Tensor | None, n_batches: int, like: torch.Tensor) -> torch.Tensor:
+    """(B,) batch codes -> (B, n_batches) one-hot in ``like``'s dtype and device; missing codes are an error."""
+    if batch_index is None:
+        raise DataError(f"this vae conditions on {n_batches} batches: the data needs its batch column "
+                        "(data.batch_column, as at pre-training)")
+    return nn.functional.one_hot(batch_index.long().reshape(-1), n_batches).to(like)
+
+
 class VAE(SSLMethod):
-    """loss = mean over cells of (-log p(x|z) + kl_weight * KL); with kl_weight 1 this is -ELBO per cell."""
+    """loss = mean over cells of (-log p(x|z[,s]) + kl_weight * KL); with kl_weight 1 this is -ELBO per cell."""
 
     name: ClassVar[str] = "vae"
     modalities: ClassVar[tuple[str, ...]] = ("counts",)
     uses_views: ClassVar[bool] = False
+    data_kwargs: ClassVar[dict[str, str]] = {"n_batches": "n_batches"}
 
     def __init__(
         self,
@@ -64,6 +97,8 @@ class VAE(SSLMethod):
         decoder_hidden: int = 128,
         likelihood: Literal["nb", "gaussian"] = "nb",
         kl_weight: float = 1.0,
+        n_batches: int = 0,
+        encode_batch: bool = False,
     ) -> None:
         super().__init__(encoder, views=views)
         n_genes = getattr(encoder, "in_dim", None)
@@ -72,15 +107,15 @@ class VAE(SSLMethod):
         if likelihood not in ("nb", "gaussian"):
             raise ConfigError(f"method.likelihood must be 'nb' or 'gaussian', got {likelihood!r}")
         self.n_genes, self.likelihood, self.kl_weight = int(n_genes), likelihood, kl_weight
-        hidden = int(encoder.out_dim)
+        if encode_batch and not n_batches:
+            raise ConfigError("method.encode_batch needs batches to condition on: set data.batch_column")
+        self.n_batches, self.encode_batch = int(n_batches), bool(encode_batch)
+        # embedding needs each sample's batch when the posterior sees it
+        self.embed_fields = (BATCH_FIELD,) if self.encode_batch else ()
+        hidden = int(encoder.out_dim) + (self.n_batches if self.encode_batch else 0)
         self.mu_head = nn.Linear(hidden, latent_dim)
         self.logvar_head = nn.Linear(hidden, latent_dim)
-        self.decoder = nn.Sequential(
-            nn.Linear(latent_dim, decoder_hidden),
-            nn.LayerNorm(decoder_hidden),
-            nn.ReLU(),
-            nn.Linear(decoder_hidden, self.n_genes),
-        )
+        self.decoder = ConditionalDecoder(latent_dim, decoder_hidden, self.n_genes, self.n_batches)
         # per-gene log inverse dispersion (nb) or log variance (gaussian)
         self.log_scale = nn.Parameter(torch.zeros(self.n_genes))
 
@@ -94,13 +129,17 @@ class VAE(SSLMethod):
         if info.n_features is not None and info.n_features != self.n_genes:
             raise DataError(f"the data has {info.n_features} genes but the vae was built for {self.n_genes}")
 
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def posterior(self, x: torch.Tensor, batch_index: torch.Tensor | None = None,
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(x)
+        if self.encode_batch:
+            h = torch.cat([h, one_hot_batches(batch_index, self.n_batches, h)], dim=1)
         return self.mu_head(h), self.logvar_head(h).clamp(-12.0, 12.0)
 
-    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p(x | z) summed over genes -> (B,)."""
-        out = self.decoder(z)
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor,
+                       batch_index: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x | z[, batch]) summed over genes -> (B,)."""
+        out = self.decoder(z, batch_index)
         if self.likelihood == "nb":
             library = x.sum(dim=1, keepdim=True)
             mean = torch.softmax(out, dim=-1) * library
@@ -109,10 +148,10 @@ class VAE(SSLMethod):
         return gaussian_log_prob(target, out, self.log_scale.clamp(-12.0, 12.0)).sum(dim=-1)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
-        x = batch["x"].float()
-        mu, logvar = self.posterior(x)
+        x, batch_index = batch["x"].float(), batch.get(BATCH_FIELD)
+        mu, logvar = self.posterior(x, batch_index)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        reconstruction = -self.log_likelihood(x, z)
+        reconstruction = -self.log_likelihood(x, z, batch_index)
         kl = gaussian_kl(mu, logvar)
         loss = (reconstruction + self.kl_weight * kl).mean()
         elbo = -(reconstruction + kl).mean()
@@ -124,5 +163,5 @@ class VAE(SSLMethod):
         }
         return LossOutput(loss, metrics)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.posterior(x.float())[0]
+    def embed(self, x: torch.Tensor, batch_index: torch.Tensor | None = None) -> torch.Tensor:
+        return self.posterior(x.float(), batch_index)[0]

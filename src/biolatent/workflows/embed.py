@@ -8,6 +8,7 @@ import numpy as np
 
 from biolatent.build import build_method
 from biolatent.config import RunConfig, dump_config, read_yaml
+from biolatent.data.batches import BATCH_FIELD, recode_batches
 from biolatent.data.samples import DataInfo, SampleSet
 from biolatent.embed import compute_embeddings, write_embeddings
 from biolatent.errors import DataError
@@ -80,6 +81,9 @@ def embed_run(run_dir: Path, data: str | Path | None = None, out: Path | None = 
     samples = load_samples(data_config_for(config, data, info))
     feature_file = run_dir / "features.json"
     check_compatible(info, samples, read_json(feature_file) if feature_file.is_file() else None)
+    if info.batch_categories and BATCH_FIELD in samples.fields:  # the codes the model was trained with
+        samples.fields[BATCH_FIELD] = recode_batches(samples.fields[BATCH_FIELD], samples.info.batch_categories or [],
+                                                     info.batch_categories)
     method = build_method(config, info)
     load_weights(run_dir / WEIGHTS_FILE, method)
     say(f"embedding {len(samples)} samples ...")
