@@ -69,3 +69,15 @@ def test_learned_positions_and_3d() -> None:
 def test_patch_size_must_divide() -> None:
     with pytest.raises(ConfigError, match="patch_size"):
         ViTEncoder(30, 3, patch_size=8)
+
+
+def test_vit_b16_parameter_count() -> None:
+    """ViT-B/16 (Dosovitskiy et al. 2021, Table 1: 86M) as timm's ``vit_base_patch16_224`` without its head has
+    85,798,656 parameters, 151,296 of them its learned positions of 196 patches + the CLS token; here the CLS token
+    has no position (768 fewer) and the default sin-cos positions are a buffer."""
+    vit = ViTEncoder(224, 3, patch_size=16, dim=768, depth=12, heads=12)
+    count = sum(p.numel() for p in vit.parameters())
+    assert count == 85_798_656 - 197 * 768 == 85_647_360
+    learned = ViTEncoder(224, 3, patch_size=16, dim=768, depth=12, heads=12, pos_embedding="learned")
+    assert sum(p.numel() for p in learned.parameters()) == 85_798_656 - 768
+    assert vit.num_patches == 196 and vit.out_dim == 768

@@ -43,6 +43,9 @@ class FeaturePyramid(nn.Module):
         super().__init__()
         if net.spatial_dims not in (2, 3):
             raise ConfigError(f"the feature pyramid needs a 2D or 3D ResNet, got spatial_dims {net.spatial_dims}")
+        if net.block != "basic" or net.stem_pool:
+            raise ConfigError("the feature pyramid needs a ResNet of basic blocks without a stem max-pool (its level "
+                              "channels and strides assume them)")
         widths, blocks = resnet_architecture(net)
         if len(widths) < N_LEVELS:
             raise ConfigError(f"the feature pyramid needs a ResNet with at least {N_LEVELS} stages, got widths "
