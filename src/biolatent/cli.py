@@ -134,12 +134,12 @@ def evaluate(
     seed; PCA and the supervised baseline vary with the split and the labelled subset."""
     from biolatent.errors import ConfigError
 
+    if batch is not None and label is None:
+        raise ConfigError("--batch needs --label COLUMN (the cell types whose conservation is measured)")
     if (label is None) == (not expression):
         raise ConfigError("give either --label COLUMN or --expression (spatial runs), not both or neither")
     if expression and (test_splits != 1 or protocol is not None):
         raise ConfigError("--test-splits and --protocol apply to --label evaluations, not --expression")
-    if batch is not None and label is None:
-        raise ConfigError("--batch needs --label COLUMN (the cell types whose conservation is measured)")
     if batch is not None:  # first: its bad input stops the command before anything is written
         from biolatent.workflows.integration import evaluate_integration
 
