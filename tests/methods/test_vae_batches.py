@@ -47,3 +47,15 @@ def test_recode_batches_to_the_trained_codes():
     assert recode_batches(codes, ["lab2", "lab3"], ["lab1", "lab2", "lab3"]).tolist() == [1, 2, 2, 1]
     with pytest.raises(DataError, match="batch 'lab9' was not seen at training"):
         recode_batches(codes, ["lab2", "lab9"], ["lab1", "lab2", "lab3"])
+
+
+def test_continuous_expression_takes_the_gaussian_path_with_batches():
+    vae = VAE(MLPEncoder(12, hidden_dims=(8,), out_dim=8, input_transform="standardize"), latent_dim=3,
+              decoder_hidden=6, likelihood="gaussian", n_batches=2)
+    x = torch.randn(6, 12) * 2.0 + 7.0  # log-scale expression
+    vae.encoder.fit_input_statistics(x)
+    batch = torch.tensor([0, 1, 0, 1, 0, 1])
+    z = torch.zeros(6, 3)
+    shifted = vae.log_likelihood(x, z, batch) - vae.log_likelihood(x, z, 1 - batch)
+    assert shifted.abs().max() > 0  # the batch changes p(x | z, s)
+    assert torch.isfinite(vae({"x": x, BATCH_FIELD: batch, "index": torch.arange(6)}).loss)
