@@ -140,7 +140,7 @@ def _pretrain_one(config: RunConfig, run_dir: Path, samples: Any, *, resume: boo
                   callbacks: Sequence[Any], primary: bool, holdout: dict | None, say) -> dict[str, Any]:
     """One seed: ``samples`` -> weights, metrics and collapse diagnostics in ``run_dir`` (and ``holdout.json``,
     written with the run's header, when test ids were kept out)."""
-    from biolatent.train.fit import fit
+    from biolatent.train.fit import check_world_size, fit, world_size
     from biolatent.train.memory import check_step_memory, estimate_step_memory
     from biolatent.train.timing import LoaderWaitTimer
     from biolatent.workflows.common import HOLDOUT_FILE
@@ -168,6 +168,8 @@ def _pretrain_one(config: RunConfig, run_dir: Path, samples: Any, *, resume: boo
     step_memory = check_step_memory(estimate_step_memory(method, samples.x, fields=samples.fields,
                                                          groups=samples.groups), config.train)
     say(f"a training step with batch {config.train.batch_size} needs about {step_memory / 1e9:.2f} GB")
+    assert config.train.batch_size is not None
+    check_world_size(len(samples), config.train.batch_size, world_size(config.train))  # before anything is written
     if primary:
         write_run_header(run_dir, "pretrain", config, n_samples=len(samples))
         save_data_info(run_dir, samples.info)
