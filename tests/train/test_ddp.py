@@ -131,6 +131,22 @@ def test_too_many_processes_for_the_data_is_a_one_line_error(run_cli, tiny_confi
         assert not run.exists()
 
 
+def test_secondary_processes_of_every_launcher_are_recognised(monkeypatch):
+    """Only the first process writes the run directory: Lightning, torchrun and srun each mark the others."""
+    from biolatent.workflows.pretrain import launched_rank
+
+    for variable in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(variable, raising=False)
+    assert launched_rank() == 0
+    for variable, value in [("SLURM_PROCID", "0"), ("LOCAL_RANK", "0")]:
+        monkeypatch.setenv(variable, value)
+    assert launched_rank() == 0
+    for variable in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"):
+        monkeypatch.setenv(variable, "3")
+        assert launched_rank() == 3
+        monkeypatch.setenv(variable, "0")
+
+
 def _pretrain(config: Path, run: Path, *extra: str) -> pd.DataFrame:
     exe = Path(sys.executable).with_name("biolatent")
     proc = subprocess.run([str(exe), "pretrain", str(config), "--out", str(run), "--quiet", *extra],

@@ -258,8 +258,9 @@ def _completed_epochs(run_dir: Path) -> int:
 
 
 def launched_rank() -> int:
-    """This process's rank when a distributed launcher (Lightning, torchrun) started it, else 0."""
-    for variable in ("RANK", "LOCAL_RANK", "NODE_RANK"):
+    """This process's rank when a distributed launcher (Lightning, torchrun, Slurm's srun) started it, else 0
+    (a positive rank of any of them: a secondary process)."""
+    for variable in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"):
         value = os.environ.get(variable, "0")
         if value.isdigit() and int(value) > 0:
             return int(value)
