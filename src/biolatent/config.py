@@ -86,7 +86,9 @@ class TrainConfig(BaseModel):
     devices: int | Literal["auto"] = Field("auto", description="devices per node (Lightning's Trainer devices)")
     num_nodes: int = Field(1, ge=1, description="machines of a multi-node run (Slurm, torchrun): the processes are "
                                                 "devices x num_nodes, train.batch_size is split over all of them")
-    strategy: Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp"] = "auto"
+    # no ddp_spawn: it pickles the trainer's per-epoch hook (checkpoint, history) into new processes; ddp re-runs
+    # the command instead, as torchrun and srun do
+    strategy: Literal["auto", "ddp", "ddp_find_unused_parameters_true", "fsdp"] = "auto"
     precision: Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true"] = "32-true"
     num_workers: int = Field(0, ge=0)
     gradient_clip: float | None = Field(1.0, gt=0)

@@ -73,6 +73,28 @@ def test_world_size_errors_are_one_line():
         check_world_size(3, 4, 2)
 
 
+def test_memory_check_counts_each_process_share(monkeypatch):
+    """A GPU holds one process's share of the global batch; on the CPU a node's processes share its RAM."""
+    import biolatent.train.memory as memory
+    from biolatent.config import TrainConfig
+
+    estimate = memory.StepMemory(per_sample=0.1 * memory.GB, fixed=0.5 * memory.GB)
+    train = TrainConfig(batch_size=128)
+    one_share = 0.5 * memory.GB + memory.PEAK_FACTOR * 3.2 * memory.GB  # 32 samples
+    monkeypatch.setattr(memory, "uses_cuda", lambda _: True)
+    assert memory.check_step_memory(estimate, train, available=8 * memory.GB, processes=4) == pytest.approx(one_share)
+    with pytest.raises(ConfigError, match=r"use train\.batch_size: 42 or less"):  # one process: 128 does not fit
+        memory.check_step_memory(estimate, train, available=8 * memory.GB)
+    with pytest.raises(ConfigError, match=r"\(32 on each of 4 processes\).*use train\.batch_size: 80 or less"):
+        memory.check_step_memory(estimate, train, available=4 * memory.GB, processes=4)  # 20 per GPU
+    monkeypatch.setattr(memory, "uses_cuda", lambda _: False)
+    assert memory.check_step_memory(estimate, train, available=30 * memory.GB, processes=4) == pytest.approx(
+        4 * one_share)
+    two_nodes = train.model_copy(update={"num_nodes": 2})
+    assert memory.check_step_memory(estimate, two_nodes, available=30 * memory.GB, processes=4) == pytest.approx(
+        2 * one_share)
+
+
 def test_nt_xent_over_shares_equals_the_global_batch():
     """SimCLR's loss on gathered projections: each share's anchors against every projection. Weighted by share,
     the processes' losses and the gradients they send to each projection add up to those of one process."""

@@ -163,13 +163,15 @@ def _pretrain_one(config: RunConfig, run_dir: Path, samples: Any, *, resume: boo
     n_params = sum(p.numel() for p in method.parameters())
     say(f"{len(samples)} samples; method {config.method.name} with encoder {config.model.name} "
         f"({n_params / 1e6:.2f} M parameters)")
+    assert config.train.batch_size is not None
+    processes = world_size(config.train)  # DDP: train.batch_size is split over them
+    check_world_size(len(samples), config.train.batch_size, processes)  # before anything is written
     # a step that does not fit is refused here, with the batch that does, before the kernel's OOM killer takes the
     # machine down mid-run (and before anything is written)
     step_memory = check_step_memory(estimate_step_memory(method, samples.x, fields=samples.fields,
-                                                         groups=samples.groups), config.train)
-    say(f"a training step with batch {config.train.batch_size} needs about {step_memory / 1e9:.2f} GB")
-    assert config.train.batch_size is not None
-    check_world_size(len(samples), config.train.batch_size, world_size(config.train))  # before anything is written
+                                                         groups=samples.groups), config.train, processes=processes)
+    say(f"a training step with batch {config.train.batch_size} needs about {step_memory / 1e9:.2f} GB"
+        + (f" on {processes} processes" if processes > 1 else ""))
     if primary:
         write_run_header(run_dir, "pretrain", config, n_samples=len(samples))
         save_data_info(run_dir, samples.info)
