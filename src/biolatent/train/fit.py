@@ -43,6 +43,11 @@ def fit(
     (``checkpoints/last.safetensors``); ``resume=True`` continues from it. ``max_steps`` trains for a
     fixed number of optimizer steps instead of ``train.epochs`` epochs (supervised baselines). ``fields`` and
     ``groups`` go to the batches (``IndexedDataset``).
+
+    On several processes (``train.strategy: ddp``, ``devices`` x ``num_nodes``; Lightning re-runs the command for
+    the others, or torchrun / srun started them) ``train.batch_size`` is the global batch: every process runs this
+    function, trains on its share of the one-process batches (``GlobalBatchSampler``) and the first one writes the
+    history and checkpoints. ``check_world_size`` refuses a batch or data set that cannot be shared.
     """
     import lightning as L
 
