@@ -72,8 +72,10 @@ class TrainConfig(BaseModel):
     model_config = _STRICT
 
     epochs: int = Field(10, ge=1)
-    batch_size: int | None = Field(None, ge=2, description="None = the modality's default (default_batch_size), "
-                                                          "filled in when the config is resolved")
+    batch_size: int | None = Field(None, ge=2, description="the global batch, split over the processes of a "
+                                                          "multi-process (DDP) run; None = the modality's default "
+                                                          "(default_batch_size), filled in when the config is "
+                                                          "resolved")
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     warmup_epochs: int = Field(0, ge=0)
@@ -81,8 +83,12 @@ class TrainConfig(BaseModel):
                                                                            "zero, or a constant learning rate")
     seed: int = 0
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
-    devices: int | Literal["auto"] = "auto"
-    strategy: Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp"] = "auto"
+    devices: int | Literal["auto"] = Field("auto", description="devices per node (Lightning's Trainer devices)")
+    num_nodes: int = Field(1, ge=1, description="machines of a multi-node run (Slurm, torchrun): the processes are "
+                                                "devices x num_nodes, train.batch_size is split over all of them")
+    # no ddp_spawn: it pickles the trainer's per-epoch hook (checkpoint, history) into new processes; ddp re-runs
+    # the command instead, as torchrun and srun do
+    strategy: Literal["auto", "ddp", "ddp_find_unused_parameters_true", "fsdp"] = "auto"
     precision: Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true"] = "32-true"
     num_workers: int = Field(0, ge=0)
     gradient_clip: float | None = Field(1.0, gt=0)

@@ -29,7 +29,8 @@ from torch import nn
 
 from biolatent.errors import ConfigError
 from biolatent.methods.base import SSLMethod
-from biolatent.methods.ema import check_momentum, cosine_momentum, ema_update, frozen_copy, mean_all, mlp
+from biolatent.methods.distributed import mean_all
+from biolatent.methods.ema import check_momentum, cosine_momentum, ema_update, frozen_copy, mlp
 from biolatent.methods.perturb import DefaultPerturbation
 from biolatent.types import LossOutput
 

@@ -1,6 +1,6 @@
 """Shared pieces of the teacher-student methods (MoCo, BYOL, DINO): frozen momentum copies, their
-exponential-moving-average update, the cosine momentum schedule, projection/prediction MLPs and the
-all-gather of the distributed case.
+exponential-moving-average update, the cosine momentum schedule, projection/prediction MLPs (the collectives of
+the distributed case are in ``methods.distributed``).
 
 * Momentum (EMA) encoder: He, Fan, Wu, Xie & Girshick 2020, CVPR, "Momentum contrast for unsupervised visual
   representation learning" (MoCo), Eq. 2: ``theta_k <- m theta_k + (1 - m) theta_q``.
@@ -16,7 +16,6 @@ import copy
 import math
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from biolatent.errors import ConfigError
@@ -87,31 +86,3 @@ def mlp(
     if last_batch_norm:
         modules.append(nn.BatchNorm1d(out_dim, affine=False))
     return nn.Sequential(*modules)
-
-
-def distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-@torch.no_grad()
-def gather_all(x: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Concatenate ``x`` (no gradient) over the ranks of ``torch.distributed`` -> (all rows, this rank's offset).
-
-    Without an initialised process group (or with one rank) it returns ``(x, 0)``. Every rank must hold the
-    same number of rows.
-    """
-    if not distributed():
-        return x, 0
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts, dim=0), dist.get_rank() * x.shape[0]
-
-
-@torch.no_grad()
-def mean_all(x: torch.Tensor) -> torch.Tensor:
-    """The mean of ``x`` over the ranks (``x`` itself without a process group)."""
-    if not distributed():
-        return x
-    out = x.clone()
-    dist.all_reduce(out)
-    return out / dist.get_world_size()

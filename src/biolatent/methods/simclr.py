@@ -15,22 +15,36 @@ from torch import nn
 
 from biolatent.errors import ConfigError
 from biolatent.methods.base import SSLMethod
+from biolatent.methods.distributed import gather_with_grad
 from biolatent.methods.perturb import DefaultPerturbation
 from biolatent.types import LossOutput
 
 
 def nt_xent_logits(
-    z1: torch.Tensor, z2: torch.Tensor, temperature: float
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float, all1: torch.Tensor | None = None,
+    all2: torch.Tensor | None = None, offset: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cosine similarities / temperature of all 2N projections, self-pairs excluded -> (logits, positives).
+    """Cosine similarities / temperature of the 2N anchors against all 2M projections, self-pairs excluded ->
+    (logits (2N, 2M), positives).
 
-    Row i of the (2N, 2N) logits is anchor i (views 1 then views 2); its positive is column ``positives[i]``.
+    Row i of the logits is anchor i (views 1 then views 2); its positive is column ``positives[i]``. ``all1`` /
+    ``all2`` (M, d): the projections of every process (``methods.distributed.gather_with_grad``), this process's
+    ``z1`` / ``z2`` at rows ``offset ... offset + N``; None: ``z1`` / ``z2`` themselves (one process).
     """
-    z = F.normalize(torch.cat([z1, z2], dim=0), dim=1)
     n = z1.shape[0]
-    logits = z @ z.T / temperature
-    logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
-    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    anchors = F.normalize(torch.cat([z1, z2], dim=0), dim=1)
+    if all1 is None or all2 is None:
+        candidates, m = anchors, n
+    else:
+        candidates, m = F.normalize(torch.cat([all1, all2], dim=0), dim=1), all1.shape[0]
+    logits = anchors @ candidates.T / temperature
+    own = torch.arange(offset, offset + n, device=z1.device)
+    self_columns = torch.cat([own, own + m])
+    rows = torch.arange(2 * n, device=z1.device)
+    self_pairs = torch.zeros(logits.shape, dtype=torch.bool, device=z1.device)
+    self_pairs[rows, self_columns] = True
+    logits = logits.masked_fill(self_pairs, float("-inf"))
+    positives = torch.cat([own + m, own])
     return logits, positives
 
 
@@ -70,7 +84,10 @@ class SimCLR(SSLMethod):
         assert self.views is not None
         z1 = self.projector(self.encoder(self.views(first)))
         z2 = self.projector(self.encoder(self.views(second)))
-        logits, positives = nt_xent_logits(z1, z2, self.temperature)
+        # several processes: every process's projections are negatives (as in one process's global batch)
+        all1, offset = gather_with_grad(z1)
+        all2, _ = gather_with_grad(z2)
+        logits, positives = nt_xent_logits(z1, z2, self.temperature, all1, all2, offset)
         loss = F.cross_entropy(logits, positives)
         accuracy = (logits.detach().argmax(dim=1) == positives).float().mean()
         return LossOutput(loss, {"loss": float(loss.detach()), "accuracy": float(accuracy)})

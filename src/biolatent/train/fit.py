@@ -13,8 +13,10 @@ import pandas as pd
 import torch
 
 from biolatent.config import TrainConfig
+from biolatent.errors import ConfigError, DataError
 from biolatent.rundir import atomic_path
 from biolatent.train.checkpoint import load_training_state, save_training_state
+from biolatent.train.device import uses_cuda
 from biolatent.train.loader import IndexedDataset, training_loader
 
 LAST_CHECKPOINT = Path("checkpoints") / "last.safetensors"
@@ -41,6 +43,11 @@ def fit(
     (``checkpoints/last.safetensors``); ``resume=True`` continues from it. ``max_steps`` trains for a
     fixed number of optimizer steps instead of ``train.epochs`` epochs (supervised baselines). ``fields`` and
     ``groups`` go to the batches (``IndexedDataset``).
+
+    On several processes (``train.strategy: ddp``, ``devices`` x ``num_nodes``; Lightning re-runs the command for
+    the others, or torchrun / srun started them) ``train.batch_size`` is the global batch: every process runs this
+    function, trains on its share of the one-process batches (``GlobalBatchSampler``) and the first one writes the
+    history and checkpoints. ``check_world_size`` refuses a batch or data set that cannot be shared.
     """
     import lightning as L
 
@@ -62,7 +69,9 @@ def fit(
         epoch_offset, step_offset = int(meta["epoch"]), int(meta["global_step"])
         history = _read_history(run_dir)[:epoch_offset]
 
-    loader = training_loader(dataset, train.batch_size, train.seed, epoch_offset, train.num_workers)
+    world = world_size(train)
+    check_world_size(len(dataset), train.batch_size, world)
+    loader = training_loader(dataset, train.batch_size, train.seed, epoch_offset, train.num_workers, world)
     steps_per_epoch = len(loader)
     total_steps = max_steps if max_steps is not None else train.epochs * steps_per_epoch
     remaining_epochs = train.epochs - epoch_offset
@@ -93,20 +102,16 @@ def fit(
         seed=train.seed,
         on_epoch_end=on_epoch_end,
         schedule=train.lr_schedule,
+        global_batch_sizes=loader.batch_sampler.sizes,  # type: ignore[union-attr]
     )
     trainer = L.Trainer(
-        accelerator=train.accelerator,
-        devices=train.devices,
-        strategy=train.strategy,
-        precision=train.precision,
+        **_trainer_settings(train),
+        sync_batchnorm=world > 1 and uses_cuda(train),
         max_epochs=-1 if max_steps is not None else remaining_epochs,
         max_steps=max_steps if max_steps is not None else -1,
         gradient_clip_val=train.gradient_clip,
         logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
         enable_progress_bar=progress,
-        num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(50, steps_per_epoch)),
         callbacks=[*callbacks, *([EpochProgressBar(epoch_offset, None if max_steps else train.epochs)]
                                  if progress else [])],
@@ -118,6 +123,50 @@ def fit(
         trainer.fit(module, train_dataloaders=loader)
     method.eval()
     return pd.DataFrame(history)
+
+
+def _trainer_settings(train: TrainConfig) -> dict[str, Any]:
+    """The Lightning ``Trainer`` arguments that place the run: accelerator, devices, nodes, strategy, precision.
+
+    The loader shards the global batches itself (``GlobalBatchSampler``), so Lightning's distributed sampler is
+    off.
+    """
+    return {
+        "accelerator": train.accelerator,
+        "devices": train.devices,
+        "num_nodes": train.num_nodes,
+        "strategy": train.strategy,
+        "precision": train.precision,
+        "use_distributed_sampler": False,
+        "enable_checkpointing": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+    }
+
+
+def world_size(train: TrainConfig) -> int:
+    """The number of training processes of ``train`` on this machine or cluster (devices x nodes, as Lightning
+    resolves ``devices: auto`` and a torchrun / Slurm environment)."""
+    import lightning as L
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    return int(L.Trainer(**_trainer_settings(train), logger=False, enable_progress_bar=False).world_size)
+
+
+def check_world_size(n_samples: int, batch_size: int, world: int) -> None:
+    """A one-line error when the global ``batch_size`` or the ``n_samples`` samples cannot be split over ``world``
+    processes with at least 2 samples each (ConfigError / DataError); nothing to check on one process."""
+    if world <= 1:
+        return
+    if batch_size % world:
+        raise ConfigError(f"train.batch_size {batch_size} is the global batch, split over {world} processes: it "
+                          f"must be a multiple of {world}")
+    if batch_size // world < 2:
+        raise ConfigError(f"train.batch_size {batch_size} over {world} processes leaves {batch_size // world} "
+                          f"sample per process: use at least {2 * world}")
+    if n_samples < 2 * world:
+        raise DataError(f"{n_samples} samples cannot feed {world} training processes (each needs at least 2 "
+                        f"samples per step): use at most {max(1, n_samples // 2)} devices x nodes")
 
 
 def _write_history(run_dir: Path, history: list[dict[str, float]]) -> None:

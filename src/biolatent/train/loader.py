@@ -78,18 +78,79 @@ class EpochSeededSampler(Sampler[int]):
         return self.n
 
 
-def training_loader(
-    dataset: IndexedDataset, batch_size: int, seed: int, epoch_offset: int = 0, num_workers: int = 0
-) -> DataLoader:
-    """Shuffled batches; the last partial batch is dropped when it would hold a single sample."""
-    n = len(dataset)
+def global_batch_sizes(n: int, batch_size: int, world_size: int = 1) -> list[int]:
+    """The sizes of one epoch's global batches over ``n`` samples: ``min(batch_size, n)`` each, the last one
+    partial, dropped when it would leave a process fewer than 2 samples (on one process: a single sample)."""
     batch_size = min(batch_size, n)
-    drop_last = n % batch_size == 1
+    sizes = [batch_size] * (n // batch_size)
+    if n % batch_size >= 2 * world_size:
+        sizes.append(n % batch_size)
+    return sizes
+
+
+def rank_share(size: int, world_size: int, rank: int) -> tuple[int, int]:
+    """(start, stop) of ``rank``'s contiguous share of a global batch of ``size`` samples: the shares differ by at
+    most one sample, the first ``size % world_size`` ranks holding the larger ones."""
+    base, extra = divmod(size, world_size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + int(rank < extra)
+
+
+class GlobalBatchSampler(Sampler[list[int]]):
+    """This process's share of each global batch: the global batches are those of one process
+    (consecutive ``batch_size`` positions of the :class:`EpochSeededSampler` shuffle), each split over the
+    ``world_size`` processes (:func:`rank_share`). All processes draw the same shuffle, so together they see
+    exactly the batches of a single-process run, each sample once.
+
+    ``rank`` None reads this process's rank from ``torch.distributed`` when iterating (0 without a process group):
+    Lightning's launchers start the process group after the loader is built.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, epoch_offset: int = 0, world_size: int = 1,
+                 rank: int | None = None) -> None:
+        self.sampler = EpochSeededSampler(n, seed, epoch_offset)
+        self.sizes = global_batch_sizes(n, batch_size, world_size)
+        self.batch_size = min(batch_size, n)
+        self.world_size = world_size
+        self.rank = rank
+
+    def set_epoch(self, epoch: int) -> None:  # Lightning calls ``self.sampler.set_epoch`` at each epoch start
+        self.sampler.set_epoch(epoch)
+
+    def current_rank(self) -> int:
+        if self.rank is not None:
+            return self.rank
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            if dist.get_world_size() != self.world_size:
+                raise RuntimeError(f"the loader was built for {self.world_size} processes, "
+                                   f"torch.distributed has {dist.get_world_size()}")
+            return dist.get_rank()
+        return 0
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = list(self.sampler)
+        rank = self.current_rank()
+        for k, size in enumerate(self.sizes):
+            start, stop = rank_share(size, self.world_size, rank)
+            offset = k * self.batch_size
+            yield order[offset + start:offset + stop]
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+
+def training_loader(
+    dataset: IndexedDataset, batch_size: int, seed: int, epoch_offset: int = 0, num_workers: int = 0,
+    world_size: int = 1, rank: int | None = None,
+) -> DataLoader:
+    """Shuffled batches of ``batch_size`` samples over all ``world_size`` processes together (the global batch),
+    this process's share of each (:class:`GlobalBatchSampler`); the last partial batch is dropped when it would
+    leave a process fewer than 2 samples."""
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        sampler=EpochSeededSampler(n, seed, epoch_offset),
-        drop_last=drop_last,
+        batch_sampler=GlobalBatchSampler(len(dataset), batch_size, seed, epoch_offset, world_size, rank),
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
     )

@@ -137,21 +137,30 @@ def _available_ram() -> float:
     return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def check_step_memory(estimate: StepMemory, train: TrainConfig, available: float | None = None) -> float:
-    """Estimated peak bytes of a step at ``train.batch_size``; a ``ConfigError`` that names the largest batch that
-    fits when it is above ``available`` (default: ``available_memory(train)``)."""
+def check_step_memory(estimate: StepMemory, train: TrainConfig, available: float | None = None,
+                      processes: int = 1) -> float:
+    """Estimated peak bytes of a step at ``train.batch_size`` on the memory it needs; a ``ConfigError`` that names
+    the largest batch that fits when it is above ``available`` (default: ``available_memory(train)``).
+
+    With several ``processes`` (DDP, ``train.batch_size`` the global batch) each one steps on its share
+    ``batch_size / processes``: on a GPU each process has its own device, on the CPU the processes of one node
+    (``processes / train.num_nodes``) share its RAM.
+    """
     assert train.batch_size is not None, "resolve the config first (build.resolve_sections)"
     where = "given"
     if available is None:
         available, where = available_memory(train)
-    needed = estimate.peak(train.batch_size)
+    share = max(1, train.batch_size // processes)
+    sharing = 1 if uses_cuda(train) else max(1, processes // train.num_nodes)
+    needed = sharing * estimate.peak(share)
     if needed <= available:
         return needed
-    fits = estimate.largest_batch(available)
-    advice = (f"use train.batch_size: {fits} or less" if fits >= 2 else
+    fits = estimate.largest_batch(available / sharing) * processes
+    advice = (f"use train.batch_size: {fits} or less" if fits >= 2 * processes else
               "even a batch of 2 does not fit: use a smaller data.image_size or model.widths, or model.stem_stride: 2")
+    split = f" ({share} on each of {processes} processes)" if processes > 1 else ""
     raise ConfigError(
-        f"a training step with batch {train.batch_size} needs about {needed / GB:.1f} GB "
-        f"({estimate.activations(train.batch_size) / GB:.1f} GB of saved activations); "
+        f"a training step with batch {train.batch_size}{split} needs about {needed / GB:.1f} GB "
+        f"({sharing * estimate.activations(share) / GB:.1f} GB of saved activations); "
         f"{available / GB:.1f} GB are available ({where}): {advice}"
     )

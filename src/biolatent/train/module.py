@@ -43,6 +43,16 @@ def parameter_groups(method: torch.nn.Module, weight_decay: float) -> list[dict]
 
 
 class MethodModule(L.LightningModule):
+    """Trains ``method`` with AdamW and the warm-up / cosine schedule; per-epoch means of its metrics go to
+    ``on_epoch_end`` (on the first process).
+
+    On several processes each one holds a share of the global batch (``train.loader.GlobalBatchSampler``;
+    ``global_batch_sizes``: the global batch of each step of an epoch). Its loss is weighted by
+    ``world_size x share / global batch`` before DDP averages the gradients, so a step follows the gradient of the
+    loss's mean over the global batch even when the shares differ by a sample; the epoch means are sums over all
+    processes. A method whose loss is a mean over samples therefore trains as on one process.
+    """
+
     def __init__(
         self,
         method: torch.nn.Module,
@@ -57,6 +67,7 @@ class MethodModule(L.LightningModule):
         seed: int = 0,
         on_epoch_end: EpochEndHook | None = None,
         schedule: str = "cosine",
+        global_batch_sizes: list[int] | None = None,
     ) -> None:
         super().__init__()
         self.method = method
@@ -70,6 +81,7 @@ class MethodModule(L.LightningModule):
         self.seed = seed
         self._on_epoch_end = on_epoch_end
         self.schedule = schedule
+        self.global_batch_sizes = global_batch_sizes
         self._sums: dict[str, float] = {}
         self._count = 0
 
@@ -95,7 +107,14 @@ class MethodModule(L.LightningModule):
         for key, value in values.items():
             self._sums[key] = self._sums.get(key, 0.0) + value * size
         self._count += size
-        return out.loss
+        return out.loss * self.share_weight(batch_idx, size)
+
+    def share_weight(self, batch_idx: int, size: int) -> float:
+        """``world_size x size / global batch``: 1 on one process and for equal shares."""
+        world = self.trainer.world_size
+        if world == 1 or self.global_batch_sizes is None:
+            return 1.0
+        return world * size / self.global_batch_sizes[batch_idx]
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:  # type: ignore[override]
         hook = getattr(self.method, "on_train_batch_end", None)
@@ -112,7 +131,13 @@ class MethodModule(L.LightningModule):
         self._sums, self._count = {}, 0
 
     def on_train_epoch_end(self) -> None:
-        means = {k: v / max(1, self._count) for k, v in self._sums.items()}
+        count, sums = float(self._count), dict(self._sums)
+        if self.trainer.world_size > 1:  # each process holds its share of the epoch: sum them all (in float64)
+            keys = list(sums)  # the same keys in the same order on every process
+            totals = torch.tensor([count] + [sums[k] for k in keys], dtype=torch.float64, device=self.device)
+            totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
+            count, sums = float(totals[0]), dict(zip(keys, totals[1:].tolist(), strict=True))
+        means = {k: v / max(1.0, count) for k, v in sums.items()}
         means["lr"] = float(self.trainer.optimizers[0].param_groups[0]["lr"])
         if self._on_epoch_end is not None and self.trainer.is_global_zero:
             self._on_epoch_end(self.epoch_offset + self.current_epoch + 1, means, self)

@@ -140,7 +140,7 @@ def _pretrain_one(config: RunConfig, run_dir: Path, samples: Any, *, resume: boo
                   callbacks: Sequence[Any], primary: bool, holdout: dict | None, say) -> dict[str, Any]:
     """One seed: ``samples`` -> weights, metrics and collapse diagnostics in ``run_dir`` (and ``holdout.json``,
     written with the run's header, when test ids were kept out)."""
-    from biolatent.train.fit import fit
+    from biolatent.train.fit import check_world_size, fit, world_size
     from biolatent.train.memory import check_step_memory, estimate_step_memory
     from biolatent.train.timing import LoaderWaitTimer
     from biolatent.workflows.common import HOLDOUT_FILE
@@ -163,11 +163,15 @@ def _pretrain_one(config: RunConfig, run_dir: Path, samples: Any, *, resume: boo
     n_params = sum(p.numel() for p in method.parameters())
     say(f"{len(samples)} samples; method {config.method.name} with encoder {config.model.name} "
         f"({n_params / 1e6:.2f} M parameters)")
+    assert config.train.batch_size is not None
+    processes = world_size(config.train)  # DDP: train.batch_size is split over them
+    check_world_size(len(samples), config.train.batch_size, processes)  # before anything is written
     # a step that does not fit is refused here, with the batch that does, before the kernel's OOM killer takes the
     # machine down mid-run (and before anything is written)
     step_memory = check_step_memory(estimate_step_memory(method, samples.x, fields=samples.fields,
-                                                         groups=samples.groups), config.train)
-    say(f"a training step with batch {config.train.batch_size} needs about {step_memory / 1e9:.2f} GB")
+                                                         groups=samples.groups), config.train, processes=processes)
+    say(f"a training step with batch {config.train.batch_size} needs about {step_memory / 1e9:.2f} GB"
+        + (f" on {processes} processes" if processes > 1 else ""))
     if primary:
         write_run_header(run_dir, "pretrain", config, n_samples=len(samples))
         save_data_info(run_dir, samples.info)
@@ -256,8 +260,9 @@ def _completed_epochs(run_dir: Path) -> int:
 
 
 def launched_rank() -> int:
-    """This process's rank when a distributed launcher (Lightning, torchrun) started it, else 0."""
-    for variable in ("RANK", "LOCAL_RANK", "NODE_RANK"):
+    """This process's rank when a distributed launcher (Lightning, torchrun, Slurm's srun) started it, else 0
+    (a positive rank of any of them: a secondary process)."""
+    for variable in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"):
         value = os.environ.get(variable, "0")
         if value.isdigit() and int(value) > 0:
             return int(value)
