@@ -50,7 +50,8 @@ def _subset(samples: Any, rows: Any) -> Any:
     from dataclasses import replace
 
     index = torch.as_tensor(rows, dtype=torch.long)
-    return replace(samples, x=samples.x[index], obs=samples.obs.iloc[rows],
+    x = samples.x.take(index) if hasattr(samples.x, "take") else samples.x[index]  # a backed matrix stays backed
+    return replace(samples, x=x, obs=samples.obs.iloc[rows],
                    fields={k: v[index] for k, v in samples.fields.items()},
                    groups=None if samples.groups is None else samples.groups[index])
 
