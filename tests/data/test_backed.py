@@ -69,6 +69,18 @@ def test_backed_batches_are_read_once_per_batch_and_equal_the_items(tmp_path):
         torch.testing.assert_close(batch["index"], expected["index"])
 
 
+def test_a_backed_matrix_pickles_without_its_file_handle(tmp_path):  # DataLoader worker processes
+    import pickle
+
+    path = _write(tmp_path / "c.h5ad", _counts(), sparse=True)
+    x = load_counts(CountsData(path=path, backed=True)).x
+    before = x[2:7]
+    copy = pickle.loads(pickle.dumps(x))
+    torch.testing.assert_close(copy[2:7], before)
+    copy.close()
+    x.close()
+
+
 def test_backed_checks_refuse_bad_values_like_the_in_memory_path(tmp_path):
     x = _counts()
     x[7, 4] = np.nan
