@@ -138,7 +138,8 @@ class BackedCounts:
         if isinstance(key, int | np.integer):
             return self.read(self._positions(np.array([int(key)])))[0]
         if isinstance(key, slice):
-            return self.read(np.arange(len(self))[key])
+            span = range(len(self))[key]
+            return self.read(np.arange(span.start, span.stop, span.step, dtype=np.int64))
         positions = np.asarray(key.cpu() if isinstance(key, torch.Tensor) else key)
         if positions.dtype == bool:
             if positions.shape != (len(self),):
