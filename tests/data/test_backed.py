@@ -59,6 +59,19 @@ def test_backed_counts_equal_the_in_memory_ones(tmp_path, sparse):
     np.testing.assert_array_equal(backed.x.take(rows)[:].numpy(), memory.x[rows].numpy())
 
 
+def test_a_holdout_subset_of_backed_counts_stays_backed(tmp_path):
+    from biolatent.workflows.pretrain import _subset
+
+    path = _write(tmp_path / "c.h5ad", _counts(), sparse=True)
+    memory = load_counts(CountsData(path=path, backed=False))
+    backed = load_counts(CountsData(path=path, backed=True))
+    rows = np.array([1, 4, 5, 20, 33])
+    cut_memory, cut_backed = _subset(memory, rows), _subset(backed, rows)
+    assert isinstance(cut_backed.x, BackedCounts) and len(cut_backed) == 5
+    torch.testing.assert_close(cut_backed.x[:], cut_memory.x)
+    assert list(cut_backed.obs.index) == list(cut_memory.obs.index) == [f"c{i}" for i in (1, 5, 6, 21, 34)]
+
+
 def test_backed_batches_are_read_once_per_batch_and_equal_the_items(tmp_path):
     path = _write(tmp_path / "c.h5ad", _counts(), sparse=True)
     samples = load_counts(CountsData(path=path, backed=True))

@@ -49,8 +49,10 @@ def _subset(samples: Any, rows: Any) -> Any:
     """The samples at ``rows`` (positions), every per-sample part cut alike."""
     from dataclasses import replace
 
+    from biolatent.data.backed import BackedCounts
+
     index = torch.as_tensor(rows, dtype=torch.long)
-    x = samples.x.take(index) if hasattr(samples.x, "take") else samples.x[index]  # a backed matrix stays backed
+    x = samples.x.take(index) if isinstance(samples.x, BackedCounts) else samples.x[index]  # backed stays backed
     return replace(samples, x=x, obs=samples.obs.iloc[rows],
                    fields={k: v[index] for k, v in samples.fields.items()},
                    groups=None if samples.groups is None else samples.groups[index])
