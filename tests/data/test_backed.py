@@ -184,3 +184,23 @@ def test_embed_refuses_a_file_modified_during_the_run(run_cli, tmp_path, monkeyp
     result.expect_error("c.h5ad was modified during the run", "nothing was written")
     assert not (tmp_path / "e.h5ad").exists()
     assert not list(tmp_path.glob(".e.h5ad*"))
+
+
+def test_pretrain_refuses_a_file_modified_during_the_run(run_cli, tmp_path, monkeypatch):
+    path = _write(tmp_path / "c.h5ad", _counts(n=64, g=20), sparse=True)
+    import importlib
+
+    fit_module = importlib.import_module("biolatent.train.fit")  # the module (biolatent.train.fit is also a function)
+
+    real = fit_module.fit
+
+    def modify_then_fit(*args, **kwargs):  # another process rewrites the file after it was opened
+        with open(path, "ab") as handle:
+            handle.write(b"\0" * 16)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fit_module, "fit", modify_then_fit)
+    run = tmp_path / "run"
+    result = run_cli("pretrain", _backed_config(tmp_path, path), "--out", run, "--quiet")
+    result.expect_error("c.h5ad was modified during the run")
+    assert not (run / "model.safetensors").exists()

@@ -190,6 +190,9 @@ def _pretrain_one(config: RunConfig, run_dir: Path, samples: Any, *, resume: boo
     history = fit(method, samples.x, config.train, run_dir=run_dir, resume=resume,
                   callbacks=[*callbacks, timer], progress=progress, fields=samples.fields, groups=samples.groups)
     seconds = time.perf_counter() - started
+    check_unchanged = getattr(samples.x, "check_unchanged", None)
+    if check_unchanged is not None:  # counts read from their file batch by batch: no weights from a changed file
+        check_unchanged()
     if not primary:
         return {}
     save_weights(run_dir / WEIGHTS_FILE, method, {"method": config.method.name, "encoder": config.model.name,
