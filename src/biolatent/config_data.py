@@ -36,6 +36,9 @@ class CountsData(_DataBase):
     min_total: float = Field(0.0, ge=0, description="drop samples whose total is <= this")
     batch_column: str | None = Field(None, description="obs column naming each sample's batch (lab, donor, run): "
                                                        "a batch-aware model (method vae) conditions on it, as scVI")
+    backed: bool | Literal["auto"] = Field(
+        "auto", description="read the matrix from the file batch by batch instead of loading it (memory independent "
+                            "of the number of cells; dense or CSR); 'auto': when its dense float32 copy exceeds 1 GiB")
 
 
 class DnaData(_DataBase):

@@ -37,14 +37,20 @@ def compute_embeddings(method: torch.nn.Module, x: torch.Tensor, batch_size: int
     if missing:
         raise DataError(f"this model embeds {', '.join(needed)} with the images: the data has no {missing[0]!r} "
                         "part (pair it as at pre-training)")
-    starts = range(0, x.shape[0], batch_size)
+    n = int(x.shape[0])
+    starts = range(0, n, batch_size)
     progress = StepProgress(len(starts), say, "embedding batches")
-    chunks = []
+    # one (N, D) array filled batch by batch: no list of small chunks kept alive between the batches' large
+    # temporaries (those pin the heap: the process grows with N when ``x`` is read from a file per batch)
+    embeddings = np.empty((n, 0), dtype=np.float32)
     for start in starts:
         parts = {name: fields[name][start : start + batch_size].to(device) for name in needed}  # type: ignore[index]
-        chunks.append(method.embed(x[start : start + batch_size].to(device), **parts).float().cpu())
-        progress.step(f" ({min(start + batch_size, x.shape[0])} samples)")
-    embeddings = torch.cat(chunks).numpy().astype(np.float32)
+        chunk = method.embed(x[start : start + batch_size].to(device), **parts).float().cpu()
+        if start == 0:
+            embeddings = np.empty((n, *chunk.shape[1:]), dtype=np.float32)
+        embeddings[start : start + chunk.shape[0]] = chunk.numpy()
+        del chunk
+        progress.step(f" ({min(start + batch_size, n)} samples)")
     if not np.isfinite(embeddings).all():
         raise DataError("the model produced non-finite embeddings (NaN/inf): training diverged; lower train.lr")
     return embeddings

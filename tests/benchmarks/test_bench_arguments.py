@@ -31,6 +31,7 @@ PUBLISHED: dict[str, tuple[str, list[str]]] = {
     "anomaly_volumes-cuda.json": ("anomaly_volumes", []),
     "anomaly_volumes-cpu.json": ("anomaly_volumes", ["--detectors", "cevae", "--modes", "3d", "--tuned", "cevae"]),
     "batch_integration-cpu.json": ("batch_integration", []),
+    "embed_streaming-cpu.json": ("embed_streaming", []),
     "genotype_image_chain-cpu.json": ("genotype_image_chain", []),
     "geuvadis_discover-cpu.json": ("geuvadis_discover", []),
     "multimodal_records-cpu.json": ("multimodal_records", []),

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
 from biolatent.config import (
@@ -19,6 +20,7 @@ from biolatent.config import (
     SpatialData,
     VolumeData,
 )
+from biolatent.data.backed import BackedCounts, open_backed
 from biolatent.data.batches import BATCH_FIELD, batch_codes
 from biolatent.data.image_sets import META, load_image_set
 from biolatent.data.inputs import expression_matrix, join_metadata, require_path, resize_tiles
@@ -47,37 +49,80 @@ def _describe_non_counts(x: np.ndarray) -> str:
 
 
 def load_counts(cfg: CountsData) -> SampleSet:
-    """An .h5ad file -> dense float32 (N, G); samples with total <= min_total dropped (count data only)."""
+    """An .h5ad file -> float32 (N, G): dense in memory, or read from the file batch by batch (``data.backed``,
+    ``biolatent.data.backed``); samples with total <= min_total dropped (count data only)."""
     path = require_path(cfg.path, "counts")
-    adata = read_h5ad(path)
-    x, genes = expression_matrix(adata, cfg.layer, path)
     where = f"{path} ({cfg.layer or 'X'})"
-    finite = np.isfinite(x)
-    if not finite.all():
-        row, col = (int(v[0]) for v in np.nonzero(~finite))
-        raise DataError(f"{where} has {int((~finite).sum()):,} NaN or infinite values of {x.size:,} (first: cell "
-                        f"{adata.obs_names[row]!r}, gene {genes[col]!r}); impute or drop them before training")
-    integral = bool((x >= 0).all() and (x == np.round(x)).all())
-    if cfg.values == "counts" and not integral:
-        raise DataError(f"{where}: data.values = 'counts' needs non-negative integer counts; found "
-                        f"{_describe_non_counts(x)}")
+    backed = open_backed(path, cfg.layer, cfg.backed)
+    if backed is None:
+        adata = read_h5ad(path)
+        dense, genes = expression_matrix(adata, cfg.layer, path)
+        obs = adata.obs.copy()
+        integral, totals = _check_values(dense, where, adata.obs_names, genes, cfg.values)
+        x: torch.Tensor | BackedCounts = torch.from_numpy(np.ascontiguousarray(dense))
+    else:
+        x, obs, genes = backed
+        integral, totals = _check_backed_values(x, where, obs.index, genes, cfg.values)
     is_counts = integral if cfg.values == "auto" else cfg.values == "counts"
-    obs = adata.obs.copy()
     obs.index = obs.index.astype(str)
     if obs.index.has_duplicates:
         raise DataError(f"{path}: duplicate cell id {obs.index[obs.index.duplicated()][0]!r} in obs_names")
     if is_counts:
-        keep = x.sum(axis=1) > cfg.min_total
+        keep = totals > cfg.min_total
         if not keep.any():
             raise DataError(f"{path}: empty dataset after filtering (no sample has a total > "
                             f"{cfg.min_total:g})")
-        x, obs = x[keep], obs.iloc[np.flatnonzero(keep)]
+        if not keep.all():
+            rows = np.flatnonzero(keep)
+            x, obs = (x.take(rows) if isinstance(x, BackedCounts) else x[torch.from_numpy(rows)]), obs.iloc[rows]
     obs = join_metadata(obs, cfg.metadata, cfg.id_column)
     fields, categories = {}, None
     if cfg.batch_column is not None:
         fields[BATCH_FIELD], categories = batch_codes(obs, cfg.batch_column, str(path))
     info = DataInfo(modality="counts", n_features=int(x.shape[1]), is_counts=is_counts, batch_categories=categories)
-    return SampleSet(info, torch.from_numpy(np.ascontiguousarray(x)), obs, genes, fields=fields)
+    return SampleSet(info, x, obs, genes, fields=fields)
+
+
+def _check_values(x: np.ndarray, where: str, cells: pd.Index, genes: list[str],
+                  values: str) -> tuple[bool, np.ndarray]:
+    """Refuse NaN/inf (and non-counts when ``values`` is 'counts'); (integral, per-sample totals)."""
+    finite = np.isfinite(x)
+    if not finite.all():
+        row, col = (int(v[0]) for v in np.nonzero(~finite))
+        raise DataError(f"{where} has {int((~finite).sum()):,} NaN or infinite values of {x.size:,} (first: cell "
+                        f"{cells[row]!r}, gene {genes[col]!r}); impute or drop them before training")
+    integral = bool((x >= 0).all() and (x == np.round(x)).all())
+    if values == "counts" and not integral:
+        raise DataError(f"{where}: data.values = 'counts' needs non-negative integer counts; found "
+                        f"{_describe_non_counts(x)}")
+    return integral, x.sum(axis=1, dtype=np.float64)
+
+
+def _check_backed_values(x: BackedCounts, where: str, cells: pd.Index, genes: list[str],
+                         values: str) -> tuple[bool, np.ndarray]:
+    """:func:`_check_values` read block by block from the file (one pass, the same errors)."""
+    n_bad, first_bad, non_counts = 0, None, None
+    totals = np.empty(len(x), dtype=np.float64)
+    for start, block in x.blocks():
+        stored = block.data if sp.issparse(block) else block
+        stored = stored.astype(np.float32, copy=False)
+        finite = np.isfinite(stored)
+        if not finite.all():
+            n_bad += int((~finite).sum())
+            if first_bad is None:
+                dense = block.toarray() if sp.issparse(block) else block
+                row, col = (int(v[0]) for v in np.nonzero(~np.isfinite(dense)))
+                first_bad = (start + row, col)
+        elif non_counts is None and not bool((stored >= 0).all() and (stored == np.round(stored)).all()):
+            non_counts = _describe_non_counts(stored)
+        totals[start : start + block.shape[0]] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
+    if first_bad is not None:
+        row, col = first_bad
+        raise DataError(f"{where} has {n_bad:,} NaN or infinite values of {len(x) * x.n_cols:,} (first: cell "
+                        f"{cells[row]!r}, gene {genes[col]!r}); impute or drop them before training")
+    if values == "counts" and non_counts is not None:
+        raise DataError(f"{where}: data.values = 'counts' needs non-negative integer counts; found {non_counts}")
+    return non_counts is None, totals
 
 
 def load_dna(cfg: DnaData) -> SampleSet:

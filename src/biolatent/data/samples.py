@@ -38,9 +38,10 @@ class DataInfo:
 
 @dataclass
 class SampleSet:
-    """All samples of a dataset in memory.
+    """All samples of a dataset (in memory, or read from their file when indexed).
 
-    ``x`` layout per modality: counts float32 (N, G); dna int64 (N, L) base codes (see
+    ``x`` layout per modality: counts float32 (N, G), in memory or, with ``data.backed``, rows read from the .h5ad
+    file when indexed (``biolatent.data.backed.BackedCounts``); dna int64 (N, L) base codes (see
     ``biolatent.data.sequence``: A=0 C=1 G=2 T=3 N=4 PAD=5); image2d float32 (N, C, H, W) in [0, 1];
     volume float32 (N, C, S, S, S) (x, y, z of canonical RAS after the channel axis); cine float32
     (N, T, S, S, S), the T time frames of one-channel MRI in the channel axis; spatial: an H&E tile per spot,

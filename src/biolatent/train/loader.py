@@ -1,4 +1,5 @@
-"""Batches from an in-memory SampleSet: an indexed dataset and an epoch-seeded shuffling sampler."""
+"""Batches from a SampleSet (in memory, or rows read per batch from a file): an indexed dataset and an
+epoch-seeded shuffling sampler."""
 
 from __future__ import annotations
 
@@ -41,6 +42,27 @@ class IndexedDataset(Dataset):
         pick = int(torch.randint(0, members.numel() - 1, (1,)))
         others = members[members != row]
         return int(others[pick])
+
+    def __getitems__(self, items: list[int]) -> list[dict[str, torch.Tensor]]:
+        """The items of a whole batch (the ``DataLoader`` calls this when present). An ``x`` that is not a tensor
+        (e.g. ``biolatent.data.backed.BackedCounts``, rows in a file) is read once for the batch, not row by row;
+        the items are the same as ``[self[i] for i in items]``."""
+        if isinstance(self.x, torch.Tensor):
+            return [self[i] for i in items]
+        rows = [int(self.indices[i]) for i in items]
+        pairs = [self.partner(row) for row in rows] if self.members is not None else []
+        values = self.x[torch.tensor(rows + pairs, dtype=torch.long)]
+        batch = []
+        for k, row in enumerate(rows):
+            item = {"x": values[k], "index": torch.tensor(row)}
+            if self.y is not None:
+                item["y"] = self.y[row]
+            for key, field_values in self.fields.items():
+                item[key] = field_values[row]
+            if pairs:
+                item["x_pair"], item["index_pair"] = values[len(rows) + k], torch.tensor(pairs[k])
+            batch.append(item)
+        return batch
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         row = int(self.indices[i])

@@ -89,6 +89,9 @@ def embed_run(run_dir: Path, data: str | Path | None = None, out: Path | None = 
     say(f"embedding {len(samples)} samples ...")
     embeddings = compute_embeddings(method, samples.x, batch_size=max(config.train.batch_size, 64), say=say,
                                     fields=samples.fields)
+    check_unchanged = getattr(samples.x, "check_unchanged", None)
+    if check_unchanged is not None:  # data read from its file batch by batch: not changed since it was opened
+        check_unchanged()
     out = out or run_dir / EMBEDDINGS_FILE
     write_embeddings(out, embeddings, samples.obs, collect("embed", config_hash=config.hash()), dump_config(config))
     update_json(run_dir / "metrics.json", "embed", {

@@ -49,8 +49,11 @@ def _subset(samples: Any, rows: Any) -> Any:
     """The samples at ``rows`` (positions), every per-sample part cut alike."""
     from dataclasses import replace
 
+    from biolatent.data.backed import BackedCounts
+
     index = torch.as_tensor(rows, dtype=torch.long)
-    return replace(samples, x=samples.x[index], obs=samples.obs.iloc[rows],
+    x = samples.x.take(index) if isinstance(samples.x, BackedCounts) else samples.x[index]  # backed stays backed
+    return replace(samples, x=x, obs=samples.obs.iloc[rows],
                    fields={k: v[index] for k, v in samples.fields.items()},
                    groups=None if samples.groups is None else samples.groups[index])
 
@@ -187,6 +190,9 @@ def _pretrain_one(config: RunConfig, run_dir: Path, samples: Any, *, resume: boo
     history = fit(method, samples.x, config.train, run_dir=run_dir, resume=resume,
                   callbacks=[*callbacks, timer], progress=progress, fields=samples.fields, groups=samples.groups)
     seconds = time.perf_counter() - started
+    check_unchanged = getattr(samples.x, "check_unchanged", None)
+    if check_unchanged is not None:  # counts read from their file batch by batch: no weights from a changed file
+        check_unchanged()
     if not primary:
         return {}
     save_weights(run_dir / WEIGHTS_FILE, method, {"method": config.method.name, "encoder": config.model.name,
