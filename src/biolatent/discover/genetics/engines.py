@@ -151,7 +151,7 @@ def gwas_scan(
         raise DataError(f"the number of genetic PCs must be >= 0, got {n_pcs}")
     if dosage and engine == "hail":
         raise DataError("the hail engine reads hard calls (PLINK 1): use --engine numpy for dosages")
-    genotypes = read_genotypes(genotypes_path, dosage=dosage)
+    genotypes = read_genotypes(genotypes_path, dosage=dosage, in_memory=False)  # PLINK: read block by block
     say(f"genotypes: {genotypes.n_samples} samples x {genotypes.n_variants} variants ({genotypes_path})")
     if engine == "numpy":
         table, used, info = _numpy_scan(genotypes, phenotypes, covariates, qc, n_pcs, say)

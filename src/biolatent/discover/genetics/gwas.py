@@ -28,6 +28,7 @@ from biolatent.io.genotype_matrix import Genotypes
 GWAS_COLUMNS = ["#CHROM", "POS", "ID", "REF", "ALT", "A1", "TRAIT", "OBS_CT", "BETA", "SE", "T_STAT", "P",
                 "LOG10_P"]
 _COLLINEAR_TOL = 1e-8  # a variant whose residual variance is below this fraction of its variance is untested
+BLOCK_ELEMENTS = 2**23  # dosages per block of the scan (64 MB as float64)
 _LOG_P_SWITCH = 1e-250  # below this p, LOG10_P comes from the log-space continued fraction
 
 
@@ -209,14 +210,17 @@ def _chunk_stats(g: np.ndarray, grp: dict) -> tuple[np.ndarray, ...]:
 
 
 def linear_gwas(genotypes: Genotypes, phenotypes: pd.DataFrame, covariates: pd.DataFrame | None = None, *,
-                chunk_size: int = 2048) -> pd.DataFrame:
+                chunk_size: int | None = None) -> pd.DataFrame:
     """OLS of every trait on every variant (+ intercept + covariates): the long plink2-style table.
 
     ``phenotypes`` / ``covariates``: index = sample ids matched to ``genotypes.samples``; one column per trait
     / covariate. Samples with a missing covariate are dropped; a missing trait value drops the sample for
     that trait, a missing call for that variant. Rows are trait-major, variants in genotype order; A1 = ALT
     (the counted allele). ``table.attrs["summary"]`` holds the sample matching and untested-variant counts.
+    ``chunk_size``: variants per block (default: ``BLOCK_ELEMENTS`` dosages per block, so the working memory
+    does not grow with the number of samples either); the genotypes are read one block at a time.
     """
+    chunk_size = max(1, BLOCK_ELEMENTS // max(genotypes.n_samples, 1)) if chunk_size is None else chunk_size
     if chunk_size < 1:
         raise DataError(f"chunk_size must be >= 1, got {chunk_size}")
     rows, phen, cov_x, cov_names, summary = _match(genotypes, phenotypes, covariates)
