@@ -94,3 +94,30 @@ def test_qc_errors():
     geno = _designed()
     with pytest.raises(DataError, match="QC removed every variant"):
         run_qc(geno.subset(variant_index=np.array([1, 3])))
+
+
+def test_hwe_screen_by_point_probability_matches_the_exact_test():
+    """The closed-form point probability equals the normalised exact distribution's term, and the screened
+    filter (exact test only where the point probability is near the threshold) fails the same variants."""
+    from biolatent.discover.genetics.qc import (
+        _het_distribution,
+        hwe_fails,
+        hwe_log_point_probability,
+        hwe_pvalues_from_counts,
+    )
+
+    rng = np.random.default_rng(3)
+    n = rng.integers(1, 400, 300)
+    het = rng.integers(0, n + 1)
+    h0 = rng.integers(0, n - het + 1)
+    counts = np.stack([h0, het, n - het - h0], axis=1)
+    for row in counts[:40]:
+        rare = 2 * min(row[0], row[2]) + row[1]
+        if rare:
+            exact = _het_distribution(int(row.sum()), int(rare))[row[1]]
+            assert np.isclose(np.exp(hwe_log_point_probability(row[None])[0]), exact, rtol=1e-9)
+    for threshold in (1e-6, 1e-2, 0.5):
+        expected = hwe_pvalues_from_counts(counts) < threshold
+        assert (expected.any() and not expected.all()) or threshold == 1e-6
+        np.testing.assert_array_equal(hwe_fails(counts, threshold), expected)
+    assert not hwe_fails(counts, 0.0).any()
