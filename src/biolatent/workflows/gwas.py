@@ -67,13 +67,17 @@ def write_gwas_table(table: pd.DataFrame, path: Path) -> Path:
     command's time on genome-wide tables); a P below the smallest double is written from its log (``p_text``).
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pa_csv
 
-    out = table[GWAS_FILE_COLUMNS]
+    columns = {c: _arrow_column(table[c]) for c in GWAS_FILE_COLUMNS}
     p, log10_p = table["P"].to_numpy(float), table["LOG10_P"].to_numpy(float)
-    if ((p == 0) & np.isfinite(log10_p)).any():
-        out = out.assign(P=p_text(p, log10_p))
-    arrow = pa.Table.from_arrays([_arrow_column(out[c]) for c in GWAS_FILE_COLUMNS], names=GWAS_FILE_COLUMNS)
+    underflow = (p == 0) & np.isfinite(log10_p)
+    if underflow.any():  # only those few rows are formatted in Python
+        where = np.flatnonzero(underflow)
+        columns["P"] = pc.replace_with_mask(columns["P"], pa.array(underflow),
+                                            pa.array(p_text(p[where], log10_p[where]).tolist(), type=pa.string()))
+    arrow = pa.Table.from_arrays(list(columns.values()), names=GWAS_FILE_COLUMNS)
     options = pa_csv.WriteOptions(delimiter="\t", quoting_style="none", include_header=False)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         handle.write(("\t".join(GWAS_FILE_COLUMNS) + "\n").encode())

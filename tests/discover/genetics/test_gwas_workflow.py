@@ -104,3 +104,19 @@ def test_run_gwas_with_qc_and_genetic_pcs_equals_the_steps_by_hand(tmp_path, stu
     metrics = json.loads((out / "metrics.json").read_text())["gwas"]
     assert metrics["qc_report"]["n_variants_after"] == kept.n_variants
     assert metrics["genetic_pcs"]["pc_names"] == ["PC1", "PC2", "PC3"] and metrics["n_samples"] == 250
+
+
+def test_gwas_table_patches_only_the_underflowed_p_values(tmp_path):
+    """write_gwas_table: P below the smallest double from its log, the other P exact (shortest round trip)."""
+    from biolatent.workflows.gwas import GWAS_FILE_COLUMNS, write_gwas_table
+
+    p = np.array([0.123456789012345, 0.0, np.nan, 3e-300])
+    log10_p = np.array([-np.log10(p[0]), 412.0 - np.log10(3.1), np.nan, -np.log10(3e-300)])
+    table = pd.DataFrame({"#CHROM": ["1"] * 4, "POS": [1, 2, 3, 4], "ID": list("abcd"), "REF": ["A"] * 4,
+                          "ALT": ["G"] * 4, "A1": ["G"] * 4, "TRAIT": pd.Categorical(["y"] * 4), "OBS_CT": [9] * 4,
+                          "BETA": [0.1, 2.0, np.nan, 1.5], "SE": [0.2, 0.01, np.nan, 0.01],
+                          "T_STAT": [0.5, 200.0, np.nan, 150.0], "P": p, "LOG10_P": log10_p})
+    write_gwas_table(table, tmp_path / "gwas.tsv")
+    lines = (tmp_path / "gwas.tsv").read_text().splitlines()
+    assert lines[0].split("\t") == GWAS_FILE_COLUMNS
+    assert [line.split("\t")[-1] for line in lines[1:]] == ["0.123456789012345", "3.1e-412", "NA", "3e-300"]

@@ -66,16 +66,16 @@ def clump(gwas: pd.DataFrame, genotypes: Genotypes, *, p1: float = 5e-8, p2: flo
     if "TRAIT" not in gwas.columns or "LOG10_P" not in gwas.columns:
         raise DataError("the GWAS table needs TRAIT and LOG10_P columns (from linear_gwas)")
     rows = []
-    keys = None
     # only variants with p < p2 can lead or join a clump: the rest of the (genome-wide) table is never looked at
     strong = gwas[gwas["LOG10_P"].to_numpy(float) > -np.log10(p2)]
+    led = strong.groupby("TRAIT", sort=False, observed=True)["LOG10_P"].transform("max") > -np.log10(p1)
+    strong = strong[led.to_numpy(bool)]
+    if len(strong):
+        strong = strong.assign(_col=_variant_index(strong, _variant_keys(genotypes)))
     for trait, table in strong.groupby("TRAIT", sort=False, observed=True):
         score = table["LOG10_P"].to_numpy(float)
         candidates = np.flatnonzero(score > -np.log10(p1))
-        if candidates.size == 0:
-            continue
-        keys = _variant_keys(genotypes) if keys is None else keys
-        cols = _variant_index(table, keys)
+        cols = table["_col"].to_numpy(np.int64)
         chrom, pos = table["#CHROM"].astype(str).to_numpy(), table["POS"].to_numpy(np.int64)
         ids = table["ID"].astype(str).to_numpy()
         eligible = np.ones(len(table), bool)
