@@ -21,15 +21,23 @@ _KEY = ["#CHROM", "POS", "ID", "REF", "ALT"]
 
 def dosage_r2(target: np.ndarray, others: np.ndarray) -> np.ndarray:
     """r^2 of the dosage column ``target`` (n,) with each column of ``others`` (n, c), pairwise-complete."""
-    both = ~np.isnan(others) & ~np.isnan(target)[:, None]
-    x = np.where(both, target[:, None], 0.0)
-    y = np.where(both, others, 0.0)
-    count = both.sum(axis=0)
+    target, others = np.asarray(target, float), np.asarray(others, float)
+    if np.isnan(target).any() or np.isnan(others).any():
+        both = ~np.isnan(others) & ~np.isnan(target)[:, None]
+        x = np.where(both, target[:, None], 0.0)
+        y = np.where(both, others, 0.0)
+        count = both.sum(axis=0)
+        sx, sy, sxy = x.sum(axis=0), y.sum(axis=0), (x * y).sum(axis=0)
+        sxx, syy = (x * x).sum(axis=0), (y * y).sum(axis=0)
+    else:  # every call present: the same sums as products with the one target column
+        count = np.full(others.shape[1], target.size)
+        sx, sy, sxy = np.full(others.shape[1], target.sum()), others.sum(axis=0), target @ others
+        sxx, syy = np.full(others.shape[1], target @ target), np.einsum("nc,nc->c", others, others)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mx, my = x.sum(axis=0) / count, y.sum(axis=0) / count
-        sxy = (x * y).sum(axis=0) / count - mx * my
-        sxx = (x * x).sum(axis=0) / count - mx * mx
-        syy = (y * y).sum(axis=0) / count - my * my
+        mx, my = sx / count, sy / count
+        sxy = sxy / count - mx * my
+        sxx = sxx / count - mx * mx
+        syy = syy / count - my * my
         r2 = sxy * sxy / (sxx * syy)
     return np.where((sxx > 1e-12) & (syy > 1e-12), r2, 0.0)
 
