@@ -26,6 +26,7 @@ from biolatent.rundir import atomic_path, update_json, write_json, write_text
 GWAS_FILE = "gwas.tsv"
 LEADS_FILE = "lead_variants.tsv"
 GENOME_WIDE = 5e-8
+WRITE_ROWS = 2**19  # gwas.tsv is formatted and written this many rows at a time
 GWAS_FILE_COLUMNS = ["#CHROM", "POS", "ID", "REF", "ALT", "A1", "TRAIT", "OBS_CT", "BETA", "SE", "T_STAT", "P"]
 
 
@@ -70,18 +71,21 @@ def write_gwas_table(table: pd.DataFrame, path: Path) -> Path:
     import pyarrow.compute as pc
     import pyarrow.csv as pa_csv
 
-    columns = {c: _arrow_column(table[c]) for c in GWAS_FILE_COLUMNS}
-    p, log10_p = table["P"].to_numpy(float), table["LOG10_P"].to_numpy(float)
-    underflow = (p == 0) & np.isfinite(log10_p)
-    if underflow.any():  # only those few rows are formatted in Python
-        where = np.flatnonzero(underflow)
-        columns["P"] = pc.replace_with_mask(columns["P"], pa.array(underflow),
-                                            pa.array(p_text(p[where], log10_p[where]).tolist(), type=pa.string()))
-    arrow = pa.Table.from_arrays(list(columns.values()), names=GWAS_FILE_COLUMNS)
     options = pa_csv.WriteOptions(delimiter="\t", quoting_style="none", include_header=False)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         handle.write(("\t".join(GWAS_FILE_COLUMNS) + "\n").encode())
-        pa_csv.write_csv(arrow, handle, write_options=options)
+        for start in range(0, len(table), WRITE_ROWS):  # the text of one slice at a time: bounded memory
+            part = table.iloc[start:start + WRITE_ROWS]
+            columns = {c: _arrow_column(part[c]) for c in GWAS_FILE_COLUMNS}
+            p, log10_p = part["P"].to_numpy(float), part["LOG10_P"].to_numpy(float)
+            underflow = (p == 0) & np.isfinite(log10_p)
+            if underflow.any():  # only those few rows are formatted in Python
+                where = np.flatnonzero(underflow)
+                columns["P"] = pc.replace_with_mask(
+                    columns["P"], pa.array(underflow), pa.array(p_text(p[where], log10_p[where]).tolist(),
+                                                                type=pa.string()))
+            pa_csv.write_csv(pa.Table.from_arrays(list(columns.values()), names=GWAS_FILE_COLUMNS), handle,
+                             write_options=options)
     return path
 
 
@@ -159,7 +163,8 @@ def run_gwas(
     say: Callable[[str], object] = print,
 ) -> Path:
     """Run the GWAS of every phenotype column; return the path of ``gwas.tsv``. ``metrics.json`` records the
-    wall time of each stage (``seconds``: read + QC + PCs + regression as ``scan``, then write, clump, plots;
+    wall time of each stage (``seconds``: read + QC + PCs + regression as ``scan``, with its parts qc, pcs and
+    regression where the engine reports them, then write, clump, plots;
     the plots are drawn beside write and clump, ``plots_wait`` is the time they add after clumping)."""
     from biolatent.discover.genetics.engines import gwas_scan
     from biolatent.io import read_table
@@ -170,7 +175,7 @@ def run_gwas(
     started = time.perf_counter()
     table, genotypes, info = gwas_scan(genotypes_path, phenotypes, covariates, engine=engine, qc=qc, n_pcs=n_pcs,
                                        dosage=dosage, say=say)
-    seconds = {"scan": time.perf_counter() - started}
+    seconds = {"scan": time.perf_counter() - started, **info.get("seconds", {})}
     summary = table.attrs["summary"]
     say_summary(summary, say)
 

@@ -9,6 +9,7 @@ results refer to (after QC, matched samples) are returned for clumping.
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -60,15 +61,21 @@ def _numpy_scan(genotypes: Genotypes, phenotypes: pd.DataFrame, covariates: pd.D
     from biolatent.discover.genetics.gwas import linear_gwas
     from biolatent.discover.genetics.qc import run_qc
 
-    info: dict[str, Any] = {}
+    info: dict[str, Any] = {"seconds": {}}
+    started = time.perf_counter()
     if qc is not None:
         genotypes, info["qc"] = run_qc(genotypes, qc)
+    info["seconds"]["qc"] = time.perf_counter() - started
+    started = time.perf_counter()
     if n_pcs:
         ids = _analysed_ids(genotypes, phenotypes, covariates)
         if not ids:
             linear_gwas(genotypes, phenotypes, covariates)  # raises the id-matching error
         covariates, info["pcs"] = _with_pcs(genotypes, ids, covariates, n_pcs, say)
+    info["seconds"]["pcs"] = time.perf_counter() - started
+    started = time.perf_counter()
     table = linear_gwas(genotypes, phenotypes, covariates)
+    info["seconds"]["regression"] = time.perf_counter() - started
     info["covariates"] = covariates
     return table, genotypes, info
 
@@ -137,7 +144,9 @@ def gwas_scan(
     dosage: bool = False,
     say: Callable[[str], object] = print,
 ) -> tuple[pd.DataFrame, Genotypes, dict[str, Any]]:
-    """(GWAS table, the genotypes it refers to, {"qc", "pcs", "covariates", "engine"}) of ``phenotypes``.
+    """(GWAS table, the genotypes it refers to, {"qc", "pcs", "covariates", "engine", "seconds"}) of
+    ``phenotypes``; ``seconds`` (numpy engine): wall time of QC, PCs and regression, each reading the
+    genotypes it needs block by block.
 
     ``phenotypes`` / ``covariates``: index = sample ids. ``qc=None`` skips QC; ``n_pcs`` genetic PCs of the
     analysed samples join the covariates (``info["covariates"]``: the covariates the regression used).
