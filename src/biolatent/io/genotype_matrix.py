@@ -7,6 +7,7 @@ at a time (memory bounded by the block, not by the number of variants).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 VARIANT_COLUMNS = ("chrom", "pos", "id", "ref", "alt")
+_SPAN_GAP = 64  # variants at most this far apart are read in one span of the .bed
 
 
 class BedDosages:
@@ -63,6 +65,24 @@ class BedDosages:
         with open_bed(self.path, count_A1=True, iid_count=self.n_file_samples, sid_count=self.n_file_variants,
                       num_threads=1) as bed:
             return bed.read(index=np.s_[rows, np.asarray(file_variants, np.int64)], dtype="float32", order="F")
+
+    def packed(self, cols: slice | np.ndarray) -> np.ndarray:
+        """The raw .bed bytes (variants, ceil(file samples / 4)) of the columns ``cols``: 2 bits per sample of
+        the file (all of them, whatever ``sample_index``), low bits first; 00 hom A1, 01 missing, 10 het,
+        11 hom A2; the slots after the last sample are 00. Read by spans of nearby variants."""
+        wanted = np.atleast_1d(self.variant_index[cols])
+        per = (self.n_file_samples + 3) // 4
+        out = np.empty((wanted.size, per), np.uint8)
+        if wanted.size == 0:
+            return out
+        order = np.argsort(wanted, kind="stable")
+        runs = np.split(order, np.flatnonzero(np.diff(wanted[order]) > _SPAN_GAP) + 1)
+        with open(self.path, "rb") as handle:
+            for run in runs:
+                first, last = int(wanted[run[0]]), int(wanted[run[-1]])
+                raw = os.pread(handle.fileno(), (last - first + 1) * per, 3 + first * per)
+                out[run] = np.frombuffer(raw, np.uint8).reshape(last - first + 1, per)[wanted[run] - first]
+        return out
 
     def __getitem__(self, key: tuple) -> np.ndarray:
         if not isinstance(key, tuple) or len(key) != 2:

@@ -19,13 +19,14 @@ Dosages are rounded to hard calls for the test.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from biolatent.errors import DataError
-from biolatent.io.genotype_matrix import Genotypes
+from biolatent.io.genotype_matrix import BedDosages, Genotypes
 
 _TIE = 1 + 1e-7  # relative tolerance for "no more likely than the observed count" (as plink)
 
@@ -175,6 +176,35 @@ def _tallies(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return n_miss, filled.sum(axis=0, dtype=np.float64), counts, miss
 
 
+_BYTE_BITS = np.array([bin(b).count("1") for b in range(256)], np.uint8)
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits of every byte (numpy >= 2's bitwise_count, else a 256-entry table)."""
+    return np.bitwise_count(x) if hasattr(np, "bitwise_count") else _BYTE_BITS[x]
+
+
+def _packed_tallies(raw: np.ndarray, n: int, passing: Callable[[np.ndarray], np.ndarray]) -> tuple:
+    """``_tallies`` of a block of raw .bed bytes (variants, ceil(n / 4)) counting A1 (the ALT), without
+    decoding dosages. Each 2-bit slot (low bit ``lo``, high bit ``hi``) is 00 hom A1, 01 missing, 10 het, 11
+    hom A2: per variant the codes are counted by population counts of ``lo & ~hi`` etc. (the padding slots
+    after sample n are 00 and are taken off), per sample the missing calls over the variants that
+    ``passing(n_miss)`` keeps. Returns (n_miss, dosage sums, (hom-ref, het, hom-alt) counts, per-sample
+    missing counts)."""
+    lo, hi = raw & 0x55, (raw >> 1) & 0x55
+    missing = lo & ~hi
+    n_miss = _popcount(missing).sum(axis=1, dtype=np.int64)
+    het = _popcount(hi & ~lo).sum(axis=1, dtype=np.int64)
+    hom_a2 = _popcount(lo & hi).sum(axis=1, dtype=np.int64)
+    hom_a1 = n - n_miss - het - hom_a2  # the padding slots (00) are not among the n
+    kept = missing[passing(n_miss)]
+    per_sample = np.zeros(raw.shape[1] * 4, np.int64)
+    for slot in range(4):
+        per_sample[slot::4] = np.add.reduce((kept >> (2 * slot)) & 1, axis=0, dtype=np.int64)
+    counts = np.stack([hom_a2, het, hom_a1], axis=1)
+    return n_miss, (2 * hom_a1 + het).astype(np.float64), counts, per_sample[:n]
+
+
 def run_qc(genotypes: Genotypes, config: QCConfig | None = None) -> tuple[Genotypes, dict[str, Any]]:
     """Filter variants and samples (order in the module docstring); return (filtered genotypes, report).
 
@@ -187,10 +217,18 @@ def run_qc(genotypes: Genotypes, config: QCConfig | None = None) -> tuple[Genoty
     dosages = genotypes.dosages
     n_miss, sums, counts = np.zeros(m0, np.int64), np.zeros(m0), np.zeros((m0, 3), np.int64)
     sample_missing = np.zeros(n0, np.int64)
+    def passing(missing: np.ndarray) -> np.ndarray:
+        return (missing / n0 <= config.max_variant_missing) & (missing < n0)
+
+    # PLINK input on disk, all samples: counted from the packed bytes, no dosage is decoded
+    packed = isinstance(dosages, BedDosages) and dosages.sample_index is None
     for cols in _blocks(m0):  # 1. variant missingness over all samples; 2. sample call rate over kept variants
-        n_miss[cols], sums[cols], counts[cols], miss = _tallies(dosages[:, cols])
-        passing = (n_miss[cols] / n0 <= config.max_variant_missing) & (n_miss[cols] < n0)
-        sample_missing += miss[:, passing].sum(axis=1)
+        if packed:
+            n_miss[cols], sums[cols], counts[cols], per_sample = _packed_tallies(dosages.packed(cols), n0, passing)
+            sample_missing += per_sample
+        else:
+            n_miss[cols], sums[cols], counts[cols], miss = _tallies(dosages[:, cols])
+            sample_missing += miss[:, passing(n_miss[cols])].sum(axis=1)
     variant_missing = n_miss / n0
     all_missing = n_miss == n0
     keep_v = (variant_missing <= config.max_variant_missing) & ~all_missing
