@@ -8,6 +8,8 @@ at a time (memory bounded by the block, not by the number of variants).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,6 +151,25 @@ class Genotypes:
             for start in range(0, v.size, 2048):
                 dosages[:, start:start + 2048] = self.dosages[:, v[start:start + 2048]][s]
         return Genotypes(dosages, [self.samples[i] for i in s], self.variants.iloc[v].reset_index(drop=True))
+
+
+def variant_blocks(dosages: np.ndarray | BedDosages, size: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(start, stop, float32 block of those columns) over all columns, ``size`` at a time. On disk
+    (``BedDosages``) the next block is read and decoded in a background thread while the caller works on the
+    current one (bed-reader releases the GIL), so reading overlaps the arithmetic; two blocks in memory at most."""
+    m = dosages.shape[1]
+    starts = list(range(0, m, size))
+    if not isinstance(dosages, BedDosages):
+        for start in starts:
+            yield start, min(start + size, m), np.asarray(dosages[:, start:start + size], dtype=np.float32)
+        return
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(dosages.__getitem__, (slice(None), slice(0, size))) if starts else None
+        for start in starts:
+            block = pending.result()
+            if start + size < m:
+                pending = reader.submit(dosages.__getitem__, (slice(None), slice(start + size, start + 2 * size)))
+            yield start, min(start + size, m), block
 
 
 def standardise_block(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ import scipy.sparse
 from scipy import special, stats
 
 from biolatent.errors import DataError
-from biolatent.io.genotype_matrix import Genotypes
+from biolatent.io.genotype_matrix import Genotypes, variant_blocks
 
 GWAS_COLUMNS = ["#CHROM", "POS", "ID", "REF", "ALT", "A1", "TRAIT", "OBS_CT", "BETA", "SE", "T_STAT", "P",
                 "LOG10_P"]
@@ -243,9 +243,7 @@ def linear_gwas(genotypes: Genotypes, phenotypes: pd.DataFrame, covariates: pd.D
     obs_ct = np.zeros((nt, m), np.int64)  # trait-major, the row order of the table
     beta, se, tstat, df = (np.full((nt, m), np.nan) for _ in range(4))
     every_sample = len(rows) == genotypes.n_samples and bool((np.asarray(rows) == np.arange(len(rows))).all())
-    for start in range(0, m, chunk_size):
-        stop = min(start + chunk_size, m)
-        block = np.asarray(genotypes.dosages[:, start:stop], dtype=np.float32)  # read (and decoded) per block
+    for start, stop, block in variant_blocks(genotypes.dosages, chunk_size):  # read (and decoded) per block
         block = block if every_sample else block[rows]  # a row gather copies the whole block: only when needed
         for grp in groups:
             cols = grp["traits"]
