@@ -57,12 +57,17 @@ def _save(fig, path: Path) -> Path:
 
 
 def manhattan_points(table: pd.DataFrame) -> dict[str, Any]:
-    """The thinned Manhattan points of one trait's rows: chromosome, position and -log10 p arrays."""
+    """The thinned Manhattan points of one trait's rows: chromosome, position and -log10 p arrays, and the
+    position range of every chromosome over all rows (the x axis does not depend on the thinning)."""
     finite = np.isfinite(table["LOG10_P"].to_numpy(float))
     data = table[finite]
     shown = thinned(data["LOG10_P"].to_numpy(float))
-    return {"chrom": data["#CHROM"].astype(str).to_numpy()[shown], "pos": data["POS"].to_numpy(float)[shown],
-            "log10_p": data["LOG10_P"].to_numpy(float)[shown], "n_points": int(finite.sum())}
+    chrom, pos = data["#CHROM"].astype(str).to_numpy(), data["POS"].to_numpy(float)
+    spans = pd.DataFrame({"chrom": chrom, "pos": pos}).groupby("chrom", sort=False)["pos"].agg(["min", "max"])
+    return {"chrom": chrom[shown], "pos": pos[shown], "log10_p": data["LOG10_P"].to_numpy(float)[shown],
+            "n_points": int(finite.sum()),
+            "spans": tuple((c, float(spans.loc[c, "min"]), float(spans.loc[c, "max"]))
+                           for c in _chrom_order(pd.Series(spans.index)))}
 
 
 def qq_points(table: pd.DataFrame) -> dict[str, Any]:
@@ -76,64 +81,99 @@ def qq_points(table: pd.DataFrame) -> dict[str, Any]:
             "lambda_gc": genomic_inflation(table["P"].to_numpy(float))}
 
 
-def _shown_note(ax, shown: int, total: int) -> None:
-    if shown < total:
-        ax.figure.text(0.995, 0.005, f"{shown:,} of {total:,} points drawn (all p < 1e-3; the rest thinned)",
-                       ha="right", va="bottom", fontsize=6, color="#555555")
+def _shown_note(shown: int, total: int) -> str:
+    return f"{shown:,} of {total:,} points drawn (all p < 1e-3; the rest thinned)" if shown < total else ""
 
 
-def draw_manhattan(points: dict[str, Any], path: str | Path, title: str = "") -> Path:
-    """-log10 p along the genome (chromosomes side by side, alternating colours), genome-wide line at 5e-8."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _manhattan_figure(spans: tuple) -> dict[str, Any]:
+    """A Manhattan figure for the chromosome ``spans``: one empty scatter per chromosome, filled per trait."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(10, 3.6))
-    offset, ticks, labels = 0.0, [], []
-    for k, chrom in enumerate(_chrom_order(pd.Series(points["chrom"]))):
-        part = points["chrom"] == chrom
-        pos = points["pos"][part]
-        x = offset + pos - pos.min()
-        ax.scatter(x, points["log10_p"][part], s=4, color=("#1f4e79", "#7fa7d1")[k % 2], rasterized=True,
-                   linewidths=0)
-        ticks.append(offset + (pos.max() - pos.min()) / 2)
+    offset, ticks, labels, offsets, scatters = 0.0, [], [], {}, {}
+    for k, (chrom, low, high) in enumerate(spans):
+        offsets[chrom] = offset - low
+        scatters[chrom] = ax.scatter([], [], s=4, color=("#1f4e79", "#7fa7d1")[k % 2], rasterized=True,
+                                     linewidths=0)
+        ticks.append(offset + (high - low) / 2)
         labels.append(chrom)
-        offset += pos.max() - pos.min() + max(1.0, 0.02 * (pos.max() - pos.min()))
+        offset += high - low + max(1.0, 0.02 * (high - low))
+    ax.set_xlim(-0.01 * max(offset, 1.0), offset)
     ax.axhline(-np.log10(GENOME_WIDE), color="#c0392b", lw=0.8, ls="--")
-    _shown_note(ax, len(points["log10_p"]), points["n_points"])
     ax.set_xticks(ticks, labels, fontsize=7)
     ax.set_xlabel("chromosome")
     ax.set_ylabel("-log10 p")
-    ax.set_title(title)
     fig.subplots_adjust(left=0.07, right=0.99, bottom=0.16, top=0.9)
+    note = fig.text(0.995, 0.005, "", ha="right", va="bottom", fontsize=6, color="#555555")
+    return {"key": spans, "fig": fig, "ax": ax, "offsets": offsets, "scatters": scatters, "note": note}
+
+
+def draw_manhattan(points: dict[str, Any], path: str | Path, title: str = "",
+                   canvas: dict[str, Any] | None = None) -> Path:
+    """-log10 p along the genome (chromosomes side by side, alternating colours), genome-wide line at 5e-8.
+
+    ``canvas``: a dict kept between calls: its figure is reused (its points, limits and texts replaced) while
+    the chromosome spans stay the same, several times faster than a new figure per trait."""
+    own = canvas is None
+    canvas = {} if canvas is None else canvas
+    if canvas.get("manhattan", {}).get("key") != points["spans"]:
+        if "manhattan" in canvas:
+            _pyplot().close(canvas["manhattan"]["fig"])
+        canvas["manhattan"] = _manhattan_figure(points["spans"])
+    figure = canvas["manhattan"]
+    for chrom, scatter in figure["scatters"].items():
+        part = points["chrom"] == chrom
+        scatter.set_offsets(np.column_stack([figure["offsets"][chrom] + points["pos"][part],
+                                             points["log10_p"][part]]))
+    top = max(float(points["log10_p"].max(initial=0.0)), -np.log10(GENOME_WIDE))
+    figure["ax"].set_ylim(-0.02 * top, 1.05 * top)
+    figure["ax"].set_title(title)
+    figure["note"].set_text(_shown_note(len(points["log10_p"]), points["n_points"]))
     try:
-        return _save(fig, Path(path))
+        return _save(figure["fig"], Path(path))
     finally:
-        plt.close(fig)
+        if own:
+            _pyplot().close(figure["fig"])
 
 
-def draw_qq(points: dict[str, Any], path: str | Path, title: str = "") -> Path:
-    """Observed vs expected -log10 p under the null (uniform p), with the genomic-control lambda."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def draw_qq(points: dict[str, Any], path: str | Path, title: str = "", canvas: dict[str, Any] | None = None) -> Path:
+    """Observed vs expected -log10 p under the null (uniform p), with the genomic-control lambda.
+    ``canvas``: as for ``draw_manhattan`` (one QQ figure reused across traits)."""
+    own = canvas is None
+    canvas = {} if canvas is None else canvas
+    if "qq" not in canvas:
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(4.2, 4.2))
+        (line,) = ax.plot([0, 1], [0, 1], color="#888888", lw=0.8)
+        scatter = ax.scatter([], [], s=5, color="#1f4e79", rasterized=True, linewidths=0)
+        ax.set_xlabel("expected -log10 p")
+        ax.set_ylabel("observed -log10 p")
+        fig.subplots_adjust(left=0.15, right=0.97, bottom=0.12, top=0.91)
+        note = fig.text(0.995, 0.005, "", ha="right", va="bottom", fontsize=6, color="#555555")
+        canvas["qq"] = {"fig": fig, "ax": ax, "line": line, "scatter": scatter, "note": note}
+    figure = canvas["qq"]
     expected, observed = points["expected"], points["observed"]
-    fig, ax = plt.subplots(figsize=(4.2, 4.2))
     top = float(max(expected.max(initial=1.0), observed.max(initial=1.0)))
-    ax.plot([0, top], [0, top], color="#888888", lw=0.8)
-    ax.scatter(expected, observed, s=5, color="#1f4e79", rasterized=True, linewidths=0)
-    _shown_note(ax, len(observed), points["n_points"])
-    ax.set_xlabel("expected -log10 p")
-    ax.set_ylabel("observed -log10 p")
-    ax.set_title(f"{title}  lambda = {points['lambda_gc']:.3f}".strip())
-    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.12, top=0.91)
+    figure["line"].set_data([0, top], [0, top])
+    figure["scatter"].set_offsets(np.column_stack([expected, observed]))
+    right = float(expected.max(initial=1.0))
+    figure["ax"].set_xlim(-0.05 * right, 1.05 * right)
+    figure["ax"].set_ylim(-0.05 * top, 1.05 * top)
+    figure["ax"].set_title(f"{title}  lambda = {points['lambda_gc']:.3f}".strip())
+    figure["note"].set_text(_shown_note(len(observed), points["n_points"]))
     try:
-        return _save(fig, Path(path))
+        return _save(figure["fig"], Path(path))
     finally:
-        plt.close(fig)
+        if own:
+            _pyplot().close(figure["fig"])
 
 
 def manhattan_plot(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
@@ -156,10 +196,15 @@ def draw_plots(points: list[tuple[str, dict[str, Any], dict[str, Any]]], out_dir
     """``manhattan_<trait>.png`` and ``qq_<trait>.png`` of every trait's points in ``out_dir``."""
     out_dir = Path(out_dir)
     paths: list[Path] = []
-    for trait, manhattan, qq in points:
-        name = plot_name(trait)
-        paths.append(draw_manhattan(manhattan, out_dir / f"manhattan_{name}.png", trait))
-        paths.append(draw_qq(qq, out_dir / f"qq_{name}.png", trait))
+    canvas: dict[str, Any] = {}  # one Manhattan and one QQ figure, reused for every trait
+    try:
+        for trait, manhattan, qq in points:
+            name = plot_name(trait)
+            paths.append(draw_manhattan(manhattan, out_dir / f"manhattan_{name}.png", trait, canvas))
+            paths.append(draw_qq(qq, out_dir / f"qq_{name}.png", trait, canvas))
+    finally:
+        for figure in canvas.values():
+            _pyplot().close(figure["fig"])
     return paths
 
 
