@@ -157,7 +157,7 @@ def draw_qq(points: dict[str, Any], path: str | Path, title: str = "", canvas: d
         ax.set_xlabel("expected -log10 p")
         ax.set_ylabel("observed -log10 p")
         fig.subplots_adjust(left=0.15, right=0.97, bottom=0.12, top=0.91)
-        note = fig.text(0.995, 0.005, "", ha="right", va="bottom", fontsize=6, color="#555555")
+        note = fig.text(0.995, 0.995, "", ha="right", va="top", fontsize=6, color="#555555")
         canvas["qq"] = {"fig": fig, "ax": ax, "line": line, "scatter": scatter, "note": note}
     figure = canvas["qq"]
     expected, observed = points["expected"], points["observed"]
