@@ -123,13 +123,18 @@ def test_hwe_screen_by_point_probability_matches_the_exact_test():
     assert not hwe_fails(counts, 0.0).any()
 
 
-@pytest.mark.parametrize("n", [103, 120])
-def test_qc_from_packed_bed_bytes_equals_qc_of_the_decoded_dosages(tmp_path, n):
+@pytest.mark.parametrize(("n", "small_blocks"), [(103, False), (120, False), (103, True)])
+def test_qc_from_packed_bed_bytes_equals_qc_of_the_decoded_dosages(tmp_path, monkeypatch, n, small_blocks):
     """QC of genotypes left on disk counts from the .bed bytes; it keeps and reports exactly what QC of the
     decoded matrix does (missing calls, a sample and variants over the thresholds, rare and HWE-failing
     variants, a sample count that does or does not fill the last byte)."""
+    from biolatent.discover.genetics import qc
     from biolatent.discover.genetics.qc import _packed_tallies, _tallies
     from biolatent.io.genotypes import read_genotypes, write_plink
+
+    if small_blocks:  # many blocks of a few variants, the last one partial
+        monkeypatch.setattr(qc, "PACKED_BLOCK_BYTES", 26 * 17)
+        monkeypatch.setattr(qc, "DECODED_BLOCK_ELEMENTS", n * 13)
 
     rng = np.random.default_rng(n)
     m = 300

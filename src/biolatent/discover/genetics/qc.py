@@ -88,7 +88,9 @@ def _het_distribution(n: int, rare: int) -> np.ndarray:
     return probs / probs.sum()
 
 
-BLOCK_VARIANTS = 4096  # QC reads the dosages in blocks of this many variants (bounded extra memory)
+BLOCK_VARIANTS = 4096  # the counting helpers read the dosages in blocks of this many variants
+DECODED_BLOCK_ELEMENTS = 2**23  # run_qc: dosages per block (bounded memory whatever the sample count)
+PACKED_BLOCK_BYTES = 2**24  # run_qc on a .bed on disk: packed bytes per block
 
 
 def _blocks(m: int, size: int = BLOCK_VARIANTS):
@@ -222,7 +224,9 @@ def run_qc(genotypes: Genotypes, config: QCConfig | None = None) -> tuple[Genoty
 
     # PLINK input on disk, all samples: counted from the packed bytes, no dosage is decoded
     packed = isinstance(dosages, BedDosages) and dosages.sample_index is None
-    for cols in _blocks(m0):  # 1. variant missingness over all samples; 2. sample call rate over kept variants
+    # blocks of bounded size whatever the sample count: 2^24 packed bytes, or 2^23 decoded dosages
+    step = max(1, PACKED_BLOCK_BYTES // ((n0 + 3) // 4)) if packed else max(1, DECODED_BLOCK_ELEMENTS // n0)
+    for cols in _blocks(m0, step):  # 1. variant missingness over all samples; 2. sample call rate over kept ones
         if packed:
             n_miss[cols], sums[cols], counts[cols], per_sample = _packed_tallies(dosages.packed(cols), n0, passing)
             sample_missing += per_sample
@@ -238,7 +242,7 @@ def run_qc(genotypes: Genotypes, config: QCConfig | None = None) -> tuple[Genoty
     observed, sums, counts = n0 - n_miss[kept_columns], sums[kept_columns], counts[kept_columns]
     if not keep_s.all():  # 3. MAF and genotype counts on the kept samples
         rows = np.flatnonzero(keep_s)
-        for cols in _blocks(kept_columns.size):
+        for cols in _blocks(kept_columns.size, max(1, DECODED_BLOCK_ELEMENTS // n0)):
             block = np.asarray(dosages[:, kept_columns[cols]], dtype=np.float32)[rows]
             block_miss, sums[cols], counts[cols], _ = _tallies(block)
             observed[cols] = rows.size - block_miss
