@@ -4,6 +4,12 @@
 runs the same steps on Spark (``hail_engine.hail_gwas``) for cohorts beyond one machine. Inputs are checked
 in-process before either engine starts, so both fail with the same one-line errors, and the genotypes the
 results refer to (after QC, matched samples) are returned for clumping.
+
+Memory (numpy engine, PLINK input): the genotypes stay on disk (``BedDosages``); QC counts the packed .bed
+bytes block by block, the regression decodes one block of variants at a time (``linear_gwas``), clumping reads
+the windows of its lead variants, so the genotype memory is bounded by a block whatever the number of variants.
+Genetic PCs (``n_pcs``) still decode the matrix of the analysed samples; the result table (variants x traits
+rows) is held in memory.
 """
 
 from __future__ import annotations
