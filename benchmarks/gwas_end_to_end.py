@@ -122,6 +122,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="plink2 --threads (biolatent uses its BLAS threads)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--name", default=None,
+                        help="result file stem (default gwas_end_to_end-cpu, -quick with --quick)")
     args = parser.parse_args(argv)
     args.samples = args.samples or (1000 if args.quick else 10_000)
     args.variants = args.variants or (5000 if args.quick else 50_000)
@@ -153,14 +155,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"variants x {args.traits} traits, {args.covariates} covariates, {os.cpu_count()} cores)", "",
         f"Files to files, as processes, same QC, same run; {version}. `time_ratio` = wall time / plink2's.", "",
         markdown_table(rows, COLUMNS), "",
-        "biolatent's stages (seconds; `scan` = read + QC + regression):", "",
-        markdown_table(stage_rows, ["missing calls", "run", "scan", "write", "clump", "plots"]), "",
+        "biolatent's stages (seconds; `scan` = read + QC + regression, the genotypes read block by block by "
+        "`qc` and again by `regression`):", "",
+        markdown_table(stage_rows, ["missing calls", "run", "scan", "qc", "regression", "write", "clump", "plots",
+                                    "plots_wait"]), "",
+        "The plots are thinned in the command, then drawn in a second process while gwas.tsv is written and the "
+        "leads are clumped: `plots` is their wall time, `plots_wait` the part after clumping (what they add to "
+        "the command's wall time).", "",
         f"Agreement with plink2: {agree} (plink2 prints 6 significant digits).", ""])
     print(markdown)
     payload = {"rows": rows, "details": details,
                "meta": {**{k: str(v) for k, v in vars(args).items()}, "plink2": version, "host": host_info()}}
-    json_path, md_path = write_results(args.out_dir, "gwas_end_to_end-cpu" + ("-quick" if args.quick else ""),
-                                       payload, markdown, args=args)
+    stem = args.name or "gwas_end_to_end-cpu" + ("-quick" if args.quick else "")
+    json_path, md_path = write_results(args.out_dir, stem, payload, markdown, args=args)
     print(f"-> {json_path}\n-> {md_path}")
     return payload
 

@@ -161,7 +161,9 @@ def test_gwas_and_h2_commands_on_the_written_phenotypes(run_cli, cohort, tmp_pat
     assert not (tmp_path / "g2" / "plots").exists()
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "g2" / "gwas.tsv", sep="\t"), table)
     seconds = json.loads((tmp_path / "g2" / "metrics.json").read_text())["gwas"]["seconds"]
-    assert set(seconds) == {"scan", "write", "clump", "plots"} and all(v >= 0 for v in seconds.values())
+    assert set(seconds) == {"scan", "qc", "pcs", "regression", "write", "clump", "plots", "plots_wait"}
+    assert all(v >= 0 for v in seconds.values()) and seconds["plots"] == seconds["plots_wait"] == 0.0
+    assert seconds["pcs"] > 0 and seconds["qc"] + seconds["pcs"] + seconds["regression"] <= seconds["scan"]
     result = run_cli("h2", "--genotypes", cohort["prefix"], "--phenotypes", pheno, "--out", tmp_path / "h")
     assert result.code == 0, result.err
     assert list(pd.read_csv(tmp_path / "h" / "h2.tsv", sep="\t").columns[:5]) == ["trait", "h2", "se", "method", "n"]

@@ -1,10 +1,12 @@
 """Read genotypes (PLINK 1 binary .bed/.bim/.fam or VCF/BCF) into ``Genotypes``; write PLINK files.
 
-PLINK: read with bed-reader (Kadie & Heckerman, "bed-reader", 2023) counting allele 1, i.e. the ALT is
-plink's A1 (.bim column 5) and the REF is A2 (column 6); sample ids are the IIDs (.fam column 2). The file
-format is the PLINK 1 binary format (Purcell et al. 2007, AJHG 81:559; Chang et al. 2015, GigaScience 4:7):
-3 magic bytes, then one block of ceil(n / 4) bytes per variant, so the .bed size is checked against the
-.bim/.fam counts before reading.
+PLINK: read with bed-reader (Kadie & Heckerman, "bed-reader", 2023; the .bed through ``BedDosages``) counting
+allele 1, i.e. the ALT is plink's A1 (.bim
+column 5) and the REF is A2 (column 6); sample ids are the IIDs (.fam column 2). The file format is the PLINK 1
+binary format (Purcell et al. 2007, AJHG 81:559; Chang et al. 2015, GigaScience 4:7): 3 magic bytes, then one
+block of ceil(n / 4) bytes per variant, so the .bed size is checked against the .bim/.fam counts before
+reading. ``in_memory=False`` leaves the genotypes on disk, decoded block by block when a block of variants is
+indexed (the GWAS scan: memory bounded by a block, whatever the number of variants).
 
 VCF/BCF: read with cyvcf2 (Pedersen & Quinlan 2017, Bioinformatics 33:1867). Hard calls count the ALT alleles
 of GT (``0/0`` -> 0, ``0/1`` -> 1, ``1/1`` -> 2, a haploid ``1`` -> 2 as in plink); any missing allele makes
@@ -23,15 +25,18 @@ import numpy as np
 import pandas as pd
 
 from biolatent.errors import DataError
-from biolatent.io.genotype_matrix import VARIANT_COLUMNS, Genotypes
+from biolatent.io.genotype_matrix import VARIANT_COLUMNS, BedDosages, Genotypes
 
 VCF_SUFFIXES = (".vcf", ".vcf.gz", ".vcf.bgz", ".bcf")
 PLINK_SUFFIXES = (".bed", ".bim", ".fam")
 _BED_MAGIC = b"\x6c\x1b\x01"  # variant-major PLINK 1 .bed
 
 
-def read_genotypes(path_or_prefix: str | Path, *, dosage: bool = False) -> Genotypes:
-    """ALT dosages of a PLINK prefix (or any of its three files) or a VCF/BCF file; DataError on bad input."""
+def read_genotypes(path_or_prefix: str | Path, *, dosage: bool = False, in_memory: bool = True) -> Genotypes:
+    """ALT dosages of a PLINK prefix (or any of its three files) or a VCF/BCF file; DataError on bad input.
+
+    ``in_memory=False``: PLINK genotypes stay on disk (``BedDosages``, decoded per indexed block); a VCF is
+    always read into memory."""
     text = str(path_or_prefix)
     if text.lower().endswith(VCF_SUFFIXES):
         return _read_vcf(Path(text), dosage=dosage)
@@ -39,7 +44,7 @@ def read_genotypes(path_or_prefix: str | Path, *, dosage: bool = False) -> Genot
     if not any(Path(prefix + s).exists() for s in PLINK_SUFFIXES):
         raise DataError(f"no genotypes at {text}: expected a PLINK prefix (.bed/.bim/.fam) or a .vcf/.vcf.gz/.bcf "
                         "file")
-    return _read_plink(prefix)
+    return _read_plink(prefix, in_memory=in_memory)
 
 
 def read_sample_ids(path_or_prefix: str | Path) -> list[str]:
@@ -84,15 +89,19 @@ def _check_padding(bed: Path, n: int, m: int) -> None:
     if n % 4 == 0 or m == 0:
         return
     per_variant = (n + 3) // 4
-    last_bytes = np.memmap(bed, dtype=np.uint8, mode="r", offset=3, shape=(m, per_variant))[:, -1]
     mask = np.uint8((0xFF << (2 * (n % 4))) & 0xFF)
-    bad = int(np.count_nonzero(last_bytes & mask))
+    bad, step = 0, max(1, 2**26 // per_variant)  # one bounded map at a time: memory independent of m
+    for start in range(0, m, step):
+        rows = min(step, m - start)
+        part = np.memmap(bed, dtype=np.uint8, mode="r", offset=3 + start * per_variant, shape=(rows, per_variant))
+        bad += int(np.count_nonzero(part[:, -1] & mask))
+        del part
     if bad:
         raise DataError(f"bed/bim/fam mismatch: {bed.name} holds genotypes beyond the {n} samples of the .fam "
                         f"({bad} of {m} variants): the .fam lacks samples")
 
 
-def _read_plink(prefix: str) -> Genotypes:
+def _read_plink(prefix: str, *, in_memory: bool = True) -> Genotypes:
     from bed_reader import open_bed
 
     files = {s: Path(prefix + s) for s in PLINK_SUFFIXES}
@@ -111,7 +120,6 @@ def _read_plink(prefix: str) -> Genotypes:
     _check_padding(files[".bed"], n, m)
     try:
         with open_bed(files[".bed"], count_A1=True, iid_count=n, sid_count=m, num_threads=1) as bed:
-            dosages = bed.read(dtype="float32")
             samples = [str(s) for s in bed.iid]
             variants = pd.DataFrame({
                 "chrom": [str(c) for c in bed.chromosome], "pos": np.asarray(bed.bp_position, dtype=np.int64),
@@ -123,7 +131,8 @@ def _read_plink(prefix: str) -> Genotypes:
     if len(samples) != n or len(variants) != m:
         raise DataError(f"bed/bim/fam mismatch: read {len(samples)} samples and {len(variants)} variants, the files "
                         f"list {n} and {m}")
-    return Genotypes(dosages, samples, variants)
+    on_disk = BedDosages(files[".bed"], n, m)
+    return Genotypes(np.asarray(on_disk) if in_memory else on_disk, samples, variants)
 
 
 def _read_vcf(path: Path, *, dosage: bool) -> Genotypes:

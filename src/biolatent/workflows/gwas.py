@@ -26,6 +26,7 @@ from biolatent.rundir import atomic_path, update_json, write_json, write_text
 GWAS_FILE = "gwas.tsv"
 LEADS_FILE = "lead_variants.tsv"
 GENOME_WIDE = 5e-8
+WRITE_ROWS = 2**19  # gwas.tsv is formatted and written this many rows at a time
 GWAS_FILE_COLUMNS = ["#CHROM", "POS", "ID", "REF", "ALT", "A1", "TRAIT", "OBS_CT", "BETA", "SE", "T_STAT", "P"]
 
 
@@ -67,17 +68,24 @@ def write_gwas_table(table: pd.DataFrame, path: Path) -> Path:
     command's time on genome-wide tables); a P below the smallest double is written from its log (``p_text``).
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pa_csv
 
-    out = table[GWAS_FILE_COLUMNS]
-    p, log10_p = table["P"].to_numpy(float), table["LOG10_P"].to_numpy(float)
-    if ((p == 0) & np.isfinite(log10_p)).any():
-        out = out.assign(P=p_text(p, log10_p))
-    arrow = pa.Table.from_arrays([_arrow_column(out[c]) for c in GWAS_FILE_COLUMNS], names=GWAS_FILE_COLUMNS)
     options = pa_csv.WriteOptions(delimiter="\t", quoting_style="none", include_header=False)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         handle.write(("\t".join(GWAS_FILE_COLUMNS) + "\n").encode())
-        pa_csv.write_csv(arrow, handle, write_options=options)
+        for start in range(0, len(table), WRITE_ROWS):  # the text of one slice at a time: bounded memory
+            part = table.iloc[start:start + WRITE_ROWS]
+            columns = {c: _arrow_column(part[c]) for c in GWAS_FILE_COLUMNS}
+            p, log10_p = part["P"].to_numpy(float), part["LOG10_P"].to_numpy(float)
+            underflow = (p == 0) & np.isfinite(log10_p)
+            if underflow.any():  # only those few rows are formatted in Python
+                where = np.flatnonzero(underflow)
+                columns["P"] = pc.replace_with_mask(
+                    columns["P"], pa.array(underflow), pa.array(p_text(p[where], log10_p[where]).tolist(),
+                                                                type=pa.string()))
+            pa_csv.write_csv(pa.Table.from_arrays(list(columns.values()), names=GWAS_FILE_COLUMNS), handle,
+                             write_options=options)
     return path
 
 
@@ -85,26 +93,37 @@ def write_gwas_results(table: pd.DataFrame, genotypes: Genotypes, out_dir: Path,
                        say: Callable[[str], object], *, plots: bool = True,
                        seconds: dict[str, float] | None = None) -> dict[str, Any]:
     """gwas.tsv, lead_variants.tsv and (``plots``) the plots of ``table`` in ``out_dir``; per-trait summary
-    (lambda, hits). ``seconds`` receives the wall time of each stage (write, clump, plots)."""
+    (lambda, hits). ``seconds`` receives the wall time of each stage: write, clump, plots (thinning here, then
+    drawing in a second process that runs while gwas.tsv is written and the leads are clumped) and
+    plots_wait (the part of it after clumping: what the plots add to the command's wall time)."""
     from biolatent.discover.genetics.clump import clump
     from biolatent.discover.genetics.gwas import genomic_inflation
-    from biolatent.discover.genetics.gwas_plots import gwas_plots
+    from biolatent.discover.genetics.gwas_plots import start_gwas_plots
 
     seconds = {} if seconds is None else seconds
     out_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    write_gwas_table(table, out_dir / GWAS_FILE)
-    seconds["write"] = time.perf_counter() - started
-    started = time.perf_counter()
-    leads = clump(table, genotypes)
-    with atomic_path(out_dir / LEADS_FILE) as tmp:
-        leads.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.10g")
-    seconds["clump"] = time.perf_counter() - started
-    seconds["plots"] = 0.0  # not drawn with plots=False
+    drawing = None
     if plots:
+        plots_started = time.perf_counter()
+        drawing = start_gwas_plots(table, out_dir / "plots")
+    try:
         started = time.perf_counter()
-        gwas_plots(table, out_dir / "plots")
-        seconds["plots"] = time.perf_counter() - started
+        write_gwas_table(table, out_dir / GWAS_FILE)
+        seconds["write"] = time.perf_counter() - started
+        started = time.perf_counter()
+        leads = clump(table, genotypes)
+        with atomic_path(out_dir / LEADS_FILE) as tmp:
+            leads.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.10g")
+        seconds["clump"] = time.perf_counter() - started
+        seconds["plots"] = seconds["plots_wait"] = 0.0  # not drawn with plots=False
+        if drawing is not None:
+            started = time.perf_counter()
+            drawing[0].result()
+            seconds["plots_wait"] = time.perf_counter() - started
+            seconds["plots"] = time.perf_counter() - plots_started
+    finally:
+        if drawing is not None:
+            drawing[1].shutdown(wait=False, cancel_futures=True)
     per_trait = {}
     for trait, part in table.groupby("TRAIT", sort=False, observed=True):
         log10_p = part["LOG10_P"].to_numpy(float)
@@ -144,7 +163,9 @@ def run_gwas(
     say: Callable[[str], object] = print,
 ) -> Path:
     """Run the GWAS of every phenotype column; return the path of ``gwas.tsv``. ``metrics.json`` records the
-    wall time of each stage (``seconds``: read + QC + PCs + regression as ``scan``, then write, clump, plots)."""
+    wall time of each stage (``seconds``: read + QC + PCs + regression as ``scan``, with its parts qc, pcs and
+    regression where the engine reports them, then write, clump, plots;
+    the plots are drawn beside write and clump, ``plots_wait`` is the time they add after clumping)."""
     from biolatent.discover.genetics.engines import gwas_scan
     from biolatent.io import read_table
 
@@ -154,7 +175,7 @@ def run_gwas(
     started = time.perf_counter()
     table, genotypes, info = gwas_scan(genotypes_path, phenotypes, covariates, engine=engine, qc=qc, n_pcs=n_pcs,
                                        dosage=dosage, say=say)
-    seconds = {"scan": time.perf_counter() - started}
+    seconds = {"scan": time.perf_counter() - started, **info.get("seconds", {})}
     summary = table.attrs["summary"]
     say_summary(summary, say)
 

@@ -71,3 +71,17 @@ def test_clump_window_and_r2_threshold():
     assert (strict.TOTAL == 0).all() and (strict.SP2 == "NONE").all()
     with pytest.raises(DataError, match="p1 <= p2"):
         clump(table, geno, p1=0.1, p2=0.01)
+
+
+def test_dosage_r2_without_missing_calls_equals_correlation():
+    """The complete-data path (products with the target column) gives the same r^2; a constant column 0."""
+    rng = np.random.default_rng(2)
+    x = rng.binomial(2, 0.3, 300).astype(float)
+    others = np.column_stack([x + rng.normal(0, s, 300) for s in (0.1, 1.0, 3.0)] + [np.ones(300)])
+    got = dosage_r2(x, others)
+    for c in range(3):
+        assert got[c] == pytest.approx(np.corrcoef(x, others[:, c])[0, 1] ** 2, rel=1e-10)
+    assert got[3] == 0.0
+    with_gap = others[:, :3].copy()
+    with_gap[0, 0] = np.nan  # the pairwise-complete path: the other columns as on the complete data
+    np.testing.assert_allclose(dosage_r2(x, with_gap)[1:], got[1:3], rtol=1e-10)

@@ -104,3 +104,24 @@ def test_run_gwas_with_qc_and_genetic_pcs_equals_the_steps_by_hand(tmp_path, stu
     metrics = json.loads((out / "metrics.json").read_text())["gwas"]
     assert metrics["qc_report"]["n_variants_after"] == kept.n_variants
     assert metrics["genetic_pcs"]["pc_names"] == ["PC1", "PC2", "PC3"] and metrics["n_samples"] == 250
+
+
+@pytest.mark.parametrize("slice_rows", [2**19, 2])
+def test_gwas_table_patches_only_the_underflowed_p_values(tmp_path, monkeypatch, slice_rows):
+    """write_gwas_table: P below the smallest double from its log, the other P exact (shortest round trip);
+    the same file whether written in one slice or several."""
+    from biolatent.workflows import gwas as workflow
+
+    monkeypatch.setattr(workflow, "WRITE_ROWS", slice_rows)
+    p = np.array([0.123456789012345, 0.0, np.nan, 3e-300, 0.0])
+    log10_p = np.array([-np.log10(p[0]), 412.0 - np.log10(3.1), np.nan, -np.log10(3e-300), 500.0])
+    table = pd.DataFrame({"#CHROM": ["1"] * 5, "POS": [1, 2, 3, 4, 5], "ID": list("abcde"), "REF": ["A"] * 5,
+                          "ALT": ["G"] * 5, "A1": ["G"] * 5, "TRAIT": pd.Categorical(["y"] * 5), "OBS_CT": [9] * 5,
+                          "BETA": [0.1, 2.0, np.nan, 1.5, 3.0], "SE": [0.2, 0.01, np.nan, 0.01, 0.01],
+                          "T_STAT": [0.5, 200.0, np.nan, 150.0, 300.0], "P": p, "LOG10_P": log10_p})
+    workflow.write_gwas_table(table, tmp_path / "gwas.tsv")
+    lines = (tmp_path / "gwas.tsv").read_text().splitlines()
+    assert lines[0].split("\t") == workflow.GWAS_FILE_COLUMNS and len(lines) == 6
+    assert [line.split("\t")[-1] for line in lines[1:]] == ["0.123456789012345", "3.1e-412", "NA", "3e-300",
+                                                            "1e-500"]
+    assert [line.split("\t")[2] for line in lines[1:]] == list("abcde")

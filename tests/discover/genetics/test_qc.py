@@ -94,3 +94,77 @@ def test_qc_errors():
     geno = _designed()
     with pytest.raises(DataError, match="QC removed every variant"):
         run_qc(geno.subset(variant_index=np.array([1, 3])))
+
+
+def test_hwe_screen_by_point_probability_matches_the_exact_test():
+    """The closed-form point probability equals the normalised exact distribution's term, and the screened
+    filter (exact test only where the point probability is near the threshold) fails the same variants."""
+    from biolatent.discover.genetics.qc import (
+        _het_distribution,
+        hwe_fails,
+        hwe_log_point_probability,
+        hwe_pvalues_from_counts,
+    )
+
+    rng = np.random.default_rng(3)
+    n = rng.integers(1, 400, 300)
+    het = rng.integers(0, n + 1)
+    h0 = rng.integers(0, n - het + 1)
+    counts = np.stack([h0, het, n - het - h0], axis=1)
+    for row in counts[:40]:
+        rare = 2 * min(row[0], row[2]) + row[1]
+        if rare:
+            exact = _het_distribution(int(row.sum()), int(rare))[row[1]]
+            assert np.isclose(np.exp(hwe_log_point_probability(row[None])[0]), exact, rtol=1e-9)
+    for threshold in (1e-6, 1e-2, 0.5):
+        expected = hwe_pvalues_from_counts(counts) < threshold
+        assert (expected.any() and not expected.all()) or threshold == 1e-6
+        np.testing.assert_array_equal(hwe_fails(counts, threshold), expected)
+    assert not hwe_fails(counts, 0.0).any()
+
+
+@pytest.mark.parametrize(("n", "small_blocks"), [(103, False), (120, False), (103, True)])
+def test_qc_from_packed_bed_bytes_equals_qc_of_the_decoded_dosages(tmp_path, monkeypatch, n, small_blocks):
+    """QC of genotypes left on disk counts from the .bed bytes; it keeps and reports exactly what QC of the
+    decoded matrix does (missing calls, a sample and variants over the thresholds, rare and HWE-failing
+    variants, a sample count that does or does not fill the last byte)."""
+    from biolatent.discover.genetics import qc
+    from biolatent.discover.genetics.qc import _packed_tallies, _tallies
+    from biolatent.io.genotypes import read_genotypes, write_plink
+
+    if small_blocks:  # many blocks of a few variants, the last one partial
+        monkeypatch.setattr(qc, "PACKED_BLOCK_BYTES", 26 * 17)
+        monkeypatch.setattr(qc, "DECODED_BLOCK_ELEMENTS", n * 13)
+
+    rng = np.random.default_rng(n)
+    m = 300
+    freq = rng.uniform(0.002, 0.5, m)
+    dosages = rng.binomial(2, freq, (n, m)).astype(np.float32)
+    dosages[:, :10] = rng.choice([0.0, 2.0], (n, 10))  # no heterozygotes: fail HWE
+    dosages[rng.random((n, m)) < 0.01] = np.nan
+    dosages[:, 20][rng.random(n) < 0.2] = np.nan  # variant missingness over 0.05
+    dosages[:, 21] = np.nan  # all missing
+    dosages[3, rng.random(m) < 0.1] = np.nan  # a sample under the call rate
+    variants = pd.DataFrame({"chrom": "1", "pos": np.arange(1, m + 1), "id": [f"v{j}" for j in range(m)],
+                             "ref": "A", "alt": "G"})
+    write_plink(Genotypes(dosages, [f"s{i}" for i in range(n)], variants), tmp_path / "g")
+    on_disk = read_genotypes(tmp_path / "g", in_memory=False)
+    in_memory = read_genotypes(tmp_path / "g")
+    kept_disk, report_disk = run_qc(on_disk)
+    kept_memory, report_memory = run_qc(in_memory)
+    assert report_disk == report_memory
+    assert report_disk["samples_removed"]["call_rate"] >= 1 and report_disk["variants_removed"]["hwe"] >= 1
+    assert report_disk["variants_removed"]["missingness"] >= 2 and report_disk["n_all_missing"] == 1
+    assert kept_disk.samples == kept_memory.samples
+    assert kept_disk.variants.id.tolist() == kept_memory.variants.id.tolist()
+    np.testing.assert_array_equal(np.asarray(kept_disk.dosages), kept_memory.dosages)
+
+    def passing(missing):
+        return missing < 5
+
+    n_miss, sums, counts, per_sample = _packed_tallies(on_disk.dosages.packed(slice(0, m)), n, passing)
+    ref_miss, ref_sums, ref_counts, miss = _tallies(in_memory.dosages)
+    np.testing.assert_array_equal(n_miss, ref_miss)
+    np.testing.assert_array_equal(sums, ref_sums)
+    np.testing.assert_array_equal(counts, ref_counts)
+    np.testing.assert_array_equal(per_sample, miss[:, passing(ref_miss)].sum(axis=1))

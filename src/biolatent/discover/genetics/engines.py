@@ -4,11 +4,18 @@
 runs the same steps on Spark (``hail_engine.hail_gwas``) for cohorts beyond one machine. Inputs are checked
 in-process before either engine starts, so both fail with the same one-line errors, and the genotypes the
 results refer to (after QC, matched samples) are returned for clumping.
+
+Memory (numpy engine, PLINK input): the genotypes stay on disk (``BedDosages``); QC counts the packed .bed
+bytes block by block, the regression decodes one block of variants at a time (``linear_gwas``), clumping reads
+the windows of its lead variants, so the genotype memory is bounded by a block whatever the number of variants.
+Genetic PCs (``n_pcs``) still decode the matrix of the analysed samples; the result table (variants x traits
+rows) is held in memory.
 """
 
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -60,15 +67,21 @@ def _numpy_scan(genotypes: Genotypes, phenotypes: pd.DataFrame, covariates: pd.D
     from biolatent.discover.genetics.gwas import linear_gwas
     from biolatent.discover.genetics.qc import run_qc
 
-    info: dict[str, Any] = {}
+    info: dict[str, Any] = {"seconds": {}}
+    started = time.perf_counter()
     if qc is not None:
         genotypes, info["qc"] = run_qc(genotypes, qc)
+    info["seconds"]["qc"] = time.perf_counter() - started
+    started = time.perf_counter()
     if n_pcs:
         ids = _analysed_ids(genotypes, phenotypes, covariates)
         if not ids:
             linear_gwas(genotypes, phenotypes, covariates)  # raises the id-matching error
         covariates, info["pcs"] = _with_pcs(genotypes, ids, covariates, n_pcs, say)
+    info["seconds"]["pcs"] = time.perf_counter() - started
+    started = time.perf_counter()
     table = linear_gwas(genotypes, phenotypes, covariates)
+    info["seconds"]["regression"] = time.perf_counter() - started
     info["covariates"] = covariates
     return table, genotypes, info
 
@@ -137,7 +150,9 @@ def gwas_scan(
     dosage: bool = False,
     say: Callable[[str], object] = print,
 ) -> tuple[pd.DataFrame, Genotypes, dict[str, Any]]:
-    """(GWAS table, the genotypes it refers to, {"qc", "pcs", "covariates", "engine"}) of ``phenotypes``.
+    """(GWAS table, the genotypes it refers to, {"qc", "pcs", "covariates", "engine", "seconds"}) of
+    ``phenotypes``; ``seconds`` (numpy engine): wall time of QC, PCs and regression, each reading the
+    genotypes it needs block by block.
 
     ``phenotypes`` / ``covariates``: index = sample ids. ``qc=None`` skips QC; ``n_pcs`` genetic PCs of the
     analysed samples join the covariates (``info["covariates"]``: the covariates the regression used).
@@ -151,7 +166,7 @@ def gwas_scan(
         raise DataError(f"the number of genetic PCs must be >= 0, got {n_pcs}")
     if dosage and engine == "hail":
         raise DataError("the hail engine reads hard calls (PLINK 1): use --engine numpy for dosages")
-    genotypes = read_genotypes(genotypes_path, dosage=dosage)
+    genotypes = read_genotypes(genotypes_path, dosage=dosage, in_memory=False)  # PLINK: read block by block
     say(f"genotypes: {genotypes.n_samples} samples x {genotypes.n_variants} variants ({genotypes_path})")
     if engine == "numpy":
         table, used, info = _numpy_scan(genotypes, phenotypes, covariates, qc, n_pcs, say)

@@ -23,11 +23,12 @@ import scipy.sparse
 from scipy import special, stats
 
 from biolatent.errors import DataError
-from biolatent.io.genotype_matrix import Genotypes
+from biolatent.io.genotype_matrix import Genotypes, variant_blocks
 
 GWAS_COLUMNS = ["#CHROM", "POS", "ID", "REF", "ALT", "A1", "TRAIT", "OBS_CT", "BETA", "SE", "T_STAT", "P",
                 "LOG10_P"]
 _COLLINEAR_TOL = 1e-8  # a variant whose residual variance is below this fraction of its variance is untested
+BLOCK_ELEMENTS = 2**23  # dosages per block of the scan (64 MB as float64)
 _LOG_P_SWITCH = 1e-250  # below this p, LOG10_P comes from the log-space continued fraction
 
 
@@ -169,6 +170,7 @@ def _trait_groups(y: np.ndarray, x: np.ndarray, names: list[str], traits: list[s
         yv = y[np.ix_(have, members)]
         yr = yv - q @ (q.T @ yv)
         groups.append({"rows": np.flatnonzero(have), "traits": np.asarray(members), "q": q, "yr": yr,
+                       "yq": np.hstack([yr, q]),
                        "yy": np.einsum("nt,nt->t", yr, yr),
                        "qy": (q[:, :, None] * yr[:, None, :]).reshape(len(q), -1),
                        "qq": (q[:, :, None] * q[:, None, :]).reshape(len(q), -1)})
@@ -176,15 +178,24 @@ def _trait_groups(y: np.ndarray, x: np.ndarray, names: list[str], traits: list[s
 
 
 def _chunk_stats(g: np.ndarray, grp: dict) -> tuple[np.ndarray, ...]:
-    """(obs count, beta, se, t, df) of every variant column of ``g`` for the traits of ``grp``."""
+    """(obs count, beta, se, t, df) of every variant column of ``g`` (float32 dosages, NaN = missing) for the
+    traits of ``grp``. Counts, sums and extremes are taken on the float32 block; the centred genotypes and all
+    products are float64 (one matrix product with the residualised traits and the covariate basis)."""
     q, yr, n = grp["q"], grp["yr"], grp["q"].shape[0]
     k, nt, m = q.shape[1], yr.shape[1], g.shape[1]
+    g = np.asarray(g, dtype=np.float32)
     miss = np.isnan(g)
-    obs = n - miss.sum(axis=0)
-    mean = np.nansum(g, axis=0) / np.maximum(obs, 1)
-    gc = np.where(miss, 0.0, g - mean)
-    gy, ss = gc.T @ yr, np.einsum("nm,nm->m", gc, gc)
-    bg = gc.T @ q  # (m, k)
+    obs = n - np.count_nonzero(miss, axis=0)
+    poly = np.fmax.reduce(g, axis=0) > np.fmin.reduce(g, axis=0)  # fmax / fmin skip NaN
+    if obs.min(initial=n) < n:
+        g = np.where(miss, np.float32(0), g)
+    mean = g.sum(axis=0, dtype=np.float64) / np.maximum(obs, 1)
+    gc = np.subtract(g, mean, dtype=np.float64)
+    if obs.min(initial=n) < n:
+        np.putmask(gc, miss, 0.0)
+    products = gc.T @ grp["yq"]  # (m, nt + k): <g, y_r> of every trait and <g, q> of every basis vector
+    gy, bg = products[:, :nt], np.ascontiguousarray(products[:, nt:])
+    ss = np.einsum("nm,nm->m", gc, gc)
     gg, yy = ss - np.einsum("mk,mk->m", bg, bg), np.broadcast_to(grp["yy"], (m, nt)).copy()
     holes = np.flatnonzero((obs < n) & (obs > 0))
     if holes.size:
@@ -199,7 +210,6 @@ def _chunk_stats(g: np.ndarray, grp: dict) -> tuple[np.ndarray, ...]:
         yy[holes] = yy[holes] - mt @ (yr * yr) - np.einsum("jkt,jkt->jt", by, sol[:, :, 1:])
         gg[holes[bad]] = np.nan
     df = (obs - k - 1).astype(float)
-    poly = np.where(miss, -np.inf, g).max(axis=0) > np.where(miss, np.inf, g).min(axis=0)
     ok = poly & (ss > 0) & (gg > _COLLINEAR_TOL * ss) & (df > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         beta = np.where(ok[:, None], gy / gg[:, None], np.nan)
@@ -209,14 +219,17 @@ def _chunk_stats(g: np.ndarray, grp: dict) -> tuple[np.ndarray, ...]:
 
 
 def linear_gwas(genotypes: Genotypes, phenotypes: pd.DataFrame, covariates: pd.DataFrame | None = None, *,
-                chunk_size: int = 2048) -> pd.DataFrame:
+                chunk_size: int | None = None) -> pd.DataFrame:
     """OLS of every trait on every variant (+ intercept + covariates): the long plink2-style table.
 
     ``phenotypes`` / ``covariates``: index = sample ids matched to ``genotypes.samples``; one column per trait
     / covariate. Samples with a missing covariate are dropped; a missing trait value drops the sample for
     that trait, a missing call for that variant. Rows are trait-major, variants in genotype order; A1 = ALT
     (the counted allele). ``table.attrs["summary"]`` holds the sample matching and untested-variant counts.
+    ``chunk_size``: variants per block (default: ``BLOCK_ELEMENTS`` dosages per block, so the working memory
+    does not grow with the number of samples either); the genotypes are read one block at a time.
     """
+    chunk_size = max(1, BLOCK_ELEMENTS // max(genotypes.n_samples, 1)) if chunk_size is None else chunk_size
     if chunk_size < 1:
         raise DataError(f"chunk_size must be >= 1, got {chunk_size}")
     rows, phen, cov_x, cov_names, summary = _match(genotypes, phenotypes, covariates)
@@ -230,9 +243,7 @@ def linear_gwas(genotypes: Genotypes, phenotypes: pd.DataFrame, covariates: pd.D
     obs_ct = np.zeros((nt, m), np.int64)  # trait-major, the row order of the table
     beta, se, tstat, df = (np.full((nt, m), np.nan) for _ in range(4))
     every_sample = len(rows) == genotypes.n_samples and bool((np.asarray(rows) == np.arange(len(rows))).all())
-    for start in range(0, m, chunk_size):
-        stop = min(start + chunk_size, m)
-        block = np.asarray(genotypes.dosages[:, start:stop], dtype=np.float64)
+    for start, stop, block in variant_blocks(genotypes.dosages, chunk_size):  # read (and decoded) per block
         block = block if every_sample else block[rows]  # a row gather copies the whole block: only when needed
         for grp in groups:
             cols = grp["traits"]

@@ -2,14 +2,22 @@
 
 Genome-wide tables are thinned before drawing, as large GWAS plots usually are: every point with p < 1e-3 is
 drawn, of the others at most ``MAX_BACKGROUND`` (evenly spaced in genome order for the Manhattan plot, in rank
-order for the QQ plot, whose expected quantiles and lambda come from all p-values). At these sizes the
-points below 1e-3 form a solid band, so the figure looks the same and is drawn several times faster.
+order for the QQ plot, whose expected quantiles and lambda come from all p-values); each figure says how many
+of its points it draws. At these sizes the points below 1e-3 form a solid band, so the figure looks the same
+and is drawn several times faster.
+
+Thinning (``plot_points``) and drawing (``draw_plots``) are separate steps: the points are small, so
+``start_gwas_plots`` draws them in a second process (spawned: it does not inherit the parent's memory) while
+the caller writes the table and clumps.
 """
 
 from __future__ import annotations
 
 import re
+from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,71 +56,165 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def manhattan_plot(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
-    """-log10 p along the genome (chromosomes side by side, alternating colours), genome-wide line at 5e-8."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    data = table[np.isfinite(table["LOG10_P"].to_numpy(float))]
-    data = data.iloc[thinned(data["LOG10_P"].to_numpy(float))]
-    fig, ax = plt.subplots(figsize=(10, 3.6))
-    offset, ticks, labels = 0.0, [], []
-    for k, chrom in enumerate(_chrom_order(data["#CHROM"])):
-        part = data[data["#CHROM"].astype(str) == chrom]
-        pos = part["POS"].to_numpy(float)
-        x = offset + pos - pos.min()
-        ax.scatter(x, part["LOG10_P"], s=4, color=("#1f4e79", "#7fa7d1")[k % 2], rasterized=True, linewidths=0)
-        ticks.append(offset + (pos.max() - pos.min()) / 2)
-        labels.append(chrom)
-        offset += pos.max() - pos.min() + max(1.0, 0.02 * (pos.max() - pos.min()))
-    ax.axhline(-np.log10(GENOME_WIDE), color="#c0392b", lw=0.8, ls="--")
-    ax.set_xticks(ticks, labels, fontsize=7)
-    ax.set_xlabel("chromosome")
-    ax.set_ylabel("-log10 p")
-    ax.set_title(title)
-    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.16, top=0.9)
-    try:
-        return _save(fig, Path(path))
-    finally:
-        plt.close(fig)
+def manhattan_points(table: pd.DataFrame) -> dict[str, Any]:
+    """The thinned Manhattan points of one trait's rows: chromosome, position and -log10 p arrays, and the
+    position range of every chromosome over all rows (the x axis does not depend on the thinning)."""
+    finite = np.isfinite(table["LOG10_P"].to_numpy(float))
+    data = table[finite]
+    shown = thinned(data["LOG10_P"].to_numpy(float))
+    chrom, pos = data["#CHROM"].astype(str).to_numpy(), data["POS"].to_numpy(float)
+    spans = pd.DataFrame({"chrom": chrom, "pos": pos}).groupby("chrom", sort=False)["pos"].agg(["min", "max"])
+    return {"chrom": chrom[shown], "pos": pos[shown], "log10_p": data["LOG10_P"].to_numpy(float)[shown],
+            "n_points": int(finite.sum()),
+            "spans": tuple((c, float(spans.loc[c, "min"]), float(spans.loc[c, "max"]))
+                           for c in _chrom_order(pd.Series(spans.index)))}
 
 
-def qq_plot(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
-    """Observed vs expected -log10 p under the null (uniform p), with the genomic-control lambda."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def qq_points(table: pd.DataFrame) -> dict[str, Any]:
+    """The thinned QQ points of one trait's rows (expected quantiles from all p-values) and its lambda."""
     observed = np.sort(table["LOG10_P"].to_numpy(float))
     observed = observed[np.isfinite(observed)][::-1]
     n = observed.size
     expected = -np.log10((np.arange(1, n + 1) - 0.5) / max(n, 1))
     shown = thinned(np.maximum(observed, expected))
-    observed, expected = observed[shown], expected[shown]
-    lam = genomic_inflation(table["P"].to_numpy(float))
-    fig, ax = plt.subplots(figsize=(4.2, 4.2))
-    top = float(max(expected.max(initial=1.0), observed.max(initial=1.0)))
-    ax.plot([0, top], [0, top], color="#888888", lw=0.8)
-    ax.scatter(expected, observed, s=5, color="#1f4e79", rasterized=True, linewidths=0)
-    ax.set_xlabel("expected -log10 p")
-    ax.set_ylabel("observed -log10 p")
-    ax.set_title(f"{title}  lambda = {lam:.3f}".strip())
-    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.12, top=0.91)
+    return {"expected": expected[shown], "observed": observed[shown], "n_points": n,
+            "lambda_gc": genomic_inflation(table["P"].to_numpy(float))}
+
+
+def _shown_note(shown: int, total: int) -> str:
+    return f"{shown:,} of {total:,} points drawn (all p < 1e-3; the rest thinned)" if shown < total else ""
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _manhattan_figure(spans: tuple) -> dict[str, Any]:
+    """A Manhattan figure for the chromosome ``spans``: one empty scatter per chromosome, filled per trait."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    offset, ticks, labels, offsets, scatters = 0.0, [], [], {}, {}
+    for k, (chrom, low, high) in enumerate(spans):
+        offsets[chrom] = offset - low
+        scatters[chrom] = ax.scatter([], [], s=4, color=("#1f4e79", "#7fa7d1")[k % 2], rasterized=True,
+                                     linewidths=0)
+        ticks.append(offset + (high - low) / 2)
+        labels.append(chrom)
+        offset += high - low + max(1.0, 0.02 * (high - low))
+    ax.set_xlim(-0.01 * max(offset, 1.0), offset)
+    ax.axhline(-np.log10(GENOME_WIDE), color="#c0392b", lw=0.8, ls="--")
+    ax.set_xticks(ticks, labels, fontsize=7)
+    ax.set_xlabel("chromosome")
+    ax.set_ylabel("-log10 p")
+    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.16, top=0.9)
+    note = fig.text(0.995, 0.005, "", ha="right", va="bottom", fontsize=6, color="#555555")
+    return {"key": spans, "fig": fig, "ax": ax, "offsets": offsets, "scatters": scatters, "note": note}
+
+
+def draw_manhattan(points: dict[str, Any], path: str | Path, title: str = "",
+                   canvas: dict[str, Any] | None = None) -> Path:
+    """-log10 p along the genome (chromosomes side by side, alternating colours), genome-wide line at 5e-8.
+
+    ``canvas``: a dict kept between calls: its figure is reused (its points, limits and texts replaced) while
+    the chromosome spans stay the same, several times faster than a new figure per trait."""
+    own = canvas is None
+    canvas = {} if canvas is None else canvas
+    if canvas.get("manhattan", {}).get("key") != points["spans"]:
+        if "manhattan" in canvas:
+            _pyplot().close(canvas["manhattan"]["fig"])
+        canvas["manhattan"] = _manhattan_figure(points["spans"])
+    figure = canvas["manhattan"]
+    for chrom, scatter in figure["scatters"].items():
+        part = points["chrom"] == chrom
+        scatter.set_offsets(np.column_stack([figure["offsets"][chrom] + points["pos"][part],
+                                             points["log10_p"][part]]))
+    top = max(float(points["log10_p"].max(initial=0.0)), -np.log10(GENOME_WIDE))
+    figure["ax"].set_ylim(-0.02 * top, 1.05 * top)
+    figure["ax"].set_title(title)
+    figure["note"].set_text(_shown_note(len(points["log10_p"]), points["n_points"]))
     try:
-        return _save(fig, Path(path))
+        return _save(figure["fig"], Path(path))
     finally:
-        plt.close(fig)
+        if own:
+            _pyplot().close(figure["fig"])
+
+
+def draw_qq(points: dict[str, Any], path: str | Path, title: str = "", canvas: dict[str, Any] | None = None) -> Path:
+    """Observed vs expected -log10 p under the null (uniform p), with the genomic-control lambda.
+    ``canvas``: as for ``draw_manhattan`` (one QQ figure reused across traits)."""
+    own = canvas is None
+    canvas = {} if canvas is None else canvas
+    if "qq" not in canvas:
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(4.2, 4.2))
+        (line,) = ax.plot([0, 1], [0, 1], color="#888888", lw=0.8)
+        scatter = ax.scatter([], [], s=5, color="#1f4e79", rasterized=True, linewidths=0)
+        ax.set_xlabel("expected -log10 p")
+        ax.set_ylabel("observed -log10 p")
+        fig.subplots_adjust(left=0.15, right=0.97, bottom=0.12, top=0.91)
+        note = fig.text(0.995, 0.995, "", ha="right", va="top", fontsize=6, color="#555555")
+        canvas["qq"] = {"fig": fig, "ax": ax, "line": line, "scatter": scatter, "note": note}
+    figure = canvas["qq"]
+    expected, observed = points["expected"], points["observed"]
+    top = float(max(expected.max(initial=1.0), observed.max(initial=1.0)))
+    figure["line"].set_data([0, top], [0, top])
+    figure["scatter"].set_offsets(np.column_stack([expected, observed]))
+    right = float(expected.max(initial=1.0))
+    figure["ax"].set_xlim(-0.05 * right, 1.05 * right)
+    figure["ax"].set_ylim(-0.05 * top, 1.05 * top)
+    figure["ax"].set_title(f"{title}  lambda = {points['lambda_gc']:.3f}".strip())
+    figure["note"].set_text(_shown_note(len(observed), points["n_points"]))
+    try:
+        return _save(figure["fig"], Path(path))
+    finally:
+        if own:
+            _pyplot().close(figure["fig"])
+
+
+def manhattan_plot(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """The Manhattan plot of one trait's rows of a ``linear_gwas`` table (thinned, see the module docstring)."""
+    return draw_manhattan(manhattan_points(table), path, title)
+
+
+def qq_plot(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """The QQ plot of one trait's rows of a ``linear_gwas`` table (thinned, see the module docstring)."""
+    return draw_qq(qq_points(table), path, title)
+
+
+def plot_points(table: pd.DataFrame) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(trait, Manhattan points, QQ points) of every trait of ``table``: all that drawing needs."""
+    return [(str(trait), manhattan_points(part), qq_points(part))
+            for trait, part in table.groupby("TRAIT", sort=False, observed=True)]
+
+
+def draw_plots(points: list[tuple[str, dict[str, Any], dict[str, Any]]], out_dir: str | Path) -> list[Path]:
+    """``manhattan_<trait>.png`` and ``qq_<trait>.png`` of every trait's points in ``out_dir``."""
+    out_dir = Path(out_dir)
+    paths: list[Path] = []
+    canvas: dict[str, Any] = {}  # one Manhattan and one QQ figure, reused for every trait
+    try:
+        for trait, manhattan, qq in points:
+            name = plot_name(trait)
+            paths.append(draw_manhattan(manhattan, out_dir / f"manhattan_{name}.png", trait, canvas))
+            paths.append(draw_qq(qq, out_dir / f"qq_{name}.png", trait, canvas))
+    finally:
+        for figure in canvas.values():
+            _pyplot().close(figure["fig"])
+    return paths
 
 
 def gwas_plots(table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     """``manhattan_<trait>.png`` and ``qq_<trait>.png`` for every trait of ``table`` in ``out_dir``."""
-    out_dir = Path(out_dir)
-    paths: list[Path] = []
-    for trait, part in table.groupby("TRAIT", sort=False, observed=True):
-        name = plot_name(str(trait))
-        paths.append(manhattan_plot(part, out_dir / f"manhattan_{name}.png", str(trait)))
-        paths.append(qq_plot(part, out_dir / f"qq_{name}.png", str(trait)))
-    return paths
+    return draw_plots(plot_points(table), out_dir)
+
+
+def start_gwas_plots(table: pd.DataFrame, out_dir: str | Path) -> tuple[Future, ProcessPoolExecutor]:
+    """``gwas_plots`` drawn in a spawned process: (its future, the executor to shut down after ``result()``).
+    The thinning runs here; only the thinned points travel to the drawing process."""
+    executor = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+    return executor.submit(draw_plots, plot_points(table), Path(out_dir)), executor

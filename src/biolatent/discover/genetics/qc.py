@@ -19,13 +19,14 @@ Dosages are rounded to hard calls for the test.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from biolatent.errors import DataError
-from biolatent.io.genotype_matrix import Genotypes
+from biolatent.io.genotype_matrix import BedDosages, Genotypes
 
 _TIE = 1 + 1e-7  # relative tolerance for "no more likely than the observed count" (as plink)
 
@@ -87,7 +88,9 @@ def _het_distribution(n: int, rare: int) -> np.ndarray:
     return probs / probs.sum()
 
 
-BLOCK_VARIANTS = 4096  # QC reads the dosages in blocks of this many variants (bounded extra memory)
+BLOCK_VARIANTS = 4096  # the counting helpers read the dosages in blocks of this many variants
+DECODED_BLOCK_ELEMENTS = 2**23  # run_qc: dosages per block (bounded memory whatever the sample count)
+PACKED_BLOCK_BYTES = 2**24  # run_qc on a .bed on disk: packed bytes per block
 
 
 def _blocks(m: int, size: int = BLOCK_VARIANTS):
@@ -135,37 +138,120 @@ def minor_allele_frequency(dosages: np.ndarray) -> np.ndarray:
     return np.minimum(p, 1.0 - p)
 
 
+def hwe_log_point_probability(counts: np.ndarray) -> np.ndarray:
+    """ln P(n_het = observed | allele counts) of every row of (hom-ref, het, hom-alt) counts: Levene's
+    closed form n! 2^het n_A! n_a! / (n_AA! n_het! n_aa! (2n)!), the term the exact test sums from."""
+    from scipy.special import gammaln
+
+    h0, het, h2 = (np.asarray(counts, float)[:, k] for k in range(3))
+    n = h0 + het + h2
+    return (gammaln(n + 1) - gammaln(h0 + 1) - gammaln(het + 1) - gammaln(h2 + 1) + het * np.log(2.0)
+            + gammaln(2 * h0 + het + 1) + gammaln(2 * h2 + het + 1) - gammaln(2 * n + 1))
+
+
+def hwe_fails(counts: np.ndarray, min_hwe_p: float) -> np.ndarray:
+    """Whether the exact HWE p-value of each row of counts is below ``min_hwe_p``.
+
+    The p-value sums the probabilities no larger than the observed one, the observed one included, so it is
+    at least that point probability: rows whose point probability is clearly above ``min_hwe_p`` pass without
+    the exact test (at biobank sizes nearly all of them); only the others are computed exactly."""
+    counts = np.asarray(counts, np.int64).reshape(-1, 3)
+    fails = np.zeros(len(counts), bool)
+    if min_hwe_p <= 0 or not len(counts):
+        return fails
+    unsure = np.flatnonzero(~(hwe_log_point_probability(counts) > np.log(min_hwe_p) + 1e-6))
+    if unsure.size:
+        fails[unsure] = hwe_pvalues_from_counts(counts[unsure]) < min_hwe_p
+    return fails
+
+
+def _tallies(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per variant of a dosage block: missing calls, sum of the called dosages (float64), (hom-ref, het,
+    hom-alt) counts of the hard calls (rounded dosages); and the missing-call mask."""
+    block = np.asarray(block, dtype=np.float32)
+    miss = np.isnan(block)
+    n_miss = miss.sum(axis=0)
+    filled = np.where(miss, np.float32(0), block) if n_miss.any() else block
+    calls = np.rint(filled)
+    counts = np.stack([(calls == 0).sum(axis=0) - n_miss, (calls == 1).sum(axis=0), (calls == 2).sum(axis=0)],
+                      axis=1)
+    return n_miss, filled.sum(axis=0, dtype=np.float64), counts, miss
+
+
+_BYTE_BITS = np.array([bin(b).count("1") for b in range(256)], np.uint8)
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits of every byte (numpy >= 2's bitwise_count, else a 256-entry table)."""
+    return np.bitwise_count(x) if hasattr(np, "bitwise_count") else _BYTE_BITS[x]
+
+
+def _packed_tallies(raw: np.ndarray, n: int, passing: Callable[[np.ndarray], np.ndarray]) -> tuple:
+    """``_tallies`` of a block of raw .bed bytes (variants, ceil(n / 4)) counting A1 (the ALT), without
+    decoding dosages. Each 2-bit slot (low bit ``lo``, high bit ``hi``) is 00 hom A1, 01 missing, 10 het, 11
+    hom A2: per variant the codes are counted by population counts of ``lo & ~hi`` etc. (the padding slots
+    after sample n are 00 and are taken off), per sample the missing calls over the variants that
+    ``passing(n_miss)`` keeps. Returns (n_miss, dosage sums, (hom-ref, het, hom-alt) counts, per-sample
+    missing counts)."""
+    lo, hi = raw & 0x55, (raw >> 1) & 0x55
+    missing = lo & ~hi
+    n_miss = _popcount(missing).sum(axis=1, dtype=np.int64)
+    het = _popcount(hi & ~lo).sum(axis=1, dtype=np.int64)
+    hom_a2 = _popcount(lo & hi).sum(axis=1, dtype=np.int64)
+    hom_a1 = n - n_miss - het - hom_a2  # the padding slots (00) are not among the n
+    kept = missing[passing(n_miss)]
+    per_sample = np.zeros(raw.shape[1] * 4, np.int64)
+    for slot in range(4):
+        per_sample[slot::4] = np.add.reduce((kept >> (2 * slot)) & 1, axis=0, dtype=np.int64)
+    counts = np.stack([hom_a2, het, hom_a1], axis=1)
+    return n_miss, (2 * hom_a1 + het).astype(np.float64), counts, per_sample[:n]
+
+
 def run_qc(genotypes: Genotypes, config: QCConfig | None = None) -> tuple[Genotypes, dict[str, Any]]:
-    """Filter variants and samples (order in the module docstring); return (filtered genotypes, report)."""
+    """Filter variants and samples (order in the module docstring); return (filtered genotypes, report).
+
+    One pass over the genotypes (block by block) gives the variant missingness, the sample call rates and
+    the allele counts; a second pass over the kept variants recounts them only when samples were removed."""
     config = config or QCConfig()
     n0, m0 = genotypes.n_samples, genotypes.n_variants
     if n0 == 0 or m0 == 0:
         raise DataError(f"genotypes are empty ({n0} samples x {m0} variants): nothing to QC")
     dosages = genotypes.dosages
-    variant_missing = np.zeros(m0)
-    for cols in _blocks(m0):  # 1. variant missingness over all samples
-        variant_missing[cols] = np.isnan(dosages[:, cols]).mean(axis=0)
-    all_missing = variant_missing == 1.0
+    n_miss, sums, counts = np.zeros(m0, np.int64), np.zeros(m0), np.zeros((m0, 3), np.int64)
+    sample_missing = np.zeros(n0, np.int64)
+    def passing(missing: np.ndarray) -> np.ndarray:
+        return (missing / n0 <= config.max_variant_missing) & (missing < n0)
+
+    # PLINK input on disk, all samples: counted from the packed bytes, no dosage is decoded
+    packed = isinstance(dosages, BedDosages) and dosages.sample_index is None
+    # blocks of bounded size whatever the sample count: 2^24 packed bytes, or 2^23 decoded dosages
+    step = max(1, PACKED_BLOCK_BYTES // ((n0 + 3) // 4)) if packed else max(1, DECODED_BLOCK_ELEMENTS // n0)
+    for cols in _blocks(m0, step):  # 1. variant missingness over all samples; 2. sample call rate over kept ones
+        if packed:
+            n_miss[cols], sums[cols], counts[cols], per_sample = _packed_tallies(dosages.packed(cols), n0, passing)
+            sample_missing += per_sample
+        else:
+            n_miss[cols], sums[cols], counts[cols], miss = _tallies(dosages[:, cols])
+            sample_missing += miss[:, passing(n_miss[cols])].sum(axis=1)
+    variant_missing = n_miss / n0
+    all_missing = n_miss == n0
     keep_v = (variant_missing <= config.max_variant_missing) & ~all_missing
     kept_columns = np.flatnonzero(keep_v)
-    sample_missing = np.zeros(n0, np.int64)
-    for cols in _blocks(kept_columns.size):  # 2. sample call rate over the variants kept so far
-        sample_missing += np.isnan(dosages[:, kept_columns[cols]]).sum(axis=1)
     call_rate = 1.0 - sample_missing / kept_columns.size if kept_columns.size else np.zeros(n0)
     keep_s = call_rate >= config.min_sample_call_rate
-    rows = None if keep_s.all() else np.flatnonzero(keep_s)
-
-    maf, counts = np.full(kept_columns.size, np.nan), np.zeros((kept_columns.size, 3), np.int64)
-    for cols in _blocks(kept_columns.size):  # 3. MAF and genotype counts on the kept samples
-        block = np.asarray(dosages[:, kept_columns[cols]], dtype=np.float32)
-        block = block if rows is None else block[rows]
-        maf[cols] = minor_allele_frequency(block)
-        counts[cols] = genotype_counts(block)
+    observed, sums, counts = n0 - n_miss[kept_columns], sums[kept_columns], counts[kept_columns]
+    if not keep_s.all():  # 3. MAF and genotype counts on the kept samples
+        rows = np.flatnonzero(keep_s)
+        for cols in _blocks(kept_columns.size, max(1, DECODED_BLOCK_ELEMENTS // n0)):
+            block = np.asarray(dosages[:, kept_columns[cols]], dtype=np.float32)[rows]
+            block_miss, sums[cols], counts[cols], _ = _tallies(block)
+            observed[cols] = rows.size - block_miss
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = sums / (2.0 * observed)
+    maf = np.minimum(p, 1.0 - p)
     keep_maf = ~(maf < config.min_maf) & np.isfinite(maf)
-    hwe = np.ones(kept_columns.size)
-    if keep_maf.any():
-        hwe[keep_maf] = hwe_pvalues_from_counts(counts[keep_maf])
-    keep_hwe = keep_maf & ~(hwe < config.min_hwe_p)
+    keep_hwe = keep_maf.copy()
+    keep_hwe[keep_maf] = ~hwe_fails(counts[keep_maf], config.min_hwe_p)
     variant_index = np.flatnonzero(keep_v)[keep_hwe]
     sample_index = np.flatnonzero(keep_s)
     report: dict[str, Any] = {
