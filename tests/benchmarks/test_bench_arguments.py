@@ -30,6 +30,8 @@ PUBLISHED: dict[str, tuple[str, list[str]]] = {
     "anomaly_ct-cpu-lungmask.json": ("anomaly_ct", ["--lung-mask", "--erosion", "0"]),
     "anomaly_volumes-cuda.json": ("anomaly_volumes", []),
     "anomaly_volumes-cpu.json": ("anomaly_volumes", ["--detectors", "cevae", "--modes", "3d", "--tuned", "cevae"]),
+    "anomaly_volumes-cpu-cohort1.json": ("anomaly_volumes", ["--detectors", "cevae", "--modes", "3d", "--tuned", "cevae",
+                                                            "--cohort-seed", "1"]),
     "batch_integration-cpu.json": ("batch_integration", []),
     "embed_streaming-cpu.json": ("embed_streaming", []),
     "genotype_image_chain-cpu.json": ("genotype_image_chain", []),
