@@ -299,16 +299,19 @@ def _covariate_matrix(covariates: pd.DataFrame) -> pd.DataFrame:
     return pd.get_dummies(covariates, drop_first=True, dtype=float).astype(float)
 
 
-def h2_table(phenotypes: pd.DataFrame, k: np.ndarray, sample_ids: list[str], covariates: pd.DataFrame | None,
+def h2_table(phenotypes: pd.DataFrame, k: np.ndarray | None, sample_ids: list[str], covariates: pd.DataFrame | None,
              method: str = "greml", z: np.ndarray | None = None) -> pd.DataFrame:
     """One row per trait (column of ``phenotypes``, indexed by sample id): trait h2 se method n ci_low ci_high.
 
     ``K`` rows follow ``sample_ids``; per trait, samples lacking the trait or any covariate are dropped.
     The CI is the Wald interval h2 +- 1.96 se. ``z``: the standardised genotypes of ``K = Z Z^T / m`` (rows
-    as ``K``'s); GREML then takes the low-rank path (Lippert et al. 2011) for a trait whose n exceeds m.
+    as ``K``'s); GREML then takes the low-rank path (Lippert et al. 2011) for a trait whose n exceeds m. ``k`` may
+    be None when ``z`` is given: a trait that needs ``K`` gets ``Z Z^T / m`` of its samples.
     """
     if method not in METHODS:
         raise DataError(f"unknown heritability method {method!r} (choose from {', '.join(METHODS)})")
+    if k is None and z is None:
+        raise DataError("h2_table needs the relationship matrix k or the standardised genotypes z")
     ids = pd.Index([str(s) for s in sample_ids])
     covs = None if covariates is None else _covariate_matrix(covariates).reindex(ids)
     eig_cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
@@ -324,14 +327,16 @@ def h2_table(phenotypes: pd.DataFrame, k: np.ndarray, sample_ids: list[str], cov
         y = values.to_numpy()[idx]
         if idx.size < 3 or np.ptp(y) == 0:
             raise DataError(f"trait {trait!r} is constant or has fewer than 3 genotyped samples")
-        sub = k[np.ix_(idx, idx)]
         cov = None if covs is None else covs.to_numpy()[idx]
+        low_rank = method == "greml" and z is not None and z.shape[1] < idx.size
+        sub = None  # the low-rank path never forms the n x n K
+        if not low_rank:
+            sub = k[np.ix_(idx, idx)] if k is not None else z[idx] @ z[idx].T / z.shape[1]
         try:
             if method == "greml":
                 key = ok.tobytes()
                 if key not in eig_cache:
                     eig_cache.clear()
-                    low_rank = z is not None and z.shape[1] < idx.size
                     eig_cache[key] = low_rank_eig(z[idx]) if low_rank else np.linalg.eigh(sub)
                 fit = greml(y, sub, cov, eig=eig_cache[key])
             else:
