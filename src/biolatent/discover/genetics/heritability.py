@@ -152,12 +152,13 @@ def low_rank_eig(z: np.ndarray, *, rtol: float = 1e-10) -> tuple[np.ndarray, np.
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 2 or z.shape[1] == 0:
         raise DataError(f"standardised genotypes must be a samples x variants matrix, got shape {z.shape}")
-    w, v = scipy.linalg.eigh(z.T @ z, driver="evd", check_finite=False)
+    w, v = scipy.linalg.eigh(z.T @ z, driver="evd", overwrite_a=True, check_finite=False)
     keep = w > rtol * max(w[-1], 0.0)
     if not keep.any():
         raise DataError("standardised genotypes are all zero: the relationship matrix is 0")
-    vecs = z @ (v[:, keep] / np.sqrt(w[keep]))
-    return w[keep] / z.shape[1], vecs
+    v = v[:, keep]
+    v /= np.sqrt(w[keep])
+    return w[keep] / z.shape[1], z @ v
 
 
 class _RotatedReml:
