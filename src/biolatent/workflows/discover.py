@@ -117,7 +117,7 @@ def _write_tsv(table: pd.DataFrame, path: Path, index: bool = False) -> Path:
 
 def _heritability(phenotypes: pd.DataFrame, genotypes: Any, covariates: pd.DataFrame | None,
                   settings: DiscoverSettings, say: Callable[[str], object]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    from biolatent.discover.genetics.grm import genetic_relationship_matrix
+    from biolatent.discover.genetics.grm import genetic_relationship_matrix, standardised_genotypes
     from biolatent.discover.genetics.heritability import genetic_correlation, h2_table
 
     ids = [str(s) for s in genotypes.samples]
@@ -125,7 +125,9 @@ def _heritability(phenotypes: pd.DataFrame, genotypes: Any, covariates: pd.DataF
     say(f"GRM of {len(ids)} samples from {n_used} variants; h2 by {settings.h2_method}")
     traits = phenotypes.reindex(ids)
     cov = None if covariates is None else covariates.reindex(ids)
-    table = h2_table(traits, grm, ids, cov, settings.h2_method)
+    low_rank = settings.h2_method == "greml" and n_used < len(ids)  # FaST-LMM (Lippert et al. 2011): no O(n^3)
+    z = standardised_genotypes(genotypes)[0] if low_rank else None
+    table = h2_table(traits, grm, ids, cov, settings.h2_method, z=z)
     for row in table.itertuples():
         say(f"{row.trait}: h2 = {row.h2:.3f} (se {row.se:.3f}, 95% CI {row.ci_low:.3f} to {row.ci_high:.3f})")
     pairs = []

@@ -1,7 +1,9 @@
 """``biolatent h2``: SNP heritability of every trait of a phenotype table (GREML or Haseman-Elston).
 
 Genotypes -> GCTA GRM (Yang et al. 2011) on the samples that have genotypes and phenotypes (and
-covariates, when given) -> one ``h2_table`` row per trait. Writes into ``out_dir``: ``h2.tsv`` (trait h2 se
+covariates, when given) -> one ``h2_table`` row per trait. With GREML and fewer variants than samples the
+n x n GRM is not formed: its standardised genotypes go to GREML's low-rank path (FaST-LMM, Lippert et al.
+2011). Writes into ``out_dir``: ``h2.tsv`` (trait h2 se
 method n ci_low ci_high), ``metrics.json`` (section ``h2``), ``config.yaml`` and ``provenance.json``.
 """
 
@@ -44,7 +46,7 @@ def run_h2(
     say: Callable[[str], object] = print,
 ) -> Path:
     """Estimate h2 of each phenotype column; return the path of ``h2.tsv``."""
-    from biolatent.discover.genetics.grm import genetic_relationship_matrix
+    from biolatent.discover.genetics.grm import genetic_relationship_matrix, standardised_genotypes
     from biolatent.discover.genetics.heritability import METHODS, h2_table
     from biolatent.io import read_table
     from biolatent.io.genotypes import read_genotypes
@@ -67,10 +69,14 @@ def run_h2(
     position = {s: i for i, s in enumerate(map(str, genotypes.samples))}
     genotypes = genotypes.subset(sample_index=np.array([position[s] for s in ids]))
     say(f"{len(ids)} samples with genotypes and phenotypes, {genotypes.n_variants} variants")
-    grm, n_used = genetic_relationship_matrix(genotypes)
+    grm, z = None, None
+    if method == "greml" and genotypes.n_variants < len(ids):  # FaST-LMM low rank: no n x n GRM, no O(n^3)
+        z, n_used = standardised_genotypes(genotypes)
+    else:
+        grm, n_used = genetic_relationship_matrix(genotypes)
     say(f"GRM from {n_used} polymorphic variants; estimating h2 ({method}) for {phenotypes.shape[1]} traits")
     table = h2_table(phenotypes.reindex(ids), grm, ids, None if covariates is None else covariates.reindex(ids),
-                     method)
+                     method, z=z)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = {"genotypes": str(genotypes_path), "phenotypes": str(phenotypes_tsv),

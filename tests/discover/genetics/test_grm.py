@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biolatent.discover.genetics.grm import genetic_relationship_matrix
+from biolatent.discover.genetics.grm import genetic_relationship_matrix, standardised_genotypes
 from biolatent.errors import DataError
 from biolatent.io.genotype_matrix import Genotypes
 
@@ -64,3 +64,18 @@ def test_grm_without_missing_equals_textbook_formula():
 def test_grm_refuses_only_monomorphic_variants():
     with pytest.raises(DataError, match="no polymorphic variant"):
         genetic_relationship_matrix(_genotypes(np.ones((5, 3))))
+
+
+def test_standardised_genotypes_give_the_grm():
+    rng = np.random.default_rng(5)
+    n, m = 50, 120
+    x = rng.binomial(2, rng.uniform(0.05, 0.5, size=m), size=(n, m)).astype(float)
+    x[:, 3] = 1.0  # monomorphic
+    x[rng.random((n, m)) < 0.05] = np.nan
+    expected, m_expected = _direct_grm(x)
+    for chunk in (7, 4096):
+        z, used = standardised_genotypes(_genotypes(x), chunk_size=chunk)
+        assert z.shape == (n, m_expected) and used == m_expected
+        np.testing.assert_allclose(z @ z.T / used, expected, rtol=1e-10, atol=1e-12)
+    with pytest.raises(DataError, match="no polymorphic"):
+        standardised_genotypes(_genotypes(np.ones((5, 3))))

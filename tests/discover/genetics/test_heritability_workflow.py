@@ -71,3 +71,46 @@ def test_run_h2_errors(tmp_path, stub_reader):
     with pytest.raises(DataError, match="unknown heritability method"):
         run_h2("geno", _write(tmp_path, phen), None, tmp_path / "c", method="ldsc")
     assert not (tmp_path / "a").exists()
+
+
+def test_run_h2_low_rank_path_equals_full_greml(tmp_path, monkeypatch):
+    """Fewer variants (60) than samples (120): run_h2 takes GREML's low-rank path; same h2 and SE as eigh(K)."""
+    few = GENOTYPES.subset(variant_index=np.arange(0, 540, 9))
+    name = "biolatent.io.genotypes"
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        module = types.ModuleType(name)
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(module, "read_genotypes", lambda path: few, raising=False)
+    import biolatent.discover.genetics.grm as grm_module
+
+    def no_grm(*args, **kwargs):
+        raise AssertionError("the n x n GRM was formed")
+
+    monkeypatch.setattr(grm_module, "genetic_relationship_matrix", no_grm)
+    phen, _ = simulate_traits(few, 0.5, n_causal=10, seed=3)
+    table = pd.read_csv(run_h2("geno", _write(tmp_path, phen), None, tmp_path / "run", say=lambda _: None),
+                        sep="\t")
+    monkeypatch.undo()
+    k, used = genetic_relationship_matrix(few)
+    assert used < 120
+    direct = greml(phen.loc[list(few.samples), "trait_1"].to_numpy(), k)
+    assert direct["path"] == "full"
+    assert table["h2"].iloc[0] == pytest.approx(direct["h2"], abs=1e-6)
+    assert table["se"].iloc[0] == pytest.approx(direct["se"], rel=1e-5)
+
+
+def test_discover_heritability_low_rank_equals_full():
+    """``discover``'s h2 step with fewer variants than samples: the low-rank GREML equals h2_table on K alone."""
+    from biolatent.discover.genetics.heritability import h2_table
+    from biolatent.workflows.discover import DiscoverSettings, _heritability
+
+    few = GENOTYPES.subset(variant_index=np.arange(0, 540, 9))
+    phen, _ = simulate_traits(few, [0.5, 0.3], n_causal=10, n_traits=2, seed=4)
+    table, rg, used = _heritability(phen, few, None, DiscoverSettings(), lambda _: None)
+    k, _ = genetic_relationship_matrix(few)
+    full = h2_table(phen, k, [str(s) for s in few.samples], None, "greml")
+    assert used < 120 and len(rg) == 1
+    np.testing.assert_allclose(table["h2"], full["h2"], atol=1e-6)
+    np.testing.assert_allclose(table["se"], full["se"], rtol=1e-5)

@@ -42,3 +42,22 @@ def genetic_relationship_matrix(genotypes: Genotypes, *, chunk_size: int = 4096)
         raise DataError(f"no polymorphic variant among {m} variants: cannot build a relationship matrix")
     grm /= used
     return grm, used
+
+
+def standardised_genotypes(genotypes: Genotypes, *, chunk_size: int = 4096) -> tuple[np.ndarray, int]:
+    """The n x m float64 matrix ``Z`` of the GRM, ``K = Z Z^T / m`` (same variants and scaling as
+    :func:`genetic_relationship_matrix`), for GREML's low-rank path when m < n (Lippert et al. 2011).
+
+    Returns ``(Z, m)``. Raises ``DataError`` when no variant is polymorphic.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    dosages = genotypes.dosages
+    n, m = dosages.shape
+    if n == 0:
+        raise DataError("genotypes have no samples: cannot build a relationship matrix")
+    blocks = [standardise_block(dosages[:, start:start + chunk_size])[0] for start in range(0, m, chunk_size)]
+    z = np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0))
+    if z.shape[1] == 0:
+        raise DataError(f"no polymorphic variant among {m} variants: cannot build a relationship matrix")
+    return z, int(z.shape[1])
