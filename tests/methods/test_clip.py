@@ -39,9 +39,9 @@ def _clip_reference(img: np.ndarray, expr: np.ndarray, scale: float) -> float:
 def test_clip_loss_matches_double_loop(scale: float) -> None:
     rng = np.random.default_rng(3)
     img, expr = rng.normal(size=(6, 5)), rng.normal(size=(6, 5))
-    loss, logits = clip_loss(torch.tensor(img), torch.tensor(expr), torch.tensor(scale, dtype=torch.float64))
+    loss, logits, targets = clip_loss(torch.tensor(img), torch.tensor(expr), torch.tensor(scale, dtype=torch.float64))
     assert loss.item() == pytest.approx(_clip_reference(img, expr, scale), rel=1e-9)
-    assert logits.shape == (6, 6)
+    assert logits.shape == (6, 6) and targets.tolist() == list(range(6))
 
 
 def _paired_spots(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

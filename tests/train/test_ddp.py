@@ -221,3 +221,26 @@ def test_two_processes_train_as_one_and_resume(tmp_path):
     c = load_file(str(resumed / "model.safetensors"))
     for key in a:
         torch.testing.assert_close(c[key], a[key], rtol=0, atol=WEIGHTS_ATOL)
+
+
+def test_cross_modal_infonce_over_shares_equals_the_global_batch():
+    """CLIP's (and ContIG's, records-CLIP's) symmetric InfoNCE on gathered embeddings: each share's rows against
+    every pair of the global batch. Weighted by share, losses and gradients add up to those of one process."""
+    from biolatent.methods.clip import paired_logits
+
+    torch.manual_seed(1)
+    a = F.normalize(torch.randn(9, 5, dtype=torch.float64), dim=1).requires_grad_(True)
+    b = F.normalize(torch.randn(9, 5, dtype=torch.float64), dim=1).requires_grad_(True)
+
+    def loss_of(ab: torch.Tensor, ba: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return 0.3 * F.cross_entropy(ab / 0.1, targets) + 0.7 * F.cross_entropy(ba / 0.1, targets)
+
+    full = loss_of(*paired_logits(a, b))
+    ga, gb = torch.autograd.grad(full, (a, b))
+    total = torch.zeros((), dtype=torch.float64)
+    for start, stop in (rank_share(9, 2, r) for r in range(2)):  # shares of 5 and 4 pairs
+        total = total + loss_of(*paired_logits(a[start:stop], b[start:stop], a, b, offset=start)) * (stop - start) / 9
+    torch.testing.assert_close(total, full, rtol=1e-12, atol=0)
+    sa, sb = torch.autograd.grad(total, (a, b))
+    torch.testing.assert_close(sa, ga, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(sb, gb, rtol=1e-10, atol=1e-12)

@@ -30,28 +30,56 @@ from torch import nn
 
 from biolatent.errors import ConfigError, DataError
 from biolatent.methods.base import SSLMethod
+from biolatent.methods.distributed import gather_with_grad
 from biolatent.models.mlp import MLPEncoder
 from biolatent.types import LossOutput
 
 MAX_LOGIT_SCALE = 100.0  # CLIP clips the learned logit scale at 100
 
 
+def paired_logits(a: torch.Tensor, b: torch.Tensor, all_a: torch.Tensor | None = None,
+                  all_b: torch.Tensor | None = None, offset: int = 0,
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cosine similarities of paired, L2-normalised embeddings for a symmetric InfoNCE -> (this process's ``a`` rows
+    x every ``b``, its ``b`` rows x every ``a``, the positives' columns).
+
+    ``all_a`` / ``all_b`` (M, d): every process's rows (``methods.distributed.gather_with_grad``), this process's
+    from row ``offset``; default ``a`` and ``b`` themselves (one process). Weighted by share (n / M, as the
+    training module weighs them), the processes' cross-entropies and gradients add up to those of one process.
+    """
+    all_a = a if all_a is None else all_a
+    all_b = b if all_b is None else all_b
+    targets = torch.arange(a.shape[0], device=a.device) + offset
+    return a @ all_b.T, b @ all_a.T, targets
+
+
+def gathered_paired_logits(a_emb: torch.Tensor, b_emb: torch.Tensor,
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``paired_logits`` of the normalised embeddings against those of every process (the whole global batch
+    under DDP, the batch itself otherwise)."""
+    a, b = F.normalize(a_emb, dim=1), F.normalize(b_emb, dim=1)
+    all_a, offset = gather_with_grad(a)
+    all_b, _ = gather_with_grad(b)
+    return paired_logits(a, b, all_a, all_b, offset)
+
+
 def clip_loss(
     image_emb: torch.Tensor, expression_emb: torch.Tensor, logit_scale: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric InfoNCE of CLIP -> (loss, logits (B, B) image rows x expression columns).
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Symmetric InfoNCE of CLIP -> (loss, logits (B, M) image rows x every expression column, positives).
 
-    ``logit_scale`` is exp(t); the positives are the diagonal (row i of both inputs is the same spot).
+    ``logit_scale`` is exp(t); row i of both inputs is the same spot. Under DDP the columns are the global batch's
+    (``gathered_paired_logits``), so the loss equals one process's.
     """
-    logits = logit_scale * F.normalize(image_emb, dim=1) @ F.normalize(expression_emb, dim=1).T
-    targets = torch.arange(logits.shape[0], device=logits.device)
-    loss = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
-    return loss, logits
+    image_rows, expression_rows, targets = gathered_paired_logits(image_emb, expression_emb)
+    logits = logit_scale * image_rows
+    loss = (F.cross_entropy(logits, targets) + F.cross_entropy(logit_scale * expression_rows, targets)) / 2
+    return loss, logits, targets
 
 
-def clip_metrics(loss: torch.Tensor, logits: torch.Tensor, logit_scale: torch.Tensor) -> dict[str, float]:
+def clip_metrics(loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor,
+                 logit_scale: torch.Tensor) -> dict[str, float]:
     """What a CLIP step logs: the loss, the rate at which a row's best match is its own pair, the temperature."""
-    targets = torch.arange(logits.shape[0], device=logits.device)
     accuracy = (logits.detach().argmax(dim=1) == targets).float().mean()
     return {"loss": float(loss.detach()), "accuracy": float(accuracy),
             "temperature": float(1.0 / logit_scale.detach().exp())}
@@ -161,8 +189,8 @@ class CLIP(SSLMethod):
             raise ConfigError("clip needs at least 2 samples per batch (train.batch_size)")
         if self.use_views and self.views is not None and self.training:
             x = self.views(x)
-        loss, logits = clip_loss(self.embed(x), self.embed_expression(expression), self.logit_scale.exp())
-        return LossOutput(loss, clip_metrics(loss, logits, self.logit_scale))
+        loss, logits, targets = clip_loss(self.embed(x), self.embed_expression(expression), self.logit_scale.exp())
+        return LossOutput(loss, clip_metrics(loss, logits, targets, self.logit_scale))
 
     def on_train_batch_end(self, step: int, total_steps: int) -> None:
         """Clip the learned logit scale at log(100) after every optimizer step, as CLIP does."""

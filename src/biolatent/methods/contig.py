@@ -32,16 +32,18 @@ from torch import nn
 from biolatent.data.paired import GENOTYPES
 from biolatent.errors import ConfigError, DataError
 from biolatent.methods.base import SSLMethod
+from biolatent.methods.clip import gathered_paired_logits
 from biolatent.models.variant_windows import VariantWindowEncoder
 from biolatent.types import LossOutput
 
 
 def contig_loss(image_emb: torch.Tensor, genetic_emb: torch.Tensor, temperature: float, alpha: float) -> torch.Tensor:
     """ContIG's cross-modal NT-Xent of one genetic modality: alpha * image->genetics + (1 - alpha) * genetics->image
-    cross-entropy over the batch, positives on the diagonal, cosine similarities over ``temperature``."""
-    logits = F.normalize(image_emb, dim=1) @ F.normalize(genetic_emb, dim=1).T / temperature
-    targets = torch.arange(logits.shape[0], device=logits.device)
-    return alpha * F.cross_entropy(logits, targets) + (1 - alpha) * F.cross_entropy(logits.T, targets)
+    cross-entropy over the batch, positives on the diagonal, cosine similarities over ``temperature``; under DDP
+    against the whole global batch (``clip.gathered_paired_logits``), so the loss equals one process's."""
+    image_rows, genetic_rows, targets = gathered_paired_logits(image_emb, genetic_emb)
+    return (alpha * F.cross_entropy(image_rows / temperature, targets)
+            + (1 - alpha) * F.cross_entropy(genetic_rows / temperature, targets))
 
 
 def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:

@@ -141,7 +141,7 @@ class CrossModalAutoencoder(SSLMethod):
         image_cross = F.mse_loss(self.image_decoder(z_records), x)
         records_self = F.binary_cross_entropy_with_logits(self.records_decoder(z_records), codes)
         records_cross = F.binary_cross_entropy_with_logits(self.records_decoder(z_image), codes)
-        contrast, _ = clip_loss(z_image, z_records, torch.tensor(1.0 / self.temperature, device=x.device))
+        contrast, _, _ = clip_loss(z_image, z_records, torch.tensor(1.0 / self.temperature, device=x.device))
         image_weight, records_weight, contrastive_weight = self.weights
         loss = (image_weight * (image_self + image_cross) / 2 + records_weight * (records_self + records_cross) / 2
                 + contrastive_weight * contrast)

@@ -119,9 +119,10 @@ class ImageRecordsCLIP(SSLMethod):
             raise ConfigError(f"{self.name} needs at least 2 subjects per batch (train.batch_size)")
         if self.use_views and self.views is not None and self.training:
             x = self.views(x)
-        loss, logits = clip_loss(self.image_projection(self.encoder(x)),
-                                 self.records_projection(self.records_encoder(records)), self.logit_scale.exp())
-        return LossOutput(loss, clip_metrics(loss, logits, self.logit_scale))
+        loss, logits, targets = clip_loss(self.image_projection(self.encoder(x)),
+                                          self.records_projection(self.records_encoder(records)),
+                                          self.logit_scale.exp())
+        return LossOutput(loss, clip_metrics(loss, logits, targets, self.logit_scale))
 
     def on_train_batch_end(self, step: int, total_steps: int) -> None:
         """Clip the learned logit scale at log(100) after every optimizer step, as CLIP does."""
