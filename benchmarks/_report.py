@@ -12,6 +12,8 @@ import json
 import math
 import os
 import platform
+import subprocess
+import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -115,3 +117,14 @@ def write_results(
     tmp.write_text(markdown.rstrip() + "\n", encoding="utf-8")
     tmp.replace(md_path)
     return json_path, md_path
+
+
+def timed(command: list[str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of ``command``; a failure stops the benchmark with its output."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {proc.stderr.read().decode()[-2000:]}")
+    return wall, usage.ru_maxrss / 1024.0

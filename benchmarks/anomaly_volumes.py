@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _anomaly_runs import VALIDATION, evaluate_detector, fit_detector, run_detector, train_settings
+from _anomaly_runs import VALIDATION, evaluate_detector, fit_detector, train_settings
 from _report import RESULTS_DIR, device_tag, host_info, markdown_table, write_results
 
 from biolatent.anomaly.detectors import IMAGE_DETECTORS
@@ -277,20 +277,15 @@ def _run_task(item: tuple[tuple[Any, ...], Path, dict[str, Any], argparse.Namesp
         sections = {"maps": {"brain_erosion": args.brain_erosion, "volume_mode": mode},
                     "train": mode_train(name, args.epochs, mode, batch, lr)}
         tag = "" if batch is None else f"-b{batch}-lr{lr:g}"
-        if cohorts == ("test",):
-            row, sizes = run_detector(name, data, root, args.epochs, args.test, "volumes_per_s", sections,
-                                      run_name=f"{name}-{mode}", method=QUICK_METHOD.get(name) if args.quick else None)
-            rows = [(row, sizes, "test")]
-        else:
-            run, epochs, fit_s = fit_detector(name, data, root, args.epochs, sections, run_name=f"{name}-{mode}{tag}",
-                                              method=QUICK_METHOD.get(name) if args.quick else None)
-            rows = []
-            for cohort in cohorts:
-                n_items = args.validation if cohort == "validation" else args.test
-                row, sizes = evaluate_detector(name, run, root / cohort, n_items, "volumes_per_s")
-                row.update({"fit_s": fit_s, "epochs": epochs})
-                rows.append((row, sizes, cohort))
-            print(f"{name} ({mode}{tag}): validation voxel AUROC {rows[0][0]['voxel_auroc']:.3f}", flush=True)
+        run, epochs, fit_s = fit_detector(name, data, root, args.epochs, sections, run_name=f"{name}-{mode}{tag}",
+                                          method=QUICK_METHOD.get(name) if args.quick else None)
+        rows = []
+        for cohort in cohorts:
+            n_items = args.validation if cohort == "validation" else args.test
+            row, sizes = evaluate_detector(name, run, root / cohort, n_items, "volumes_per_s")
+            row.update({"fit_s": fit_s, "epochs": epochs})
+            rows.append((row, sizes, cohort))
+        print(f"{name} ({mode}{tag}): {cohorts[0]} voxel AUROC {rows[0][0]['voxel_auroc']:.3f}", flush=True)
         out = []
         for row, sizes, cohort in rows:
             row.update({"mode": mode, "cohort": cohort, "batch_size": sections["train"]["batch_size"],

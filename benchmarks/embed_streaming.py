@@ -14,9 +14,7 @@ path (`data.backed: false`: the whole matrix densified) is timed beside on the `
 from __future__ import annotations
 
 import argparse
-import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _report import RESULTS_DIR, host_info, markdown_table, write_results
+from _report import RESULTS_DIR, host_info, markdown_table, timed, write_results
 
 COLUMNS = ("cells", "path", "file_mb", "wall_s", "peak_rss_mb", "cells_per_s")
 
@@ -86,17 +84,6 @@ def write_cells_apart(path: Path, n_cells: int, n_genes: int, density: float, ch
     if job.exitcode != 0:
         raise RuntimeError(f"writing {path} failed (exit code {job.exitcode})")
     return path.stat().st_size / 1e6
-
-
-def timed(command: list[str], cwd: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of ``command``; a failure stops the benchmark with its output."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {proc.stderr.read().decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024.0
 
 
 def write_config(path: Path, data: Path, args: argparse.Namespace, backed: bool) -> Path:

@@ -21,28 +21,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from _report import RESULTS_DIR, host_info, markdown_table, write_results
+from _report import RESULTS_DIR, host_info, markdown_table, timed, write_results
 from gwas_vs_plink2 import simulate, write_plink
 
 QC = ["--maf", "0.01", "--geno", "0.05", "--hwe", "1e-6", "--mind", "0.05"]
 COLUMNS = ("missing calls", "tool", "wall_s", "peak_rss_mb", "time_ratio")
-
-
-def timed(command: list[str], cwd: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of ``command``; a failure stops the benchmark with its output."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {proc.stderr.read().decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024.0
 
 
 def write_inputs(folder: Path, samples: int, variants: int, traits: int, covariates: int, missing: float) -> None:

@@ -79,19 +79,14 @@ def test_the_benchmarks_give_the_segmenters_the_detectors_budget(monkeypatch, tm
     assert args.epochs == 20 and seen == {"supervised": 20}  # the published run's budget
     detectors: dict[str, int] = {}
 
-    def detector(name: str, data: dict, root: Path, epochs: int, *rest, **options) -> tuple[dict, None]:
-        detectors[name] = epochs
-        return {"detector": name}, None
-
-    def fit(name: str, data: dict, root: Path, epochs: int, *rest, **options) -> tuple[Path, int, float]:
-        detectors[f"{name} (tuned)"] = epochs
+    def fit(name: str, data: dict, root: Path, epochs: int, *rest, run_name: str, **options) -> tuple[Path, int, float]:
+        detectors[f"{name} (tuned)" if "-lr" in run_name else name] = epochs  # a grid point's run: NAME-MODE-bB-lrL
         return root / name, epochs, 0.0
 
     def evaluate(name: str, *rest) -> tuple[dict, None]:
         return {"detector": name, "voxel_auroc": 0.5}, None
 
     monkeypatch.setattr(volumes, "write_brain_set", lambda *args, **kwargs: None)
-    monkeypatch.setattr(volumes, "run_detector", detector)
     monkeypatch.setattr(volumes, "fit_detector", fit)
     monkeypatch.setattr(volumes, "evaluate_detector", evaluate)
     def reference(root: Path, size: int, epochs: int, **kwargs) -> dict:

@@ -16,12 +16,13 @@ from biolatent.errors import DataError
 BATCH_FIELD = "batch_index"
 
 
-def batch_codes(obs: pd.DataFrame, column: str, where: str) -> tuple[torch.Tensor, list[str]]:
+def batch_codes(obs: pd.DataFrame, column: str, where: str,
+                option: str = "data.batch_column") -> tuple[torch.Tensor, list[str]]:
     """int64 codes (N,) of ``obs[column]`` and the batch names (sorted) they index; a missing column or a sample
-    without a batch is a one-line error."""
+    without a batch is a one-line error naming ``option`` (the setting that named the column)."""
     if column not in obs.columns:
         columns = ", ".join(map(str, obs.columns)) or "none"
-        raise DataError(f"{where}: data.batch_column {column!r} is not a metadata column (columns: {columns})")
+        raise DataError(f"{where}: {option} {column!r} is not a metadata column (columns: {columns})")
     values = obs[column]
     missing = int(values.isna().sum())
     if missing:

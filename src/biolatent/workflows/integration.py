@@ -16,16 +16,6 @@ from biolatent.rundir import update_json
 INTEGRATION_DIR = ("evaluate", "integration")
 
 
-def batch_names(obs: pd.DataFrame, column: str) -> np.ndarray:
-    """The batch of every sample: ``column`` of the metadata as strings; a missing column or value is an error."""
-    if column not in obs.columns:
-        raise DataError(f"--batch {column!r} is not a metadata column (columns: {', '.join(map(str, obs.columns))})")
-    values = obs[column]
-    if values.isna().any():
-        raise DataError(f"{int(values.isna().sum())} samples have no {column!r} (batch)")
-    return values.astype(str).to_numpy()
-
-
 def evaluate_integration(run_dir: Path, batch: str, label: str, say: Callable[[str], object] = print) -> Path:
     """Integration metrics (``evaluate.integration``) of every pre-training seed's embedding, its random-init
     encoder and PCA of the raw features, on the run's labelled samples -> integration.tsv (mean and range over
@@ -34,6 +24,7 @@ def evaluate_integration(run_dir: Path, batch: str, label: str, say: Callable[[s
         import scib_metrics  # noqa: F401
     except ImportError:
         raise DataError("evaluate --batch needs scib-metrics: pip install 'biolatent[integration]'") from None
+    from biolatent.data.batches import batch_codes
     from biolatent.evaluate.efficiency import pca_features
     from biolatent.evaluate.integration import check_integration_inputs, integration_metrics
     from biolatent.evaluate.plots import plot_integration
@@ -41,7 +32,8 @@ def evaluate_integration(run_dir: Path, batch: str, label: str, say: Callable[[s
     from biolatent.workflows.evaluate import build_representations, load_labelled_run
 
     run = load_labelled_run(run_dir, label, "classification")
-    batches = batch_names(run.obs, batch)
+    codes, categories = batch_codes(run.obs, batch, str(run_dir), option="--batch")
+    batches = np.asarray(categories)[codes.numpy()]
     labels = run.obs[label].astype(str).to_numpy()
     check_integration_inputs(batches, labels, f"{run_dir} ({label!r} labelled samples)")
     reps = build_representations(run, say)
