@@ -125,6 +125,9 @@ def evaluate(
         help="transductive: SSL, PCA and scalers fitted on all samples, test samples included (the default for a "
              "run pre-trained on all samples); inductive: fitted on training samples only (the default, and only "
              "possible, for a run pre-trained with --holdout-splits)")] = None,
+    data: Annotated[Path | None, typer.Option(
+        help="evaluate on other data than the run's (transfer: a config YAML, its data section, or a path, as embed "
+             "--data) -> RUN/transfer/<name>/evaluate/LABEL/")] = None,
     batch: Annotated[str | None, typer.Option(
         help="metadata column with each sample's batch: adds batch integration metrics (iLISI, kBET, batch ASW; "
              "label ASW, NMI, ARI of --label) of the embedding, its random init and PCA -> "
@@ -144,6 +147,9 @@ def evaluate(
         raise ConfigError("give either --label COLUMN or --expression (spatial runs), not both or neither")
     if expression and (test_splits != 1 or protocol is not None):
         raise ConfigError("--test-splits and --protocol apply to --label evaluations, not --expression")
+    if data is not None and (batch is not None or expression):
+        raise ConfigError("--data (transfer) evaluates --label columns; it does not combine with --batch or "
+                          "--expression")
     if batch is not None:  # first: its bad input stops the command before anything is written
         from biolatent.workflows.integration import evaluate_integration
 
@@ -159,7 +165,7 @@ def evaluate(
 
         head = evaluate_run(run_dir, label, fractions=_fractions(fractions) if fractions else DEFAULT_FRACTIONS,
                             seeds=seeds, supervised_steps=supervised_steps, task=task, test_splits=test_splits,
-                            protocol=protocol, say=say)
+                            protocol=protocol, data=data, say=say)
     _print_headline(head)
     typer.echo(head["efficiency"])
 

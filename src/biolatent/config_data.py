@@ -42,11 +42,31 @@ class CountsData(_DataBase):
 
 
 class DnaData(_DataBase):
-    """DNA sequences in FASTA, tokenised as overlapping k-mers (DNABERT)."""
+    """DNA sequences in FASTA, tokenised as overlapping k-mers (DNABERT) or non-overlapping ones (``nt``): one sample
+    per record, or, with ``window``, a genome cut into windows read from the (uncompressed, indexed) file when a
+    batch needs them (``biolatent.data.genome``)."""
 
     modality: Literal["dna"] = "dna"
     kmer: int = Field(6, ge=3, le=6)
-    max_length: int | None = Field(None, ge=8, description="bases per sequence; None = the longest")
+    max_length: int | None = Field(None, ge=8, description="bases per sequence; None = the longest (with window: "
+                                                           "the window)")
+    window: int | None = Field(None, ge=8, description="read the FASTA as a genome: windows of this many bases, "
+                                                       "streamed from the file (a .fai index is used or built)")
+    window_stride: int | None = Field(None, ge=1, description="bases between window starts; None = window "
+                                                              "(adjacent windows)")
+    max_n_fraction: float = Field(0.0, ge=0, le=1, description="windows: drop those with more unknown bases (N)")
+    exclude_regions: Path | None = Field(None, description="windows: BED file of regions no window may overlap "
+                                                           "(e.g. the regions of a held-out evaluation task)")
+
+    @model_validator(mode="after")
+    def _windows(self) -> DnaData:
+        if self.window is None:
+            if self.window_stride is not None or self.exclude_regions is not None:
+                raise ValueError("data.window_stride and data.exclude_regions need data.window (a genome read in "
+                                 "windows)")
+        elif self.max_length is not None and self.max_length != self.window:
+            raise ValueError(f"data.max_length ({self.max_length}) must equal data.window ({self.window}) or be unset")
+        return self
 
 
 class RecordsData(_DataBase):

@@ -126,7 +126,10 @@ def _check_backed_values(x: BackedCounts, where: str, cells: pd.Index, genes: li
 
 
 def load_dna(cfg: DnaData) -> SampleSet:
-    """A FASTA file -> int64 base codes (N, L) padded/truncated to max_length (default: the longest)."""
+    """A FASTA file -> int64 base codes (N, L) padded/truncated to max_length (default: the longest); with
+    ``data.window``, the genome's windows read from the file when indexed (``biolatent.data.genome``)."""
+    if cfg.window is not None:
+        return load_genome_windows(cfg)
     records = read_fasta(require_path(cfg.path, "dna"))
     encoded = [encode_bases(seq) for _, seq in records]
     length = cfg.max_length or max(codes.size for codes in encoded)
@@ -136,6 +139,19 @@ def load_dna(cfg: DnaData) -> SampleSet:
     obs["length"] = np.array([codes.size for codes in encoded], dtype=np.int64)
     info = DataInfo(modality="dna", max_length=int(length), kmer=cfg.kmer)
     return SampleSet(info, pad_bases(encoded, length), obs)
+
+
+def load_genome_windows(cfg: DnaData) -> SampleSet:
+    """A genome FASTA cut into windows (``data.window``, ``window_stride``, ``max_n_fraction``, ``exclude_regions``)."""
+    from biolatent.data.genome import genome_windows
+
+    assert cfg.window is not None
+    path = require_path(cfg.path, "dna")
+    windows, obs, counts = genome_windows(path, cfg.window, cfg.window_stride, max_n_fraction=cfg.max_n_fraction,
+                                          exclude=cfg.exclude_regions)
+    obs = join_metadata(obs, cfg.metadata, cfg.id_column)
+    info = DataInfo(modality="dna", max_length=cfg.window, kmer=cfg.kmer)
+    return SampleSet(info, windows, obs, extra={"windows": counts})  # type: ignore[arg-type]
 
 
 def load_image2d(cfg: Image2dData) -> SampleSet:

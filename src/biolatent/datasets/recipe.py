@@ -27,6 +27,9 @@ class DatasetRecipe:
     convert: Callable[[dict[str, Path], Path], None]
     data_config: dict[str, Any]
     labels: list[str] = field(default_factory=list)
+    # registry datasets this one is made from: fetched first, their folders given to ``convert`` as
+    # ``members["dataset:<name>"]``
+    requires: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if set(self.members) != set(self.sha256):
@@ -43,6 +46,7 @@ class DatasetRecipe:
             "members": list(self.members),
             "data_config": self.data_config,
             "labels": self.labels,
+            "requires": list(self.requires),
         }
 
 

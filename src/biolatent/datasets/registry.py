@@ -7,11 +7,13 @@ from biolatent.datasets import (
     colin27_aal,
     eunomia_omop,
     geuvadis,
+    grch37_chr20,
     internal_bleeding,
     mni152,
     nafld_records,
     oct4_mafk,
     pbmc68k,
+    promoters_chr20,
     visium_mouse_brain,
 )
 from biolatent.datasets.recipe import DatasetRecipe
@@ -21,7 +23,7 @@ DATASETS: dict[str, DatasetRecipe] = {
     recipe.name: recipe for recipe in (pbmc68k.RECIPE, oct4_mafk.RECIPE, cmu1_tiles.RECIPE, geuvadis.RECIPE,
                                           internal_bleeding.RECIPE, mni152.RECIPE, visium_mouse_brain.RECIPE,
                                           nafld_records.RECIPE, eunomia_omop.RECIPE,
-                                          colin27_aal.RECIPE)
+                                          colin27_aal.RECIPE, grch37_chr20.RECIPE, promoters_chr20.RECIPE)
 }
 
 

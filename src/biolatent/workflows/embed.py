@@ -28,7 +28,7 @@ def data_config_for(config: RunConfig, data: str | Path | None, info: DataInfo):
             if not isinstance(section, dict):
                 raise DataError(f"{data} has no data section")
             section = {**section}
-            for key in ("path", "metadata"):
+            for key in ("path", "metadata", "exclude_regions"):
                 if section.get(key) and not Path(section[key]).is_absolute():
                     section[key] = str((data.parent / section[key]).resolve())
             data_cfg = type(config.data)(**{**section, "modality": config.data.modality})

@@ -154,6 +154,20 @@ class LabelledRun:
     holdout: dict | None
     samples: SampleSet
     labels: Labels
+    # transfer (``evaluate --data OTHER``): the other data source; its samples were never seen by pre-training
+    data: Path | None = None
+
+    @property
+    def out_dir(self) -> Path:
+        """Where the evaluation's outputs go: the run, or ``RUN/transfer/<data name>/`` for other data."""
+        return self.run_dir if self.data is None else transfer_dir(self.run_dir, self.data)
+
+    def embeddings_file(self, seed_dir: Path) -> Path:
+        """One pre-training seed's embeddings of the evaluated samples."""
+        from biolatent.workflows.common import EMBEDDINGS_FILE
+
+        base = seed_dir if self.data is None else transfer_dir(seed_dir, self.data)
+        return base / EMBEDDINGS_FILE
 
     @property
     def ids(self) -> np.ndarray:
@@ -167,22 +181,54 @@ class LabelledRun:
 
     @property
     def pretrained_rows(self) -> np.ndarray:
-        """Positions of the samples pre-training saw: every sample but the holdout splits' test ids."""
+        """Positions of the samples pre-training saw: every sample but the holdout splits' test ids (other data:
+        none was seen; every sample stands for the data the random-init encoder's input statistics come from)."""
+        if self.data is not None:
+            return np.arange(len(self.samples), dtype=np.int64)
         excluded = set().union(*self.holdout["splits"]) if self.holdout is not None else set()
         return np.asarray([i for i, sample in enumerate(self.samples.ids) if sample not in excluded], dtype=np.int64)
 
 
-def load_labelled_run(run_dir: Path, label: str, task: str = "auto") -> LabelledRun:
-    """Read ``run_dir``'s config, data and ``label`` column (nothing is written: bad input fails here)."""
+def transfer_dir(run_dir: Path, data: Path) -> Path:
+    """``RUN/transfer/<name>/``: the evaluation of a run on other data (a config YAML's or a file's name)."""
+    from biolatent.evaluate.efficiency import label_slug
+
+    return run_dir / "transfer" / label_slug(Path(data).name.split(".")[0])
+
+
+def pretraining_samples(run: LabelledRun) -> int:
+    """How many samples the run was pre-trained on (the supervised baseline's step budget follows from it)."""
+    from biolatent.rundir import read_json
+
+    if run.data is None:
+        return int(run.pretrained_rows.size)
+    metrics = run.run_dir / "metrics.json"
+    n = read_json(metrics).get("pretrain", {}).get("n_samples") if metrics.is_file() else None
+    if n is None:
+        raise DataError(f"{metrics} does not record how many samples the run was pre-trained on")
+    return int(n)
+
+
+def load_labelled_run(run_dir: Path, label: str, task: str = "auto", data: Path | None = None) -> LabelledRun:
+    """Read ``run_dir``'s config, its data (or ``data``: other data, a config YAML or a path, as ``embed --data``)
+    and the ``label`` column (nothing is written: bad input fails here)."""
     from biolatent.data.loaders import load_samples
+    from biolatent.rundir import read_json
     from biolatent.workflows.common import load_data_info, load_run_config, read_holdout
-    from biolatent.workflows.embed import data_config_for
+    from biolatent.workflows.embed import check_compatible, data_config_for
 
     config = load_run_config(run_dir)
     info = load_data_info(run_dir)
-    holdout = read_holdout(run_dir)
-    samples = load_samples(data_config_for(config, None, info))
-    return LabelledRun(run_dir, config, info, holdout, samples, prepare_label_column(samples.obs, label, task))
+    holdout = None if data is not None else read_holdout(run_dir)
+    samples = load_samples(data_config_for(config, data, info))
+    if data is not None:
+        features = run_dir / "features.json"
+        check_compatible(info, samples, read_json(features) if features.is_file() else None)
+        if not isinstance(samples.x, torch.Tensor):
+            raise DataError(f"{data}: evaluation needs its samples in memory (not windows of a genome or a backed "
+                            "file)")
+    return LabelledRun(run_dir, config, info, holdout, samples, prepare_label_column(samples.obs, label, task),
+                       data=None if data is None else Path(data))
 
 
 @dataclass
@@ -206,18 +252,19 @@ def build_representations(run: LabelledRun, say: Callable[[str], None] = print) 
     from biolatent.build import build_method, fit_input_statistics
     from biolatent.data.features import raw_features
     from biolatent.embed import EMBEDDING_KEY, compute_embeddings, read_embeddings
-    from biolatent.workflows.common import EMBEDDINGS_FILE, seed_run_dirs
+    from biolatent.workflows.common import seed_run_dirs
     from biolatent.workflows.embed import embed_run
 
     samples, keep = run.samples, run.labels.keep
     runs = seed_run_dirs(run.run_dir)
     ssl = []
     for _, seed_dir in runs:
-        if not (seed_dir / EMBEDDINGS_FILE).is_file():
-            embed_run(seed_dir, say=say)
-        adata = read_embeddings(seed_dir / EMBEDDINGS_FILE)
+        path = run.embeddings_file(seed_dir)
+        if not path.is_file():
+            embed_run(seed_dir, run.data, out=None if run.data is None else path, say=say)
+        adata = read_embeddings(path)
         if list(adata.obs_names) != samples.ids:
-            raise DataError(f"{seed_dir / EMBEDDINGS_FILE} does not hold the run's samples: re-run `biolatent embed`")
+            raise DataError(f"{path} does not hold the evaluated samples: delete it, or re-run `biolatent embed`")
         ssl.append(np.asarray(adata.obsm[EMBEDDING_KEY])[keep])
     rows = torch.as_tensor(np.flatnonzero(keep))
     x = samples.x[rows]
@@ -265,9 +312,14 @@ def evaluate_run(
     task: str = "auto",
     test_splits: int = 1,
     protocol: str | None = None,
+    data: Path | None = None,
     say=print,
 ) -> dict:
     """SSL probes vs random-init probes vs PCA-of-raw-features probes vs the supervised baseline.
+
+    ``data``: evaluate on other data than the run's (transfer; a config YAML or a path, as ``embed --data``): the
+    outputs go to ``RUN/transfer/<name>/``, PCA and the supervised baseline see only that data, and the supervised
+    baseline's step budget is still the pre-training's.
 
     ``task``: ``auto`` (a numeric column with many values is a regression target, see ``label_task``),
     ``classification`` or ``regression``. Every pre-training seed of the run (``pretrain --seeds``) x
@@ -281,7 +333,7 @@ def evaluate_run(
     from biolatent.evaluate.efficiency import pca_features, run_label_efficiency
     from biolatent.train.supervised import budget
 
-    run = load_labelled_run(run_dir, label, task)
+    run = load_labelled_run(run_dir, label, task, data)
     config, holdout, labels = run.config, run.holdout, run.labels
     protocol = resolve_protocol(protocol, holdout)
     if holdout is not None:
@@ -292,7 +344,7 @@ def evaluate_run(
     raw = reps.raw
     transductive_pca = pca_features(raw, seed=config.train.seed) if protocol == "transductive" else None
     supervised_runs: list[dict] = []
-    supervised_budget = budget(config.train, int(run.pretrained_rows.size), supervised_steps)
+    supervised_budget = budget(config.train, pretraining_samples(run), supervised_steps)
     say(f"supervised baseline: {supervised_budget['rule']}; lr from {supervised_budget['lr_grid']}")
 
     def finetune_for(fit_rows: np.ndarray | None):
@@ -325,11 +377,12 @@ def evaluate_run(
     per_seed = pd.concat(tables, ignore_index=True)
     settings = {"label": label, **labels.settings(), "protocol": protocol, "fractions": list(fractions),
                 "seeds": seeds, "test_splits": test_splits, "pretrain_seeds": reps.pretrain_seeds,
+                "data": None if data is None else str(data),
                 "labelled_per_fraction": sizes, "test_fraction": test_fraction,
                 "pca_components": int(pca.shape[1]),
                 "supervised": {**supervised_budget, "validation_fraction": VALIDATION_FRACTION,
                                "runs": supervised_runs}}
-    return write_evaluation(run_dir, labels.n_classes, per_seed, settings, say)
+    return write_evaluation(run.out_dir, labels.n_classes, per_seed, settings, say)
 
 
 VALIDATION_FRACTION = 0.2

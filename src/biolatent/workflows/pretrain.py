@@ -49,10 +49,9 @@ def _subset(samples: Any, rows: Any) -> Any:
     """The samples at ``rows`` (positions), every per-sample part cut alike."""
     from dataclasses import replace
 
-    from biolatent.data.backed import BackedCounts
-
     index = torch.as_tensor(rows, dtype=torch.long)
-    x = samples.x.take(index) if isinstance(samples.x, BackedCounts) else samples.x[index]  # backed stays backed
+    # a matrix read from its file (counts backed, genome windows) stays lazy
+    x = samples.x[index] if isinstance(samples.x, torch.Tensor) else samples.x.take(index)
     return replace(samples, x=x, obs=samples.obs.iloc[rows],
                    fields={k: v[index] for k, v in samples.fields.items()},
                    groups=None if samples.groups is None else samples.groups[index])
