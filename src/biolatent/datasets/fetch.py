@@ -132,7 +132,8 @@ def fetch(name: str, progress: Progress = print) -> Path:
     return folder
 
 
-_FOLDER_FILES = {"births", "exclude_regions"}  # data_config keys (besides path, metadata) naming a file of the dataset folder
+# data_config keys (besides path, metadata) naming a file of the dataset folder
+_FOLDER_FILES = {"births", "exclude_regions"}
 
 
 def resolve_data_config(cfg: Any, progress: Progress = print) -> Any:
