@@ -127,3 +127,18 @@ def test_run_config_of_an_older_vae_run_with_unused_views_still_loads(tmp_path, 
     assert config.method.name == "vae" and not (config.views.model_extra or {})
     with pytest.raises(ConfigError, match="uses no augmentation views"):
         load_config(old)
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"window_stride": 10}, "need data.window"),
+    ({"exclude_regions": "x.bed"}, "need data.window"),
+    ({"window": 100, "max_length": 50}, "must equal data.window"),
+])
+def test_dna_window_options_are_checked_at_load_time(data, message):
+    from pydantic import ValidationError
+
+    from biolatent.config_data import DnaData
+
+    with pytest.raises(ValidationError, match=message):
+        DnaData(path="genome.fa", **data)
+    assert DnaData(path="genome.fa", window=100, max_length=100).window_stride is None
