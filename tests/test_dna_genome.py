@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import TINY_MODELS, write_config
 
 from biolatent.io.fasta import read_fasta, write_fasta
+from conftest import TINY_MODELS, write_config
 
 
 @pytest.fixture

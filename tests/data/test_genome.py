@@ -62,7 +62,7 @@ def test_excluded_regions_match_a_brute_force_overlap(genome, tmp_path):
     path, _ = genome
     bed = tmp_path / "held_out.bed"
     bed.write_text("track name=x\n1\t240\t260\n1\t600\t601\nchr2\t0\t1\nchrX\t0\t100\n")  # '1' is chr1
-    windows, obs, counts = genome_windows(path, 50, 25, max_n_fraction=1.0, exclude=bed)
+    _windows, obs, counts = genome_windows(path, 50, 25, max_n_fraction=1.0, exclude=bed)
     regions = {"chr1": [(240, 260), (600, 601)], "chr2": [(0, 1)]}
     everything = genome_windows(path, 50, 25, max_n_fraction=1.0)[1]
     hits = [any(s < b and s + 50 > a for a, b in regions.get(c, [])) for c, s in zip(everything.chrom,

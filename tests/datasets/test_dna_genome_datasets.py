@@ -101,6 +101,6 @@ def test_real_promoter_task_on_chr20():
     for row in meta.sample(50, random_state=0).itertuples():
         window = index.fetch("20", row.start, row.end).upper()
         assert records[row.id] == (window.translate(_COMPLEMENT)[::-1] if row.strand == "-" else window)
-    windows, obs, counts = genome_windows(genome / "chr20.fa", 200, 1000, exclude=task / "task_regions.bed")
+    windows, _obs, counts = genome_windows(genome / "chr20.fa", 200, 1000, exclude=task / "task_regions.bed")
     assert counts["excluded"] > 0 and counts["kept"] + counts["excluded"] + counts["too_many_n"] == counts["windows"]
     assert not windows[np.arange(0, len(windows), 997)].eq(4).any()  # no unknown base in a kept window
