@@ -59,6 +59,10 @@ def test_transfer_evaluation_on_other_data(genome_run, dna_files, run_cli, tmp_p
     assert evaluation["data"] == str(other)
     # the supervised baseline's rule budget counts the pre-training's windows, not the other data's samples
     assert "138 samples" in evaluation["supervised"]["rule"]
+    report = run_cli("report", genome_run)
+    assert report.code == 0, report.err
+    html = (genome_run / "report.html").read_text()
+    assert "Label efficiency: label, transferred to peaks" in html
 
 
 def test_transfer_errors(genome_run, run_cli, tmp_path):

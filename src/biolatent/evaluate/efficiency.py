@@ -292,8 +292,12 @@ def label_dir(out_dir: str | Path, label: str) -> Path:
     return Path(out_dir) / EVALUATE_DIR / label_slug(label)
 
 
-def evaluated_labels(out_dir: str | Path) -> list[Path]:
-    """The per-label folders of a run that hold an ``efficiency.tsv``, sorted by name."""
+def evaluated_labels(out_dir: str | Path, transfer: bool = False) -> list[Path]:
+    """The per-label folders of a run that hold an ``efficiency.tsv``, sorted by name; ``transfer``: those of its
+    evaluations on other data (``RUN/transfer/<name>/evaluate/<label>/``, ``evaluate --data``) instead."""
+    if transfer:
+        root = Path(out_dir) / "transfer"
+        return sorted(p.parent for p in root.glob(f"*/{EVALUATE_DIR}/*/efficiency.tsv")) if root.is_dir() else []
     root = Path(out_dir) / EVALUATE_DIR
     return sorted(p.parent for p in root.glob("*/efficiency.tsv")) if root.is_dir() else []
 

@@ -349,13 +349,22 @@ def _expanded(run_dir: Path):
 
     for key, title, source, command, fill in SECTIONS:
         folders = evaluated_labels(run_dir) if key == "efficiency" else []
+        transfers = evaluated_labels(run_dir, transfer=True) if key == "efficiency" else []
         if not folders:
             yield key, title, source, command, fill
-        for folder in folders:
-            label = folder.name
+        for folder in [*folders, *transfers]:
+            label, data = folder.name, None
             # no or unreadable settings: the folder name stands for the label
             with contextlib.suppress(OSError, DataError):
-                label = str(read_json_object(folder / "evaluate.json").get("label", label))
+                settings = read_json_object(folder / "evaluate.json")
+                label, data = str(settings.get("label", label)), settings.get("data")
+            if folder in transfers:  # RUN/transfer/<name>/evaluate/<label>/
+                name = folder.parents[1].name
+                yield (f"{key}-transfer-{name}-{folder.name}", f"{title}: {label}, transferred to {name}",
+                       str((folder / "efficiency.tsv").relative_to(run_dir)),
+                       command.replace("COLUMN", label).replace("evaluate RUN", f"evaluate RUN --data {data or name}"),
+                       fill)
+                continue
             yield (f"{key}-{folder.name}", f"{title}: {label}", str((folder / "efficiency.tsv").relative_to(run_dir)),
                    command.replace("COLUMN", label), fill)
 
