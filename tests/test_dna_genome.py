@@ -71,3 +71,6 @@ def test_transfer_errors(genome_run, run_cli, tmp_path):
     genome_again = write_config(tmp_path / "g.yaml", {"data": {"modality": "dna", "path": str(tmp_path /
                                                                 "genome.fa"), "window": 40}})
     run_cli("evaluate", genome_run, "--data", genome_again, "--label", "chrom").expect_error("in memory")
+    run_cli("evaluate", genome_run, "--data", genome_again, "--label", "chrom", "--protocol",
+            "inductive").expect_error("does not apply to --data")
+    assert not (genome_run / "transfer").exists()

@@ -333,6 +333,9 @@ def evaluate_run(
     from biolatent.evaluate.efficiency import pca_features, run_label_efficiency
     from biolatent.train.supervised import budget
 
+    if data is not None and protocol == "inductive":
+        raise DataError("--protocol inductive does not apply to --data: pre-training never saw the other data; its "
+                        "PCA and input statistics are fitted on all of its samples (transductive)")
     run = load_labelled_run(run_dir, label, task, data)
     config, holdout, labels = run.config, run.holdout, run.labels
     protocol = resolve_protocol(protocol, holdout)
