@@ -117,3 +117,30 @@ def _engine(name: str) -> str:
     if name not in ("numpy", "hail"):
         raise BiolatentError(f"--engine must be numpy or hail, got {name!r}")
     return name
+
+
+def export_hail(
+    source: Annotated[Path, typer.Argument(help="embeddings.h5ad (or a run folder holding it), or a phenotype table "
+                                                "(id + traits; or a discover folder: its phenotypes.tsv)")],
+    out: Annotated[Path, typer.Option(help="the new MatrixTable (e.g. OUT.mt; must not exist)")],
+    genotypes: Annotated[str | None, typer.Option(help="PLINK prefix: rows = its variants, columns = its "
+                                                       "samples")] = None,
+    matrix_table: Annotated[Path | None, typer.Option(help="an existing MatrixTable (.mt) to annotate instead "
+                                                           "(columns keyed by one string id)")] = None,
+    field: Annotated[str, typer.Option(help="column struct field holding the traits")] = "biolatent",
+    decorrelate: Annotated[str, typer.Option(help="embeddings only: pca, ica or none")] = "pca",
+    n_components: Annotated[int, typer.Option(min=1, help="embeddings only: number of latent traits")] = 10,
+    covariates: Annotated[Path | None, typer.Option(help="embeddings only: covariates residualised out "
+                                                         "(id + columns)")] = None,
+    seed: Annotated[int, typer.Option(help="random seed (ica)")] = 0,
+    spark_master: Annotated[str | None, typer.Option(help=SPARK_HELP)] = None,
+) -> None:
+    """Latent phenotypes as column fields of a Hail MatrixTable -> OUT (runs in the Hail environment)."""
+    from biolatent.errors import BiolatentError
+    from biolatent.workflows.hail_export import run_hail_export
+
+    if decorrelate not in ("pca", "ica", "none"):
+        raise BiolatentError(f"--decorrelate must be one of pca, ica, none, got {decorrelate!r}")
+    typer.echo(str(run_hail_export(source, out, genotypes=genotypes, matrix_table=matrix_table, field=field,
+                                   decorrelate=decorrelate, n_components=n_components,  # type: ignore[arg-type]
+                                   covariates=covariates, seed=seed, spark_master=spark_master, say=say)))

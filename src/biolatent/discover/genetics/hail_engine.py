@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from biolatent.discover.genetics.qc import QCConfig
-from biolatent.errors import BiolatentError
+from biolatent.errors import BiolatentError, DataError
 
 _SCRIPT = Path(__file__).with_name("hail_scripts") / "linear_regression.py"
 _MASTER = re.compile(r"^(local(\[(\d+|\*)(,\d+)?\])?|spark://[^/\s]+|yarn|k8s://\S+|mesos://\S+)$")
@@ -108,14 +108,14 @@ def hail_gwas(
     with tempfile.TemporaryDirectory(prefix="biolatent-hail-") as tmp:
         tmp_dir = Path(tmp)
         pheno_path, covar_path, report_path = tmp_dir / "pheno.tsv", tmp_dir / "covar.tsv", tmp_dir / "report.json"
-        _write_table(phenotypes, pheno_path)
+        write_hail_table(phenotypes, pheno_path)
         command = [find_hail_python() or "", str(_SCRIPT), "--bfile", str(bed_prefix), "--pheno", str(pheno_path),
                    "--out", str(tmp_dir / "gwas.tsv"), "--report", str(report_path), "--pcs", str(n_pcs)]
         if master is not None:
             command += ["--master", master]
         n_covariates = 0
         if covariates is not None and covariates.shape[1] > 0:
-            _write_table(covariates, covar_path)
+            write_hail_table(covariates, covar_path)
             command += ["--covar", str(covar_path)]
             n_covariates = covariates.shape[1]
         if qc is not None:
@@ -154,10 +154,13 @@ def run_hail_script(command: list[str], timeout: float) -> None:
         lines = [line.strip() for line in stderr.splitlines() if line.strip()]
         errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception)\b", line)]
         last = (errors or lines or ["no output"])[-1]
+        if last.startswith("DataError: "):  # the scripts' own checks of the data: the message as it is
+            raise DataError(last.removeprefix("DataError: "))
         raise BiolatentError(f"the hail engine failed: {last}")
 
 
-def _write_table(frame: pd.DataFrame, path: Path) -> None:
+def write_hail_table(frame: pd.DataFrame, path: Path) -> None:
+    """``id`` + the frame's columns as TSV for ``hl.import_table`` (``NA`` = missing)."""
     out = frame.copy()
     out.index = out.index.astype(str)
     out.index.name = "id"
