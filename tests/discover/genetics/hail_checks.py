@@ -37,12 +37,12 @@ def write_toy_plink(folder: Path, n: int = 150, m: int = 30) -> ToyPlink:
     return ToyPlink(prefix, dosages, phenotypes, covariates)
 
 
-def assert_equals_ols(table: pd.DataFrame, toy: ToyPlink) -> None:
-    """Every column of the numpy engine; beta, se and p of three variants x both traits equal statsmodels OLS
-    (rtol 1e-6) with the trait's own missing sample dropped; rs4 leads Z0."""
+def assert_equals_ols(table: pd.DataFrame, toy: ToyPlink, columns: list[str] = GWAS_COLUMNS) -> None:
+    """``columns`` (default: every column of the numpy engine); beta, se and p of three variants x both traits
+    equal statsmodels OLS (rtol 1e-6) with the trait's own missing sample dropped; rs4 leads Z0."""
     import statsmodels.api as sm
 
-    assert list(table.columns) == GWAS_COLUMNS
+    assert list(table.columns) == columns
     assert len(table) == 2 * toy.dosages.shape[1]
     for trait in ("Z0", "Z1"):
         y = toy.phenotypes[trait].to_numpy()

@@ -50,6 +50,24 @@ def spark_home(hail_python: str) -> Path | None:
     return home if home is not None and (home / "bin" / "spark-class").is_file() else None
 
 
+def spark_submit_command(home: Path, hail_python: str, master: str, script: Path, args: list[str],
+                         driver_memory: str = "2g") -> tuple[list[str], dict[str, str]]:
+    """(command, environment) of the README's ``spark-submit`` of a ``hail_scripts`` script: Hail's jar on the
+    driver and executor class paths, Kryo with Hail's registrator, ``spark_session.py`` shipped beside it."""
+    proc = subprocess.run([hail_python, "-c", "import hail, os; print(os.path.dirname(hail.__file__))"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    jar = Path(proc.stdout.strip()) / "backend" / "hail-all-spark.jar"
+    command = [str(home / "bin" / "spark-submit"), "--master", master, "--driver-memory", driver_memory,
+               "--jars", str(jar), "--conf", f"spark.driver.extraClassPath={jar}",
+               "--conf", "spark.executor.extraClassPath=./hail-all-spark.jar",
+               "--conf", "spark.serializer=org.apache.spark.serializer.KryoSerializer",
+               "--conf", "spark.kryo.registrator=is.hail.kryo.HailKryoRegistrator",
+               "--py-files", str(script.with_name("spark_session.py")), str(script), *args]
+    env = {**os.environ, "PYSPARK_PYTHON": hail_python, "PYSPARK_DRIVER_PYTHON": hail_python}
+    env.pop("BIOLATENT_HAIL_MASTER", None)
+    return command, env
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
