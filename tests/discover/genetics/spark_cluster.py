@@ -123,10 +123,11 @@ def standalone_cluster(home: Path, work_dir: Path, *, workers: int = 2, cores: i
             if dead:
                 raise RuntimeError(f"a Spark process exited during start: {dead}\n{cluster.logs()}")
             try:
-                alive = [w for w in cluster.state().get("workers", []) if w.get("state") == "ALIVE"]
-            except OSError:
-                alive = []
-            if len(alive) == workers:
+                state = cluster.state()
+            except OSError:  # the master's web UI is not up yet
+                state = {}
+            alive = [w for w in state.get("workers", []) if w.get("state") == "ALIVE"]
+            if state.get("status") == "ALIVE" and len(alive) == workers:
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{len(alive)} of {workers} Spark workers registered within {timeout:.0f} s\n"

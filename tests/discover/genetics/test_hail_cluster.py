@@ -67,11 +67,28 @@ def test_spark_submit_of_the_gwas_script_on_two_workers_equals_ols(cluster, tmp_
     table = pd.read_csv(tmp_path / "gwas.tsv", sep="\t", dtype={"#CHROM": str, "ID": str, "TRAIT": str})
     assert_equals_ols(table, toy, columns=GWAS_COLUMNS)
     spark = json.loads((tmp_path / "report.json").read_text())["spark"]
-    assert spark["master"] == cluster.url  # the master of spark-submit, kept by the script
+    assert spark["master"] == cluster.url and spark["executors"] == 2  # the master of spark-submit, kept
     _ran_on_both_workers(cluster, spark["application_id"])
 
 
 def test_engines_agree_on_the_cluster(cluster, tmp_path):
     info = assert_engines_agree(tmp_path, spark_master=cluster.url)
-    assert info["spark"]["master"] == cluster.url
+    assert info["spark"]["master"] == cluster.url and info["spark"]["executors"] == 2
     _ran_on_both_workers(cluster, info["spark"]["application_id"])
+
+
+def test_a_master_without_free_workers_is_one_line_not_a_hang(tmp_path, monkeypatch):
+    """Spark waits for ever for resources; the engine gives up after $BIOLATENT_HAIL_EXECUTOR_WAIT seconds."""
+    from biolatent.discover.genetics.hail_engine import hail_gwas
+    from biolatent.errors import BiolatentError
+
+    reason = hail_available()
+    if reason:
+        pytest.skip(reason)
+    toy = write_toy_plink(tmp_path)
+    monkeypatch.setenv("BIOLATENT_HAIL_EXECUTOR_WAIT", "3")
+    with standalone_cluster(spark_home(find_hail_python() or ""), tmp_path / "spark", workers=0) as empty:
+        started = time.monotonic()
+        with pytest.raises(BiolatentError, match=f"no executor joined {empty.url} within 3 s"):
+            hail_gwas(toy.prefix, toy.phenotypes, toy.covariates, master=empty.url, timeout=300)
+        assert time.monotonic() - started < 120

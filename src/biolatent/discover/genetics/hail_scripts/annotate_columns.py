@@ -15,7 +15,7 @@ import csv
 import json
 import sys
 
-from spark_session import init_hail
+from spark_session import executor_count, init_hail
 
 
 def _read_pheno(hl, path):
@@ -71,6 +71,7 @@ def main() -> None:
     mt = mt.annotate_globals(**{f"{args.field}_export": hl.struct(
         source=args.source, traits=hl.literal(traits), **counts)})
     mt.write(args.out)
+    report["spark"]["executors"] = executor_count(hl)
     if args.report:
         with hl.hadoop_open(args.report, "w") as handle:
             json.dump(report, handle)

@@ -19,7 +19,7 @@ import argparse
 import csv
 import json
 
-from spark_session import init_hail
+from spark_session import executor_count, init_hail
 
 
 def _header(hl, path):
@@ -103,6 +103,7 @@ def main() -> None:
         "T_STAT": _text(hl, result.t_stat[i][0]), "P": _text(hl, result.p_value[i][0]),
     })
     result.export(args.out, header=True, delimiter="\t")
+    report["spark"]["executors"] = executor_count(hl)
     if args.report:
         with hl.hadoop_open(args.report, "w") as handle:
             json.dump(report, handle)

@@ -30,8 +30,14 @@ def _executors(sc):
     return max(0, sc._jsc.sc().getExecutorMemoryStatus().size() - 1)
 
 
+def executor_count(hl):
+    """Executors of this application now (0 in local mode): the report's count once the job has run."""
+    return _executors(hl.spark_context())
+
+
 def init_hail(hl, master=None):
-    """``hl.init`` on the chosen master; returns {"master", "application_id", "executors"} for the report."""
+    """``hl.init`` on the chosen master; returns {"master", "application_id", "executors"} for the report
+    (executors: those registered when the first one arrived; ``executor_count`` after the job)."""
     conf = {"spark.driver.memory": os.environ.get("BIOLATENT_HAIL_MEMORY", "8g")}
     tmp_dir = os.environ.get("BIOLATENT_HAIL_TMP_DIR")
     hl.init(master=choose_master(master), quiet=True, log="/dev/null", idempotent=True, spark_conf=conf,
