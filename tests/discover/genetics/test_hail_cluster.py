@@ -19,14 +19,20 @@ from biolatent.discover.genetics.hail_engine import GWAS_COLUMNS, find_hail_pyth
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def _spark_home():
+    """The Hail environment's pyspark folder; skips (with the reason) where Hail, Java or spark-class is missing."""
     reason = hail_available()
     if reason:
         pytest.skip(reason)
     home = spark_home(find_hail_python() or "")
     if home is None:
         pytest.skip("the Hail environment's pyspark has no bin/spark-class to start a standalone cluster")
+    return home
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    home = _spark_home()
     with standalone_cluster(home, tmp_path_factory.mktemp("spark"), workers=2, cores=1, memory="1g") as running:
         print(f"standalone cluster {running.url}: 2 workers registered in {running.start_seconds:.1f} s")
         yield running
@@ -82,12 +88,10 @@ def test_a_master_without_free_workers_is_one_line_not_a_hang(tmp_path, monkeypa
     from biolatent.discover.genetics.hail_engine import hail_gwas
     from biolatent.errors import BiolatentError
 
-    reason = hail_available()
-    if reason:
-        pytest.skip(reason)
+    home = _spark_home()
     toy = write_toy_plink(tmp_path)
     monkeypatch.setenv("BIOLATENT_HAIL_EXECUTOR_WAIT", "3")
-    with standalone_cluster(spark_home(find_hail_python() or ""), tmp_path / "spark", workers=0) as empty:
+    with standalone_cluster(home, tmp_path / "spark", workers=0) as empty:
         started = time.monotonic()
         with pytest.raises(BiolatentError, match=f"no executor joined {empty.url} within 3 s"):
             hail_gwas(toy.prefix, toy.phenotypes, toy.covariates, master=empty.url, timeout=300)
