@@ -35,7 +35,8 @@ def gwas_inputs(tmp_path):
     return tmp_path / "g", pheno
 
 
-def test_check_master_accepts_the_usual_urls_and_refuses_others():
+def test_check_master_accepts_the_usual_urls_and_refuses_others(monkeypatch):
+    monkeypatch.delenv("BIOLATENT_HAIL_MASTER", raising=False)
     for master in (None, "local", "local[2]", "local[*]", "yarn", "k8s://https://host:443"):
         assert check_master(master) == master
     for bad in ("spark//host:7077", "local[two]", "spark://host", "http://127.0.0.1:8080"):
@@ -60,4 +61,14 @@ def test_spark_master_needs_the_hail_engine(run_cli, gwas_inputs, tmp_path):
     result = run_cli("gwas", "--genotypes", prefix, "--phenotypes", pheno, "--out", tmp_path / "out",
                      "--spark-master", "local[2]")
     result.expect_error("--spark-master applies to --engine hail only")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unreachable_master_from_the_environment_is_refused_too(run_cli, gwas_inputs, tmp_path, monkeypatch):
+    prefix, pheno = gwas_inputs
+    master = f"spark://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("BIOLATENT_HAIL_MASTER", master)
+    result = run_cli("gwas", "--genotypes", prefix, "--phenotypes", pheno, "--out", tmp_path / "out", "--engine",
+                     "hail", "--no-plots")
+    result.expect_error(f"Spark master {master} is not reachable", "$BIOLATENT_HAIL_MASTER")
     assert not (tmp_path / "out").exists()

@@ -170,12 +170,12 @@ def gwas_scan(
         raise DataError(f"the number of genetic PCs must be >= 0, got {n_pcs}")
     if dosage and engine == "hail":
         raise DataError("the hail engine reads hard calls (PLINK 1): use --engine numpy for dosages")
-    if spark_master is not None:
+    if spark_master is not None and engine != "hail":
+        raise DataError("--spark-master applies to --engine hail only")
+    if engine == "hail":
         from biolatent.discover.genetics.hail_engine import check_master
 
-        if engine != "hail":
-            raise DataError("--spark-master applies to --engine hail only")
-        check_master(spark_master)
+        check_master(spark_master)  # before any genotype is read
     genotypes = read_genotypes(genotypes_path, dosage=dosage, in_memory=False)  # PLINK: read block by block
     say(f"genotypes: {genotypes.n_samples} samples x {genotypes.n_variants} variants ({genotypes_path})")
     if engine == "numpy":

@@ -61,9 +61,12 @@ def hail_available() -> str | None:
 
 def check_master(master: str | None, timeout: float = 5.0) -> str | None:
     """Refuse a malformed Spark master URL, or a ``spark://`` master none of whose host:port pairs accepts a
-    connection within ``timeout`` seconds (``BiolatentError``); returns the master (None: the default)."""
+    connection within ``timeout`` seconds (``BiolatentError``). ``master`` None: ``$BIOLATENT_HAIL_MASTER`` is
+    checked when set. Returns the master checked (None: local mode)."""
     if master is None:
-        return None
+        master = os.environ.get("BIOLATENT_HAIL_MASTER") or None
+        if master is None:
+            return None
     if not _MASTER.match(master):
         raise BiolatentError(f"--spark-master: {master!r} is not a Spark master URL (local[N], spark://HOST:PORT, "
                              f"yarn, k8s://...)")
@@ -80,7 +83,7 @@ def check_master(master: str | None, timeout: float = 5.0) -> str | None:
         except OSError as exc:
             problems.append(f"{address}: {exc.strerror or exc}")
     raise BiolatentError(f"Spark master {master} is not reachable ({'; '.join(problems)}): start the cluster or "
-                         f"check --spark-master")
+                         f"check --spark-master (or $BIOLATENT_HAIL_MASTER)")
 
 
 def hail_gwas(
