@@ -11,7 +11,7 @@ import typer
 from biolatent.cli_anomaly import anomaly_app
 from biolatent.cli_common import say
 from biolatent.cli_dna import export, variant_effect
-from biolatent.cli_genetics import discover, gwas, h2
+from biolatent.cli_genetics import discover, export_hail, gwas, h2
 from biolatent.cli_register import register_app
 from biolatent.cli_robustness import robustness_app
 
@@ -32,6 +32,7 @@ app.command("variant-effect")(variant_effect)
 app.command("gwas")(gwas)
 app.command("discover")(discover)
 app.command("h2")(h2)
+app.command("export-hail")(export_hail)
 
 FractionsOpt = Annotated[
     str, typer.Option(help="comma-separated label fractions of the training pool")

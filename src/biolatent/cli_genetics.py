@@ -11,6 +11,8 @@ import typer
 from biolatent.cli_common import say
 
 DOSAGE_HELP = "VCF FORMAT/DS dosages instead of hard calls (numpy engine)"
+SPARK_HELP = ("Spark master of the hail engine (spark://HOST:PORT, yarn, local[N]) [default: $BIOLATENT_HAIL_MASTER, "
+              "else local[2]]")
 QC_HELP = "plink-style QC before the scan: --maf, --geno, --hwe, --mind (off: --no-qc)"
 
 
@@ -37,13 +39,14 @@ def gwas(
     dosage: Annotated[bool, typer.Option(help=DOSAGE_HELP)] = False,
     plots: Annotated[bool, typer.Option(help="Manhattan and QQ plot of every trait (thinned: every p < 1e-3, "
                                              "a sample of the rest)")] = True,
+    spark_master: Annotated[str | None, typer.Option(help=SPARK_HELP)] = None,
 ) -> None:
     """Linear regression of every trait on every variant (plink2 --glm columns) -> OUT/gwas.tsv."""
     from biolatent.workflows.gwas import run_gwas
 
     config = _qc_config(qc, maf, geno, hwe, mind)
     typer.echo(str(run_gwas(genotypes, phenotypes, covariates, out, engine=_engine(engine), qc=config, n_pcs=pcs,
-                            dosage=dosage, plots=plots, say=say)))
+                            dosage=dosage, plots=plots, spark_master=spark_master, say=say)))
 
 
 def discover(
@@ -67,6 +70,7 @@ def discover(
     pgs_weights: Annotated[Path | None, typer.Option(
         help="ID/A1/BETA table (plink2 --glm style): polygenic score computed and tested against the clusters")] = None,
     dosage: Annotated[bool, typer.Option(help=DOSAGE_HELP)] = False,
+    spark_master: Annotated[str | None, typer.Option(help=SPARK_HELP)] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
 ) -> None:
     """Latent phenotypes -> clusters -> GWAS -> h2 of an embeddings file -> OUT/report.html."""
@@ -85,7 +89,7 @@ def discover(
         decorrelate=decorrelate, n_components=n_components, engine=_engine(engine),  # type: ignore[arg-type]
         qc=_qc_config(qc, maf, geno, hwe, mind), n_pcs=pcs, h2_method=h2_method,  # type: ignore[arg-type]
         cluster_method=cluster_method, n_clusters=n_clusters, polygenic_score=polygenic_score, dosage=dosage,
-        pgs_weights=None if pgs_weights is None else str(pgs_weights), seed=seed)
+        pgs_weights=None if pgs_weights is None else str(pgs_weights), seed=seed, spark_master=spark_master)
     folder = out if out is not None else embeddings.parent / "discover"
     typer.echo(str(run_discover(embeddings, genotypes, folder, covariates_tsv=covariates, settings=settings,
                                 say=say)))
@@ -113,3 +117,30 @@ def _engine(name: str) -> str:
     if name not in ("numpy", "hail"):
         raise BiolatentError(f"--engine must be numpy or hail, got {name!r}")
     return name
+
+
+def export_hail(
+    source: Annotated[Path, typer.Argument(help="embeddings.h5ad (or a run folder holding it), or a phenotype table "
+                                                "(id + traits; or a discover folder: its phenotypes.tsv)")],
+    out: Annotated[Path, typer.Option(help="the new MatrixTable (e.g. OUT.mt; must not exist)")],
+    genotypes: Annotated[str | None, typer.Option(help="PLINK prefix: rows = its variants, columns = its "
+                                                       "samples")] = None,
+    matrix_table: Annotated[Path | None, typer.Option(help="an existing MatrixTable (.mt) to annotate instead "
+                                                           "(columns keyed by one string id)")] = None,
+    field: Annotated[str, typer.Option(help="column struct field holding the traits")] = "biolatent",
+    decorrelate: Annotated[str, typer.Option(help="embeddings only: pca, ica or none")] = "pca",
+    n_components: Annotated[int, typer.Option(min=1, help="embeddings only: number of latent traits")] = 10,
+    covariates: Annotated[Path | None, typer.Option(help="embeddings only: covariates residualised out "
+                                                         "(id + columns)")] = None,
+    seed: Annotated[int, typer.Option(help="random seed (ica)")] = 0,
+    spark_master: Annotated[str | None, typer.Option(help=SPARK_HELP)] = None,
+) -> None:
+    """Latent phenotypes as column fields of a Hail MatrixTable -> OUT (runs in the Hail environment)."""
+    from biolatent.errors import BiolatentError
+    from biolatent.workflows.hail_export import run_hail_export
+
+    if decorrelate not in ("pca", "ica", "none"):
+        raise BiolatentError(f"--decorrelate must be one of pca, ica, none, got {decorrelate!r}")
+    typer.echo(str(run_hail_export(source, out, genotypes=genotypes, matrix_table=matrix_table, field=field,
+                                   decorrelate=decorrelate, n_components=n_components,  # type: ignore[arg-type]
+                                   covariates=covariates, seed=seed, spark_master=spark_master, say=say)))

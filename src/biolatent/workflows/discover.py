@@ -49,6 +49,7 @@ class DiscoverSettings:
     n_components: int | None = 10
     inverse_normal: bool = True
     engine: Literal["numpy", "hail"] = "numpy"
+    spark_master: str | None = None
     qc: QCConfig | None = field(default_factory=QCConfig)
     n_pcs: int = 5
     dosage: bool = False
@@ -180,7 +181,8 @@ def run_discover(
                                                        None if covariates_tsv is None else Path(covariates_tsv),
                                                        settings, say)
     table, genotypes, info = gwas_scan(genotypes_path, phenotypes, covariates, engine=settings.engine, qc=settings.qc,
-                                       n_pcs=settings.n_pcs, dosage=settings.dosage, say=say)
+                                       n_pcs=settings.n_pcs, dosage=settings.dosage,
+                                       spark_master=settings.spark_master, say=say)
     say_summary(table.attrs["summary"], say)
     pgs = None if settings.pgs_weights is None else _polygenic_score(genotypes, Path(settings.pgs_weights), say)
     h2, rg, n_grm_variants = _heritability(phenotypes, genotypes, info["covariates"], settings, say)
@@ -207,7 +209,8 @@ def run_discover(
                        **{k: v for k, v in phenotypes.attrs.items() if isinstance(v, int | float | str | bool)}},
         "gwas": {"engine": settings.engine, **{k: v for k, v in table.attrs["summary"].items() if k != "covariates"},
                  "covariate_names": table.attrs["summary"]["covariates"], "qc": info.get("qc"),
-                 "genetic_pcs": {k: v for k, v in (info.get("pcs") or {}).items()}, "traits": per_trait},
+                 "genetic_pcs": {k: v for k, v in (info.get("pcs") or {}).items()}, "traits": per_trait,
+                 "spark": info.get("spark")},
         "h2": {"method": settings.h2_method, "n_grm_variants": n_grm_variants,
                "traits": {r.trait: {"h2": r.h2, "se": r.se, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": int(r.n)}
                           for r in h2.itertuples()}},

@@ -160,6 +160,7 @@ def run_gwas(
     n_pcs: int = 0,
     dosage: bool = False,
     plots: bool = True,
+    spark_master: str | None = None,
     say: Callable[[str], object] = print,
 ) -> Path:
     """Run the GWAS of every phenotype column; return the path of ``gwas.tsv``. ``metrics.json`` records the
@@ -174,7 +175,7 @@ def run_gwas(
     covariates = None if covariates_tsv is None else read_table(covariates_tsv, id_column="id")
     started = time.perf_counter()
     table, genotypes, info = gwas_scan(genotypes_path, phenotypes, covariates, engine=engine, qc=qc, n_pcs=n_pcs,
-                                       dosage=dosage, say=say)
+                                       dosage=dosage, spark_master=spark_master, say=say)
     seconds = {"scan": time.perf_counter() - started, **info.get("seconds", {})}
     summary = table.attrs["summary"]
     say_summary(summary, say)
@@ -189,7 +190,7 @@ def run_gwas(
     update_json(out_dir / "metrics.json", "gwas", {
         **settings, **{k: v for k, v in summary.items() if k != "covariates"}, "covariate_names": summary["covariates"],
         "qc_report": info.get("qc"), "genetic_pcs": info.get("pcs"), "genome_wide_p": GENOME_WIDE,
-        "traits": per_trait, "seconds": seconds,
+        "traits": per_trait, "seconds": seconds, "spark": info.get("spark"),
     })
     path = out_dir / GWAS_FILE
     say(f"gwas -> {path}")

@@ -2,57 +2,28 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-import pytest
+import os
 
-from biolatent.discover.genetics.gwas import GWAS_COLUMNS
+import pytest
+from hail_checks import ToyPlink, assert_engines_agree, assert_equals_ols, write_toy_plink
+
 from biolatent.discover.genetics.hail_engine import hail_available, hail_gwas
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def plink_files(tmp_path_factory):
-    from bed_reader import to_bed
-
-    rng = np.random.default_rng(0)
-    n, m = 150, 30
-    dosages = rng.binomial(2, rng.uniform(0.1, 0.5, size=m), size=(n, m)).astype(np.float32)
-    ids = [f"s{i}" for i in range(n)]
-    prefix = tmp_path_factory.mktemp("plink") / "toy"
-    to_bed(f"{prefix}.bed", dosages, properties={
-        "iid": ids, "fid": ids, "sid": [f"rs{j}" for j in range(m)], "chromosome": ["1"] * m,
-        "bp_position": np.arange(1, m + 1) * 1000, "allele_1": ["A"] * m, "allele_2": ["G"] * m})
-    phenotypes = pd.DataFrame({"Z0": rng.normal(size=n) + 0.6 * dosages[:, 4], "Z1": rng.normal(size=n)}, index=ids)
-    phenotypes.iloc[7, 1] = np.nan
-    covariates = pd.DataFrame({"PC1": rng.normal(size=n), "sex": rng.integers(0, 2, size=n)}, index=ids)
-    return prefix, dosages, phenotypes, covariates
+def toy(tmp_path_factory) -> ToyPlink:
+    return write_toy_plink(tmp_path_factory.mktemp("plink"))
 
 
-def test_hail_engine_equals_ols(plink_files):
+def test_hail_engine_equals_ols(toy):
     reason = hail_available()
     if reason:
         pytest.skip(reason)
-    import statsmodels.api as sm
-
-    prefix, dosages, phenotypes, covariates = plink_files
-    table = hail_gwas(prefix, phenotypes, covariates)
-    assert list(table.columns) == GWAS_COLUMNS
-    assert len(table) == 2 * dosages.shape[1]
-    for trait in ("Z0", "Z1"):
-        y = phenotypes[trait].to_numpy()
-        keep = ~np.isnan(y)
-        for j in (0, 4, 17):
-            x = sm.add_constant(np.column_stack([dosages[keep, j], covariates.to_numpy()[keep]]))
-            fit = sm.OLS(y[keep], x).fit()
-            row = table[(table.TRAIT == trait) & (table.ID == f"rs{j}")].iloc[0]
-            assert row.OBS_CT == keep.sum()
-            assert row.A1 == "A"  # the counted allele: PLINK's A1
-            np.testing.assert_allclose([row.BETA, row.SE, row.P], [fit.params[1], fit.bse[1], fit.pvalues[1]],
-                                       rtol=1e-6)
-    lead = table[table.TRAIT == "Z0"].sort_values("P").iloc[0]
-    assert lead.ID == "rs4"
+    table = hail_gwas(toy.prefix, toy.phenotypes, toy.covariates)
+    assert_equals_ols(table, toy)
+    assert table.attrs["report"]["spark"]["master"] == os.environ.get("BIOLATENT_HAIL_MASTER", "local[2]")
 
 
 def test_both_engines_give_the_same_gwas_after_qc_and_genetic_pcs(tmp_path):
@@ -60,35 +31,6 @@ def test_both_engines_give_the_same_gwas_after_qc_and_genetic_pcs(tmp_path):
     reason = hail_available()
     if reason:
         pytest.skip(reason)
-    from biolatent.discover.genetics.engines import gwas_scan
-    from biolatent.discover.genetics.qc import QCConfig
-    from biolatent.discover.genetics.simulate import simulate_genotypes, simulate_traits
-    from biolatent.io.genotypes import write_plink
-
-    geno = simulate_genotypes(200, sequence_length=300_000, min_maf=0.0, seed=3)
-    rng = np.random.default_rng(4)
-    dosages = geno.dosages.copy()
-    dosages[rng.random(200) < 0.3, 5] = np.nan  # 30% missing: removed by --geno 0.05
-    dosages[rng.random(200) < 0.3, 9] = np.nan
-    dosages[:3, :] = np.nan  # three samples with no calls: removed by --mind
-    geno = type(geno)(dosages, geno.samples, geno.variants)
-    prefix = write_plink(geno, tmp_path / "sim")
-    phenotypes, _ = simulate_traits(geno.subset(sample_index=np.arange(3, 200)), h2=[0.5, 0.2], n_causal=5,
-                                    n_traits=2, seed=5)
-    phenotypes.iloc[10, 1] = np.nan
-    covariates = pd.DataFrame({"age": rng.normal(50, 10, 200)}, index=geno.samples)
-    qc = QCConfig(min_maf=0.05, max_variant_missing=0.05, min_hwe_p=1e-6, min_sample_call_rate=0.95)
-    results = {engine: gwas_scan(prefix, phenotypes, covariates, engine=engine, qc=qc, n_pcs=2, say=lambda _: None)
-               for engine in ("numpy", "hail")}
-    (ours, ours_geno, ours_info), (hail, hail_geno, hail_info) = results["numpy"], results["hail"]
-    assert ours_info["qc"]["n_variants_after"] == hail_info["qc"]["n_variants_after"] == ours_geno.n_variants
-    assert ours_info["qc"]["samples_removed"] == hail_info["qc"]["samples_removed"] == {"call_rate": 3}
-    assert ours_info["qc"]["variants_removed"] == hail_info["qc"]["variants_removed"]
-    assert ours_geno.samples == hail_geno.samples
-    key = ["TRAIT", "ID"]
-    merged = ours.merge(hail, on=key, suffixes=("", "_hail"), validate="one_to_one")
-    assert len(merged) == len(ours) == len(hail) and list(merged.columns[:13]) == GWAS_COLUMNS
-    np.testing.assert_array_equal(merged.OBS_CT, merged.OBS_CT_hail)
-    np.testing.assert_allclose(merged.BETA, merged.BETA_hail, rtol=1e-5, atol=1e-9)
-    np.testing.assert_allclose(merged.SE, merged.SE_hail, rtol=1e-5)
-    np.testing.assert_allclose(merged.LOG10_P, merged.LOG10_P_hail, rtol=1e-5)
+    info = assert_engines_agree(tmp_path)
+    if "BIOLATENT_HAIL_MASTER" not in os.environ:
+        assert info["spark"]["executors"] == 0  # local mode: the driver computes

@@ -87,7 +87,7 @@ def _numpy_scan(genotypes: Genotypes, phenotypes: pd.DataFrame, covariates: pd.D
 
 
 def _hail_scan(genotypes_path: str | Path, genotypes: Genotypes, phenotypes: pd.DataFrame,
-               covariates: pd.DataFrame | None, qc: QCConfig | None, n_pcs: int) -> tuple:
+               covariates: pd.DataFrame | None, qc: QCConfig | None, n_pcs: int, spark_master: str | None) -> tuple:
     from biolatent.discover.genetics.gwas import linear_gwas
     from biolatent.discover.genetics.hail_engine import hail_available, hail_gwas
     from biolatent.io.genotypes import write_plink
@@ -102,7 +102,7 @@ def _hail_scan(genotypes_path: str | Path, genotypes: Genotypes, phenotypes: pd.
         prefix = _plink_prefix(genotypes_path)
         if prefix is None:
             prefix = str(write_plink(genotypes, Path(tmp) / "genotypes"))
-        table = hail_gwas(prefix, phenotypes, covariates, qc=qc, n_pcs=n_pcs)
+        table = hail_gwas(prefix, phenotypes, covariates, qc=qc, n_pcs=n_pcs, master=spark_master)
     report = table.attrs["report"]
     used = set(report["samples"])
     position = {s: i for i, s in enumerate(map(str, genotypes.samples))}
@@ -117,6 +117,7 @@ def _hail_scan(genotypes_path: str | Path, genotypes: Genotypes, phenotypes: pd.
     if "qc" in report:
         info["qc"] = {**report["qc"], "config": asdict(qc) if qc is not None else None}
     info["covariates"] = covariates
+    info["spark"] = report.get("spark")
     if n_pcs:
         info["pcs"] = {"n_pcs": n_pcs, "eigenvalues": report.get("eigenvalues")}
         pcs = pd.DataFrame.from_dict(report["pcs"], orient="index",
@@ -148,6 +149,7 @@ def gwas_scan(
     qc: QCConfig | None = None,
     n_pcs: int = 0,
     dosage: bool = False,
+    spark_master: str | None = None,
     say: Callable[[str], object] = print,
 ) -> tuple[pd.DataFrame, Genotypes, dict[str, Any]]:
     """(GWAS table, the genotypes it refers to, {"qc", "pcs", "covariates", "engine", "seconds"}) of
@@ -157,6 +159,8 @@ def gwas_scan(
     ``phenotypes`` / ``covariates``: index = sample ids. ``qc=None`` skips QC; ``n_pcs`` genetic PCs of the
     analysed samples join the covariates (``info["covariates"]``: the covariates the regression used).
     ``dosage``: VCF FORMAT/DS dosages instead of hard calls (numpy engine only; PLINK 1 files hold hard calls).
+    ``spark_master``: the hail engine's Spark master (``hail_engine.check_master``; None: local mode unless
+    ``$BIOLATENT_HAIL_MASTER`` says otherwise); ``info["spark"]``: master, application id, executors.
     """
     from biolatent.io.genotypes import read_genotypes
 
@@ -166,13 +170,22 @@ def gwas_scan(
         raise DataError(f"the number of genetic PCs must be >= 0, got {n_pcs}")
     if dosage and engine == "hail":
         raise DataError("the hail engine reads hard calls (PLINK 1): use --engine numpy for dosages")
+    if spark_master is not None and engine != "hail":
+        raise DataError("--spark-master applies to --engine hail only")
+    if engine == "hail":
+        from biolatent.discover.genetics.hail_engine import check_master
+
+        check_master(spark_master)  # before any genotype is read
     genotypes = read_genotypes(genotypes_path, dosage=dosage, in_memory=False)  # PLINK: read block by block
     say(f"genotypes: {genotypes.n_samples} samples x {genotypes.n_variants} variants ({genotypes_path})")
     if engine == "numpy":
         table, used, info = _numpy_scan(genotypes, phenotypes, covariates, qc, n_pcs, say)
     else:
-        say("engine: hail (Spark, local mode unless configured otherwise)")
-        table, used, info = _hail_scan(genotypes_path, genotypes, phenotypes, covariates, qc, n_pcs)
+        say(f"engine: hail (Spark master {spark_master or 'from $BIOLATENT_HAIL_MASTER, else local[2]'})")
+        table, used, info = _hail_scan(genotypes_path, genotypes, phenotypes, covariates, qc, n_pcs, spark_master)
+        if info.get("spark"):
+            spark = info["spark"]
+            say(f"Spark: application {spark['application_id']} on {spark['master']} ({spark['executors']} executors)")
     if "qc" in info:
         q = info["qc"]
         say(f"QC: {q['n_variants_after']} of {q['n_variants_before']} variants kept (removed: "

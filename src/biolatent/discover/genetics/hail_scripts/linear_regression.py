@@ -2,23 +2,28 @@
 
     python linear_regression.py --bfile PREFIX --pheno PHENO.tsv [--covar COVAR.tsv]
         [--qc MAX_VARIANT_MISSING,MIN_SAMPLE_CALL_RATE,MIN_MAF,MIN_HWE_P] [--pcs K] --out GWAS.tsv [--report R.json]
+        [--master URL]
 
 QC runs in the order of biolatent's numpy engine (``discover.genetics.qc``): variant missingness, sample call
 rate over the remaining variants, then minor allele frequency and Hardy-Weinberg exact p on the remaining
 samples. ``--pcs K``: ``hl.hwe_normalized_pca`` scores (the EIGENSTRAT standardisation of
 ``discover.genetics.pcs``) are added as covariates. Each trait is its own regression group, so a sample missing
 one trait is dropped for that trait only. The report lists the QC counts, the samples used and the PC scores.
-Spark: ``$BIOLATENT_HAIL_MASTER`` (default ``local[2]``) and driver memory ``$BIOLATENT_HAIL_MEMORY`` (``8g``).
+Spark: ``--master`` (else ``$BIOLATENT_HAIL_MASTER``; else the master of ``spark-submit`` / ``hailctl dataproc
+submit`` when the script runs under one, else ``local[2]``) and driver memory ``$BIOLATENT_HAIL_MEMORY`` (``8g``).
+Paths may be any URI Hail reads (``gs://``, ``hdfs://``, ``s3a://``): on a cluster of several machines every
+input, ``$BIOLATENT_HAIL_TMP_DIR`` (Hail's ``tmp_dir``) and the output must be on storage that every node reads.
 """
 
 import argparse
 import csv
 import json
-import os
+
+from spark_session import executor_count, init_hail
 
 
-def _header(path):
-    with open(path) as handle:
+def _header(hl, path):
+    with hl.hadoop_open(path) as handle:
         return next(csv.reader(handle, delimiter="\t"))[1:]
 
 
@@ -57,23 +62,22 @@ def main() -> None:
     parser.add_argument("--pcs", type=int, default=0)
     parser.add_argument("--out", required=True)
     parser.add_argument("--report")
+    parser.add_argument("--master")
     args = parser.parse_args()
 
     import hail as hl
 
-    hl.init(master=os.environ.get("BIOLATENT_HAIL_MASTER", "local[2]"), quiet=True, log="/dev/null",
-            idempotent=True, spark_conf={"spark.driver.memory": os.environ.get("BIOLATENT_HAIL_MEMORY", "8g")})
+    report = {"spark": init_hail(hl, args.master)}
     mt = hl.import_plink(bed=args.bfile + ".bed", bim=args.bfile + ".bim", fam=args.bfile + ".fam",
                          reference_genome=None, quant_pheno=True, missing="NA")
-    report = {}
     if args.qc:
         mt = _qc(hl, mt, [float(v) for v in args.qc.split(",")], report)
-    traits = _header(args.pheno)
+    traits = _header(hl, args.pheno)
     pheno = hl.import_table(args.pheno, key="id", missing="NA", types={t: hl.tfloat64 for t in traits})
     mt = mt.annotate_cols(pheno=pheno[mt.s])
     names = []
     if args.covar:
-        names = _header(args.covar)
+        names = _header(hl, args.covar)
         covar = hl.import_table(args.covar, key="id", missing="NA", types={c: hl.tfloat64 for c in names})
         mt = mt.annotate_cols(covar=covar[mt.s])
         mt = mt.filter_cols(hl.all([hl.is_defined(mt.covar[c]) for c in names]))
@@ -99,8 +103,9 @@ def main() -> None:
         "T_STAT": _text(hl, result.t_stat[i][0]), "P": _text(hl, result.p_value[i][0]),
     })
     result.export(args.out, header=True, delimiter="\t")
+    report["spark"]["executors"] = executor_count(hl)
     if args.report:
-        with open(args.report, "w") as handle:
+        with hl.hadoop_open(args.report, "w") as handle:
             json.dump(report, handle)
 
 
