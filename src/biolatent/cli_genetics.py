@@ -24,6 +24,14 @@ def _qc_config(qc: bool, maf: float, geno: float, hwe: float, mind: float):
     return QCConfig(min_maf=maf, max_variant_missing=geno, min_hwe_p=hwe, min_sample_call_rate=1.0 - mind)
 
 
+def _output_format(value: str) -> str:
+    from biolatent.errors import BiolatentError
+
+    if value not in ("tsv", "parquet"):
+        raise BiolatentError(f"--output-format must be tsv or parquet, got {value!r}")
+    return value
+
+
 def gwas(
     genotypes: Annotated[Path, typer.Option(help="PLINK prefix (.bed/.bim/.fam) or VCF(.gz)")],
     phenotypes: Annotated[Path, typer.Option(help="table: id column + one column per trait")],
@@ -40,13 +48,16 @@ def gwas(
     plots: Annotated[bool, typer.Option(help="Manhattan and QQ plot of every trait (thinned: every p < 1e-3, "
                                              "a sample of the rest)")] = True,
     spark_master: Annotated[str | None, typer.Option(help=SPARK_HELP)] = None,
+    output_format: Annotated[str, typer.Option(help="gwas.tsv (plink2 --glm text) or gwas.parquet (the same "
+                                                    "columns as float64, plus LOG10_P)")] = "tsv",
 ) -> None:
     """Linear regression of every trait on every variant (plink2 --glm columns) -> OUT/gwas.tsv."""
     from biolatent.workflows.gwas import run_gwas
 
     config = _qc_config(qc, maf, geno, hwe, mind)
     typer.echo(str(run_gwas(genotypes, phenotypes, covariates, out, engine=_engine(engine), qc=config, n_pcs=pcs,
-                            dosage=dosage, plots=plots, spark_master=spark_master, say=say)))
+                            dosage=dosage, plots=plots, spark_master=spark_master, output_format=_output_format(
+                                output_format), say=say)))
 
 
 def discover(

@@ -164,6 +164,22 @@ def test_gwas_and_h2_commands_on_the_written_phenotypes(run_cli, cohort, tmp_pat
     assert set(seconds) == {"scan", "qc", "pcs", "regression", "write", "clump", "plots", "plots_wait"}
     assert all(v >= 0 for v in seconds.values()) and seconds["plots"] == seconds["plots_wait"] == 0.0
     assert seconds["pcs"] > 0 and seconds["qc"] + seconds["pcs"] + seconds["regression"] <= seconds["scan"]
+    result = run_cli("gwas", "--genotypes", cohort["prefix"], "--phenotypes", pheno, "--pcs", "2", "--no-plots",
+                     "--output-format", "parquet", "--out", tmp_path / "g3")
+    assert result.code == 0, result.err
+    assert result.out.strip().endswith("gwas.parquet")
+    assert not (tmp_path / "g3" / "gwas.tsv").exists()
+    parquet = pd.read_parquet(tmp_path / "g3" / "gwas.parquet")
+    assert list(parquet.columns) == [*table.columns, "LOG10_P"]
+    np.testing.assert_allclose(-np.log10(parquet["P"]), parquet["LOG10_P"], rtol=1e-9)
+    for column in table.columns:  # the same numbers (the text keeps about 15 significant digits)
+        if table[column].dtype.kind == "f":
+            np.testing.assert_allclose(parquet[column].to_numpy(), table[column].to_numpy(), rtol=1e-12)
+        else:
+            assert parquet[column].astype(str).tolist() == table[column].astype(str).tolist()
+    run_cli("gwas", "--genotypes", cohort["prefix"], "--phenotypes", pheno, "--output-format", "csv", "--out",
+            tmp_path / "g4").expect_error("--output-format must be tsv or parquet")
+    assert not (tmp_path / "g4").exists()
     result = run_cli("h2", "--genotypes", cohort["prefix"], "--phenotypes", pheno, "--out", tmp_path / "h")
     assert result.code == 0, result.err
     assert list(pd.read_csv(tmp_path / "h" / "h2.tsv", sep="\t").columns[:5]) == ["trait", "h2", "se", "method", "n"]

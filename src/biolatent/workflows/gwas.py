@@ -89,9 +89,37 @@ def write_gwas_table(table: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def write_gwas_parquet(table: pd.DataFrame, path: Path) -> Path:
+    """``table`` as ``gwas.parquet``, atomically: ``GWAS_FILE_COLUMNS`` with numbers as float64 (exact) and ``P``
+    as a number, plus ``LOG10_P`` (-log10 P, which keeps a P below the smallest double); written in row groups of
+    ``WRITE_ROWS`` (bounded memory)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = [*GWAS_FILE_COLUMNS, "LOG10_P"]
+    with atomic_path(path) as tmp:
+        writer = None
+        try:
+            for start in range(0, max(len(table), 1), WRITE_ROWS):
+                part = table.iloc[start:start + WRITE_ROWS][columns].copy()
+                for column in ("#CHROM", "ID", "REF", "ALT", "A1", "TRAIT"):
+                    part[column] = part[column].astype(str)
+                batch = pa.Table.from_pandas(part, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, batch.schema, compression="zstd")
+                writer.write_table(batch)
+        finally:
+            if writer is not None:
+                writer.close()
+    return path
+
+
+GWAS_FORMATS = {"tsv": GWAS_FILE, "parquet": "gwas.parquet"}
+
+
 def write_gwas_results(table: pd.DataFrame, genotypes: Genotypes, out_dir: Path,
                        say: Callable[[str], object], *, plots: bool = True,
-                       seconds: dict[str, float] | None = None) -> dict[str, Any]:
+                       seconds: dict[str, float] | None = None, output_format: str = "tsv") -> dict[str, Any]:
     """gwas.tsv, lead_variants.tsv and (``plots``) the plots of ``table`` in ``out_dir``; per-trait summary
     (lambda, hits). ``seconds`` receives the wall time of each stage: write, clump, plots (thinning here, then
     drawing in a second process that runs while gwas.tsv is written and the leads are clumped) and
@@ -108,7 +136,10 @@ def write_gwas_results(table: pd.DataFrame, genotypes: Genotypes, out_dir: Path,
         drawing = start_gwas_plots(table, out_dir / "plots")
     try:
         started = time.perf_counter()
-        write_gwas_table(table, out_dir / GWAS_FILE)
+        if output_format == "parquet":
+            write_gwas_parquet(table, out_dir / GWAS_FORMATS["parquet"])
+        else:
+            write_gwas_table(table, out_dir / GWAS_FILE)
         seconds["write"] = time.perf_counter() - started
         started = time.perf_counter()
         leads = clump(table, genotypes)
@@ -161,9 +192,11 @@ def run_gwas(
     dosage: bool = False,
     plots: bool = True,
     spark_master: str | None = None,
+    output_format: str = "tsv",
     say: Callable[[str], object] = print,
 ) -> Path:
-    """Run the GWAS of every phenotype column; return the path of ``gwas.tsv``. ``metrics.json`` records the
+    """Run the GWAS of every phenotype column; return the path of ``gwas.tsv`` (``output_format`` parquet:
+    ``gwas.parquet``, :func:`write_gwas_parquet`). ``metrics.json`` records the
     wall time of each stage (``seconds``: read + QC + PCs + regression as ``scan``, with its parts qc, pcs and
     regression where the engine reports them, then write, clump, plots;
     the plots are drawn beside write and clump, ``plots_wait`` is the time they add after clumping)."""
@@ -183,15 +216,17 @@ def run_gwas(
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = {"genotypes": str(genotypes_path), "phenotypes": str(phenotypes_tsv),
                 "covariates": None if covariates_tsv is None else str(covariates_tsv), "engine": engine,
-                "qc": None if qc is None else asdict(qc), "n_pcs": n_pcs, "dosage": dosage, "plots": plots}
+                "qc": None if qc is None else asdict(qc), "n_pcs": n_pcs, "dosage": dosage, "plots": plots,
+                "output_format": output_format}
     write_text(out_dir / "config.yaml", yaml.safe_dump({"gwas": settings}, sort_keys=False))
     write_json(out_dir / "provenance.json", provenance.collect("gwas", **settings))
-    per_trait = write_gwas_results(table, genotypes, out_dir, say, plots=plots, seconds=seconds)
+    per_trait = write_gwas_results(table, genotypes, out_dir, say, plots=plots, seconds=seconds,
+                                   output_format=output_format)
     update_json(out_dir / "metrics.json", "gwas", {
         **settings, **{k: v for k, v in summary.items() if k != "covariates"}, "covariate_names": summary["covariates"],
         "qc_report": info.get("qc"), "genetic_pcs": info.get("pcs"), "genome_wide_p": GENOME_WIDE,
         "traits": per_trait, "seconds": seconds, "spark": info.get("spark"),
     })
-    path = out_dir / GWAS_FILE
+    path = out_dir / GWAS_FORMATS[output_format]
     say(f"gwas -> {path}")
     return path
