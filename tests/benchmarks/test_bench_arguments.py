@@ -44,6 +44,7 @@ PUBLISHED: dict[str, tuple[str, list[str]]] = {
     "reml_scaling-cpu.json": ("reml_scaling", []),
     "registration-cpu.json": ("registration", []),
     "robustness_sites-cpu.json": ("robustness_sites", []),
+    "series_ssl-cpu.json": ("series_ssl", []),
     "simulation_truth-cpu.json": ("simulation_truth", []),
     "spatial_expression-cpu.json": ("spatial_expression", []),
     "throughput-cpu.json": ("throughput", []),
