@@ -105,7 +105,8 @@ def pretrain_and_embed(data: dict[str, Any], samples: SampleSet, train_rows: np.
     return random_init, compute_embeddings(model, samples.x), time.perf_counter() - started
 
 
-def run_dataset(name: str, args: argparse.Namespace, say) -> tuple[pd.DataFrame, dict[str, Any]]:
+def pretrain_dataset(name: str, args: argparse.Namespace, say) -> dict[str, Any]:
+    """Load one data set, pre-train every method for every seed on its training split; -> what the probes need."""
     data = data_section(name, args.work, args.ecg_per_class)
     samples = load_samples(load_config({"data": data, "method": {"name": "ts2vec"}}).data)
     labels, classes, keep = prepare_labels(samples.obs["label"])
@@ -118,11 +119,11 @@ def run_dataset(name: str, args: argparse.Namespace, say) -> tuple[pd.DataFrame,
             "train_seconds": {}}
     say(f"{name}: {info['n_train']} train / {info['n_test']} test series, {info['channels']} channel(s) x "
         f"{info['length']} steps, {len(classes)} classes")
-    fixed = {"pca": pca_features(raw_features(samples), seed=0, fit_rows=train_idx)}
-    tables = []
-    seeds = list(range(args.label_seeds))
+    per_pretrain_seed = []
     for pretrain_seed in range(args.pretrain_seeds):
-        representations = dict(fixed) if pretrain_seed == 0 else {}
+        representations = {}
+        if pretrain_seed == 0:
+            representations["pca"] = pca_features(raw_features(samples), seed=0, fit_rows=train_idx)
         for method, encoder in METHODS.items():
             random_init, trained, seconds = pretrain_and_embed(data, samples, train_idx, method, pretrain_seed,
                                                                args.steps)
@@ -130,15 +131,25 @@ def run_dataset(name: str, args: argparse.Namespace, say) -> tuple[pd.DataFrame,
             representations[f"random_init_{encoder}"] = random_init
             info["train_seconds"].setdefault(method, []).append(round(seconds, 1))
             say(f"  {method} seed {pretrain_seed}: {seconds:.0f} s")
-        finetune = (minirocket(samples.x.numpy().astype(np.float64), labels, len(classes))
-                    if pretrain_seed == 0 else None)
-        per_seed = run_label_efficiency(representations, labels, len(classes), FRACTIONS, seeds,
-                                        split=(train_idx, test_idx), probes=("linear",), finetune=finetune)
+        per_pretrain_seed.append(representations)
+    return {"info": info, "x": samples.x.numpy().astype(np.float64), "labels": labels, "n_classes": len(classes),
+            "split": (train_idx, test_idx), "representations": per_pretrain_seed}
+
+
+def probe_dataset(prepared: dict[str, Any], args: argparse.Namespace) -> pd.DataFrame:
+    """The label-efficiency sweep of every pre-training seed's representations; MiniRocket with seed 0's (it does
+    not depend on pre-training)."""
+    tables = []
+    labels, n_classes = prepared["labels"], prepared["n_classes"]
+    for pretrain_seed, representations in enumerate(prepared["representations"]):
+        finetune = minirocket(prepared["x"], labels, n_classes) if pretrain_seed == 0 else None
+        per_seed = run_label_efficiency(representations, labels, n_classes, FRACTIONS, list(range(args.label_seeds)),
+                                        split=prepared["split"], probes=("linear",), finetune=finetune)
         tables.append(per_seed.assign(pretrain_seed=pretrain_seed))
     per_seed = pd.concat(tables, ignore_index=True)
     per_seed.loc[per_seed["representation"] == "supervised", ["representation", "probe"]] = ["minirocket",
                                                                                             "ridge_cv"]
-    return per_seed.assign(dataset=name), info
+    return per_seed.assign(dataset=prepared["info"]["dataset"])
 
 
 def summary_rows(per_seed: pd.DataFrame) -> list[dict[str, Any]]:
@@ -211,12 +222,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(message, flush=True)
 
     started = time.perf_counter()
-    tables, datasets = [], []
-    for name in args.datasets:
-        per_seed, info = run_dataset(name, args, say)
-        tables.append(per_seed)
-        datasets.append(info)
-    per_seed = pd.concat(tables, ignore_index=True)
+    # every pre-training first: once numba (MiniRocket) has started its worker threads in this process, torch
+    # training beside them ran ~6x slower on 2 cores
+    prepared = [pretrain_dataset(name, args, say) for name in args.datasets]
+    datasets = [p["info"] for p in prepared]
+    say("probing ...")
+    per_seed = pd.concat([probe_dataset(p, args) for p in prepared], ignore_index=True)
     rows, gains = summary_rows(per_seed), paired_gains(per_seed)
     wins = sorted({g["dataset"] for g in gains if g["fraction"] == 0.1 and g["method"] == "ts2vec"
                    and g["ssl_beats_random_init"] and g["dataset"].startswith("aeon-")})
