@@ -4,17 +4,15 @@ labels, on the UCR/UEA data sets shipped in aeon and on simulated ECG rhythms.
     python benchmarks/series_ssl.py [--quick] [--datasets NAME ...] [--steps S] [--pretrain-seeds P]
                                     [--label-seeds K] [--work DIR]
 
-1. Data: the registry data sets ``aeon-gunpoint``, ``aeon-italypowerdemand`` (univariate) and
-   ``aeon-basicmotions`` (6 channels; ``--datasets`` also takes ``aeon-arrowhead``, left out of the default run
-   for time), loaded through ``data.modality: series`` (official train/test split in ``meta.tsv``), and
-   ``ecg-sim``: ECG-like signals of four rhythm classes (``data.simulate.ecg``, 4 s at 32 Hz, 50 per class to
-   train and 50 per class to test, one seeded draw).
+1. Data: the registry data sets ``aeon-gunpoint``, ``aeon-arrowhead``, ``aeon-italypowerdemand`` (univariate)
+   and ``aeon-basicmotions`` (6 channels), loaded through ``data.modality: series`` (official train/test split in
+   ``meta.tsv``), and ``ecg-sim``: ECG-like signals of four rhythm classes (``data.simulate.ecg``, 4 s at 32 Hz,
+   50 per class to train and 50 per class to test, one seeded draw).
 2. Pre-training on the training split only, without labels, through ``train.fit`` (the one training loop):
    ``ts2vec`` with TS2Vec's dilated CNN (``series_cnn``) and ``masked_series`` with the patch transformer
-   (``series_transformer``), ``--steps`` optimizer steps at batch 8 (half of TS2Vec's 200 iterations for small
-   data sets: the default run must fit in about 15 minutes on 2 shared CPU cores), learning rate 1e-3, for each
-   of ``--pretrain-seeds`` seeds. The random-init baseline of each is the same network, same seed, before
-   training.
+   (``series_transformer``), ``--steps`` optimizer steps at batch 8 (TS2Vec's 200 iterations for small data
+   sets), learning rate 1e-3, for each of ``--pretrain-seeds`` seeds. The random-init baseline of each is the
+   same network, same seed, before training.
 3. Label efficiency (``evaluate.efficiency.run_label_efficiency``) with the official split (``split=``): 10% and
    100% of the training split labelled (stratified, at least one per class; ``--label-seeds`` draws), the same
    linear probe (logistic regression, L2 chosen by cross-validation on the labelled subset only, as ``biolatent
@@ -52,7 +50,7 @@ from biolatent.evaluate.metrics import mean_ci
 from biolatent.evaluate.splits import prepare_labels
 from biolatent.train.fit import fit
 
-DATASETS = ("aeon-gunpoint", "aeon-italypowerdemand", "aeon-basicmotions", "ecg-sim")
+DATASETS = ("aeon-gunpoint", "aeon-arrowhead", "aeon-italypowerdemand", "aeon-basicmotions", "ecg-sim")
 METHODS = {"ts2vec": "series_cnn", "masked_series": "series_transformer"}
 FRACTIONS = (0.1, 1.0)
 BATCH_SIZE = 8
@@ -195,7 +193,7 @@ def results_table(rows: list[dict[str, Any]]) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="*", default=None, help=f"default: {' '.join(DATASETS)}")
-    parser.add_argument("--steps", type=int, default=None, help="pre-training steps at batch 8 (default 100)")
+    parser.add_argument("--steps", type=int, default=None, help="pre-training steps at batch 8 (default 200)")
     parser.add_argument("--pretrain-seeds", type=int, default=None, help="default 2")
     parser.add_argument("--label-seeds", type=int, default=None, help="labelled-subset draws (default 5)")
     parser.add_argument("--ecg-per-class", type=int, default=None, help="ECG series per class and split (50)")
@@ -205,7 +203,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     q = args.quick
     args.datasets = args.datasets or (["aeon-italypowerdemand", "ecg-sim"] if q else list(DATASETS))
-    args.steps = args.steps or (10 if q else 100)
+    args.steps = args.steps or (10 if q else 200)
     args.pretrain_seeds = args.pretrain_seeds or (1 if q else 2)
     args.label_seeds = args.label_seeds or (2 if q else 5)
     args.ecg_per_class = args.ecg_per_class or (5 if q else 50)

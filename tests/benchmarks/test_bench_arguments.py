@@ -45,6 +45,8 @@ PUBLISHED: dict[str, tuple[str, list[str]]] = {
     "registration-cpu.json": ("registration", []),
     "robustness_sites-cpu.json": ("robustness_sites", []),
     "series_ssl-cpu.json": ("series_ssl", []),
+    "series_ssl-cpu-steps100.json": ("series_ssl", ["--steps", "100", "--datasets", "aeon-gunpoint",
+                                                    "aeon-italypowerdemand", "aeon-basicmotions", "ecg-sim"]),
     "simulation_truth-cpu.json": ("simulation_truth", []),
     "spatial_expression-cpu.json": ("spatial_expression", []),
     "throughput-cpu.json": ("throughput", []),

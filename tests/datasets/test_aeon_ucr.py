@@ -42,7 +42,7 @@ def test_every_shipped_set_is_registered():
     assert all(DATASETS[f"aeon-{n.lower()}"].modality == "series" for n in SHIPPED)
 
 
-@pytest.mark.parametrize("name", ["GunPoint", "BasicMotions", "JapaneseVowels"])
+@pytest.mark.parametrize("name", list(SHIPPED))
 def test_registry_dataset_equals_aeons_own_loader(name, tmp_path, monkeypatch):
     pytest.importorskip("aeon", reason="aeon (extra 'series') is not installed")
     from aeon.datasets import load_classification

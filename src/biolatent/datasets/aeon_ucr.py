@@ -2,9 +2,10 @@
 per data set (``aeon-gunpoint``, ...). Nothing is downloaded beyond the aeon wheel itself (or aeon's installed
 copy, when its files carry the pinned sha256).
 
-``convert`` joins the official TRAIN and TEST files into one ``series.ts`` (TRAIN's series first, then TEST's; the
-two headers must agree but for ``@problemName``) and writes ``meta.tsv`` (id = position in ``series.ts``, ``split``
-train / test). The class labels of the file become the obs column ``label``.
+``convert`` joins the official TRAIN and TEST files into one ``series.ts`` (TRAIN's series first, then TEST's,
+under TRAIN's header; the two headers must agree on the channels, the class labels and timestamps) and writes
+``meta.tsv`` (id = position in ``series.ts``, ``split`` train / test). The class labels of the file become the
+obs column ``label``.
 """
 
 from __future__ import annotations
@@ -54,15 +55,29 @@ def split_ts(path: Path) -> tuple[list[str], list[str]]:
     raise DataError(f"{path}: no @data line (not a .ts file?)")
 
 
-def _fields(header: list[str]) -> list[str]:
-    return [h.strip().lower() for h in header if h.startswith("@") and not h.lower().startswith("@problemname")]
+# header keys that must agree between TRAIN and TEST when both state them (ArrowHead's TEST lacks @missing)
+SHARED_KEYS = ("univariate", "dimensions", "classlabel", "timestamps")
+
+
+def _fields(header: list[str]) -> dict[str, str]:
+    fields = {}
+    for line in header:
+        if line.startswith("@"):
+            key, _, value = line[1:].strip().partition(" ")
+            fields[key.lower()] = value.strip().lower()
+    return fields
+
+
+def _headers_agree(train: dict[str, str], test: dict[str, str]) -> bool:
+    return ("classlabel" in train) == ("classlabel" in test) and all(
+        train[k] == test[k] for k in SHARED_KEYS if k in train and k in test)
 
 
 def join_splits(train: Path, test: Path, out_dir: Path) -> None:
     """``series.ts`` (TRAIN then TEST) and ``meta.tsv`` (id, split) in ``out_dir``."""
     train_header, train_data = split_ts(train)
     test_header, test_data = split_ts(test)
-    if _fields(train_header) != _fields(test_header):
+    if not _headers_agree(_fields(train_header), _fields(test_header)):
         raise DataError(f"{train.name} and {test.name} have different headers; cannot join them")
     (out_dir / "series.ts").write_text("\n".join([*train_header, *train_data, *test_data]) + "\n", encoding="utf-8")
     meta = pd.DataFrame({"id": [str(i) for i in range(len(train_data) + len(test_data))],
