@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev,bench,integration]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,bench,integration,series]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
-	$(BIN)/pip install -q -c constraints.txt -e ".[bench,integration]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[bench,integration,series]"
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/vae_vs_scvi.py
 	$(BIN)/python benchmarks/gwas_vs_plink2.py
@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/anomaly_volumes.py
 	$(BIN)/python benchmarks/anomaly_ct.py
 	$(BIN)/python benchmarks/spatial_expression.py
+	$(BIN)/python benchmarks/series_ssl.py
 
 # real-data runs (GPU-sized): stored under benchmarks/results/real_data-*; then `make results-doc`
 results: $(STAMP)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # arguments the builder injects (never from YAML); a method adds the facts of the data it declares in data_kwargs
 _METHOD_INJECTED = ("views",)
-_VIEWS_INJECTED = ("image_size", "is_counts", "n_features", "max_length")  # facts of the data (DataInfo)
+_VIEWS_INJECTED = ("image_size", "is_counts", "n_features", "max_length", "channels")  # facts of the data (DataInfo)
 
 
 def load_config(

@@ -200,11 +200,30 @@ class SpatialData(_DataBase):
 
 
 class SeriesData(_DataBase):
-    """One time series in a table (tsv/csv, one row per time point): ``(T, 1)`` values, the points as samples."""
+    """Time series (``biolatent.data.series_sets``), in one of two layouts.
+
+    ``points``: one series in a table (tsv/csv, one row per time point): ``(T, 1)`` values, the points as samples
+    (the anomaly detectors). ``samples``: one sample per series, float32 ``(N, C, T)``, from an aeon/UCR ``.ts``
+    file (its class labels become the obs column ``label``), a ``.npy`` / ``.npz`` array ``(N, C, T)`` or
+    ``(N, T)`` (``.npz`` keys ``x``, optional ``lengths``, ``ids``, ``labels``) or a long table (``id_column``,
+    ``time_column``, one column per channel). Series of different lengths are linearly resampled to ``length``
+    (default: the longest), their own length kept in obs ``length``. ``auto``: ``samples`` for .ts/.npy/.npz and
+    for a table with both ``id_column`` and ``time_column``, else ``points``.
+    """
 
     modality: Literal["series"] = "series"
-    value_column: str = "value"
-    label_column: str = Field("is_anomaly", description="0/1 or True/False column of labelled points (optional)")
+    layout: Literal["auto", "points", "samples"] = Field("auto", description="points: one series, its time points "
+                                                                             "as samples; samples: one sample per "
+                                                                             "series (see the class docstring)")
+    value_column: str = Field("value", description="points layout: the column of values")
+    label_column: str = Field("is_anomaly", description="points layout: 0/1 or True/False column of labelled "
+                                                        "points (optional)")
+    time_column: str = Field("time", description="long table (samples layout): the column ordering each series")
+    value_columns: list[str] | None = Field(None, description="long table: the channels; None = every numeric "
+                                                              "column but id and time")
+    length: int | None = Field(None, ge=2, description="samples layout: resample every series to this many "
+                                                       "points; None = keep equal lengths, resample unequal ones "
+                                                       "to the longest")
 
 
 class FeaturesData(_DataBase):

@@ -99,6 +99,11 @@ def test_bad_inputs(run_cli, tmp_path):
     failed = run_cli("anomaly", "fit", _config(tmp_path, {**series, "path": str(short)}, {"name": "lof"}),
                      "--out", out)
     failed.expect_error("unknown detector 'lof'")
+    many = tmp_path / "many.npy"  # one sample per series: not a series whose points are scored
+    np.save(many, np.zeros((4, 1, 100)))
+    failed = run_cli("anomaly", "fit", _config(tmp_path, {**series, "path": str(many)}, {"name": "knn"}),
+                     "--out", out)
+    failed.expect_error("one sample per series")
     assert not out.exists()
     healthy = _series(tmp_path / "healthy.tsv", 800)
     config = _config(tmp_path, {**series, "path": str(healthy)}, {"name": "knn"})

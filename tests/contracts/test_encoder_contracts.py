@@ -18,6 +18,7 @@ INFOS = {
     # tiles around spots (+ their expression, which encoders do not see)
     "spatial": DataInfo("spatial", channels=3, image_size=32, spatial_dims=2, n_features=30, is_counts=True),
     "records": DataInfo("records", max_length=12, vocab_size=20),
+    "series": DataInfo("series", channels=2, max_length=24),
 }
 SMALL = {
     "mlp": {"hidden_dims": (16,), "out_dim": 8},
@@ -27,6 +28,8 @@ SMALL = {
     "nt": {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32},
     "cine": {"widths": (4, 8), "blocks": (1, 1), "temporal_heads": 2},
     "behrt": {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32},
+    "series_cnn": {"hidden_dim": 8, "out_dim": 8, "depth": 2},
+    "series_transformer": {"patch_size": 4, "dim": 8, "depth": 1, "heads": 2},
 }
 DATA_ARGS = {"in_dim", "in_channels", "image_size", "kmer", "max_length", "spatial_dims", "frames",
              "vocab_size"}
@@ -51,6 +54,8 @@ def make_input(modality: str, batch: int = 8) -> torch.Tensor:
         return torch.rand(batch, 1, 16, 16, 16, generator=gen)
     if modality == "cine":
         return torch.rand(batch, 4, 16, 16, 16, generator=gen)
+    if modality == "series":
+        return torch.randn(batch, 2, 24, generator=gen)
     return torch.rand(batch, 3, 32, 32, generator=gen)
 
 

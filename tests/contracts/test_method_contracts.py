@@ -20,7 +20,7 @@ from biolatent.models.registry import build_encoder, default_encoder
 GENETICS = {"genotypes": 12, "pgs": 3}
 # images paired with health records (data.records): the records' vocabulary and tokens per subject
 RECORDS = {"records_vocab_size": 20, "records_max_length": 12}
-MODALITIES = ("counts", "dna", "image2d", "volume", "cine", "spatial", "records")
+MODALITIES = ("counts", "dna", "image2d", "volume", "cine", "spatial", "records", "series")
 INFOS = {
     "counts": DataInfo("counts", n_features=30, is_counts=True),
     "dna": DataInfo("dna", max_length=40, kmer=3),
@@ -31,6 +31,7 @@ INFOS = {
                     **RECORDS),
     "spatial": DataInfo("spatial", channels=3, image_size=32, spatial_dims=2, n_features=30, is_counts=True),
     "records": DataInfo("records", max_length=12, vocab_size=20),
+    "series": DataInfo("series", channels=2, max_length=24),  # one sample per series (N, C, T)
 }
 SMALL_ENCODER = {
     "mlp": {"hidden_dims": (16,), "out_dim": 8},
@@ -39,6 +40,8 @@ SMALL_ENCODER = {
     "bert": {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32},
     "cine": {"widths": (4, 8), "blocks": (1, 1), "temporal_heads": 2},
     "behrt": {"hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32},
+    "series_cnn": {"hidden_dim": 8, "out_dim": 8, "depth": 2},
+    "series_transformer": {"patch_size": 4, "dim": 8, "depth": 1, "heads": 2},
 }
 SMALL_METHOD = {
     "simclr": {"projection_dim": 8},
@@ -55,6 +58,8 @@ SMALL_METHOD = {
     "behrt": {},
     "records_clip": {"embed_dim": 8, "records_hidden": 8, "records_layers": 1, "records_heads": 2,
                      "records_intermediate": 16},
+    "ts2vec": {},
+    "masked_series": {},
     "cross_modal_ae": {"latent_dim": 4, "decoder_widths": (4, 8), "records_hidden": 8, "records_layers": 1,
                        "records_heads": 2, "records_intermediate": 16},
 }
@@ -89,6 +94,8 @@ def make_input(modality: str, batch: int = 8) -> torch.Tensor:
         return torch.rand(batch, 1, 16, 16, 16, generator=gen)
     if modality == "cine":
         return torch.rand(batch, 4, 16, 16, 16, generator=gen)
+    if modality == "series":
+        return torch.randn(batch, 2, 24, generator=gen)
     return torch.rand(batch, 3, 32, 32, generator=gen)
 
 

@@ -61,7 +61,7 @@ def pooled_voxels(volumes: torch.Tensor, side: int = POOLED_SIDE // 2) -> np.nda
 
 def raw_features(samples: SampleSet) -> np.ndarray:
     """(N, F) float32: counts -> log-normalised or as is; dna -> 4-mer spectrum; images, spatial tiles, volumes,
-    cines -> pooled pixels / voxels; records -> log1p code counts."""
+    cines -> pooled pixels / voxels; records -> log1p code counts; series -> the values (N, C * T)."""
     modality = samples.info.modality
     if modality == "counts":
         x = samples.x.numpy().astype(np.float64)
@@ -75,6 +75,8 @@ def raw_features(samples: SampleSet) -> np.ndarray:
         return np.concatenate(chunks)
     if modality in ("volume", "cine"):
         return pooled_voxels(samples.x)
+    if modality == "series":  # one sample per series (N, C, T): the values themselves; one series' points: (T, 1)
+        return samples.x.reshape(len(samples), -1).numpy().astype(np.float32)
     if modality == "records":
         return code_counts(samples.x, int(samples.info.vocab_size or int(samples.x[:, 0].max()) + 1))
     raise ValueError(f"no raw features for modality {modality!r}")

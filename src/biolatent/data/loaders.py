@@ -27,6 +27,7 @@ from biolatent.data.inputs import expression_matrix, join_metadata, require_path
 from biolatent.data.records import load_records
 from biolatent.data.samples import DataInfo, SampleSet
 from biolatent.data.sequence import encode_bases, pad_bases
+from biolatent.data.series_sets import load_series_set, series_layout
 from biolatent.data.spatial import load_spatial
 from biolatent.data.tabular import load_features, load_series
 from biolatent.data.volume_sets import load_cine, load_volume
@@ -179,6 +180,13 @@ def load_image2d(cfg: Image2dData) -> SampleSet:
     return SampleSet(info, x, obs)
 
 
+def load_series_data(cfg: SeriesData) -> SampleSet:
+    """``series``: one series with its time points as samples (``tabular.load_series``, the anomaly detectors'
+    layout) or one sample per series (``series_sets.load_series_set``), as ``data.layout`` says."""
+    path = require_path(cfg.path, "series")
+    return load_series_set(cfg) if series_layout(cfg, path) == "samples" else load_series(cfg)
+
+
 LOADERS: dict[str, Callable[..., SampleSet]] = {
     "counts": load_counts,
     "dna": load_dna,
@@ -187,7 +195,7 @@ LOADERS: dict[str, Callable[..., SampleSet]] = {
     "cine": load_cine,
     "spatial": load_spatial,
     "records": load_records,
-    "series": load_series,
+    "series": load_series_data,
     "features": load_features,
 }
 

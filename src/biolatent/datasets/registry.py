@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from biolatent.datasets import (
+    aeon_ucr,
     cmu1_tiles,
     colin27_aal,
     eunomia_omop,
@@ -23,7 +24,8 @@ DATASETS: dict[str, DatasetRecipe] = {
     recipe.name: recipe for recipe in (pbmc68k.RECIPE, oct4_mafk.RECIPE, cmu1_tiles.RECIPE, geuvadis.RECIPE,
                                           internal_bleeding.RECIPE, mni152.RECIPE, visium_mouse_brain.RECIPE,
                                           nafld_records.RECIPE, eunomia_omop.RECIPE,
-                                          colin27_aal.RECIPE, grch37_chr20.RECIPE, promoters_chr20.RECIPE)
+                                          colin27_aal.RECIPE, grch37_chr20.RECIPE, promoters_chr20.RECIPE,
+                                          *aeon_ucr.RECIPES)
 }
 
 

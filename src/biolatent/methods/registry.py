@@ -15,12 +15,14 @@ from biolatent.methods.contig import ContIG
 from biolatent.methods.cross_modal_ae import CrossModalAutoencoder
 from biolatent.methods.dino import DINO
 from biolatent.methods.mae import MAE
+from biolatent.methods.masked_series import MaskedSeriesModel
 from biolatent.methods.micle import MICLe
 from biolatent.methods.mlm import MaskedKmerModel
 from biolatent.methods.moco import MoCo
 from biolatent.methods.records_clip import ImageRecordsCLIP
 from biolatent.methods.simclr import SimCLR
 from biolatent.methods.temporal_order import TemporalOrder
+from biolatent.methods.ts2vec import TS2Vec
 from biolatent.methods.vae import VAE
 
 METHODS: dict[str, type[SSLMethod]] = {
@@ -38,6 +40,8 @@ METHODS: dict[str, type[SSLMethod]] = {
     "behrt": MaskedCodeModel,
     "records_clip": ImageRecordsCLIP,
     "cross_modal_ae": CrossModalAutoencoder,
+    "ts2vec": TS2Vec,
+    "masked_series": MaskedSeriesModel,
 }
 
 

@@ -13,6 +13,8 @@ from biolatent.models.mlp import MLPEncoder
 from biolatent.models.nucleotide_transformer import NucleotideTransformerEncoder
 from biolatent.models.resnet import ResNetEncoder
 from biolatent.models.sequence import BertSequenceEncoder
+from biolatent.models.series_cnn import DilatedConvEncoder
+from biolatent.models.series_transformer import SeriesTransformerEncoder
 from biolatent.models.vit import ViTEncoder
 
 ENCODERS: dict[str, type[nn.Module]] = {
@@ -23,6 +25,8 @@ ENCODERS: dict[str, type[nn.Module]] = {
     "nt": NucleotideTransformerEncoder,
     "cine": CineEncoder,
     "behrt": BehrtEncoder,
+    "series_cnn": DilatedConvEncoder,
+    "series_transformer": SeriesTransformerEncoder,
 }
 
 ENCODER_MODALITIES: dict[str, tuple[str, ...]] = {
@@ -33,11 +37,13 @@ ENCODER_MODALITIES: dict[str, tuple[str, ...]] = {
     "nt": ("dna",),
     "cine": ("cine",),
     "behrt": ("records",),
+    "series_cnn": ("series",),
+    "series_transformer": ("series",),
 }
 
 _DEFAULTS = {
     "counts": "mlp", "dna": "bert", "image2d": "resnet", "volume": "resnet", "cine": "cine", "spatial": "resnet",
-    "records": "behrt",
+    "records": "behrt", "series": "series_cnn",
 }
 
 # (encoder, modality) -> keyword defaults that differ from the constructor's: 3D ResNets get a strided stem (as the
@@ -50,12 +56,14 @@ _MODALITY_KWARGS: dict[tuple[str, str], dict[str, Any]] = {
 
 
 def default_encoder(modality: str, method: str) -> str:
-    """counts -> mlp, dna -> bert, image2d, volume and spatial (tiles) -> resnet, cine -> cine; vit for mae (it
-    needs patches)."""
+    """counts -> mlp, dna -> bert, image2d, volume and spatial (tiles) -> resnet, cine -> cine, series ->
+    series_cnn (TS2Vec's dilated CNN); vit for mae (it needs patches), series_transformer for masked_series."""
     if modality not in _DEFAULTS:
         raise ConfigError(f"data.modality: no encoder for {modality!r} (valid: {', '.join(_DEFAULTS)})")
     if modality in ("image2d", "volume", "cine", "spatial") and method == "mae":
         return "vit"
+    if modality == "series" and method == "masked_series":
+        return "series_transformer"
     return _DEFAULTS[modality]
 
 

@@ -92,13 +92,21 @@ class Task:
                                         state["threshold"])
 
 
+def one_series(samples: Any, where: str) -> np.ndarray:
+    """The values (T,) of a one-series table (``data.layout: points``); DataError for one sample per series."""
+    if samples.x.ndim != 2:
+        raise DataError(f"{where}: anomaly detection on a series scores the time points of one series (a table, "
+                        "data.layout: points); this data holds one sample per series")
+    return samples.x[:, 0].numpy()
+
+
 class SeriesTask(Task):
     unit = "points"
 
     def fit(self, detector, samples, config, state, where, say):
         from biolatent.anomaly.series import sliding_windows, window_features
 
-        values = samples.x[:, 0].numpy()
+        values = one_series(samples, where)
         column = config.data.label_column  # type: ignore[union-attr]
         labels = labels_of(samples, column if column in samples.obs.columns else None, f"series table {where}")
         if labels is not None and labels.any():
@@ -118,7 +126,7 @@ class SeriesTask(Task):
         return series_scores(detector, val_part, state)
 
     def score(self, detector, samples, state):
-        values = samples.x[:, 0].numpy()
+        values = one_series(samples, "the scored series")
         return pd.DataFrame({"position": np.arange(values.size), "value": values,
                              "score": series_scores(detector, values, state)}), {}
 

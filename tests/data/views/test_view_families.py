@@ -15,6 +15,7 @@ INFOS = {
     "volume": DataInfo("volume", channels=1, image_size=8, spatial_dims=3),
     "cine": DataInfo("cine", channels=1, image_size=8, spatial_dims=3, frames=2),
     "records": DataInfo("records", max_length=12, vocab_size=20),
+    "series": DataInfo("series", channels=2, max_length=16),
 }
 
 

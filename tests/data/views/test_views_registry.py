@@ -8,11 +8,12 @@ import torch
 from biolatent.data.samples import DataInfo
 from biolatent.data.views import VIEWS, CountsViews, DnaViews, ImageViews, VolumeViews, build_views
 from biolatent.data.views.records import RecordsViews
+from biolatent.data.views.series import SeriesViews
 
 
 def test_registry_names() -> None:
     assert {"counts": CountsViews, "dna": DnaViews, "image2d": ImageViews, "volume": VolumeViews,
-            "cine": VolumeViews, "spatial": ImageViews, "records": RecordsViews} == VIEWS
+            "cine": VolumeViews, "spatial": ImageViews, "records": RecordsViews, "series": SeriesViews} == VIEWS
 
 
 def test_build_views_uses_data_facts_and_overrides() -> None:

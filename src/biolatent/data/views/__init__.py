@@ -16,6 +16,7 @@ from biolatent.data.views.counts import CountsViews
 from biolatent.data.views.dna import DnaViews
 from biolatent.data.views.image import ImageViews
 from biolatent.data.views.records import RecordsViews
+from biolatent.data.views.series import SeriesViews
 from biolatent.data.views.volume import VolumeViews
 
 VIEWS: dict[str, type[ViewModule]] = {
@@ -26,6 +27,7 @@ VIEWS: dict[str, type[ViewModule]] = {
     "cine": VolumeViews,
     "spatial": ImageViews,  # H&E tiles around spots
     "records": RecordsViews,
+    "series": SeriesViews,  # one sample per series (N, C, T)
 }
 
 __all__ = ["VIEWS", "VIEW_FAMILIES", "CountsViews", "DnaViews", "ImageViews", "ViewModule", "VolumeViews",
@@ -68,6 +70,7 @@ VIEW_FAMILIES: dict[str, dict[str, dict[str, Any]]] = {
     "volume": _VOLUME_FAMILIES,
     "cine": _VOLUME_FAMILIES,
     "records": {"masking": {"mask_rate": 0.0}},
+    "series": {"jitter": {"noise_scale": 0.0}, "scaling": {"scale_sigma": 0.0}},
 }
 
 
@@ -93,6 +96,8 @@ def build_views(info: DataInfo, **overrides: Any) -> nn.Module:
         from_info = {"is_counts": info.is_counts, "n_features": info.n_features}
     elif info.modality in ("dna", "records"):
         from_info = {"max_length": info.max_length}
+    elif info.modality == "series":
+        from_info = {"channels": info.channels, "max_length": info.max_length}
     else:  # image2d, spatial, volume, cine: square / cubic views of side info.image_size
         if info.image_size is None and "image_size" not in overrides:
             raise ValueError(f"{info.modality} views need info.image_size (or an image_size override)")
