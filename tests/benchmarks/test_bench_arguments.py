@@ -33,6 +33,7 @@ PUBLISHED: dict[str, tuple[str, list[str]]] = {
     "anomaly_volumes-cpu-cohort1.json": ("anomaly_volumes", ["--detectors", "cevae", "--modes", "3d",
                                                              "--tuned", "cevae", "--cohort-seed", "1"]),
     "batch_integration-cpu.json": ("batch_integration", []),
+    "dna_genome_pretraining-cpu.json": ("dna_genome_pretraining", []),
     "embed_streaming-cpu.json": ("embed_streaming", []),
     "genotype_image_chain-cpu.json": ("genotype_image_chain", []),
     "geuvadis_discover-cpu.json": ("geuvadis_discover", []),
