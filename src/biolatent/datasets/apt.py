@@ -158,13 +158,18 @@ def obtain_members(recipe: AptRecipe, work: Path, progress: Progress = print) ->
     return extract_tar_members(archive, recipe.members, work / "members")
 
 
-def fetch_apt(name: str, progress: Progress = print) -> Path:
-    """The prepared folder of the apt-route dataset ``name`` (as ``fetch.fetch``: verified, converted, cached)."""
+def fetch_apt(name: str, progress: Progress = print, required: dict[str, Path] | None = None) -> Path:
+    """The prepared folder of the apt-route dataset ``name`` (as ``fetch.fetch``: verified, converted, cached);
+    ``required``: the prepared folders of the datasets it is built from (``fetch.required_folders``)."""
     from biolatent.datasets.registry import get_recipe
 
     recipe = get_recipe(name)
     if not isinstance(recipe, AptRecipe):
         raise DataError(f"dataset {name!r} is not obtained through apt; use biolatent.datasets.fetch")
+    missing = [name for name in recipe.requires if f"dataset:{name}" not in (required or {})]
+    if missing:
+        raise DataError(f"dataset {name!r} is built from {', '.join(missing)}: obtain it with "
+                        "biolatent.datasets.fetch, which prepares those first")
     root = cache_dir()
     folder = root / recipe.name
     if is_cached(recipe, folder):
@@ -177,9 +182,7 @@ def fetch_apt(name: str, progress: Progress = print) -> Path:
         progress(f"{recipe.name}: sha256 verified; converting")
         out = work / "out"
         out.mkdir()
-        from biolatent.datasets.fetch import required_folders
-
-        recipe.convert({**files, **required_folders(recipe, progress)}, out)
+        recipe.convert({**files, **(required or {})}, out)
         write_json(out / "manifest.json", {
             "recipe": {**recipe.summary(), "source": "apt", "archive": recipe.archive,
                        "archive_sha256": recipe.archive_sha256},

@@ -98,7 +98,7 @@ def fetch(name: str, progress: Progress = print) -> Path:
     if getattr(recipe, "source", "pip") == "apt":
         from biolatent.datasets.apt import fetch_apt
 
-        return fetch_apt(name, progress)
+        return fetch_apt(name, progress, required_folders(recipe, progress))
     root = cache_dir()
     folder = root / recipe.name
     if is_cached(recipe, folder):
