@@ -171,3 +171,20 @@ def test_window_at_contig_edges_and_short_contigs():
     contig = "AAAACCCCGGGGTTTT"
     assert alt_window(contig, 0, 8, 2, "AA", "T") == "AATCCCCG"  # a deletion refills the right flank
     assert alt_window(contig, 0, 8, 2, "A", "GGG") == "AAGGGACC"  # an insertion keeps the window length
+
+
+def test_an_indexed_and_a_gzip_reference_give_the_same_scores(run_cli, runs, genome, tmp_path):
+    """A plain FASTA is read through its index window by window, a gzip one whole: the same table."""
+    import gzip
+
+    fasta, vcf, _ = genome
+    packed = tmp_path / "ref.fa.gz"
+    packed.write_bytes(gzip.compress(fasta.read_bytes()))
+    tables = []
+    for reference, out in ((fasta, tmp_path / "plain"), (packed, tmp_path / "gz")):
+        result = run_cli("variant-effect", runs["nt"], "--fasta", reference, "--variants", vcf, "--out", out)
+        assert result.code == 0, result.err
+        tables.append(pd.read_csv(out / "variant_effects.tsv", sep="\t"))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    run_cli("variant-effect", runs["nt"], "--fasta", tmp_path / "absent.fa", "--variants", vcf, "--out",
+            tmp_path / "x").expect_error("FASTA file not found")

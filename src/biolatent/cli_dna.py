@@ -25,7 +25,9 @@ def export(
 
 def variant_effect(
     run_dir: Annotated[Path, typer.Argument(help="a pretrain run directory (method mlm, model bert or nt)")],
-    fasta: Annotated[Path, typer.Option(help="reference genome FASTA (plain or gzip) the VCF positions refer to")],
+    fasta: Annotated[Path, typer.Option(help="reference genome FASTA the VCF positions refer to: plain (read "
+                                             "window by window through its .fai, built if absent) or gzip (read "
+                                             "whole)")],
     out: Annotated[Path, typer.Option(help="output folder (new or empty)")],
     variants: Annotated[Path | None, typer.Option(help="VCF (plain or gzip): CHROM POS ID REF ALT are read")] = None,
     ism: Annotated[str | None, typer.Option(help="in-silico mutagenesis of CHR:START-END (1-based, inclusive): "

@@ -86,3 +86,24 @@ def test_ranges_outside_a_sequence_are_refused(genome):
     with pytest.raises(DataError, match="no sequence 'chrZ'"):
         index.fetch("chrZ", 0, 1)
     assert read_fasta(genome[0])[1][1][50:59] == index.fetch("chr2", 50, 59)
+
+
+def test_indexed_sequences_slice_like_strings(genome, tmp_path):
+    from biolatent.io.faidx import indexed_sequences
+
+    path, records = genome
+    lazy = indexed_sequences(path)
+    assert list(lazy) == list(records)
+    for name, sequence in records.items():
+        seq = lazy[name]
+        assert len(seq) == len(sequence)
+        for key in (slice(0, 5), slice(3, 10_000), slice(-7, None), slice(50, 40), slice(None, None)):
+            assert seq[key] == sequence[key], (name, key)
+        assert seq[0] == sequence[0] and seq[-1] == sequence[-1]
+    with pytest.raises(IndexError):
+        lazy["chr1"][1]
+    odd = tmp_path / "odd.fa"
+    odd.write_text(">a\nACGTRACGT\n")
+    assert indexed_sequences(odd)["a"][:4] == "ACGT"
+    with pytest.raises(DataError, match="'R' at position 5"):
+        indexed_sequences(odd)["a"][2:6]

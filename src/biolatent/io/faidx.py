@@ -13,6 +13,7 @@ one-line error that says to decompress it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from biolatent.errors import DataError
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 24  # bytes read at a time while indexing
+_NOT_A_BASE = re.compile("[^ACGTNacgtn]")
 
 
 @dataclass(frozen=True)
@@ -198,3 +200,39 @@ class FastaIndex:
             for start in range(0, record.length, chunk):
                 end = min(record.length, start + chunk)
                 yield start, np.frombuffer(self.fetch_bytes(name, start, end, handle), dtype=np.uint8)
+
+
+class IndexedSequence:
+    """One sequence of an indexed FASTA that reads like a ``str`` (``len``, ``[i]``, ``[a:b]``) but reads its bases
+    from the file on access; bases must be A, C, G, T or N (any case), as ``read_fasta`` requires."""
+
+    def __init__(self, index: FastaIndex, name: str) -> None:
+        self.index, self.name = index, name
+        self.length = index.by_name[name].length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, key: int | slice) -> str:
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.length)
+            if step != 1:
+                raise ValueError("an indexed sequence is sliced with step 1 only")
+            stop = max(start, stop)
+        else:
+            start = key + self.length if key < 0 else key
+            if not 0 <= start < self.length:
+                raise IndexError(f"position {key} outside {self.name} (length {self.length:,})")
+            stop = start + 1
+        text = self.index.fetch(self.name, start, stop)
+        bad = _NOT_A_BASE.search(text)
+        if bad:
+            raise DataError(f"{self.index.path.name}: record {self.name!r}: character {bad.group()!r} at position "
+                            f"{start + bad.start() + 1:,} is not one of A, C, G, T, N")
+        return text
+
+
+def indexed_sequences(path: str | Path) -> dict[str, IndexedSequence]:
+    """Every sequence of the uncompressed FASTA ``path`` by id, each read from the file when sliced."""
+    index = FastaIndex.open(path)
+    return {record.name: IndexedSequence(index, record.name) for record in index.records}
