@@ -156,6 +156,11 @@ class _VolumeBase(_PairedRecords, _PairedGenetics, _DataBase):
 class VolumeData(_VolumeBase):
     """3D volumes (MRI, CT): ``(N, 1, S, S, S)``."""
 
+    lazy: bool = Field(False, description="read and preprocess each volume when a batch needs it instead of the "
+                                          "whole cohort at load (memory independent of the number of volumes)")
+    cache_dir: Path | None = Field(None, description="with lazy: folder keeping each preprocessed volume (.npy), "
+                                                     "keyed by its file and the grid settings")
+
     modality: Literal["volume"] = "volume"
     mask_column: str | None = Field(None, description="metadata column with an anatomy-mask NIfTI per volume "
                                                       "(anatomy-aware masking); an empty mask is an error")

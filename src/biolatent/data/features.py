@@ -74,7 +74,11 @@ def raw_features(samples: SampleSet) -> np.ndarray:
         chunks = [pooled_pixels(samples.x[i : i + TILE_CHUNK]) for i in range(0, len(samples), TILE_CHUNK)]
         return np.concatenate(chunks)
     if modality in ("volume", "cine"):
-        return pooled_voxels(samples.x)
+        if isinstance(samples.x, torch.Tensor):
+            return pooled_voxels(samples.x)
+        # volumes read from their files (data.lazy): pooled chunk by chunk
+        chunks = range(0, len(samples), TILE_CHUNK)
+        return np.concatenate([pooled_voxels(samples.x[i : i + TILE_CHUNK]) for i in chunks])
     if modality == "series":  # one sample per series (N, C, T): the values themselves; one series' points: (T, 1)
         return samples.x.reshape(len(samples), -1).numpy().astype(np.float32)
     if modality == "records":

@@ -101,7 +101,7 @@ def centre_fit(data: np.ndarray, size: int, fill: float) -> np.ndarray:
     return out
 
 
-def _to_grid(data: np.ndarray, spacing: tuple[float, ...], cfg: VolumeData | CineData, order: int) -> np.ndarray:
+def to_grid(data: np.ndarray, spacing: tuple[float, ...], cfg: VolumeData | CineData, order: int) -> np.ndarray:
     """One 3D array onto the cohort's cube (module docstring, step 1)."""
     from biolatent.data.volume_preprocessing import resample
     from biolatent.io.nifti import Volume
@@ -124,7 +124,7 @@ def resample_cycle(frames: np.ndarray, n_frames: int) -> np.ndarray:
     return frames[..., lower % t] * (1 - weight) + frames[..., (lower + 1) % t] * weight
 
 
-def _normalise(data: np.ndarray, cfg: VolumeData | CineData, what: str) -> np.ndarray:
+def normalise_volume(data: np.ndarray, cfg: VolumeData | CineData, what: str) -> np.ndarray:
     from biolatent.data.volume_preprocessing import normalise_intensity
 
     if cfg.normalise == "none":
@@ -190,15 +190,56 @@ def stream_volumes(folder: Path, table: pd.DataFrame, ids: list[str], ndim: int,
         yield sid, volume
 
 
+def preprocess_volume(path: Path, sid: str, cfg: VolumeData, spacing: tuple[float, ...] | None) -> np.ndarray:
+    """One volume file -> its (S, S, S) float32 grid, as ``load_volume`` makes it; ``spacing``: the cohort's shared
+    spacing that it must have (``data.spacing`` unset)."""
+    volume = read_volume(path, 3)
+    if not np.isfinite(volume.data).all():
+        raise DataError(f"volume {sid!r} holds NaN or inf intensities")
+    if spacing is not None and not np.allclose(volume.spacing[:3], spacing[:3], rtol=SPACING_TOLERANCE):
+        raise DataError(f"volume {sid!r} has voxel spacing {volume.spacing[:3]}, not the cohort's {spacing[:3]}: "
+                        "set data.spacing to resample them")
+    return normalise_volume(to_grid(volume.data, volume.spacing, cfg, 1), cfg, f"volume {sid!r}")
+
+
+def load_lazy_volumes(cfg: VolumeData, folder: Path, table: pd.DataFrame, ids: list[str],
+                      obs: pd.DataFrame) -> SampleSet:
+    """``data.lazy``: the cohort as ``LazyVolumes`` (read per batch; ``biolatent.data.lazy_volumes``). Without
+    ``data.spacing`` the voxel spacings are checked from the headers first, so a mixed cohort fails before
+    training."""
+    from functools import partial
+
+    from biolatent.data.lazy_volumes import LazyVolumes, grid_settings
+    from biolatent.io.nifti import read_nifti_spacing
+
+    for key in ("mask_column", "lesion_column"):
+        if getattr(cfg, key) is not None:
+            raise DataError(f"data.lazy reads volumes per batch; data.{key} (masks held in memory) needs data.lazy: "
+                            "false")
+    paths = [folder / str(p) for p in table["path"]]
+    shared = None
+    if cfg.spacing is None:
+        spacings = [read_volume(p, 3).spacing if p.is_dir() else read_nifti_spacing(p) for p in paths]
+        _check_spacings([tuple(s) for s in spacings], ids, folder)
+        shared = tuple(spacings[0])
+    preprocess = partial(preprocess_volume, cfg=cfg, spacing=shared)
+    x = LazyVolumes(paths, ids, cfg.image_size, preprocess, grid_settings(cfg), cfg.cache_dir)
+    info = DataInfo(modality="volume", channels=1, image_size=cfg.image_size, spatial_dims=3)
+    return SampleSet(info, x, obs, groups=_groups(obs, cfg.group_column))  # type: ignore[arg-type]
+
+
 def load_volume(cfg: VolumeData) -> SampleSet:
-    """A volume cohort -> float32 (N, 1, S, S, S) (module docstring), read one volume at a time."""
+    """A volume cohort -> float32 (N, 1, S, S, S) (module docstring), read one volume at a time (or, with
+    ``data.lazy``, when a batch needs it)."""
     folder, table, ids, obs = _read_cohort(cfg)
+    if cfg.lazy:
+        return load_lazy_volumes(cfg, folder, table, ids, obs)
     size = cfg.image_size
     x = np.empty((len(ids), 1, size, size, size), dtype=np.float32)
     masks = np.empty((len(ids), 1, size, size, size), dtype=bool) if cfg.mask_column is not None else None
     lesions = np.zeros((len(ids), 1, size, size, size), dtype=bool) if cfg.lesion_column is not None else None
     for i, (sid, volume) in enumerate(stream_volumes(folder, table, ids, 3, cfg.spacing is None)):
-        x[i, 0] = _normalise(_to_grid(volume.data, volume.spacing, cfg, 1), cfg, f"volume {sid!r}")
+        x[i, 0] = normalise_volume(to_grid(volume.data, volume.spacing, cfg, 1), cfg, f"volume {sid!r}")
         if masks is not None:
             masks[i, 0] = _read_mask(folder, sid, table[cfg.mask_column].iloc[i], volume, cfg)
         if lesions is not None and str(table[cfg.lesion_column].iloc[i]).strip():
@@ -224,7 +265,7 @@ def _read_mask(folder: Path, sid: str, relative: object, volume, cfg: VolumeData
     if mask.data.shape != volume.data.shape:
         raise DataError(f"{kind} mask of {sid!r} has shape {mask.data.shape} but its volume has "
                         f"{volume.data.shape} (shape mismatch)")
-    fitted = _to_grid((mask.data > 0.5).astype(np.float32), volume.spacing, cfg, 0) > 0.5
+    fitted = to_grid((mask.data > 0.5).astype(np.float32), volume.spacing, cfg, 0) > 0.5
     if kind == "anatomy" and not fitted.any():
         raise DataError(f"anatomy mask of {sid!r} is empty ({relative}): anatomy-aware masking needs foreground")
     return fitted
@@ -247,8 +288,8 @@ def load_cine(cfg: CineData) -> SampleSet:
         if x is None:
             x = np.empty((len(ids), n_frames, size, size, size), dtype=np.float32)
         data = resample_cycle(volume.data, n_frames)
-        grid = np.stack([_to_grid(data[..., t], volume.spacing, cfg, 1) for t in range(n_frames)])
-        x[i] = _normalise(grid, cfg, f"cine {sid!r}")
+        grid = np.stack([to_grid(data[..., t], volume.spacing, cfg, 1) for t in range(n_frames)])
+        x[i] = normalise_volume(grid, cfg, f"cine {sid!r}")
     assert x is not None  # list_volumes refuses an empty cohort
     info = DataInfo(modality="cine", channels=1, image_size=cfg.image_size, spatial_dims=3, frames=int(x.shape[1]))
     return SampleSet(info, torch.from_numpy(x), obs, groups=_groups(obs, cfg.group_column))

@@ -70,3 +70,23 @@ def read_nifti(path: str | Path, *, ndim: int | None = None) -> Volume:
         raise DataError(f"{path} holds {data.ndim}D data of shape {data.shape}, expected {what}")
     zooms = tuple(float(z) for z in image.header.get_zooms()[: data.ndim])
     return Volume(data, zooms, np.asarray(image.affine))
+
+
+def read_nifti_spacing(path: str | Path) -> tuple[float, float, float]:
+    """The voxel spacing (mm) of the first three axes of ``path`` in canonical orientation, as ``read_nifti``
+    gives it, from the header alone (no voxel is read)."""
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"NIfTI file not found: {path}")
+    try:
+        image = nib.load(path)
+        orientation = nib.io_orientation(image.affine)
+        zooms = image.header.get_zooms()
+    except Exception as exc:  # nibabel raises ImageFileError, OSError, EOFError, zlib errors...
+        raise DataError(f"cannot read NIfTI {path}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+    spacing = [0.0, 0.0, 0.0]
+    for axis, (target, _) in enumerate(orientation[:3]):
+        spacing[int(target)] = float(zooms[axis])
+    return spacing[0], spacing[1], spacing[2]

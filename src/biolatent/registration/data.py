@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from biolatent.data.volume_sets import META, _normalise, _read_cohort, _zoom
+from biolatent.data.volume_sets import META, _read_cohort, _zoom, normalise_volume
 from biolatent.errors import DataError
 from biolatent.io.nifti import Volume, read_nifti
 from biolatent.registration.config import RegistrationData
@@ -54,7 +54,7 @@ def read_labels(path: str | Path, image: Volume, what: str) -> np.ndarray:
 
 def to_cube(data: np.ndarray, cfg: RegistrationData, what: str) -> np.ndarray:
     """An image onto the cohort's cube, normalised as the training volumes are (``volume_sets``)."""
-    return _normalise(_zoom(data, (cfg.image_size,) * 3, 1), cfg, what)
+    return normalise_volume(_zoom(data, (cfg.image_size,) * 3, 1), cfg, what)
 
 
 def labels_to_cube(labels: np.ndarray, size: int) -> np.ndarray:

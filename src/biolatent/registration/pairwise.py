@@ -81,9 +81,10 @@ def register_pair(moving: Volume, fixed: Volume, cfg: RegistrationData, *, cube_
             field = resize_field(cube_fn(m, f).float(), tuple(fixed.data.shape))
         else:
             assert full_fn is not None, "give cube_fn or full_fn"
-            from biolatent.data.volume_sets import _normalise
+            from biolatent.data.volume_sets import normalise_volume
 
-            full = full_fn(_normalise(moved, cfg, "moving image"), _normalise(fixed.data, cfg, "fixed image"))
+            full = full_fn(normalise_volume(moved, cfg, "moving image"),
+                           normalise_volume(fixed.data, cfg, "fixed image"))
             field = torch.from_numpy(np.ascontiguousarray(full, dtype=np.float32)).movedim(-1, 0)[None]
         warped = warp(torch.from_numpy(np.ascontiguousarray(moved, dtype=np.float32))[None, None], field,
                       padding_mode="zeros")[0, 0].numpy()
