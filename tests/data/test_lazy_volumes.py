@@ -94,6 +94,7 @@ def test_header_spacing_is_the_canonical_spacing(tmp_path):
 
 def test_pretrain_and_embed_stream_the_volumes(tmp_path, run_cli):
     import anndata
+
     from conftest import TINY_MODELS, write_config
 
     folder = _cohort(tmp_path / "c")
