@@ -12,7 +12,6 @@ during a run raises a one-line ``DataError`` (the outputs are written only at th
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,14 +22,11 @@ import scipy.sparse as sp
 import torch
 
 from biolatent.errors import DataError
+from biolatent.io.file_stamp import check_unchanged, file_stamp
 
 STREAM_BYTES = 2**30  # data.backed 'auto': stream a matrix whose dense float32 copy would exceed this
 CHECK_BYTES = 2**26  # rows read at once by the value checks: about this many bytes of dense float32
 
-
-def _stamp(path: Path) -> tuple[int, int, int]:
-    info = os.stat(path)
-    return info.st_size, info.st_mtime_ns, info.st_ino
 
 
 def matrix_key(handle: h5py.File, layer: str | None, path: Path) -> str:
@@ -84,7 +80,7 @@ class BackedCounts:
                  stamp: tuple[int, int, int] | None = None) -> None:
         self.path = Path(path)
         self.key = key
-        self.stamp = stamp or _stamp(self.path)
+        self.stamp = stamp or file_stamp(self.path)
         self._handle: h5py.File | None = None
         node = self.node
         self.format = matrix_format(node)
@@ -113,13 +109,7 @@ class BackedCounts:
 
     def check_unchanged(self) -> None:
         """Raise a ``DataError`` when the file's size, modification time or inode differ from when it was opened."""
-        try:
-            now = _stamp(self.path)
-        except OSError:
-            now = None
-        if now != self.stamp:
-            raise DataError(f"{self.path} was modified during the run (size or modification time changed since it "
-                            f"was opened): nothing was written; rerun once the file is complete")
+        check_unchanged(self.path, self.stamp)
 
     # -- tensor-like interface ---------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -232,7 +222,7 @@ def open_backed(path: Path, layer: str | None,
 
     if not h5py.is_hdf5(path):
         raise DataError(f"{path} is not an HDF5/h5ad file (corrupt, truncated or another format)")
-    stamp = _stamp(path)
+    stamp = file_stamp(path)
     try:
         with h5py.File(path, "r") as handle:
             key = matrix_key(handle, layer, path)

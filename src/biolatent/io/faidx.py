@@ -13,17 +13,16 @@ one-line error that says to decompress it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from biolatent.errors import DataError
+from biolatent.io.fasta import NOT_A_BASE, is_gzip
+from biolatent.io.file_stamp import check_unchanged, file_stamp
 
-_GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 24  # bytes read at a time while indexing
-_NOT_A_BASE = re.compile("[^ACGTNacgtn]")
 
 
 @dataclass(frozen=True)
@@ -42,11 +41,6 @@ class FaiRecord:
         return f"{self.name}\t{self.length}\t{self.offset}\t{self.line_bases}\t{self.line_bytes}"
 
 
-def _stamp(path: Path) -> tuple[int, int, int]:
-    stat = path.stat()
-    return stat.st_size, stat.st_mtime_ns, stat.st_ino
-
-
 class FastaIndex:
     """The ``.fai`` table of an uncompressed FASTA file, and reads of base ranges through it."""
 
@@ -54,7 +48,7 @@ class FastaIndex:
         self.path = Path(path)
         self.records = records
         self.by_name = {record.name: record for record in records}
-        self.stamp = _stamp(self.path)
+        self.stamp = file_stamp(self.path)
 
     # -- building and reading the index --------------------------------------------------------------------------
     @classmethod
@@ -63,10 +57,9 @@ class FastaIndex:
         path = Path(path)
         if not path.is_file():
             raise DataError(f"FASTA file not found: {path}")
-        with path.open("rb") as handle:
-            if handle.read(2) == _GZIP_MAGIC:
-                raise DataError(f"{path} is gzip-compressed: windows are read from an uncompressed FASTA with random "
-                                f"access; decompress it first (gunzip -k {path.name})")
+        if is_gzip(path):
+            raise DataError(f"{path} is gzip-compressed: windows are read from an uncompressed FASTA with random "
+                            f"access; decompress it first (gunzip -k {path.name})")
         fai = path.with_name(path.name + ".fai")
         return cls.read(path, fai) if fai.is_file() else cls.build(path)
 
@@ -160,13 +153,7 @@ class FastaIndex:
 
     # -- reading bases -------------------------------------------------------------------------------------------
     def check_unchanged(self) -> None:
-        try:
-            now = _stamp(self.path)
-        except OSError:
-            now = None
-        if now != self.stamp:
-            raise DataError(f"{self.path} was modified during the run (size or modification time changed since it "
-                            f"was opened): nothing was written; rerun once the file is complete")
+        check_unchanged(self.path, self.stamp)
 
     def fetch_bytes(self, name: str, start: int, end: int, handle=None) -> bytes:
         """The bases ``[start, end)`` (0-based) of sequence ``name`` as ASCII bytes, case kept."""
@@ -225,7 +212,7 @@ class IndexedSequence:
                 raise IndexError(f"position {key} outside {self.name} (length {self.length:,})")
             stop = start + 1
         text = self.index.fetch(self.name, start, stop)
-        bad = _NOT_A_BASE.search(text)
+        bad = NOT_A_BASE.search(text)
         if bad:
             raise DataError(f"{self.index.path.name}: record {self.name!r}: character {bad.group()!r} at position "
                             f"{start + bad.start() + 1:,} is not one of A, C, G, T, N")

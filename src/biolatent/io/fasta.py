@@ -11,7 +11,13 @@ from biolatent.errors import DataError
 from biolatent.rundir import atomic_path
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_NOT_A_BASE = re.compile("[^ACGTNacgtn]")  # the alphabet of data.sequence.BASES (io sits below data)
+NOT_A_BASE = re.compile("[^ACGTNacgtn]")  # the alphabet of data.sequence.BASES (io sits below data)
+
+
+def is_gzip(path: Path) -> bool:
+    """Whether ``path`` starts with the gzip magic bytes (BGZF included)."""
+    with Path(path).open("rb") as handle:
+        return handle.read(2) == _GZIP_MAGIC
 
 
 def _read_text(path: Path) -> str:
@@ -64,7 +70,7 @@ def read_fasta(path: str | Path) -> list[tuple[str, str]]:
         if not sequence:
             raise DataError(f"FASTA file {path}: record {record_id!r} has an empty sequence "
                             "(truncated file?)")
-        bad = _NOT_A_BASE.search(sequence)
+        bad = NOT_A_BASE.search(sequence)
         if bad:
             raise DataError(f"FASTA file {path}: record {record_id!r}: character {bad.group()!r} at position "
                             f"{bad.start() + 1} is not one of A, C, G, T, N")

@@ -34,21 +34,16 @@ def load_scoring_model(run_dir: Path):
     return method.eval(), int(info.max_length), config
 
 
-GZIP_MAGIC = b"\x1f\x8b"
-
-
 def read_reference(path: Path):
     """The reference's sequences by contig: read from an uncompressed FASTA through its samtools ``.fai`` (used
     when present, else built in one pass) as each window needs them, so a whole genome is never held in memory; a
     gzip FASTA is read whole."""
     from biolatent.io.faidx import indexed_sequences
-    from biolatent.io.fasta import read_fasta
+    from biolatent.io.fasta import is_gzip, read_fasta
 
     if not Path(path).is_file():
         raise DataError(f"FASTA file not found: {path}")
-    with Path(path).open("rb") as handle:
-        compressed = handle.read(2) == GZIP_MAGIC
-    return dict(read_fasta(path)) if compressed else indexed_sequences(path)
+    return dict(read_fasta(path)) if is_gzip(path) else indexed_sequences(path)
 
 
 def parse_region(text: str, reference: dict[str, str], fasta: Path) -> tuple[str, int, int]:
