@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from biolatent.data.lazy_rows import LazyRows
 from biolatent.errors import DataError
 from biolatent.io.file_stamp import check_unchanged, file_stamp
 
@@ -66,7 +67,7 @@ def matrix_dtype(node: h5py.Dataset | h5py.Group) -> np.dtype:
     return node.dtype if isinstance(node, h5py.Dataset) else node["data"].dtype
 
 
-class BackedCounts:
+class BackedCounts(LazyRows):
     """(N, G) float32 rows of a dense or CSR matrix in an .h5ad file, read when indexed (module docstring).
 
     ``rows`` are the file rows this matrix shows, in order (the loader's ``min_total`` filter); None = all.
@@ -122,31 +123,9 @@ class BackedCounts:
     def __repr__(self) -> str:
         return f"BackedCounts({self.path}:{self.key}, {self.format}, shape={tuple(self.shape)})"
 
-    def __getitem__(self, key: Any) -> torch.Tensor:
-        if isinstance(key, torch.Tensor) and key.ndim == 0:
-            key = int(key)
-        if isinstance(key, int | np.integer):
-            return self.read(self._positions(np.array([int(key)])))[0]
-        if isinstance(key, slice):
-            span = range(len(self))[key]
-            return self.read(np.arange(span.start, span.stop, span.step, dtype=np.int64))
-        positions = np.asarray(key.cpu() if isinstance(key, torch.Tensor) else key)
-        if positions.dtype == bool:
-            if positions.shape != (len(self),):
-                raise IndexError(f"boolean index of shape {positions.shape} for {len(self)} rows")
-            positions = np.flatnonzero(positions)
-        return self.read(self._positions(positions.astype(np.int64).ravel()))
-
-    def _positions(self, positions: np.ndarray) -> np.ndarray:
-        n = len(self)
-        if positions.size and (positions.min() < -n or positions.max() >= n):
-            raise IndexError(f"row index out of range for {n} rows")
-        return positions % n if n else positions
-
     def take(self, positions: np.ndarray | torch.Tensor) -> BackedCounts:
         """The rows at ``positions`` as another backed matrix (nothing read)."""
-        positions = np.asarray(positions.cpu() if isinstance(positions, torch.Tensor) else positions, dtype=np.int64)
-        file_rows = self._file_rows(self._positions(positions))
+        file_rows = self._file_rows(self.positions(positions))
         return BackedCounts(self.path, self.key, file_rows, self.stamp)
 
     def numpy(self) -> np.ndarray:

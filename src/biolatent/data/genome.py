@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from biolatent.data.lazy_rows import LazyRows
 from biolatent.data.sequence import N_BASE
 from biolatent.errors import DataError
 from biolatent.io.faidx import FastaIndex
@@ -38,7 +39,7 @@ def base_codes(raw: np.ndarray, where: str) -> np.ndarray:
     return codes
 
 
-class GenomeWindows:
+class GenomeWindows(LazyRows):
     """(N, window) int64 base codes of fixed windows of an indexed FASTA, read when indexed (module docstring).
 
     Window ``i`` is bases ``[starts[i], starts[i] + window)`` of sequence ``names[chroms[i]]``. Picklable: each
@@ -79,27 +80,8 @@ class GenomeWindows:
 
     def take(self, positions: np.ndarray | torch.Tensor) -> GenomeWindows:
         """The windows at ``positions`` as another lazy matrix (nothing read)."""
-        rows = np.asarray(positions.cpu() if isinstance(positions, torch.Tensor) else positions, dtype=np.int64)
-        rows = self._positions(rows)
+        rows = self.positions(positions)
         return GenomeWindows(self.index, self.chroms[rows], self.starts[rows], self.window)
-
-    def _positions(self, rows: np.ndarray) -> np.ndarray:
-        n = len(self)
-        if rows.size and (rows.min() < -n or rows.max() >= n):
-            raise IndexError(f"window index out of range for {n} windows")
-        return rows % n if n else rows
-
-    def __getitem__(self, key: Any) -> torch.Tensor:
-        if isinstance(key, torch.Tensor) and key.ndim == 0:
-            key = int(key)
-        if isinstance(key, int | np.integer):
-            return self.read(self._positions(np.array([int(key)])))[0]
-        if isinstance(key, slice):
-            return self.read(np.arange(len(self), dtype=np.int64)[key])
-        rows = np.asarray(key.cpu() if isinstance(key, torch.Tensor) else key)
-        if rows.dtype == bool:
-            rows = np.flatnonzero(rows)
-        return self.read(self._positions(rows.astype(np.int64).ravel()))
 
     def read(self, rows: np.ndarray) -> torch.Tensor:
         """int64 (len(rows), window) base codes of the windows ``rows`` (non-negative positions)."""

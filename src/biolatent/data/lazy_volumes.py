@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from biolatent.data.lazy_rows import LazyRows
+
 # the data settings that change a preprocessed volume (their values are part of the cache key)
 GRID_SETTINGS = ("image_size", "spacing", "normalise", "ct_center", "ct_width")
 
@@ -29,7 +31,7 @@ def grid_settings(cfg: Any) -> str:
     return "|".join(f"{key}={getattr(cfg, key)!r}" for key in GRID_SETTINGS)
 
 
-class LazyVolumes:
+class LazyVolumes(LazyRows):
     """(N, 1, S, S, S) float32 volumes read and preprocessed when indexed (module docstring). Picklable."""
 
     dtype = torch.float32
@@ -55,28 +57,9 @@ class LazyVolumes:
         return f"LazyVolumes({len(self)} volumes at {self.size}^3, cache {self.cache_dir})"
 
     def take(self, positions: np.ndarray | torch.Tensor) -> LazyVolumes:
-        rows = self._positions(np.asarray(positions.cpu() if isinstance(positions, torch.Tensor) else positions,
-                                          dtype=np.int64).ravel())
+        rows = self.positions(positions)
         return LazyVolumes([self.paths[i] for i in rows], [self.ids[i] for i in rows], self.size, self.preprocess,
                            self.settings, self.cache_dir)
-
-    def _positions(self, rows: np.ndarray) -> np.ndarray:
-        n = len(self)
-        if rows.size and (rows.min() < -n or rows.max() >= n):
-            raise IndexError(f"volume index out of range for {n} volumes")
-        return rows % n if n else rows
-
-    def __getitem__(self, key: Any) -> torch.Tensor:
-        if isinstance(key, torch.Tensor) and key.ndim == 0:
-            key = int(key)
-        if isinstance(key, int | np.integer):
-            return self.read(self._positions(np.array([int(key)])))[0]
-        if isinstance(key, slice):
-            return self.read(np.arange(len(self), dtype=np.int64)[key])
-        rows = np.asarray(key.cpu() if isinstance(key, torch.Tensor) else key)
-        if rows.dtype == bool:
-            rows = np.flatnonzero(rows)
-        return self.read(self._positions(rows.astype(np.int64).ravel()))
 
     def numpy(self) -> np.ndarray:
         """Every volume in memory: for the analyses that need all values at once."""
