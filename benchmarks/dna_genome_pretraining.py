@@ -175,15 +175,13 @@ def evaluate(run_dirs: dict[str, Path], args: argparse.Namespace) -> dict[str, A
     task_yaml.write_text(yaml.safe_dump({"data": {"modality": "dna", "dataset": TASK}}))
     fractions = [float(f) for f in args.fractions.split(",")]
     reps: dict[str, Any] = {}
-    genome_run = None
-    for run, run_dir in run_dirs.items():
-        labelled = load_labelled_run(run_dir, LABEL, "classification", data=task_yaml)
-        genome_run = labelled if run == "genome" else genome_run
-        reps[run] = build_representations(labelled, say=lambda m: None)
-        if labelled.samples.ids != load_labelled_run(run_dirs["genome"], LABEL, "classification",
-                                                     data=task_yaml).samples.ids:
+    labelled = {run: load_labelled_run(run_dir, LABEL, "classification", data=task_yaml)
+                for run, run_dir in run_dirs.items()}
+    genome_run = labelled["genome"]
+    for run, labelled_run in labelled.items():
+        if labelled_run.samples.ids != genome_run.samples.ids:
             raise RuntimeError(f"{run}: the task's samples differ between runs")
-    assert genome_run is not None
+        reps[run] = build_representations(labelled_run, say=lambda m: None)
     labels = genome_run.labels
     supervised_budget = budget(genome_run.config.train, pretraining_samples(genome_run))
     supervised_runs: list[dict] = []
