@@ -68,10 +68,13 @@ def collect(command: str, config_hash: str | None = None, seed: int | None = Non
 
 
 def _device() -> str:
-    """The accelerator a run could use (name of the first CUDA device), else 'cpu'."""
+    """The accelerator a run could use (name of the first CUDA device), else 'cpu'. Asked of torch only when the
+    command has loaded it: a command that never touches torch (``gwas``, ``h2``) runs on the CPU and is not made
+    to import it (about 2 s) for its provenance."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return "cpu"
     try:
-        import torch
-
         if torch.cuda.is_available():
             return f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
     except Exception:  # provenance must never break a run

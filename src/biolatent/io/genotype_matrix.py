@@ -18,6 +18,15 @@ import pandas as pd
 
 VARIANT_COLUMNS = ("chrom", "pos", "id", "ref", "alt")
 _SPAN_GAP = 64  # variants at most this far apart are read in one span of the .bed
+BLOCK_ELEMENTS = 2**23  # dosages decoded at once by a pass over the variants (64 MB as float64)
+
+
+_BYTE_BITS = np.array([bin(b).count("1") for b in range(256)], np.uint8)
+
+
+def popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits of every byte (numpy >= 2's bitwise_count, else a 256-entry table)."""
+    return np.bitwise_count(x) if hasattr(np, "bitwise_count") else _BYTE_BITS[x]
 
 
 class BedDosages:
@@ -58,15 +67,15 @@ class BedDosages:
         return BedDosages(self.path, self.n_file_samples, self.n_file_variants, None if every else rows,
                           self.variant_index[np.asarray(variant_index, np.int64)])
 
-    def read(self, file_variants: np.ndarray) -> np.ndarray:
-        """(samples of this matrix, len(file_variants)) float32 dosages (column-major) of the given .bed
-        variants, decoded by bed-reader, which reads only their bytes."""
+    def read(self, file_variants: np.ndarray, dtype: str = "float32") -> np.ndarray:
+        """(samples of this matrix, len(file_variants)) dosages (column-major, float32 unless ``dtype``) of the
+        given .bed variants, decoded by bed-reader, which reads only their bytes."""
         from bed_reader import open_bed
 
         rows = np.s_[:] if self.sample_index is None else self.sample_index
         with open_bed(self.path, count_A1=True, iid_count=self.n_file_samples, sid_count=self.n_file_variants,
                       num_threads=1) as bed:
-            return bed.read(index=np.s_[rows, np.asarray(file_variants, np.int64)], dtype="float32", order="F")
+            return bed.read(index=np.s_[rows, np.asarray(file_variants, np.int64)], dtype=dtype, order="F")
 
     def packed(self, cols: slice | np.ndarray) -> np.ndarray:
         """The raw .bed bytes (variants, ceil(file samples / 4)) of the columns ``cols``: 2 bits per sample of
@@ -85,6 +94,12 @@ class BedDosages:
                 raw = os.pread(handle.fileno(), (last - first + 1) * per, 3 + first * per)
                 out[run] = np.frombuffer(raw, np.uint8).reshape(last - first + 1, per)[wanted[run] - first]
         return out
+
+    def variant_major(self, cols: slice | np.ndarray) -> np.ndarray:
+        """(len(cols), samples of this matrix) float64 ALT dosages in C order (one row per variant, the layout
+        of the .bed): bed-reader decodes them as the Fortran-order (samples, variants) float64 array whose
+        transpose this is, with no copy."""
+        return self.read(np.atleast_1d(self.variant_index[cols]), dtype="float64").T
 
     def __getitem__(self, key: tuple) -> np.ndarray:
         if not isinstance(key, tuple) or len(key) != 2:
@@ -153,22 +168,37 @@ class Genotypes:
         return Genotypes(dosages, [self.samples[i] for i in s], self.variants.iloc[v].reset_index(drop=True))
 
 
-def variant_blocks(dosages: np.ndarray | BedDosages, size: int) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(start, stop, float32 block of those columns) over all columns, ``size`` at a time. On disk
-    (``BedDosages``) the next block is read and decoded in a background thread while the caller works on the
-    current one (bed-reader releases the GIL), so reading overlaps the arithmetic; two blocks in memory at most."""
+def variant_rows(dosages: np.ndarray | BedDosages, cols: slice | np.ndarray) -> np.ndarray:
+    """The columns ``cols`` of a dosage matrix as variant-major float64 rows (len(cols), samples), C order."""
+    if isinstance(dosages, BedDosages):
+        return dosages.variant_major(cols)
+    return np.array(dosages[:, cols].T, dtype=np.float64, order="C")
+
+
+def variant_blocks(dosages: np.ndarray | BedDosages, size: int, *, variant_major: bool = False,
+                   ) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(start, stop, block of those columns) over all columns, ``size`` at a time: float32 (samples, size)
+    blocks, or with ``variant_major`` float64 (size, samples) C-order blocks (``variant_rows``, the layout of
+    the .bed, which a matrix product with per-sample vectors reads row by row). On disk (``BedDosages``) the
+    next block is read and decoded in a background thread while the caller works on the current one
+    (bed-reader releases the GIL), so reading overlaps the arithmetic; two blocks in memory at most."""
     m = dosages.shape[1]
     starts = list(range(0, m, size))
+
+    def read(start: int) -> np.ndarray:
+        cols = slice(start, start + size)
+        return variant_rows(dosages, cols) if variant_major else np.asarray(dosages[:, cols], dtype=np.float32)
+
     if not isinstance(dosages, BedDosages):
         for start in starts:
-            yield start, min(start + size, m), np.asarray(dosages[:, start:start + size], dtype=np.float32)
+            yield start, min(start + size, m), read(start)
         return
     with ThreadPoolExecutor(max_workers=1) as reader:
-        pending = reader.submit(dosages.__getitem__, (slice(None), slice(0, size))) if starts else None
+        pending = reader.submit(read, 0) if starts else None
         for start in starts:
             block = pending.result()
             if start + size < m:
-                pending = reader.submit(dosages.__getitem__, (slice(None), slice(start + size, start + 2 * size)))
+                pending = reader.submit(read, start + size)
             yield start, min(start + size, m), block
 
 

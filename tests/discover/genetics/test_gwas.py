@@ -143,6 +143,22 @@ def test_monomorphic_and_all_missing_variants_get_nan_rows():
     assert table.drop(bad.index)["BETA"].notna().all()
 
 
+@pytest.mark.parametrize("missing", [0.0, 0.02])
+def test_constant_fractional_dosages_are_monomorphic(missing):
+    """A column of one non-integer dosage (VCF DS values) is untested with and without missing calls: its
+    float64 mean is that value exactly, so the centred column is exactly 0 (no max/min pass needed)."""
+    geno = _genotypes(missing=missing)
+    for col, value in ((1, 0.37), (4, 1.9999), (7, 1e-3)):
+        called = ~np.isnan(geno.dosages[:, col])
+        geno.dosages[:, col] = np.where(called, np.float32(value), np.nan)
+    geno.dosages[:, 3] = np.float32(0.37)
+    geno.dosages[0, 3] = np.float32(0.38)  # one different sample: polymorphic, tested
+    table = linear_gwas(geno, _traits(geno), _covariates(geno))
+    flat = table[table.ID.isin(["rs1", "rs4", "rs7"])]
+    assert flat[["BETA", "SE", "T_STAT", "P"]].isna().all().all()
+    assert table.drop(flat.index)["BETA"].notna().all()
+
+
 def test_log10_p_is_accurate_below_double_range():
     t = np.array([3.0, 40.0, 300.0, 1e4, 45.0, 2.0])
     df = np.array([50.0, 100.0, 100.0, 50.0, 1e5, 1e6])

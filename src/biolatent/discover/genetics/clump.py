@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from biolatent.errors import DataError
-from biolatent.io.genotype_matrix import Genotypes
+from biolatent.io.genotype_matrix import BLOCK_ELEMENTS, BedDosages, Genotypes, popcount, variant_rows
 
 LEAD_COLUMNS = ["TRAIT", "#CHROM", "POS", "ID", "REF", "ALT", "BETA", "SE", "P", "LOG10_P", "TOTAL", "SP2"]
 _KEY = ["#CHROM", "POS", "ID", "REF", "ALT"]
@@ -33,6 +33,11 @@ def dosage_r2(target: np.ndarray, others: np.ndarray) -> np.ndarray:
         count = np.full(others.shape[1], target.size)
         sx, sy, sxy = np.full(others.shape[1], target.sum()), others.sum(axis=0), target @ others
         sxx, syy = np.full(others.shape[1], target @ target), np.einsum("nc,nc->c", others, others)
+    return _r2_from_sums(count, sx, sy, sxy, sxx, syy)
+
+
+def _r2_from_sums(count, sx, sy, sxy, sxx, syy) -> np.ndarray:
+    """r^2 from pairwise-complete sums (0 where either variance vanishes)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         mx, my = sx / count, sy / count
         sxy = sxy / count - mx * my
@@ -40,6 +45,43 @@ def dosage_r2(target: np.ndarray, others: np.ndarray) -> np.ndarray:
         syy = syy / count - my * my
         r2 = sxy * sxy / (sxx * syy)
     return np.where((sxx > 1e-12) & (syy > 1e-12), r2, 0.0)
+
+
+def _bit_planes(raw: np.ndarray, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(called, one or more ALT, two ALT) bit planes of raw .bed bytes (variants, bytes): in every byte's bits
+    0, 2, 4, 6, one per sample slot (00 hom A1 = 2 ALT, 01 missing, 10 het, 11 hom A2 = 0 ALT, counting A1 =
+    ALT). ``kept``: the same plane of the samples analysed (padding slots and removed samples 0)."""
+    lo, hi = raw & 0x55, (raw >> 1) & 0x55
+    called = ~(lo & ~hi) & kept
+    return called, ~lo & kept, ~lo & ~hi & kept
+
+
+def packed_r2(target: np.ndarray, others: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """``dosage_r2`` of hard calls straight from their raw .bed bytes: the target's (bytes,) and the others'
+    (c, bytes), with ``kept`` the (bytes,) plane of the analysed samples (``_bit_planes``). A dosage is
+    x = a + b with a = [x >= 1] and b = [x = 2], so x^2 = a + 3b and xy = ab' + ... (four AND-ed planes): every
+    sum is a population count over the samples called at both variants (plink's bit-level r^2, with no decoding
+    to numbers: 2 bits per sample instead of 64)."""
+    tc, ta, tb = _bit_planes(target[None, :], kept)
+    oc, oa, ob = _bit_planes(others, kept)
+
+    def count(x: np.ndarray) -> np.ndarray:
+        return popcount(x).sum(axis=1, dtype=np.int64).astype(np.float64)
+
+    both = tc & oc
+    sx = count(ta & both) + count(tb & both)
+    sy = count(oa & tc) + count(ob & tc)
+    sxx = count(ta & both) + 3 * count(tb & both)
+    syy = count(oa & tc) + 3 * count(ob & tc)
+    sxy = count(ta & oa) + count(ta & ob) + count(tb & oa) + count(tb & ob)
+    return _r2_from_sums(count(both), sx, sy, sxy, sxx, syy)
+
+
+def _kept_plane(dosages: BedDosages) -> np.ndarray:
+    """The (bytes,) bit plane (bits 0, 2, 4, 6) of the file's samples that ``dosages`` exposes."""
+    slots = np.zeros(((dosages.n_file_samples + 3) // 4) * 4, np.uint8)
+    slots[np.arange(dosages.n_file_samples) if dosages.sample_index is None else dosages.sample_index] = 1
+    return (slots.reshape(-1, 4) << np.array([0, 2, 4, 6], np.uint8)).sum(axis=1, dtype=np.uint8)
 
 
 def _variant_keys(genotypes: Genotypes) -> pd.DataFrame:
@@ -63,11 +105,52 @@ def _variant_index(table: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
     return merged["_col"].to_numpy(np.int64)
 
 
+def _window_partners(table: pd.DataFrame, p1: float, kb: float) -> dict[int, np.ndarray]:
+    """For every index candidate of one trait's table (genotype column -> sorted genotype columns): the variants
+    of the table on its chromosome within ``kb`` kilobases, itself excluded. A superset of what the clumping
+    looks at (claimed variants drop out as it goes), so the r^2 can be computed before it starts."""
+    score = table["LOG10_P"].to_numpy(float)
+    cols = table["_col"].to_numpy(np.int64)
+    chrom, pos = table["#CHROM"].astype(str).to_numpy(), table["POS"].to_numpy(np.int64)
+    partners = {}
+    for i in np.flatnonzero(score > -np.log10(p1)):
+        near = (chrom == chrom[i]) & (np.abs(pos - pos[i]) <= kb * 1000)
+        near[i] = False
+        partners[int(cols[i])] = cols[near]
+    return partners
+
+
+def lead_r2(genotypes: Genotypes, partners: dict[int, np.ndarray]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """r^2 (``dosage_r2``) of each lead column with each of its partner columns: lead -> (sorted unique partner
+    columns, their r^2). Every lead is read once and its partners in blocks (memory bounded by a block whatever
+    the window), so a lead shared by many traits (a pleiotropic variant) costs one pass over the union of its
+    partners instead of one per trait. A .bed on disk is not decoded: its raw bytes give the r^2 of the hard
+    calls (``packed_r2``); genotypes in memory (dosages) go through ``dosage_r2``."""
+    out = {}
+    dosages = genotypes.dosages
+    on_disk = isinstance(dosages, BedDosages)
+    kept = _kept_plane(dosages) if on_disk else None
+    block = max(1, BLOCK_ELEMENTS // max(genotypes.n_samples, 1)) * (32 if on_disk else 1)  # 2 bits, not 64
+    for lead, cols in partners.items():
+        cols = np.unique(cols)
+        values = np.empty(cols.size)
+        if cols.size:
+            target = dosages.packed(np.array([lead]))[0] if on_disk else variant_rows(dosages, np.array([lead]))[0]
+            for start in range(0, cols.size, block):
+                part = cols[start:start + block]
+                values[start:start + block] = (packed_r2(target, dosages.packed(part), kept) if on_disk
+                                               else dosage_r2(target, variant_rows(dosages, part).T))
+        out[lead] = (cols, values)
+    return out
+
+
 def clump(gwas: pd.DataFrame, genotypes: Genotypes, *, p1: float = 5e-8, p2: float = 1e-2, r2: float = 0.1,
           kb: float = 250.0) -> pd.DataFrame:
     """Lead variants of every trait of a ``linear_gwas`` table: one row per clump (``LEAD_COLUMNS``).
 
     TOTAL: variants claimed by the lead (besides itself); SP2: their ids, comma-separated ("NONE" if none).
+    The r^2 of every (index candidate, nearby variant with p < p2) pair is computed first, once per candidate
+    variant over all traits (``lead_r2``); the clumping itself then only looks them up.
     """
     if not 0 < p1 <= p2 <= 1:
         raise DataError(f"clumping needs 0 < p1 <= p2 <= 1, got p1={p1}, p2={p2}")
@@ -80,23 +163,28 @@ def clump(gwas: pd.DataFrame, genotypes: Genotypes, *, p1: float = 5e-8, p2: flo
     strong = strong[led.to_numpy(bool)]
     if len(strong):
         strong = strong.assign(_col=_variant_index(strong, _variant_keys(genotypes)))
-    for trait, table in strong.groupby("TRAIT", sort=False, observed=True):
+    traits = list(strong.groupby("TRAIT", sort=False, observed=True))
+    partners: dict[int, list[np.ndarray]] = {}
+    for _, table in traits:
+        for lead, cols in _window_partners(table, p1, kb).items():
+            partners.setdefault(lead, []).append(cols)
+    r2_of = lead_r2(genotypes, {lead: np.concatenate(parts) for lead, parts in partners.items()})
+    for trait, table in traits:
         score = table["LOG10_P"].to_numpy(float)
         candidates = np.flatnonzero(score > -np.log10(p1))
         cols = table["_col"].to_numpy(np.int64)
         chrom, pos = table["#CHROM"].astype(str).to_numpy(), table["POS"].to_numpy(np.int64)
         ids = table["ID"].astype(str).to_numpy()
-        eligible = np.ones(len(table), bool)
         claimed = np.zeros(len(table), bool)
         for i in candidates[np.argsort(-score[candidates], kind="stable")]:
             if claimed[i]:
                 continue
             claimed[i] = True
-            near = np.flatnonzero(eligible & ~claimed & (chrom == chrom[i]) & (np.abs(pos - pos[i]) <= kb * 1000))
+            near = np.flatnonzero(~claimed & (chrom == chrom[i]) & (np.abs(pos - pos[i]) <= kb * 1000))
             members = near[:0]
             if near.size:
-                dose = np.asarray(genotypes.dosages[:, np.append(cols[near], cols[i])], float)  # one read
-                members = near[dosage_r2(dose[:, -1], dose[:, :-1]) > r2]
+                partner_cols, partner_r2 = r2_of[int(cols[i])]
+                members = near[partner_r2[np.searchsorted(partner_cols, cols[near])] > r2]
                 claimed[members] = True
             lead = table.iloc[i]
             rows.append({"TRAIT": trait, **{c: lead[c] for c in LEAD_COLUMNS[1:10]}, "TOTAL": int(members.size),

@@ -16,6 +16,9 @@ monomorphic or all-missing among a trait's samples, or collinear with the covari
 
 from __future__ import annotations
 
+import os
+from contextlib import nullcontext
+
 import numpy as np
 import pandas as pd
 import scipy.linalg
@@ -23,12 +26,11 @@ import scipy.sparse
 from scipy import special, stats
 
 from biolatent.errors import DataError
-from biolatent.io.genotype_matrix import Genotypes, variant_blocks
+from biolatent.io.genotype_matrix import BLOCK_ELEMENTS, BedDosages, Genotypes, variant_blocks
 
 GWAS_COLUMNS = ["#CHROM", "POS", "ID", "REF", "ALT", "A1", "TRAIT", "OBS_CT", "BETA", "SE", "T_STAT", "P",
                 "LOG10_P"]
 _COLLINEAR_TOL = 1e-8  # a variant whose residual variance is below this fraction of its variance is untested
-BLOCK_ELEMENTS = 2**23  # dosages per block of the scan (64 MB as float64)
 _LOG_P_SWITCH = 1e-250  # below this p, LOG10_P comes from the log-space continued fraction
 
 
@@ -170,35 +172,69 @@ def _trait_groups(y: np.ndarray, x: np.ndarray, names: list[str], traits: list[s
         yv = y[np.ix_(have, members)]
         yr = yv - q @ (q.T @ yv)
         groups.append({"rows": np.flatnonzero(have), "traits": np.asarray(members), "q": q, "yr": yr,
-                       "yq": np.hstack([yr, q]),
+                       "yq": np.hstack([yr, q]), "yq_sums": np.hstack([yr, q]).sum(axis=0),
                        "yy": np.einsum("nt,nt->t", yr, yr),
                        "qy": (q[:, :, None] * yr[:, None, :]).reshape(len(q), -1),
                        "qq": (q[:, :, None] * q[:, None, :]).reshape(len(q), -1)})
     return groups
 
 
-def _chunk_stats(g: np.ndarray, grp: dict) -> tuple[np.ndarray, ...]:
-    """(obs count, beta, se, t, df) of every variant column of ``g`` (float32 dosages, NaN = missing) for the
-    traits of ``grp``. Counts, sums and extremes are taken on the float32 block; the centred genotypes and all
-    products are float64 (one matrix product with the residualised traits and the covariate basis)."""
-    q, yr, n = grp["q"], grp["yr"], grp["q"].shape[0]
-    k, nt, m = q.shape[1], yr.shape[1], g.shape[1]
+_CANCELLATION = 1e-6  # sum of squares below this fraction of the raw one: recomputed from centred values
+
+
+def _chunk_stats(g: np.ndarray, grp: dict, out: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """(obs count, beta, se, t, df) of every variant row of ``g`` (variant-major float64 dosages, (m, n), NaN =
+    missing) for the traits of ``grp``.
+
+    Complete rows (no missing call: their float64 sum is not NaN) are not centred: with mean mu and the raw
+    products ``G Y`` (one matrix product with the residualised traits and the covariate basis, ``yq``), the
+    centred products are ``G Y - mu (1'Y)`` and the sum of squares ``sum g^2 - n mu^2``. Where that difference
+    loses more than six of the sixteen digits (``_CANCELLATION``: nearly constant rows) the row is centred
+    and recomputed; a constant row then has a sum of squares of exactly 0 (its float64 mean is that constant),
+    which marks it untested. Blocks with missing calls go through ``_centred_stats``; ``out``: its float64
+    (n, >= m) Fortran-order buffer, reused across blocks."""
+    sums = g.sum(axis=1)
+    if np.isnan(sums).any():
+        return _centred_stats(g.T, grp, out)
+    n = g.shape[1]
+    mean = sums / n
+    products = g @ grp["yq"] - np.outer(mean, grp["yq_sums"])
+    squares = np.einsum("mn,mn->m", g, g)
+    ss = squares - n * mean * mean
+    exact = np.flatnonzero(ss <= _CANCELLATION * squares)
+    if exact.size:
+        centred = g[exact] - mean[exact, None]
+        products[exact] = centred @ grp["yq"]
+        ss[exact] = np.einsum("mn,mn->m", centred, centred)
+    return _regression_stats(products, ss, np.full(g.shape[0], n), grp)
+
+
+def _centred_stats(g: np.ndarray, grp: dict, out: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """``_chunk_stats`` of a (samples, variants) block with missing calls: its values centred on the called
+    samples' mean into ``out`` (missing calls 0), then the products; see the module docstring for the
+    missing-call correction."""
+    n, m = g.shape
     g = np.asarray(g, dtype=np.float32)
+    gc = np.empty((n, m), np.float64, order="F") if out is None else out[:, :m]
     miss = np.isnan(g)
+    g = np.where(miss, np.float32(0), g)
     obs = n - np.count_nonzero(miss, axis=0)
-    poly = np.fmax.reduce(g, axis=0) > np.fmin.reduce(g, axis=0)  # fmax / fmin skip NaN
-    if obs.min(initial=n) < n:
-        g = np.where(miss, np.float32(0), g)
-    mean = g.sum(axis=0, dtype=np.float64) / np.maximum(obs, 1)
-    gc = np.subtract(g, mean, dtype=np.float64)
-    if obs.min(initial=n) < n:
-        np.putmask(gc, miss, 0.0)
-    products = gc.T @ grp["yq"]  # (m, nt + k): <g, y_r> of every trait and <g, q> of every basis vector
-    gy, bg = products[:, :nt], np.ascontiguousarray(products[:, nt:])
-    ss = np.einsum("nm,nm->m", gc, gc)
+    np.subtract(g, g.sum(axis=0, dtype=np.float64) / np.maximum(obs, 1), out=gc)
+    np.putmask(gc, miss, 0.0)
+    return _regression_stats(gc.T @ grp["yq"], np.einsum("nm,nm->m", gc, gc), obs, grp, miss)
+
+
+def _regression_stats(products: np.ndarray, ss: np.ndarray, obs: np.ndarray, grp: dict,
+                      miss: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """(obs, beta, se, t, df) from the centred products with ``yq`` (m, traits + k), the centred sums of squares
+    and the called counts; ``miss`` (samples, m): the missing-call mask, for the correction of partly called
+    variants."""
+    q, yr, n = grp["q"], grp["yr"], grp["q"].shape[0]
+    k, nt, m = q.shape[1], yr.shape[1], products.shape[0]
+    gy, bg = products[:, :nt], np.ascontiguousarray(products[:, nt:])  # <g, y_r> per trait, <g, q> per basis
     gg, yy = ss - np.einsum("mk,mk->m", bg, bg), np.broadcast_to(grp["yy"], (m, nt)).copy()
     holes = np.flatnonzero((obs < n) & (obs > 0))
-    if holes.size:
+    if miss is not None and holes.size:
         mt = scipy.sparse.csc_matrix(miss[:, holes].astype(float)).T.tocsr()
         a = np.eye(k) - (mt @ grp["qq"]).reshape(-1, k, k)
         by = -(mt @ grp["qy"]).reshape(-1, k, nt)
@@ -210,12 +246,45 @@ def _chunk_stats(g: np.ndarray, grp: dict) -> tuple[np.ndarray, ...]:
         yy[holes] = yy[holes] - mt @ (yr * yr) - np.einsum("jkt,jkt->jt", by, sol[:, :, 1:])
         gg[holes[bad]] = np.nan
     df = (obs - k - 1).astype(float)
-    ok = poly & (ss > 0) & (gg > _COLLINEAR_TOL * ss) & (df > 0)
+    ok = (ss > 0) & (gg > _COLLINEAR_TOL * ss) & (df > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         beta = np.where(ok[:, None], gy / gg[:, None], np.nan)
         rss = np.maximum(yy - beta * gy, 0.0)
         se = np.sqrt(rss / df[:, None] / gg[:, None])
     return obs, beta, se, beta / se, df
+
+
+def _blas_beside_reader(genotypes: Genotypes):
+    """While a .bed is decoded in a background thread (``variant_blocks``), BLAS gets the other cores: with as
+    many BLAS threads as cores, the reader and OpenBLAS's spinning threads compete, and the scan took twice as
+    long on 2 cores (measured). Arrays in memory keep BLAS's own setting."""
+    if not isinstance(genotypes.dosages, BedDosages):
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return threadpool_limits(limits=max(1, cores - 1), user_api="blas")
+
+
+def _scan(genotypes: Genotypes, groups: list[dict], rows: np.ndarray, chunk_size: int,
+          results: tuple[np.ndarray, ...]) -> None:
+    """Fill ``results`` (obs count, beta, se, t, df; traits x variants) block by block of variants."""
+    obs_ct, beta, se, tstat, df = results
+    buffers: dict[int, np.ndarray] = {}  # per group size: where a block with missing calls is centred, reused
+    every_sample = len(rows) == genotypes.n_samples and bool((np.asarray(rows) == np.arange(len(rows))).all())
+    m = genotypes.n_variants
+    for start, stop, block in variant_blocks(genotypes.dosages, chunk_size, variant_major=True):  # per block
+        block = block if every_sample else block[:, rows]  # a sample gather copies the block: only when needed
+        for grp in groups:
+            cols = grp["traits"]
+            whole = grp["rows"].size == block.shape[1]  # every matched sample has the group's traits
+            size = grp["rows"].size
+            if size not in buffers:
+                buffers[size] = np.empty((size, min(chunk_size, m)), np.float64, order="F")
+            o, b, s, t, d = _chunk_stats(block if whole else block[:, grp["rows"]], grp, buffers[size])
+            obs_ct[cols, start:stop] = o[None, :]
+            beta[cols, start:stop], se[cols, start:stop], tstat[cols, start:stop] = b.T, s.T, t.T
+            df[cols, start:stop] = d[None, :]
 
 
 def linear_gwas(genotypes: Genotypes, phenotypes: pd.DataFrame, covariates: pd.DataFrame | None = None, *,
@@ -242,16 +311,8 @@ def linear_gwas(genotypes: Genotypes, phenotypes: pd.DataFrame, covariates: pd.D
     m, nt = genotypes.n_variants, len(traits)
     obs_ct = np.zeros((nt, m), np.int64)  # trait-major, the row order of the table
     beta, se, tstat, df = (np.full((nt, m), np.nan) for _ in range(4))
-    every_sample = len(rows) == genotypes.n_samples and bool((np.asarray(rows) == np.arange(len(rows))).all())
-    for start, stop, block in variant_blocks(genotypes.dosages, chunk_size):  # read (and decoded) per block
-        block = block if every_sample else block[rows]  # a row gather copies the whole block: only when needed
-        for grp in groups:
-            cols = grp["traits"]
-            whole = grp["rows"].size == block.shape[0]  # every matched sample has the group's traits
-            o, b, s, t, d = _chunk_stats(block if whole else block[grp["rows"]], grp)
-            obs_ct[cols, start:stop] = o[None, :]
-            beta[cols, start:stop], se[cols, start:stop], tstat[cols, start:stop] = b.T, s.T, t.T
-            df[cols, start:stop] = d[None, :]
+    with _blas_beside_reader(genotypes):
+        _scan(genotypes, groups, rows, chunk_size, (obs_ct, beta, se, tstat, df))
     with np.errstate(invalid="ignore"):
         p = 2.0 * special.stdtr(df, -np.abs(tstat))
         log10_p = t_log10_p(tstat, df, p=p)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from biolatent.errors import DataError
-from biolatent.io.genotype_matrix import BedDosages, Genotypes
+from biolatent.io.genotype_matrix import BLOCK_ELEMENTS, BedDosages, Genotypes, popcount
 
 _TIE = 1 + 1e-7  # relative tolerance for "no more likely than the observed count" (as plink)
 
@@ -89,7 +89,7 @@ def _het_distribution(n: int, rare: int) -> np.ndarray:
 
 
 BLOCK_VARIANTS = 4096  # the counting helpers read the dosages in blocks of this many variants
-DECODED_BLOCK_ELEMENTS = 2**23  # run_qc: dosages per block (bounded memory whatever the sample count)
+DECODED_BLOCK_ELEMENTS = BLOCK_ELEMENTS  # run_qc: dosages per block (bounded memory whatever the sample count)
 PACKED_BLOCK_BYTES = 2**24  # run_qc on a .bed on disk: packed bytes per block
 
 
@@ -178,14 +178,6 @@ def _tallies(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return n_miss, filled.sum(axis=0, dtype=np.float64), counts, miss
 
 
-_BYTE_BITS = np.array([bin(b).count("1") for b in range(256)], np.uint8)
-
-
-def _popcount(x: np.ndarray) -> np.ndarray:
-    """Set bits of every byte (numpy >= 2's bitwise_count, else a 256-entry table)."""
-    return np.bitwise_count(x) if hasattr(np, "bitwise_count") else _BYTE_BITS[x]
-
-
 def _packed_tallies(raw: np.ndarray, n: int, passing: Callable[[np.ndarray], np.ndarray]) -> tuple:
     """``_tallies`` of a block of raw .bed bytes (variants, ceil(n / 4)) counting A1 (the ALT), without
     decoding dosages. Each 2-bit slot (low bit ``lo``, high bit ``hi``) is 00 hom A1, 01 missing, 10 het, 11
@@ -195,9 +187,9 @@ def _packed_tallies(raw: np.ndarray, n: int, passing: Callable[[np.ndarray], np.
     missing counts)."""
     lo, hi = raw & 0x55, (raw >> 1) & 0x55
     missing = lo & ~hi
-    n_miss = _popcount(missing).sum(axis=1, dtype=np.int64)
-    het = _popcount(hi & ~lo).sum(axis=1, dtype=np.int64)
-    hom_a2 = _popcount(lo & hi).sum(axis=1, dtype=np.int64)
+    n_miss = popcount(missing).sum(axis=1, dtype=np.int64)
+    het = popcount(hi & ~lo).sum(axis=1, dtype=np.int64)
+    hom_a2 = popcount(lo & hi).sum(axis=1, dtype=np.int64)
     hom_a1 = n - n_miss - het - hom_a2  # the padding slots (00) are not among the n
     kept = missing[passing(n_miss)]
     per_sample = np.zeros(raw.shape[1] * 4, np.int64)
