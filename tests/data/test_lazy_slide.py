@@ -120,3 +120,19 @@ def test_pretrain_and_embed_stream_the_slide(tmp_path, run_cli, monkeypatch):
     embeddings = anndata.read_h5ad(tmp_path / "run" / "embeddings.h5ad")
     assert embeddings.n_obs == n and list(embeddings.obs_names) == eager_ids
     assert max(batches) <= 64 < n  # read batch by batch (embedding batches: 64), never every tile at once
+
+
+def test_pairing_keeps_the_tiles_lazy(tmp_path):
+    """Tiles paired with a genetic table naming a subset of the ids stay lazy and equal the eager ones."""
+    path = _slide(tmp_path / "s.tif", tile=(64, 64))
+    config = Image2dData(path=path, tile_size=32, image_size=16)
+    ids = load_samples(config).ids
+    kept = ids[1::2]
+    pd.DataFrame({"id": kept, "score": np.arange(len(kept), dtype=float)}).to_csv(tmp_path / "g.tsv", sep="\t",
+                                                                                  index=False)
+    config = config.model_copy(update={"genetic_tables": {"scores": tmp_path / "g.tsv"}})
+    eager = load_samples(config)
+    lazy = load_samples(config.model_copy(update={"lazy": True}))
+    assert isinstance(lazy.x, SlideTiles) and lazy.ids == eager.ids == kept
+    torch.testing.assert_close(lazy.x[torch.arange(len(lazy))], eager.x, rtol=0, atol=0)
+    torch.testing.assert_close(lazy.fields["scores"], eager.fields["scores"], rtol=0, atol=0)
