@@ -124,14 +124,18 @@ def test_regions_equal_level0_and_decode_only_what_they_overlap(tmp_path, layout
 @pytest.mark.parametrize("strip_pixels", [1 << 24, 232 * 40])
 @pytest.mark.parametrize("tile_size", [32, 40])
 def test_streamed_tissue_equals_level0_read_whole(tmp_path, monkeypatch, strip_pixels, tile_size):
-    """Without pyramid levels the mask is level 0's own: the strips (several when STRIP_PIXELS is small) give the
-    tiles and fractions of the whole-level read exactly."""
+    """Without pyramid levels the mask is level 0's own: the strips (several when STRIP_PIXELS is small, not aligned
+    with the TIFF tiles) give the tiles and fractions of the whole-level read exactly."""
     import biolatent.io.slide as slide
 
     monkeypatch.setattr(slide, "STRIP_PIXELS", strip_pixels)
     path = _write(tmp_path / "s.tif", _noisy_slide(), tile=(64, 64))
     ids, _, coords = read_slide_tiles(path, tile_size, 0.3)
+    decoded = []
+    segment = SlideReader.segment
+    monkeypatch.setattr(SlideReader, "segment", lambda self, index: decoded.append(index) or segment(self, index))
     _, lazy_ids, lazy_coords = find_slide_tiles(path, tile_size, 0.3)
+    assert sorted(decoded) == sorted(list(range(16)) * 2)  # 4 x 4 TIFF tiles, each decoded once per pass
     assert lazy_ids == ids and 3 < len(ids)
     assert 0.3 <= coords["tissue_fraction"].min() < 1.0  # partial tiles kept: the fractions are compared too
     pd.testing.assert_frame_equal(lazy_coords, coords)

@@ -6,9 +6,9 @@ histograms", IEEE Trans. Systems, Man, and Cybernetics 9(1):62-66) on the HSV sa
 stained tissue is saturated, glass background is near white (low saturation). The mask is computed on
 a low-resolution view (``tissue_fractions``):
 
-* a slide without pyramid levels: level 0 itself, read in row strips (three passes: the saturation's range,
-  its histogram, the tissue pixels of each tile), so the mask and every tile's tissue fraction are exactly those
-  of level 0 read whole;
+* a slide without pyramid levels: level 0 itself, read in row strips (two passes: the counts of each pixel's
+  (max, min) RGB pair, which fix the saturation histogram and threshold exactly, then the tissue pixels of each
+  tile), so the mask and every tile's tissue fraction are exactly those of level 0 read whole;
 * a pyramidal slide (tifffile ``series[0].levels``): its smallest level. A level-0 tile's tissue fraction is the
   mean of the low-resolution mask over the low-resolution pixels whose centres, scaled to level-0 pixels
   (``((col + 0.5) * sx, (row + 0.5) * sy)`` with ``sx, sy`` = level-0 width / level width, height / level height),
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,7 @@ class SlideReader:
         self.stamp = stamp or file_stamp(self.path)
         self.segments_read = 0
         self._tif: tifffile.TiffFile | None = None
+        self._page: Any = None
         page = self.page
         if page.planarconfig != 1 or page.imagedepth != 1:
             raise _lazy_error(self.path, "planar or 3D storage")
@@ -243,27 +245,46 @@ def pyramid_levels(path: Path) -> int:
         raise DataError(f"cannot read slide {path} (not a readable SVS/TIFF?): {exc}") from None
 
 
-def _strips(reader: SlideReader, tile_size: int) -> Any:
-    """Level 0 in row strips (a multiple of the tile side high): (y, uint8 strip)."""
+def _strips(reader: SlideReader, tile_size: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Level 0 in row strips (a multiple of the tile side high): (y, uint8 strip). The TIFF tiles a strip shares
+    with the next one are kept, not decoded twice."""
     rows = max(tile_size, STRIP_PIXELS // max(reader.width, 1) // tile_size * tile_size)
+    cache: dict[int, np.ndarray] = {}
     for y in range(0, reader.height, rows):
-        yield y, reader.region(0, y, reader.width, min(rows, reader.height - y))
+        yield y, reader.region(0, y, reader.width, min(rows, reader.height - y), cache)
+        first_needed = (y + rows) // reader.seg_h * reader.per_row  # segments of rows the next strip still needs
+        for index in [i for i in cache if i < first_needed]:
+            del cache[index]
+
+
+def _pair_counts(strip: np.ndarray) -> np.ndarray:
+    """How often each (max, min) pair of a pixel's RGB values occurs, as counts over ``max * 256 + min``: all that a
+    pixel's saturation depends on."""
+    code = strip.max(axis=-1).astype(np.int64) * 256 + strip.min(axis=-1)
+    return np.bincount(code.ravel(), minlength=256 * 256)
+
+
+def _streamed_threshold(reader: SlideReader, tile_size: int) -> float:
+    """``otsu_threshold(saturation(level0))`` from one pass over the strips: a uint8 pixel's saturation depends only
+    on its (max, min) pair, so the counts of the 65,536 pairs give the exact histogram of the saturation values."""
+    counts = np.zeros(256 * 256, dtype=np.int64)
+    for _, strip in _strips(reader, tile_size):
+        counts += _pair_counts(strip)
+    codes = np.flatnonzero(counts)
+    high, low = codes // 256, codes % 256
+    values = saturation(np.stack([high, low, low], axis=-1).astype(np.uint8)).astype(np.float64)
+    first, last = float(values.min()), float(values.max())
+    if first == last:
+        return first
+    hist, _ = np.histogram(values, bins=OTSU_BINS, range=(first, last), weights=counts[codes].astype(np.float64))
+    return otsu_from_histogram(hist, first, last)
 
 
 def streamed_fractions(reader: SlideReader, tile_size: int) -> np.ndarray:
-    """(ny, nx) tissue fractions of level 0's tiles from its full-resolution mask, read in strips: equal to
-    ``grid_fractions(saturation(level0) > otsu_threshold(saturation(level0)))`` without level 0 in memory."""
-    low, high = np.inf, -np.inf
-    for _, strip in _strips(reader, tile_size):
-        sat = saturation(strip)
-        low, high = min(low, float(sat.min())), max(high, float(sat.max()))
-    if low == high:
-        threshold = low
-    else:
-        hist = np.zeros(OTSU_BINS, dtype=np.int64)
-        for _, strip in _strips(reader, tile_size):
-            hist += np.histogram(saturation(strip).astype(np.float64), bins=OTSU_BINS, range=(low, high))[0]
-        threshold = otsu_from_histogram(hist, low, high)
+    """(ny, nx) tissue fractions of level 0's tiles from its full-resolution mask, read in strips twice (the
+    threshold, then each tile's tissue pixels): equal to ``grid_fractions(saturation(level0) >
+    otsu_threshold(saturation(level0)))`` without level 0 in memory."""
+    threshold = _streamed_threshold(reader, tile_size)
     ny, nx = reader.height // tile_size, reader.width // tile_size
     counts = np.zeros((ny, nx), dtype=np.int64)
     for y, strip in _strips(reader, tile_size):
