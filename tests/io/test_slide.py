@@ -223,3 +223,17 @@ def test_a_slide_modified_during_the_run_is_refused(tmp_path):
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
     with pytest.raises(DataError, match="was modified during the run"):
         reader.check_unchanged()
+
+
+def test_a_corrupt_tile_is_one_line(tmp_path):
+    path = _write(tmp_path / "z.tif", _noisy_slide(), tile=(64, 64), compression="zlib")
+    reader = SlideReader(path)
+    offset = int(reader.page.dataoffsets[5])
+    reader.close()
+    raw = bytearray(path.read_bytes())
+    raw[offset : offset + 16] = b"\xff" * 16
+    path.write_bytes(bytes(raw))
+    reader = SlideReader(path)
+    np.testing.assert_array_equal(reader.region(0, 0, 64, 64), _noisy_slide()[:64, :64])  # tile 0 is intact
+    with pytest.raises(DataError, match=r"z\.tif: tile/strip 5 of level 0 is corrupt"):
+        reader.region(64, 64, 10, 10)

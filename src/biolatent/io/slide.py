@@ -111,12 +111,15 @@ def _as_rgb(pixels: np.ndarray, path: Path) -> np.ndarray:
     return _rgb8(pixels, path)
 
 
-def _lazy_error(path: Path, why: str) -> DataError:
-    return DataError(f"cannot read slide {path} region by region ({why}): install imagecodecs (pip install "
-                     f"imagecodecs) or set data.lazy: false to read level 0 whole")
+def _lazy_error(path: Path, why: str, level: int = 0) -> DataError:
+    """The one-line error of a slide whose tiles cannot be decoded one by one; level 0 can still be read whole
+    (Pillow's libtiff), a lower pyramid level (tissue detection) cannot."""
+    other = " or set data.lazy: false to read level 0 whole" if level == 0 else ""
+    return DataError(f"cannot read slide {path} region by region (level {level}: {why}): install imagecodecs (pip "
+                     f"install imagecodecs){other}")
 
 
-def _pillow_jpeg(page: Any, data: bytes, path: Path) -> np.ndarray:
+def _pillow_jpeg(page: Any, data: bytes, path: Path, level: int) -> np.ndarray:
     """One JPEG tile/strip decoded by Pillow (tifffile needs imagecodecs for JPEG): the page's JPEGTables
     prepended to the abbreviated stream; Aperio's RGB-coded JPEG (photometric RGB, no JFIF marker) decoded
     without a YCbCr conversion, as tifffile's ``jpeg_decode_colorspace`` does."""
@@ -125,7 +128,7 @@ def _pillow_jpeg(page: Any, data: bytes, path: Path) -> np.ndarray:
     elif page.photometric in (2, 6):
         jpegmode = ""
     else:
-        raise _lazy_error(path, f"JPEG with photometric {page.photometric}")
+        raise _lazy_error(path, f"JPEG with photometric {page.photometric}", level)
     tables = page.jpegtables
     stream = data if not tables else bytes(tables[:-2]) + data[2:]  # tables without EOI + tile without SOI
     try:
@@ -136,7 +139,7 @@ def _pillow_jpeg(page: Any, data: bytes, path: Path) -> np.ndarray:
     except DataError:
         raise
     except Exception as exc:
-        raise _lazy_error(path, f"Pillow cannot decode its JPEG tiles: {exc}") from None
+        raise _lazy_error(path, f"Pillow cannot decode its JPEG tiles: {exc}", level) from None
 
 
 class SlideReader:
@@ -155,7 +158,7 @@ class SlideReader:
         self._page: Any = None
         page = self.page
         if page.planarconfig != 1 or page.imagedepth != 1:
-            raise _lazy_error(self.path, "planar or 3D storage")
+            raise _lazy_error(self.path, "planar or 3D storage", self.level)
         self.height, self.width = int(page.imagelength), int(page.imagewidth)
         if page.is_tiled:
             self.seg_w, self.seg_h = int(page.tilewidth), int(page.tilelength)
@@ -203,10 +206,13 @@ class SlideReader:
             data = handle.read(count)
         try:
             decoded, _, shape = page.decode(data, index, jpegtables=page.jpegtables)
-        except ValueError as exc:
+        except (ValueError, NotImplementedError) as exc:
             if page.compression != 7 or "imagecodecs" not in str(exc):
-                raise _lazy_error(self.path, str(exc)) from None
-            return _pillow_jpeg(page, data, self.path)
+                raise _lazy_error(self.path, str(exc), self.level) from None
+            return _pillow_jpeg(page, data, self.path, self.level)
+        except Exception as exc:
+            raise DataError(f"cannot read slide {self.path}: tile/strip {index} of level {self.level} is corrupt "
+                            f"({exc})") from None
         return np.asarray(decoded).reshape(shape[1], shape[2], shape[3])
 
     def region(self, x: int, y: int, width: int, height: int, cache: dict[int, np.ndarray] | None = None) -> np.ndarray:
