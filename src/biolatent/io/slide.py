@@ -32,7 +32,7 @@ from PIL import Image, ImageFile
 from biolatent.errors import DataError
 from biolatent.io.file_stamp import check_unchanged, file_stamp
 
-STRIP_PIXELS = 1 << 24  # level-0 pixels per row strip of the streamed tissue passes (48 MiB of RGB)
+STRIP_PIXELS = 1 << 22  # level-0 pixels per row strip of the streamed tissue passes (12 MiB of RGB)
 OTSU_BINS = 256
 
 
@@ -266,7 +266,7 @@ def _strips(reader: SlideReader, tile_size: int) -> Iterator[tuple[int, np.ndarr
 def _pair_counts(strip: np.ndarray) -> np.ndarray:
     """How often each (max, min) pair of a pixel's RGB values occurs, as counts over ``max * 256 + min``: all that a
     pixel's saturation depends on."""
-    code = strip.max(axis=-1).astype(np.int64) * 256 + strip.min(axis=-1)
+    code = strip.max(axis=-1).astype(np.uint16) * 256 + strip.min(axis=-1)
     return np.bincount(code.ravel(), minlength=256 * 256)
 
 
