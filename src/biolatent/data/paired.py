@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from biolatent.data.lazy_rows import LazyRows
 from biolatent.data.samples import SampleSet
 from biolatent.errors import DataError
 from biolatent.io.genotype_matrix import standardise_block
@@ -189,7 +190,8 @@ def _subset(samples: SampleSet, rows: np.ndarray, fields: dict[str, torch.Tensor
     earlier = samples.extra.get("pairing")
     if isinstance(earlier, dict):
         report = {**report, "parts": {**earlier["parts"], **report["parts"]}}
-    return SampleSet(replace(samples.info, **info_updates), samples.x[index], samples.obs.iloc[rows],
+    x = samples.x.take(index) if isinstance(samples.x, LazyRows) else samples.x[index]  # a lazy matrix stays lazy
+    return SampleSet(replace(samples.info, **info_updates), x, samples.obs.iloc[rows],
                      samples.feature_names, {**samples.extra, "pairing": report}, fields, groups)
 
 

@@ -17,6 +17,8 @@ _READERS = {
     "read_h5ad": "h5ad",
     "read_image_folder": "images",
     "write_png": "images",
+    "SlideReader": "slide",
+    "find_slide_tiles": "slide",
     "otsu_threshold": "slide",
     "read_slide_tiles": "slide",
     "read_table": "tables",

@@ -221,6 +221,7 @@ def check_collapse(method: torch.nn.Module, samples: Any, train: TrainConfig, sa
     announced loudly with its likely causes."""
     import numpy as np
 
+    from biolatent.data.lazy_rows import LazyRows
     from biolatent.embed import compute_embeddings
     from biolatent.errors import DataError
     from biolatent.evaluate.collapse import MAX_SAMPLES, collapse_diagnostics, collapse_warning
@@ -230,7 +231,9 @@ def check_collapse(method: torch.nn.Module, samples: Any, train: TrainConfig, sa
     rows = np.arange(n) if n <= MAX_SAMPLES else np.sort(np.random.default_rng(seed).choice(n, MAX_SAMPLES, False))
     try:
         index = torch.as_tensor(rows)
-        embeddings = compute_embeddings(method, samples.x[index], batch_size=train.batch_size,
+        # a matrix read from its file (backed counts, genome windows, lazy volumes or slide tiles) is read per batch
+        x = samples.x.take(index) if isinstance(samples.x, LazyRows) else samples.x[index]
+        embeddings = compute_embeddings(method, x, batch_size=train.batch_size,
                                         fields={name: value[index] for name, value in samples.fields.items()})
     except DataError as exc:  # non-finite embeddings: training diverged
         diagnostics: dict = {"n_samples": float(rows.size), "collapsed": True, "flags": [str(exc)]}
