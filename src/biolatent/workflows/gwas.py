@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -45,17 +46,22 @@ def p_text(p: np.ndarray, log10_p: np.ndarray) -> np.ndarray:
 
 
 def _arrow_column(values: pd.Series):
-    """One column as an Arrow array for the TSV writer: text as strings, numbers as the shortest text that
-    reads back to the same double (exact, more digits than plink2's 6), NaN / missing as ``NA``."""
+    """One column as an Arrow array for the TSV writer: text as strings (a categorical as its dictionary array,
+    written without materialising a string per row), numbers as the shortest text that reads back to the same
+    double (exact, more digits than plink2's 6; a column without NaN is formatted by the writer itself, one with
+    NaN through a cast, its NaN written as ``NA``)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if isinstance(values.dtype, pd.CategoricalDtype):
         categories = pa.array(values.cat.categories.astype(str).to_numpy(object), type=pa.string())
-        return pa.DictionaryArray.from_arrays(pa.array(values.cat.codes.to_numpy()), categories).cast(pa.string())
+        return pa.DictionaryArray.from_arrays(pa.array(values.cat.codes.to_numpy()), categories)
     if values.dtype.kind == "f":
         numbers = values.to_numpy(np.float64)
-        return pc.fill_null(pc.cast(pa.array(numbers, mask=np.isnan(numbers)), pa.string()), "NA")
+        missing = np.isnan(numbers)
+        if not missing.any():
+            return pa.array(numbers)
+        return pc.fill_null(pc.cast(pa.array(numbers, mask=missing), pa.string()), "NA")
     if values.dtype.kind in "iub":
         return pa.array(values.to_numpy())
     return pa.array(values.astype(object).where(values.notna(), "NA").astype(str).to_numpy(object), type=pa.string())
@@ -81,9 +87,9 @@ def write_gwas_table(table: pd.DataFrame, path: Path) -> Path:
             underflow = (p == 0) & np.isfinite(log10_p)
             if underflow.any():  # only those few rows are formatted in Python
                 where = np.flatnonzero(underflow)
+                text = columns["P"] if pa.types.is_string(columns["P"].type) else pc.cast(columns["P"], pa.string())
                 columns["P"] = pc.replace_with_mask(
-                    columns["P"], pa.array(underflow), pa.array(p_text(p[where], log10_p[where]).tolist(),
-                                                                type=pa.string()))
+                    text, pa.array(underflow), pa.array(p_text(p[where], log10_p[where]).tolist(), type=pa.string()))
             pa_csv.write_csv(pa.Table.from_arrays(list(columns.values()), names=GWAS_FILE_COLUMNS), handle,
                              write_options=options)
     return path
@@ -119,11 +125,13 @@ GWAS_FORMATS = {"tsv": GWAS_FILE, "parquet": "gwas.parquet"}
 
 def write_gwas_results(table: pd.DataFrame, genotypes: Genotypes, out_dir: Path,
                        say: Callable[[str], object], *, plots: bool = True,
-                       seconds: dict[str, float] | None = None, output_format: str = "tsv") -> dict[str, Any]:
+                       seconds: dict[str, float] | None = None, output_format: str = "tsv",
+                       plotters: ProcessPoolExecutor | None = None) -> dict[str, Any]:
     """gwas.tsv, lead_variants.tsv and (``plots``) the plots of ``table`` in ``out_dir``; per-trait summary
     (lambda, hits). ``seconds`` receives the wall time of each stage: write, clump, plots (thinning here, then
-    drawing in a second process that runs while gwas.tsv is written and the leads are clumped) and
-    plots_wait (the part of it after clumping: what the plots add to the command's wall time)."""
+    drawing in other processes, ``plotters`` when given (``gwas_plots.plot_workers``), that run while gwas.tsv
+    is written and the leads are clumped) and plots_wait (the part of it after clumping: what the plots add to
+    the command's wall time)."""
     from biolatent.discover.genetics.clump import clump
     from biolatent.discover.genetics.gwas import genomic_inflation
     from biolatent.discover.genetics.gwas_plots import start_gwas_plots
@@ -133,7 +141,7 @@ def write_gwas_results(table: pd.DataFrame, genotypes: Genotypes, out_dir: Path,
     drawing = None
     if plots:
         plots_started = time.perf_counter()
-        drawing = start_gwas_plots(table, out_dir / "plots")
+        drawing = start_gwas_plots(table, out_dir / "plots", plotters)
     try:
         started = time.perf_counter()
         if output_format == "parquet":
@@ -149,7 +157,8 @@ def write_gwas_results(table: pd.DataFrame, genotypes: Genotypes, out_dir: Path,
         seconds["plots"] = seconds["plots_wait"] = 0.0  # not drawn with plots=False
         if drawing is not None:
             started = time.perf_counter()
-            drawing[0].result()
+            for future in drawing[0]:
+                future.result()
             seconds["plots_wait"] = time.perf_counter() - started
             seconds["plots"] = time.perf_counter() - plots_started
     finally:
@@ -200,10 +209,28 @@ def run_gwas(
     wall time of each stage (``seconds``: read + QC + PCs + regression as ``scan``, with its parts qc, pcs and
     regression where the engine reports them, then write, clump, plots;
     the plots are drawn beside write and clump, ``plots_wait`` is the time they add after clumping)."""
+    out_dir = Path(out_dir)
+    plotters = None
+    if plots:  # the drawing processes start (import pyplot) while the inputs are read and checked
+        from biolatent.discover.genetics.gwas_plots import plot_workers
+
+        plotters = plot_workers()
+    try:
+        return _run_gwas(genotypes_path, phenotypes_tsv, covariates_tsv, out_dir, engine=engine, qc=qc, n_pcs=n_pcs,
+                         dosage=dosage, plots=plots, spark_master=spark_master, output_format=output_format,
+                         say=say, plotters=plotters)
+    finally:
+        if plotters is not None:
+            plotters.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_gwas(genotypes_path: str | Path, phenotypes_tsv: str | Path, covariates_tsv: str | Path | None,
+              out_dir: Path, *, engine: str, qc: QCConfig | None, n_pcs: int, dosage: bool, plots: bool,
+              spark_master: str | None, output_format: str, say: Callable[[str], object],
+              plotters: ProcessPoolExecutor | None) -> Path:
     from biolatent.discover.genetics.engines import gwas_scan
     from biolatent.io import read_table
 
-    out_dir = Path(out_dir)
     phenotypes = read_table(phenotypes_tsv, id_column="id")
     covariates = None if covariates_tsv is None else read_table(covariates_tsv, id_column="id")
     started = time.perf_counter()
@@ -221,7 +248,7 @@ def run_gwas(
     write_text(out_dir / "config.yaml", yaml.safe_dump({"gwas": settings}, sort_keys=False))
     write_json(out_dir / "provenance.json", provenance.collect("gwas", **settings))
     per_trait = write_gwas_results(table, genotypes, out_dir, say, plots=plots, seconds=seconds,
-                                   output_format=output_format)
+                                   output_format=output_format, plotters=plotters)
     update_json(out_dir / "metrics.json", "gwas", {
         **settings, **{k: v for k, v in summary.items() if k != "covariates"}, "covariate_names": summary["covariates"],
         "qc_report": info.get("qc"), "genetic_pcs": info.get("pcs"), "genome_wide_p": GENOME_WIDE,

@@ -11,8 +11,8 @@ plot's axes too) is redrawn over a copy of the rest, then encoded as PNG (matplo
 the time of a full redraw per figure, measured, the same pixels).
 
 Thinning (``plot_points``) and drawing (``draw_plots``) are separate steps: the points are small, so
-``start_gwas_plots`` draws them in a second process (spawned: it does not inherit the parent's memory) while
-the caller writes the table and clumps.
+``start_gwas_plots`` draws them in ``PLOT_WORKERS`` other processes (spawned: they do not inherit the parent's
+memory) while the caller writes the table and clumps.
 """
 
 from __future__ import annotations
@@ -80,29 +80,39 @@ def _save(fig, frozen: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def manhattan_points(table: pd.DataFrame) -> dict[str, Any]:
-    """The thinned Manhattan points of one trait's rows: chromosome, position and -log10 p arrays, and the
-    position range of every chromosome over all rows (the x axis does not depend on the thinning)."""
-    finite = np.isfinite(table["LOG10_P"].to_numpy(float))
-    data = table[finite]
-    shown = thinned(data["LOG10_P"].to_numpy(float))
-    chrom, pos = data["#CHROM"].astype(str).to_numpy(), data["POS"].to_numpy(float)
-    spans = pd.DataFrame({"chrom": chrom, "pos": pos}).groupby("chrom", sort=False)["pos"].agg(["min", "max"])
-    return {"chrom": chrom[shown], "pos": pos[shown], "log10_p": data["LOG10_P"].to_numpy(float)[shown],
+def _manhattan_arrays(codes: np.ndarray, names: np.ndarray, pos: np.ndarray, log10_p: np.ndarray) -> dict[str, Any]:
+    """``manhattan_points`` of one trait's arrays: chromosome codes into ``names``, positions, -log10 p."""
+    finite = np.isfinite(log10_p)
+    codes, pos, log10_p = codes[finite], pos[finite], log10_p[finite]
+    shown = thinned(log10_p)
+    present = np.flatnonzero(np.bincount(codes, minlength=len(names)))
+    spans = {str(names[k]): (float(pos[codes == k].min()), float(pos[codes == k].max())) for k in present}
+    return {"chrom": np.asarray(names, dtype=object)[codes[shown]], "pos": pos[shown], "log10_p": log10_p[shown],
             "n_points": int(finite.sum()),
-            "spans": tuple((c, float(spans.loc[c, "min"]), float(spans.loc[c, "max"]))
-                           for c in _chrom_order(pd.Series(spans.index)))}
+            "spans": tuple((c, *spans[c]) for c in _chrom_order(pd.Series(list(spans))))}
 
 
-def qq_points(table: pd.DataFrame) -> dict[str, Any]:
-    """The thinned QQ points of one trait's rows (expected quantiles from all p-values) and its lambda."""
-    observed = np.sort(table["LOG10_P"].to_numpy(float))
+def _qq_arrays(log10_p: np.ndarray, p: np.ndarray) -> dict[str, Any]:
+    """``qq_points`` of one trait's -log10 p and p arrays."""
+    observed = np.sort(log10_p)
     observed = observed[np.isfinite(observed)][::-1]
     n = observed.size
     expected = -np.log10((np.arange(1, n + 1) - 0.5) / max(n, 1))
     shown = thinned(np.maximum(observed, expected))
     return {"expected": expected[shown], "observed": observed[shown], "n_points": n,
-            "lambda_gc": genomic_inflation(table["P"].to_numpy(float))}
+            "lambda_gc": genomic_inflation(p)}
+
+
+def manhattan_points(table: pd.DataFrame) -> dict[str, Any]:
+    """The thinned Manhattan points of one trait's rows: chromosome, position and -log10 p arrays, and the
+    position range of every chromosome over all rows (the x axis does not depend on the thinning)."""
+    codes, names = pd.factorize(table["#CHROM"].astype(str))
+    return _manhattan_arrays(codes, np.asarray(names), table["POS"].to_numpy(float), table["LOG10_P"].to_numpy(float))
+
+
+def qq_points(table: pd.DataFrame) -> dict[str, Any]:
+    """The thinned QQ points of one trait's rows (expected quantiles from all p-values) and its lambda."""
+    return _qq_arrays(table["LOG10_P"].to_numpy(float), table["P"].to_numpy(float))
 
 
 def _shown_note(shown: int, total: int) -> str:
@@ -215,8 +225,12 @@ def qq_plot(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
 
 def plot_points(table: pd.DataFrame) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     """(trait, Manhattan points, QQ points) of every trait of ``table``: all that drawing needs."""
-    return [(str(trait), manhattan_points(part), qq_points(part))
-            for trait, part in table.groupby("TRAIT", sort=False, observed=True)]
+    codes, names = pd.factorize(table["#CHROM"].astype(str))  # a category's text once, not once per row
+    names = np.asarray(names)
+    pos, log10_p, p = (table[c].to_numpy(float) for c in ("POS", "LOG10_P", "P"))
+    groups = table.groupby("TRAIT", sort=False, observed=True).indices  # row positions, no copies of the table
+    return [(str(trait), _manhattan_arrays(codes[rows], names, pos[rows], log10_p[rows]),
+             _qq_arrays(log10_p[rows], p[rows])) for trait, rows in sorted(groups.items(), key=lambda item: item[1][0])]
 
 
 def draw_plots(points: list[tuple[str, dict[str, Any], dict[str, Any]]], out_dir: str | Path) -> list[Path]:
@@ -240,8 +254,30 @@ def gwas_plots(table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     return draw_plots(plot_points(table), out_dir)
 
 
-def start_gwas_plots(table: pd.DataFrame, out_dir: str | Path) -> tuple[Future, ProcessPoolExecutor]:
-    """``gwas_plots`` drawn in a spawned process: (its future, the executor to shut down after ``result()``).
-    The thinning runs here; only the thinned points travel to the drawing process."""
-    executor = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
-    return executor.submit(draw_plots, plot_points(table), Path(out_dir)), executor
+PLOT_WORKERS = 2  # drawing processes: after clumping, the remaining figures are drawn on two cores
+
+
+def _warm_up() -> None:
+    """Import pyplot in a drawing process (about half a second) before any figure is asked of it."""
+    _pyplot()
+
+
+def plot_workers(workers: int = PLOT_WORKERS) -> ProcessPoolExecutor:
+    """Spawned drawing processes (they do not inherit the parent's memory), already importing pyplot: started
+    at the beginning of a command, they get ready while it reads its inputs and runs QC on one core."""
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    for _ in range(workers):
+        executor.submit(_warm_up)
+    return executor
+
+
+def start_gwas_plots(table: pd.DataFrame, out_dir: str | Path, executor: ProcessPoolExecutor | None = None,
+                     ) -> tuple[list[Future], ProcessPoolExecutor]:
+    """``gwas_plots`` drawn by ``executor`` (default: new ``plot_workers``), the traits shared out between its
+    processes: (their futures, the executor to shut down after ``result()``). The thinning runs here; only
+    the thinned points travel to the drawing processes."""
+    executor = plot_workers() if executor is None else executor
+    points = plot_points(table)
+    workers = max(1, executor._max_workers)
+    parts = [points[i::workers] for i in range(workers)]
+    return [executor.submit(draw_plots, part, Path(out_dir)) for part in parts if part], executor
