@@ -8,8 +8,13 @@ with genotype calls complete and with a fraction of them missing (plink2 2.00a3.
 calls). biolatent's own stages (`metrics.json`: read + QC + regression as `scan`, write, clump, plots) are
 listed beside. Agreement: max relative difference of BETA and of P over the results both tools report.
 
+A second case, 100,000 people x 5,000 variants (the same number of genotypes, ten times the people; calls
+complete), shows the peak memory when the people, not the variants, are many: the genotypes are read in blocks
+of a fixed number of dosages, so fewer variants per block.
+
     python benchmarks/gwas_end_to_end.py           # 10,000 people x 50,000 variants x 64 traits, 2 covariates
-    python benchmarks/gwas_end_to_end.py --quick   # 1,000 x 5,000 x 8: a smoke run
+                                                   # (+ 100,000 x 5,000 x 64)
+    python benchmarks/gwas_end_to_end.py --quick   # 1,000 x 5,000 x 8 (+ 4,000 x 1,250 x 8): a smoke run
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from _report import RESULTS_DIR, host_info, markdown_table, timed, write_results
 from gwas_vs_plink2 import simulate, write_plink
 
 QC = ["--maf", "0.01", "--geno", "0.05", "--hwe", "1e-6", "--mind", "0.05"]
-COLUMNS = ("missing calls", "tool", "wall_s", "peak_rss_mb", "time_ratio")
+COLUMNS = ("people", "variants", "missing calls", "tool", "wall_s", "peak_rss_mb", "time_ratio")
 
 
 def write_inputs(folder: Path, samples: int, variants: int, traits: int, covariates: int, missing: float) -> None:
@@ -40,13 +45,13 @@ def write_inputs(folder: Path, samples: int, variants: int, traits: int, covaria
         frame.rename_axis("id").reset_index().to_csv(folder / name, sep="\t", index=False)
 
 
-def write_inputs_apart(folder: Path, args, missing: float) -> list[str]:
+def write_inputs_apart(folder: Path, args, samples: int, variants: int, missing: float) -> list[str]:
     """The inputs written by a separate process: a child forked from a parent that held the simulated matrix
     would inherit that parent's resident size as its own peak RSS (Linux ``ru_maxrss`` spans the fork)."""
     import multiprocessing
 
     job = multiprocessing.get_context("spawn").Process(
-        target=write_inputs, args=(folder, args.samples, args.variants, args.traits, args.covariates, missing))
+        target=write_inputs, args=(folder, samples, variants, args.traits, args.covariates, missing))
     job.start()
     job.join()
     if job.exitcode != 0:
@@ -72,11 +77,13 @@ def agreement(folder: Path, traits: list[str]) -> dict[str, Any]:
             "n_compared_p": int(p.size), "max_rel_diff_p": float(p.max())}
 
 
-def run_case(missing: float, args, say) -> tuple[list[dict], dict[str, Any]]:
+def run_case(samples: int, variants: int, missing: float, args, say, no_plots: bool = True,
+             ) -> tuple[list[dict], dict[str, Any]]:
+    """plink2 and the gwas command (and, with ``no_plots``, the command with --no-plots) on one simulated case."""
     folder = Path(tempfile.mkdtemp(prefix="biolatent-gwas-e2e-"))
     try:
-        say(f"missing calls {missing:g}: writing {args.samples} x {args.variants} genotypes, {args.traits} traits")
-        traits = write_inputs_apart(folder, args, missing)
+        say(f"missing calls {missing:g}: writing {samples} x {variants} genotypes, {args.traits} traits")
+        traits = write_inputs_apart(folder, args, samples, variants, missing)
         biolatent = [sys.executable, "-m", "biolatent.cli", "gwas", "--genotypes", "data", "--phenotypes",
                      "pheno.tsv", "--covariates", "covar.tsv", "--out"]
         plink2 = ["plink2", "--bfile", "data", "--pheno", "pheno.txt", "--covar", "covar.txt", "--glm", "hide-covar",
@@ -85,14 +92,16 @@ def run_case(missing: float, args, say) -> tuple[list[dict], dict[str, Any]]:
         say(f"  plink2 --glm: {plink_wall:.1f} s")
         rows = [{"tool": f"plink2 --glm (--threads {args.threads})", "wall_s": plink_wall, "peak_rss_mb": plink_rss}]
         stages = {}
-        for name, extra in (("biolatent gwas", []), ("biolatent gwas --no-plots", ["--no-plots"])):
+        runs = (("biolatent gwas", []), ("biolatent gwas --no-plots", ["--no-plots"]))
+        for name, extra in runs if no_plots else runs[:1]:
             out = "bl" if not extra else "bl_noplots"
             wall, rss = timed([*biolatent, out, *extra], folder)
             stages[name] = json.loads((folder / out / "metrics.json").read_text())["gwas"]["seconds"]
             say(f"  {name}: {wall:.1f} s ({', '.join(f'{k} {v:.1f}' for k, v in stages[name].items())})")
             rows.append({"tool": name, "wall_s": wall, "peak_rss_mb": rss})
         for row in rows:
-            row.update({"missing calls": f"{missing:g}", "time_ratio": row["wall_s"] / plink_wall})
+            row.update({"people": samples, "variants": variants, "missing calls": f"{missing:g}",
+                        "time_ratio": row["wall_s"] / plink_wall})
         return rows, {"stages": stages, "agreement": agreement(folder, traits)}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -107,6 +116,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--covariates", type=int, default=2)
     parser.add_argument("--missing", type=float, nargs="+", default=[0.0, 0.01],
                         help="fractions of missing genotype calls, one case each")
+    parser.add_argument("--large-samples", type=int, default=None,
+                        help="people of the second case, complete calls (default 100000; 4000 with --quick; 0: none)")
+    parser.add_argument("--large-variants", type=int, default=None,
+                        help="variants of the second case (default: as many genotypes as the first case)")
     parser.add_argument("--threads", type=int, default=2, help="plink2 --threads (biolatent uses its BLAS threads)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
@@ -116,6 +129,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.samples = args.samples or (1000 if args.quick else 10_000)
     args.variants = args.variants or (5000 if args.quick else 50_000)
     args.traits = args.traits or (8 if args.quick else 64)
+    if args.large_samples is None:
+        args.large_samples = 4000 if args.quick else 100_000
+    if args.large_variants is None and args.large_samples:
+        args.large_variants = max(1, args.samples * args.variants // args.large_samples)
     return args
 
 
@@ -129,27 +146,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     rows, details = [], {}
     for missing in args.missing:
-        case_rows, details[f"{missing:g}"] = run_case(missing, args, say)
+        case_rows, details[f"missing {missing:g}"] = run_case(args.samples, args.variants, missing, args, say)
+        rows += case_rows
+    if args.large_samples:
+        case_rows, details[f"{args.large_samples:,} people"] = run_case(args.large_samples, args.large_variants, 0.0,
+                                                                      args, say, no_plots=False)
         rows += case_rows
     version = subprocess.run(["plink2", "--version"], capture_output=True, text=True, check=False).stdout.strip()
-    stage_rows = [{"missing calls": case, "run": name, **{k: round(v, 1) for k, v in seconds.items()}}
+    stage_rows = [{"case": case, "run": name, **{k: round(v, 1) for k, v in seconds.items()}}
                   for case, detail in details.items() for name, seconds in detail["stages"].items()]
-    agree = "; ".join(f"missing {case}: max relative difference of BETA {d['agreement']['max_rel_diff_beta']:.2e} "
+    agree = "; ".join(f"{case}: max relative difference of BETA {d['agreement']['max_rel_diff_beta']:.2e} "
                       f"over {d['agreement']['n_compared']:,} results, of P {d['agreement']['max_rel_diff_p']:.2e} "
                       f"over the {d['agreement']['n_compared_p']:,} with P above the smallest double"
                       for case, d in details.items())
     markdown = "\n".join([
         f"## GWAS end to end: `biolatent gwas` vs `plink2 --glm` ({args.samples:,} people x {args.variants:,} "
-        f"variants x {args.traits} traits, {args.covariates} covariates, {os.cpu_count()} cores)", "",
+        f"variants x {args.traits} traits, {args.covariates} covariates, {os.cpu_count()} cores"
+        + (f"; and {args.large_samples:,} people x {args.large_variants:,} variants)" if args.large_samples else ")"),
+        "",
         f"Files to files, as processes, same QC, same run; {version}. `time_ratio` = wall time / plink2's.", "",
         markdown_table(rows, COLUMNS), "",
         "biolatent's stages (seconds; `scan` = read + QC + regression, the genotypes read block by block by "
         "`qc` and again by `regression`):", "",
-        markdown_table(stage_rows, ["missing calls", "run", "scan", "qc", "regression", "write", "clump", "plots",
+        markdown_table(stage_rows, ["case", "run", "scan", "qc", "regression", "write", "clump", "plots",
                                     "plots_wait"]), "",
-        "The plots are thinned in the command, then drawn in a second process while gwas.tsv is written and the "
-        "leads are clumped: `plots` is their wall time, `plots_wait` the part after clumping (what they add to "
-        "the command's wall time).", "",
+        "The plots are thinned in the command, then drawn by two other processes (started with the command) while "
+        "gwas.tsv is written and the leads are clumped: `plots` is their wall time, `plots_wait` the part after "
+        "clumping (what they add to the command's wall time).", "",
         f"Agreement with plink2: {agree} (plink2 prints 6 significant digits).", ""])
     print(markdown)
     payload = {"rows": rows, "details": details,

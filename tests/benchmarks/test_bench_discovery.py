@@ -41,12 +41,16 @@ def test_gwas_end_to_end_quick(tmp_path):
         pytest.skip("plink2 is not on PATH")
     _run("gwas_end_to_end.py", tmp_path)
     payload = json.loads((tmp_path / "gwas_end_to_end-cpu-quick.json").read_text())
-    assert [(r["missing calls"], r["tool"].split(" (")[0]) for r in payload["rows"]] == [
-        (m, t) for m in ("0", "0.01") for t in ("plink2 --glm", "biolatent gwas", "biolatent gwas --no-plots")]
-    for case in payload["details"].values():
-        assert case["agreement"]["n_compared"] == 8 * 5000 and case["agreement"]["max_rel_diff_beta"] < 1e-5
-        assert case["stages"]["biolatent gwas --no-plots"]["plots"] == 0.0
+    assert [(r["people"], r["missing calls"], r["tool"].split(" (")[0]) for r in payload["rows"]] == [
+        (1000, m, t) for m in ("0", "0.01") for t in ("plink2 --glm", "biolatent gwas", "biolatent gwas --no-plots")
+    ] + [(4000, "0", t) for t in ("plink2 --glm", "biolatent gwas")]
+    details = payload["details"]
+    assert list(details) == ["missing 0", "missing 0.01", "4,000 people"]
+    for name, case in details.items():
+        variants = 5000 if name.startswith("missing") else 1000 * 5000 // 4000  # the same number of genotypes
+        assert case["agreement"]["n_compared"] == 8 * variants and case["agreement"]["max_rel_diff_beta"] < 1e-5
         assert case["stages"]["biolatent gwas"]["plots"] > 0.0
+    assert details["missing 0"]["stages"]["biolatent gwas --no-plots"]["plots"] == 0.0
 
 
 @pytest.mark.slow
