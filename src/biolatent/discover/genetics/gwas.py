@@ -173,9 +173,7 @@ def _trait_groups(y: np.ndarray, x: np.ndarray, names: list[str], traits: list[s
         yr = yv - q @ (q.T @ yv)
         groups.append({"rows": np.flatnonzero(have), "traits": np.asarray(members), "q": q, "yr": yr,
                        "yq": np.hstack([yr, q]), "yq_sums": np.hstack([yr, q]).sum(axis=0),
-                       "yy": np.einsum("nt,nt->t", yr, yr),
-                       "qy": (q[:, :, None] * yr[:, None, :]).reshape(len(q), -1),
-                       "qq": (q[:, :, None] * q[:, None, :]).reshape(len(q), -1)})
+                       "yy": np.einsum("nt,nt->t", yr, yr)})
     return groups
 
 
@@ -235,6 +233,9 @@ def _regression_stats(products: np.ndarray, ss: np.ndarray, obs: np.ndarray, grp
     gg, yy = ss - np.einsum("mk,mk->m", bg, bg), np.broadcast_to(grp["yy"], (m, nt)).copy()
     holes = np.flatnonzero((obs < n) & (obs > 0))
     if miss is not None and holes.size:
+        if "qq" not in grp:  # per-sample products for the missing-call correction, made when first needed
+            grp["qy"] = (q[:, :, None] * yr[:, None, :]).reshape(n, -1)
+            grp["qq"] = (q[:, :, None] * q[:, None, :]).reshape(n, -1)
         mt = scipy.sparse.csc_matrix(miss[:, holes].astype(float)).T.tocsr()
         a = np.eye(k) - (mt @ grp["qq"]).reshape(-1, k, k)
         by = -(mt @ grp["qy"]).reshape(-1, k, nt)
