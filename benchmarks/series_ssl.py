@@ -4,10 +4,13 @@ labels, on the UCR/UEA data sets shipped in aeon and on simulated ECG rhythms.
     python benchmarks/series_ssl.py [--quick] [--datasets NAME ...] [--steps S] [--pretrain-seeds P]
                                     [--label-seeds K] [--work DIR]
 
-1. Data: the registry data sets ``aeon-gunpoint``, ``aeon-arrowhead``, ``aeon-italypowerdemand`` (univariate)
-   and ``aeon-basicmotions`` (6 channels), loaded through ``data.modality: series`` (official train/test split in
-   ``meta.tsv``), and ``ecg-sim``: ECG-like signals of four rhythm classes (``data.simulate.ecg``, 4 s at 32 Hz,
-   50 per class to train and 50 per class to test, one seeded draw).
+1. Data: every classification data set shipped in aeon (``datasets.aeon_ucr.SHIPPED``: ``aeon-gunpoint``,
+   ``aeon-arrowhead``, ``aeon-italypowerdemand``, ``aeon-basicmotions`` (6 channels), ``aeon-japanesevowels`` (12
+   channels, 7-29 steps), ``aeon-acsf1``, ``aeon-osuleaf``, ``aeon-pickupgesturewiimotez`` (29-361 steps),
+   ``aeon-unittest`` and ``aeon-covid3month-disc``), loaded through ``data.modality: series`` (official train/test
+   split in ``meta.tsv``; unequal lengths resampled to the longest), and ``ecg-sim``: ECG-like signals of four
+   rhythm classes (``data.simulate.ecg``, 4 s at 32 Hz, 50 per class to train and 50 per class to test, one
+   seeded draw).
 2. Pre-training on the training split only, without labels, through ``train.fit`` (the one training loop):
    ``ts2vec`` with TS2Vec's dilated CNN (``series_cnn``) and ``masked_series`` with the patch transformer
    (``series_transformer``), ``--steps`` optimizer steps at batch 8 (TS2Vec's 200 iterations for small data
@@ -44,13 +47,14 @@ from biolatent.build import build_method, fit_input_statistics, load_config
 from biolatent.data.features import raw_features
 from biolatent.data.loaders import load_samples
 from biolatent.data.samples import SampleSet
+from biolatent.datasets.aeon_ucr import SHIPPED, dataset_name
 from biolatent.embed import compute_embeddings
 from biolatent.evaluate.efficiency import pca_features, run_label_efficiency, summarise
 from biolatent.evaluate.metrics import mean_ci
 from biolatent.evaluate.splits import prepare_labels
 from biolatent.train.fit import fit
 
-DATASETS = ("aeon-gunpoint", "aeon-arrowhead", "aeon-italypowerdemand", "aeon-basicmotions", "ecg-sim")
+DATASETS = (*(dataset_name(name) for name in SHIPPED), "ecg-sim")  # every classification set aeon ships
 METHODS = {"ts2vec": "series_cnn", "masked_series": "series_transformer"}
 FRACTIONS = (0.1, 1.0)
 BATCH_SIZE = 8

@@ -50,3 +50,12 @@ def test_quick_run_reports_every_representation(tmp_path: Path) -> None:
         assert {(r["representation"], r["fraction"]) for r in rows} == {(rep, f) for rep in reps for f in (0.1, 1.0)}
         assert all(0.0 <= r["mean"] <= 1.0 for r in rows)
     assert len(payload["gains"]) == 8
+
+
+def test_default_datasets_are_every_shipped_aeon_set_and_the_ecg_simulation():
+    from series_ssl import DATASETS, parse_args
+
+    from biolatent.datasets.aeon_ucr import SHIPPED, dataset_name
+
+    assert DATASETS == (*(dataset_name(name) for name in SHIPPED), "ecg-sim")
+    assert parse_args([]).datasets == list(DATASETS)

@@ -70,7 +70,8 @@ def test_registry_lists_the_datasets():
     assert names == ["pbmc68k", "oct4-mafk", "cmu1-tiles", "geuvadis-chr22", "internal-bleeding16",
                      "mni152", "visium-mouse-brain", "nafld-records", "eunomia-omop", "colin27-aal", "grch37-chr20",
                      "promoters-chr20", "aeon-gunpoint", "aeon-arrowhead", "aeon-italypowerdemand",
-                     "aeon-basicmotions", "aeon-japanesevowels"]
+                     "aeon-basicmotions", "aeon-japanesevowels", "aeon-acsf1", "aeon-osuleaf",
+                     "aeon-pickupgesturewiimotez", "aeon-unittest", "aeon-covid3month-disc"]
     for recipe in list_datasets():
         assert set(recipe.members) == set(recipe.sha256) and recipe.data_config["modality"] == recipe.modality
         assert set(recipe.requires) <= set(names) - {recipe.name}

@@ -29,6 +29,12 @@ def test_reads_channels_labels_and_varying_lengths(tmp_path):
     assert parsed.header["problemname"] == "Tiny"
 
 
+def test_percent_lines_are_comments(tmp_path):
+    """aeon's UnitTest files open with ARFF-style '%' comment lines."""
+    parsed = read_ts(write(tmp_path, "%# a note\n%\n@classLabel true a\n@data\n% inside\n1,2,3:a\n"))
+    assert parsed.labels == ["a"] and parsed.series[0].tolist() == [[1, 2, 3]]
+
+
 def test_without_labels(tmp_path):
     parsed = read_ts(write(tmp_path, "@classLabel false\n@data\n1,2,3\n4,5,6\n"))
     assert parsed.labels is None and len(parsed.series) == 2 and parsed.series[0].shape == (1, 3)

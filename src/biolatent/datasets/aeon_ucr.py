@@ -17,6 +17,7 @@ import pandas as pd
 from biolatent.datasets.recipe import DatasetRecipe
 from biolatent.errors import DataError
 from biolatent.io.tables import write_table
+from biolatent.io.ts_format import COMMENT
 
 ROOT = "aeon/datasets/data/"
 VERSION = "1.6.0"
@@ -37,7 +38,34 @@ SHIPPED = {
     "JapaneseVowels": ("JapaneseVowels: 270 + 370 twelve-channel series of 7-29 steps (varying), 9 speakers",
                        "68a430eabd919cc77f40b1f5f3bc0dcafacc1486bca9260785aeb7d262cc78cd",
                        "b3d41d6a0ca3bcad3afb9ca7d4365382aa51341e2e58bae2a574babdda5b9462"),
+    "ACSF1": ("ACSF1: 100 + 100 univariate power-consumption series of 1460 steps, 10 classes of home appliances",
+              "0646b90dc4843e02baed6b2ba345c5601a4991b6796565489cef1b2d92a7537b",
+              "93e8aaeb44a10af181d24a156e60da7021193cd990ca28f263fccf3b905bfebf"),
+    "OSULeaf": ("OSULeaf: 200 + 242 univariate leaf outlines of 427 steps, 6 classes (tree species)",
+                "86b9d6e860414ffd26cebc62fff84ffb37fa588ef3e5bf79e4094a437c36ddfc",
+                "6c549dd354f9e42d5985fa5fab75321ca9acefc7873457e71467fc8a31f107ce"),
+    "PickupGestureWiimoteZ": ("PickupGestureWiimoteZ: 50 + 50 univariate accelerometer (z) series of 29-361 steps "
+                              "(varying), 10 gestures",
+                              "4d303d9990df621c066fc454d62626e3721aed008462103500b86b1ac1ca92c8",
+                              "a9109bce918e48ee0e924e9cf2fdfdc4de364a3d88ec5e8aa44399ff08b11361"),
+    "UnitTest": ("UnitTest: 20 + 22 univariate series of 24 steps, 2 classes (aeon's cut of Chinatown: pedestrian "
+                 "counts, weekday vs weekend)",
+                 "6ce264a7cd41ccfb285e61831dc977a5572e17558551b251d0f1e427c8b9d335",
+                 "1c28892222289640d0fb156823e183dd79e489e340cfcff16e5af3cf575fd218"),
+    "Covid3Month_disc": ("Covid3Month_disc: 140 + 61 univariate series of 84 daily Covid-19 cases, 3 classes "
+                         "(the regression target of Covid3Month discretised; in aeon's classification 'redux' list)",
+                         "95a30074d71d776136ce08426be662ba8b30d0372a517d1602c522a5bc329b8a",
+                         "dae04afcd3e4803312357cbc0de382dffa9daf52969140da9797d57cd83781ce"),
 }
+# Every classification problem in aeon 1.6.0's data folder (a TRAIN and a TEST .ts with ``@classLabel true``) is
+# above. Not recipes: Covid3Month and CardanoSentiment (regression: ``@targetLabel``), JapaneseVowels_eq and
+# PickupGestureWiimoteZ_eq (aeon's equal-length copies of two sets above), UnitTestTimeStamps (TRAIN only,
+# timestamped), the .csv / .tsf folders (forecasting, anomaly detection, segmentation).
+
+
+def dataset_name(name: str) -> str:
+    """The registry name of a shipped set: ``aeon-`` + its name in lower case, ``_`` as ``-``."""
+    return f"aeon-{name.lower().replace('_', '-')}"
 
 
 def member(name: str, split: str) -> str:
@@ -51,7 +79,7 @@ def split_ts(path: Path) -> tuple[list[str], list[str]]:
     for i, line in enumerate(lines):
         header.append(line)
         if line.strip().lower() == "@data":
-            return header, [d for d in lines[i + 1 :] if d.strip() and not d.startswith("#")]
+            return header, [d for d in lines[i + 1 :] if d.strip() and not d.startswith(COMMENT)]
     raise DataError(f"{path}: no @data line (not a .ts file?)")
 
 
@@ -92,7 +120,7 @@ def recipe(name: str) -> DatasetRecipe:
         join_splits(members[member(name, "TRAIN")], members[member(name, "TEST")], out_dir)
 
     return DatasetRecipe(
-        name=f"aeon-{name.lower()}",
+        name=dataset_name(name),
         description=description + " (UCR/UEA archive, shipped in aeon; official train/test split in column split)",
         modality="series",
         package="aeon",

@@ -1,6 +1,7 @@
 """The sktime / aeon ``.ts`` time-series format (UCR / UEA archives): ``@`` header lines, then ``@data`` and one
 line per series, its channels separated by ``:`` and their values by ``,``, the class label last when the header
-says ``@classLabel true``. ``?`` is a missing value (NaN). Channels of one series share their length; series may
+says ``@classLabel true``. ``?`` is a missing value (NaN). Lines starting with ``#`` or ``%`` (ARFF-style, as in
+aeon's ``UnitTest``) are comments. Channels of one series share their length; series may
 differ in length when the header says ``@equalLength false``.
 
 Only the plain (values only) layout is read; timestamped values ``(t, v)`` are refused with a DataError.
@@ -14,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from biolatent.errors import DataError
+
+COMMENT = ("#", "%")  # comment lines (``%``: ARFF's marker, used by some archive files)
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ def read_ts(path: str | Path) -> TsFile:
     with path.open(encoding="utf-8", errors="replace") as handle:
         for line_no, raw in enumerate(handle, start=1):
             line = raw.strip()
-            if not line or line.startswith("#"):
+            if not line or line.startswith(COMMENT):
                 continue
             if not in_data:
                 if not line.startswith("@"):
