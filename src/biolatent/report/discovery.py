@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from biolatent.discover.genetics.gwas_plots import plot_name
+from biolatent.discover.genetics.gwas_figures import plot_name
 from biolatent.report.figures import png_file_to_base64
 from biolatent.report.page import Fig, Section, Table, fmt, render
 from biolatent.rundir import write_text

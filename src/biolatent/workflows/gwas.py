@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -128,7 +128,8 @@ def write_gwas_results(table: pd.DataFrame, genotypes: Genotypes, out_dir: Path,
                        seconds: dict[str, float] | None = None, output_format: str = "tsv",
                        plotters: ProcessPoolExecutor | None = None) -> dict[str, Any]:
     """gwas.tsv, lead_variants.tsv and (``plots``) the plots of ``table`` in ``out_dir``; per-trait summary
-    (lambda, hits). ``seconds`` receives the wall time of each stage: write, clump, plots (thinning here, then
+    (lambda, hits). ``seconds`` receives the wall time of each stage: write and clump (at the same time, the
+    table written in a thread), plots (thinning here, then
     drawing in other processes, ``plotters`` when given (``gwas_plots.plot_workers``), that run while gwas.tsv
     is written and the leads are clumped) and plots_wait (the part of it after clumping: what the plots add to
     the command's wall time)."""
@@ -142,18 +143,24 @@ def write_gwas_results(table: pd.DataFrame, genotypes: Genotypes, out_dir: Path,
     if plots:
         plots_started = time.perf_counter()
         drawing = start_gwas_plots(table, out_dir / "plots", plotters)
-    try:
+    def write() -> None:
         started = time.perf_counter()
         if output_format == "parquet":
             write_gwas_parquet(table, out_dir / GWAS_FORMATS["parquet"])
         else:
             write_gwas_table(table, out_dir / GWAS_FILE)
         seconds["write"] = time.perf_counter() - started
-        started = time.perf_counter()
-        leads = clump(table, genotypes)
-        with atomic_path(out_dir / LEADS_FILE) as tmp:
-            leads.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.10g")
-        seconds["clump"] = time.perf_counter() - started
+
+    try:
+        # gwas.tsv is formatted and written in a thread (Arrow releases the GIL) while the leads are clumped here
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            writing = writer.submit(write)
+            started = time.perf_counter()
+            leads = clump(table, genotypes)
+            with atomic_path(out_dir / LEADS_FILE) as tmp:
+                leads.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.10g")
+            seconds["clump"] = time.perf_counter() - started
+            writing.result()
         seconds["plots"] = seconds["plots_wait"] = 0.0  # not drawn with plots=False
         if drawing is not None:
             started = time.perf_counter()

@@ -27,7 +27,8 @@ def test_reused_figures_draw_the_same_pixels_as_fresh_ones(tmp_path):
     import matplotlib.image as mpimg
     import pandas as pd
 
-    from biolatent.discover.genetics.gwas_plots import draw_manhattan, draw_plots, draw_qq, plot_points
+    from biolatent.discover.genetics.gwas_figures import draw_manhattan, draw_plots, draw_qq
+    from biolatent.discover.genetics.gwas_plots import plot_points
 
     rng = np.random.default_rng(4)
     m = 9000

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 import scipy.sparse
-from scipy import special, stats
+from scipy import special
 
 from biolatent.errors import DataError
 from biolatent.io.genotype_matrix import BLOCK_ELEMENTS, BedDosages, Genotypes, variant_blocks
@@ -84,8 +84,15 @@ def genomic_inflation(p: np.ndarray | pd.Series) -> float:
     if p.size == 0:
         return float("nan")
     middle = [(p.size - 1) // 2, p.size // 2]
-    statistics = stats.chi2.isf(np.partition(p, middle)[middle], 1)
-    return float(statistics.mean() / stats.chi2.ppf(0.5, 1))
+    statistics = _chi2_1df_isf(np.partition(p, middle)[middle])
+    return float(statistics.mean() / _chi2_1df_isf(np.array([0.5]))[0])
+
+
+def _chi2_1df_isf(p: np.ndarray) -> np.ndarray:
+    """The 1-df chi-square statistic exceeded with probability ``p``: Z^2 with P(|Z| > z) = erfc(z / sqrt 2) = p,
+    so x = 2 erfcinv(p)^2 (scipy.special, without importing scipy.stats for a command that needs nothing else
+    of it)."""
+    return 2.0 * special.erfcinv(np.asarray(p, float)) ** 2
 
 
 def _numeric(table: pd.DataFrame, what: str) -> pd.DataFrame:
@@ -172,7 +179,8 @@ def _trait_groups(y: np.ndarray, x: np.ndarray, names: list[str], traits: list[s
         yv = y[np.ix_(have, members)]
         yr = yv - q @ (q.T @ yv)
         groups.append({"rows": np.flatnonzero(have), "traits": np.asarray(members), "q": q, "yr": yr,
-                       "yq": np.hstack([yr, q]), "yq_sums": np.hstack([yr, q]).sum(axis=0),
+                       "yq": np.hstack([yr, q]), "yq1": np.hstack([yr, q, np.ones((len(q), 1))]),
+                       "yq_sums": np.hstack([yr, q]).sum(axis=0),
                        "yy": np.einsum("nt,nt->t", yr, yr)})
     return groups
 
@@ -184,19 +192,21 @@ def _chunk_stats(g: np.ndarray, grp: dict, out: np.ndarray | None = None) -> tup
     """(obs count, beta, se, t, df) of every variant row of ``g`` (variant-major float64 dosages, (m, n), NaN =
     missing) for the traits of ``grp``.
 
-    Complete rows (no missing call: their float64 sum is not NaN) are not centred: with mean mu and the raw
-    products ``G Y`` (one matrix product with the residualised traits and the covariate basis, ``yq``), the
-    centred products are ``G Y - mu (1'Y)`` and the sum of squares ``sum g^2 - n mu^2``. Where that difference
+    Complete rows (no missing call: their float64 sum, a column of the matrix product, is not NaN) are not
+    centred: with mean mu and the raw products ``G Y`` (one matrix product with the residualised traits, the
+    covariate basis and ones, ``yq1``), the centred products are ``G Y - mu (1'Y)`` and the sum of squares
+    ``sum g^2 - n mu^2``. Where that difference
     loses more than six of the sixteen digits (``_CANCELLATION``: nearly constant rows) the row is centred
     and recomputed; a constant row then has a sum of squares of exactly 0 (its float64 mean is that constant),
     which marks it untested. Blocks with missing calls go through ``_centred_stats``; ``out``: its float64
     (n, >= m) Fortran-order buffer, reused across blocks."""
-    sums = g.sum(axis=1)
+    raw = g @ grp["yq1"]  # the last column, a product with ones, is each row's sum (NaN where a call is missing)
+    sums = raw[:, -1]
     if np.isnan(sums).any():
         return _centred_stats(g.T, grp, out)
     n = g.shape[1]
     mean = sums / n
-    products = g @ grp["yq"] - np.outer(mean, grp["yq_sums"])
+    products = raw[:, :-1] - np.outer(mean, grp["yq_sums"])
     squares = np.einsum("mn,mn->m", g, g)
     ss = squares - n * mean * mean
     exact = np.flatnonzero(ss <= _CANCELLATION * squares)
