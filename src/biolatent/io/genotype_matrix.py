@@ -8,10 +8,11 @@ at a time (memory bounded by the block, not by the number of variants).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -176,18 +177,21 @@ def variant_rows(dosages: np.ndarray | BedDosages, cols: slice | np.ndarray) -> 
 
 
 def variant_blocks(dosages: np.ndarray | BedDosages, size: int, *, variant_major: bool = False,
-                   ) -> Iterator[tuple[int, int, np.ndarray]]:
+                   prepare: Callable[[np.ndarray], Any] | None = None) -> Iterator[tuple[int, int, Any]]:
     """(start, stop, block of those columns) over all columns, ``size`` at a time: float32 (samples, size)
     blocks, or with ``variant_major`` float64 (size, samples) C-order blocks (``variant_rows``, the layout of
     the .bed, which a matrix product with per-sample vectors reads row by row). On disk (``BedDosages``) the
     next block is read and decoded in a background thread while the caller works on the current one
-    (bed-reader releases the GIL), so reading overlaps the arithmetic; two blocks in memory at most."""
+    (bed-reader releases the GIL), so reading overlaps the arithmetic; two blocks in memory at most. ``prepare``:
+    work on a block alone (a sample gather, per-variant sums) done in that thread too; the iterator yields its
+    result instead of the block."""
     m = dosages.shape[1]
     starts = list(range(0, m, size))
 
-    def read(start: int) -> np.ndarray:
+    def read(start: int) -> Any:
         cols = slice(start, start + size)
-        return variant_rows(dosages, cols) if variant_major else np.asarray(dosages[:, cols], dtype=np.float32)
+        block = variant_rows(dosages, cols) if variant_major else np.asarray(dosages[:, cols], dtype=np.float32)
+        return block if prepare is None else prepare(block)
 
     if not isinstance(dosages, BedDosages):
         for start in starts:

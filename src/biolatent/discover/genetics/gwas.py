@@ -188,7 +188,8 @@ def _trait_groups(y: np.ndarray, x: np.ndarray, names: list[str], traits: list[s
 _CANCELLATION = 1e-6  # sum of squares below this fraction of the raw one: recomputed from centred values
 
 
-def _chunk_stats(g: np.ndarray, grp: dict, out: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+def _chunk_stats(g: np.ndarray, grp: dict, out: np.ndarray | None = None, squares: np.ndarray | None = None,
+                 ) -> tuple[np.ndarray, ...]:
     """(obs count, beta, se, t, df) of every variant row of ``g`` (variant-major float64 dosages, (m, n), NaN =
     missing) for the traits of ``grp``.
 
@@ -199,7 +200,8 @@ def _chunk_stats(g: np.ndarray, grp: dict, out: np.ndarray | None = None) -> tup
     loses more than six of the sixteen digits (``_CANCELLATION``: nearly constant rows) the row is centred
     and recomputed; a constant row then has a sum of squares of exactly 0 (its float64 mean is that constant),
     which marks it untested. Blocks with missing calls go through ``_centred_stats``; ``out``: its float64
-    (n, >= m) Fortran-order buffer, reused across blocks."""
+    (n, >= m) Fortran-order buffer, reused across blocks. ``squares``: each row's sum of squares, when already
+    computed (by the reader thread)."""
     raw = g @ grp["yq1"]  # the last column, a product with ones, is each row's sum (NaN where a call is missing)
     sums = raw[:, -1]
     if np.isnan(sums).any():
@@ -207,7 +209,7 @@ def _chunk_stats(g: np.ndarray, grp: dict, out: np.ndarray | None = None) -> tup
     n = g.shape[1]
     mean = sums / n
     products = raw[:, :-1] - np.outer(mean, grp["yq_sums"])
-    squares = np.einsum("mn,mn->m", g, g)
+    squares = np.einsum("mn,mn->m", g, g) if squares is None else squares
     ss = squares - n * mean * mean
     exact = np.flatnonzero(ss <= _CANCELLATION * squares)
     if exact.size:
@@ -284,15 +286,22 @@ def _scan(genotypes: Genotypes, groups: list[dict], rows: np.ndarray, chunk_size
     buffers: dict[int, np.ndarray] = {}  # per group size: where a block with missing calls is centred, reused
     every_sample = len(rows) == genotypes.n_samples and bool((np.asarray(rows) == np.arange(len(rows))).all())
     m = genotypes.n_variants
-    for start, stop, block in variant_blocks(genotypes.dosages, chunk_size, variant_major=True):  # per block
-        block = block if every_sample else block[:, rows]  # a sample gather copies the block: only when needed
+    def prepare(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """In the reader thread: the matched samples (a gather copies the block: only when needed) and every
+        variant's sum of squared dosages."""
+        block = block if every_sample else block[:, rows]
+        return block, np.einsum("mn,mn->m", block, block)
+
+    for start, stop, (block, squares) in variant_blocks(genotypes.dosages, chunk_size, variant_major=True,
+                                                         prepare=prepare):
         for grp in groups:
             cols = grp["traits"]
             whole = grp["rows"].size == block.shape[1]  # every matched sample has the group's traits
             size = grp["rows"].size
             if size not in buffers:
                 buffers[size] = np.empty((size, min(chunk_size, m)), np.float64, order="F")
-            o, b, s, t, d = _chunk_stats(block if whole else block[:, grp["rows"]], grp, buffers[size])
+            o, b, s, t, d = _chunk_stats(block if whole else block[:, grp["rows"]], grp, buffers[size],
+                                         squares if whole else None)
             obs_ct[cols, start:stop] = o[None, :]
             beta[cols, start:stop], se[cols, start:stop], tstat[cols, start:stop] = b.T, s.T, t.T
             df[cols, start:stop] = d[None, :]
