@@ -170,9 +170,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "`qc` and again by `regression`):", "",
         markdown_table(stage_rows, ["case", "run", "scan", "qc", "regression", "write", "clump", "plots",
                                     "plots_wait"]), "",
-        "The plots are thinned in the command, then drawn by two other processes (started with the command) while "
-        "gwas.tsv is written and the leads are clumped: `plots` is their wall time, `plots_wait` the part after "
-        "clumping (what they add to the command's wall time).", "",
+        "The plots are thinned in the command, then drawn by another process (started with the command) while "
+        "gwas.tsv is written (in a thread) and the leads are clumped: `plots` is their wall time, `plots_wait` the "
+        "part after clumping (what they add to the command's wall time).", "",
         f"Agreement with plink2: {agree} (plink2 prints 6 significant digits).", ""])
     print(markdown)
     payload = {"rows": rows, "details": details,

@@ -26,8 +26,12 @@ _BYTE_BITS = np.array([bin(b).count("1") for b in range(256)], np.uint8)
 
 
 def popcount(x: np.ndarray) -> np.ndarray:
-    """Set bits of every byte (numpy >= 2's bitwise_count, else a 256-entry table)."""
-    return np.bitwise_count(x) if hasattr(np, "bitwise_count") else _BYTE_BITS[x]
+    """Set bits of every element of an unsigned integer array (numpy >= 2's bitwise_count, else a 256-entry
+    table over its bytes)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(x)
+    x = np.ascontiguousarray(x)
+    return _BYTE_BITS[x.view(np.uint8)].reshape(*x.shape, x.itemsize).sum(axis=-1, dtype=np.uint8)
 
 
 class BedDosages:

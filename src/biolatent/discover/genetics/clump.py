@@ -47,34 +47,45 @@ def _r2_from_sums(count, sx, sy, sxy, sxx, syy) -> np.ndarray:
     return np.where((sxx > 1e-12) & (syy > 1e-12), r2, 0.0)
 
 
+_EVEN_BITS = np.uint64(0x5555555555555555)  # bit 0 of every 2-bit slot, in a 64-bit word
+
+
+def _words(raw: np.ndarray) -> np.ndarray:
+    """Raw .bed bytes (..., bytes) as 64-bit words (..., ceil(bytes / 8)), zero-padded: the bit operations and
+    population counts then work on 8 bytes at a time (a slot never straddles a word: 4 per byte)."""
+    pad = -raw.shape[-1] % 8
+    if pad:
+        raw = np.concatenate([raw, np.zeros((*raw.shape[:-1], pad), np.uint8)], axis=-1)
+    return np.ascontiguousarray(raw).view(np.uint64)
+
+
 def _bit_planes(raw: np.ndarray, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(called, one or more ALT, two ALT) bit planes of raw .bed bytes (variants, bytes): in every byte's bits
-    0, 2, 4, 6, one per sample slot (00 hom A1 = 2 ALT, 01 missing, 10 het, 11 hom A2 = 0 ALT, counting A1 =
-    ALT). ``kept``: the same plane of the samples analysed (padding slots and removed samples 0)."""
-    lo, hi = raw & 0x55, (raw >> 1) & 0x55
+    """(called, one or more ALT, two ALT) bit planes of raw .bed words (``_words``): bit 2k of a word stands
+    for its k-th sample slot (00 hom A1 = 2 ALT, 01 missing, 10 het, 11 hom A2 = 0 ALT, counting A1 = ALT).
+    ``kept``: the same plane of the samples analysed (padding slots and removed samples 0)."""
+    lo, hi = raw & _EVEN_BITS, (raw >> np.uint64(1)) & _EVEN_BITS
     called = ~(lo & ~hi) & kept
     return called, ~lo & kept, ~lo & ~hi & kept
 
 
 def packed_r2(target: np.ndarray, others: np.ndarray, kept: np.ndarray) -> np.ndarray:
     """``dosage_r2`` of hard calls straight from their raw .bed bytes: the target's (bytes,) and the others'
-    (c, bytes), with ``kept`` the (bytes,) plane of the analysed samples (``_bit_planes``). A dosage is
+    (c, bytes), with ``kept`` the (bytes,) plane (bits 0, 2, 4, 6) of the analysed samples. A dosage is
     x = a + b with a = [x >= 1] and b = [x = 2], so x^2 = a + 3b and xy = ab' + ... (four AND-ed planes): every
     sum is a population count over the samples called at both variants (plink's bit-level r^2, with no decoding
-    to numbers: 2 bits per sample instead of 64)."""
-    tc, ta, tb = _bit_planes(target[None, :], kept)
-    oc, oa, ob = _bit_planes(others, kept)
+    to numbers: 2 bits per sample instead of 64), on 64-bit words."""
+    kept = _words(kept)
+    tc, ta, tb = _bit_planes(_words(target)[None, :], kept)
+    oc, oa, ob = _bit_planes(_words(others), kept)
 
     def count(x: np.ndarray) -> np.ndarray:
         return popcount(x).sum(axis=1, dtype=np.int64).astype(np.float64)
 
     both = tc & oc
-    sx = count(ta & both) + count(tb & both)
-    sy = count(oa & tc) + count(ob & tc)
-    sxx = count(ta & both) + 3 * count(tb & both)
-    syy = count(oa & tc) + 3 * count(ob & tc)
+    a_x, b_x = count(ta & both), count(tb & both)  # the target's calls where the other is called too
+    a_y, b_y = count(oa & tc), count(ob & tc)
     sxy = count(ta & oa) + count(ta & ob) + count(tb & oa) + count(tb & ob)
-    return _r2_from_sums(count(both), sx, sy, sxy, sxx, syy)
+    return _r2_from_sums(count(both), a_x + b_x, a_y + b_y, sxy, a_x + 3 * b_x, a_y + 3 * b_y)
 
 
 def _kept_plane(dosages: BedDosages) -> np.ndarray:
