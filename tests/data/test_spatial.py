@@ -267,3 +267,17 @@ def test_config_values_checked():
 def test_own_resolution_with_given_image_is_a_config_error(tmp_path, fx):
     with pytest.raises(ConfigError, match="resolution lowres"):
         load(fx.folder, image=fx.folder / "spatial" / "tissue_hires_image.png", resolution="lowres")
+
+
+def test_held_out_spots_stay_lazy_and_cut_the_same_tiles(fx):
+    """Pre-training's held-out split (``workflows.pretrain._subset``) takes some spots as another SpotTiles: the
+    same tiles as indexing the whole set, nothing cut until indexed; a lazy matrix of lazy rows."""
+    from biolatent.workflows.pretrain import _subset
+
+    samples = load(fx.folder)
+    rows = np.array([5, 0, 3, len(samples) - 1])
+    part = _subset(samples, rows)
+    assert isinstance(part.x, SpotTiles) and len(part.x) == 4 and part.ids == [samples.ids[i] for i in rows]
+    torch.testing.assert_close(part.x[:], samples.x[torch.as_tensor(rows)])
+    torch.testing.assert_close(part.x[torch.tensor([True, False, False, True])], samples.x[torch.tensor([5, -1])])
+    np.testing.assert_array_equal(part.x.numpy(), samples.x[torch.as_tensor(rows)].numpy())

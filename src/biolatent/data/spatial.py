@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ import torch
 
 from biolatent.config import SpatialData
 from biolatent.data.inputs import expression_matrix, join_metadata, require_path, resize_tiles
+from biolatent.data.lazy_rows import LazyRows
 from biolatent.data.samples import DataInfo, SampleSet
 from biolatent.errors import ConfigError, DataError
 from biolatent.io import visium
@@ -31,12 +32,13 @@ CUT_CHUNK = 64  # tiles resized at once: bounds the float copy of full-resolutio
 BACKGROUND = 255  # white glass beyond the image border
 
 
-class SpotTiles:
+class SpotTiles(LazyRows):
     """(N, 3, S, S) float32 tiles in [0, 1], cut around the spot centres only when indexed.
 
-    Behaves like a read-only tensor for ``len``, ``shape``, ``x[i]``, ``x[a:b]``, ``x[index_tensor]`` and
-    ``x[bool_mask]`` (each returns a real tensor). A tile is the ``side`` x ``side`` pixel square around its centre
-    (pixels beyond the image border are white background), resized to ``image_size``. Only the image is held.
+    Indexed like a read-only tensor (``LazyRows``: ``x[i]``, ``x[a:b]``, ``x[index]``, ``x[bool_mask]`` each return a
+    real tensor); ``take`` gives the tiles of some spots as another lazy matrix (pre-training's held-out spots). A
+    tile is the ``side`` x ``side`` pixel square around its centre (pixels beyond the image border are white
+    background), resized to ``image_size``. Only the image is held.
     """
 
     dtype = torch.float32
@@ -59,27 +61,15 @@ class SpotTiles:
     def __repr__(self) -> str:
         return f"SpotTiles(n={len(self)}, side={self.side} px -> {self.image_size}, image={self.image.shape})"
 
-    def __getitem__(self, key: Any) -> torch.Tensor:
-        if isinstance(key, torch.Tensor) and key.ndim == 0:
-            key = int(key)
-        if isinstance(key, int | np.integer):
-            return self.cut(self._rows(np.array([int(key)])))[0]
-        if isinstance(key, slice):
-            return self.cut(np.arange(len(self))[key])
-        rows = np.asarray(key.cpu() if isinstance(key, torch.Tensor) else key)
-        if rows.dtype == bool:
-            if rows.shape != (len(self),):
-                raise IndexError(f"boolean index of shape {rows.shape} for {len(self)} tiles")
-            rows = np.flatnonzero(rows)
-        return self.cut(self._rows(rows.astype(np.int64).ravel()))
+    def take(self, positions: np.ndarray | torch.Tensor) -> SpotTiles:
+        """The tiles of the spots at ``positions`` as another lazy matrix (the same image, nothing cut)."""
+        return SpotTiles(self.image, self.centres[self.positions(positions)], self.side, self.image_size)
 
-    def _rows(self, rows: np.ndarray) -> np.ndarray:
-        n = len(self)
-        if rows.size and (rows.min() < -n or rows.max() >= n):
-            raise IndexError(f"tile index out of range for {n} tiles")
-        return rows % n if n else rows
+    def numpy(self) -> np.ndarray:
+        """Every tile in memory: for the analyses that need all values at once."""
+        return self.read(np.arange(len(self))).numpy()
 
-    def cut(self, rows: np.ndarray) -> torch.Tensor:
+    def read(self, rows: np.ndarray) -> torch.Tensor:
         """The tiles of ``rows`` (non-negative positions) as float32 (len(rows), 3, S, S)."""
         if rows.size == 0:
             return torch.empty((0, 3, self.image_size, self.image_size))
