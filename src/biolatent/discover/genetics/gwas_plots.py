@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from biolatent.discover.genetics.gwas import genomic_inflation
-from biolatent.discover.genetics.gwas_figures import draw_manhattan, draw_plots, draw_qq, warm_up
+from biolatent.discover.genetics.gwas_figures import draw_plots, warm_up
 
 SHOWN_LOG10_P = 3.0  # every point at or above -log10 p = 3 is drawn
 MAX_BACKGROUND = 4000
@@ -47,7 +47,8 @@ def _chrom_order(chrom: pd.Series) -> list[str]:
 
 
 def _manhattan_arrays(codes: np.ndarray, names: np.ndarray, pos: np.ndarray, log10_p: np.ndarray) -> dict[str, Any]:
-    """``manhattan_points`` of one trait's arrays: chromosome codes into ``names``, positions, -log10 p."""
+    """The thinned Manhattan points of one trait (chromosome codes into ``names``, positions, -log10 p): chromosome,
+    position and -log10 p arrays, and every chromosome's position range over all rows (not only the thinned)."""
     finite = np.isfinite(log10_p)
     codes, pos, log10_p = codes[finite], pos[finite], log10_p[finite]
     shown = thinned(log10_p)
@@ -59,7 +60,7 @@ def _manhattan_arrays(codes: np.ndarray, names: np.ndarray, pos: np.ndarray, log
 
 
 def _qq_arrays(log10_p: np.ndarray, p: np.ndarray) -> dict[str, Any]:
-    """``qq_points`` of one trait's -log10 p and p arrays."""
+    """The thinned QQ points of one trait (expected quantiles from all its p-values) and its lambda."""
     observed = np.sort(log10_p)
     observed = observed[np.isfinite(observed)][::-1]
     n = observed.size
@@ -67,28 +68,6 @@ def _qq_arrays(log10_p: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     shown = thinned(np.maximum(observed, expected))
     return {"expected": expected[shown], "observed": observed[shown], "n_points": n,
             "lambda_gc": genomic_inflation(p)}
-
-
-def manhattan_points(table: pd.DataFrame) -> dict[str, Any]:
-    """The thinned Manhattan points of one trait's rows: chromosome, position and -log10 p arrays, and the
-    position range of every chromosome over all rows (the x axis does not depend on the thinning)."""
-    codes, names = pd.factorize(table["#CHROM"].astype(str))
-    return _manhattan_arrays(codes, np.asarray(names), table["POS"].to_numpy(float), table["LOG10_P"].to_numpy(float))
-
-
-def qq_points(table: pd.DataFrame) -> dict[str, Any]:
-    """The thinned QQ points of one trait's rows (expected quantiles from all p-values) and its lambda."""
-    return _qq_arrays(table["LOG10_P"].to_numpy(float), table["P"].to_numpy(float))
-
-
-def manhattan_plot(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
-    """The Manhattan plot of one trait's rows of a ``linear_gwas`` table (thinned, see the module docstring)."""
-    return draw_manhattan(manhattan_points(table), path, title)
-
-
-def qq_plot(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
-    """The QQ plot of one trait's rows of a ``linear_gwas`` table (thinned, see the module docstring)."""
-    return draw_qq(qq_points(table), path, title)
 
 
 def plot_points(table: pd.DataFrame) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
@@ -101,30 +80,25 @@ def plot_points(table: pd.DataFrame) -> list[tuple[str, dict[str, Any], dict[str
              _qq_arrays(log10_p[rows], p[rows])) for trait, rows in sorted(groups.items(), key=lambda item: item[1][0])]
 
 
-def gwas_plots(table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    """``manhattan_<trait>.png`` and ``qq_<trait>.png`` for every trait of ``table`` in ``out_dir``."""
-    return draw_plots(plot_points(table), out_dir)
-
-
 PLOT_WORKERS = 1  # drawing processes (once axes are cached per top, one keeps up with writing and clumping)
 
 
-def plot_workers(workers: int = PLOT_WORKERS) -> ProcessPoolExecutor:
-    """Spawned drawing processes (they do not inherit the parent's memory), already importing pyplot: started
-    at the beginning of a command, they get ready while it reads its inputs and runs QC on one core."""
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
-    for _ in range(workers):
+def plot_workers() -> ProcessPoolExecutor:
+    """``PLOT_WORKERS`` spawned drawing processes (they do not inherit the parent's memory), already importing
+    pyplot: started at the beginning of a command, they get ready while it reads its inputs and runs QC."""
+    executor = ProcessPoolExecutor(max_workers=PLOT_WORKERS, mp_context=get_context("spawn"))
+    for _ in range(PLOT_WORKERS):
         executor.submit(warm_up)
     return executor
 
 
 def start_gwas_plots(table: pd.DataFrame, out_dir: str | Path, executor: ProcessPoolExecutor | None = None,
                      ) -> tuple[list[Future], ProcessPoolExecutor]:
-    """``gwas_plots`` drawn by ``executor`` (default: new ``plot_workers``), the traits shared out between its
-    processes: (their futures, the executor to shut down after ``result()``). The thinning runs here; only
-    the thinned points travel to the drawing processes."""
+    """The Manhattan and QQ plots of every trait of ``table`` (``manhattan_<trait>.png``, ``qq_<trait>.png`` in
+    ``out_dir``) drawn by ``executor`` (default: new ``plot_workers``), the traits shared out between its
+    ``PLOT_WORKERS`` processes: (their futures, the executor to shut down after ``result()``). The thinning runs
+    here; only the thinned points travel to the drawing processes."""
     executor = plot_workers() if executor is None else executor
     points = plot_points(table)
-    workers = max(1, executor._max_workers)
-    parts = [points[i::workers] for i in range(workers)]
+    parts = [points[i::PLOT_WORKERS] for i in range(PLOT_WORKERS)]
     return [executor.submit(draw_plots, part, Path(out_dir)) for part in parts if part], executor
