@@ -45,7 +45,7 @@ def p_text(p: np.ndarray, log10_p: np.ndarray) -> np.ndarray:
     return out
 
 
-def _arrow_column(values: pd.Series):
+def _arrow_column(values: pd.Series, dictionary=None):
     """One column as an Arrow array for the TSV writer: text as strings (a categorical as its dictionary array,
     written without materialising a string per row), numbers as the shortest text that reads back to the same
     double (exact, more digits than plink2's 6; a column without NaN is formatted by the writer itself, one with
@@ -54,8 +54,9 @@ def _arrow_column(values: pd.Series):
     import pyarrow.compute as pc
 
     if isinstance(values.dtype, pd.CategoricalDtype):
-        categories = pa.array(values.cat.categories.astype(str).to_numpy(object), type=pa.string())
-        return pa.DictionaryArray.from_arrays(pa.array(values.cat.codes.to_numpy()), categories)
+        if dictionary is None:
+            dictionary = _categories(values)
+        return pa.DictionaryArray.from_arrays(pa.array(values.cat.codes.to_numpy()), dictionary)
     if values.dtype.kind == "f":
         numbers = values.to_numpy(np.float64)
         missing = np.isnan(numbers)
@@ -65,6 +66,13 @@ def _arrow_column(values: pd.Series):
     if values.dtype.kind in "iub":
         return pa.array(values.to_numpy())
     return pa.array(values.astype(object).where(values.notna(), "NA").astype(str).to_numpy(object), type=pa.string())
+
+
+def _categories(values: pd.Series):
+    """A categorical column's categories as an Arrow string array (its dictionary in the TSV writer)."""
+    import pyarrow as pa
+
+    return pa.array(values.cat.categories.astype(str).to_numpy(object), type=pa.string())
 
 
 def write_gwas_table(table: pd.DataFrame, path: Path) -> Path:
@@ -78,11 +86,13 @@ def write_gwas_table(table: pd.DataFrame, path: Path) -> Path:
     import pyarrow.csv as pa_csv
 
     options = pa_csv.WriteOptions(delimiter="\t", quoting_style="none", include_header=False)
+    dictionaries = {c: _categories(table[c]) for c in GWAS_FILE_COLUMNS  # once, not once per slice
+                    if isinstance(table[c].dtype, pd.CategoricalDtype)}
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         handle.write(("\t".join(GWAS_FILE_COLUMNS) + "\n").encode())
         for start in range(0, len(table), WRITE_ROWS):  # the text of one slice at a time: bounded memory
             part = table.iloc[start:start + WRITE_ROWS]
-            columns = {c: _arrow_column(part[c]) for c in GWAS_FILE_COLUMNS}
+            columns = {c: _arrow_column(part[c], dictionaries.get(c)) for c in GWAS_FILE_COLUMNS}
             p, log10_p = part["P"].to_numpy(float), part["LOG10_P"].to_numpy(float)
             underflow = (p == 0) & np.isfinite(log10_p)
             if underflow.any():  # only those few rows are formatted in Python
