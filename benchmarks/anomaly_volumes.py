@@ -110,10 +110,11 @@ def map_rows(name: str, mode: str, maps: np.ndarray, test: np.ndarray, labels: n
     return row, sizes[sizes.segmentation == "raw_val_threshold"].drop(columns="segmentation")
 
 
-def trivial_baselines(root: Path, data: dict[str, Any], erosion: int) -> list[tuple[dict[str, Any], pd.DataFrame]]:
-    """``voxel intensity`` and ``distance to mean healthy volume`` on the test cohort: maps inside the same brain
-    region, volume scores as the detectors', thresholds from the detectors' healthy validation volumes (the same
-    seeded split of ``anomaly fit``: ``workflows.anomaly_tasks.healthy_split``)."""
+def trivial_baselines(root: Path, data: dict[str, Any], erosion: int, cohort: str = "test",
+                      ) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+    """``voxel intensity`` and ``distance to mean healthy volume`` on ``cohort`` (a folder under ``root``): maps
+    inside the same brain region, volume scores as the detectors', thresholds from the detectors' healthy validation
+    volumes (the same seeded split of ``anomaly fit``: ``workflows.anomaly_tasks.healthy_split``)."""
     from biolatent.anomaly.metrics import threshold_at_fpr
     from biolatent.anomaly.volumes import brain_region, volume_scores
     from biolatent.workflows.anomaly_config import load_anomaly_config
@@ -135,7 +136,7 @@ def trivial_baselines(root: Path, data: dict[str, Any], erosion: int) -> list[tu
         sample_threshold = threshold_at_fpr(volume_scores(val_maps, TOP_FRACTION, OPENING), VALIDATION["target_fpr"])
         voxel_threshold = threshold_at_fpr(val_maps[held_region], VALIDATION["target_fpr"])
         start = time.perf_counter()
-        _, test, labels, masks = read_volume_set(root / "test", size, **keys)
+        _, test, labels, masks = read_volume_set(root / cohort, size, **keys)
         maps = (map_of(test) * brain_region(test, erosion)).astype(np.float32)
         volumes_per_s = len(test) / (time.perf_counter() - start)
         row, sizes = map_rows(name, BASELINE_MODE, maps, test, labels, masks, sample_threshold, voxel_threshold,
