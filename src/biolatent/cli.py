@@ -129,6 +129,9 @@ def evaluate(
     data: Annotated[Path | None, typer.Option(
         help="evaluate on other data than the run's (transfer: a config YAML, its data section, or a path, as embed "
              "--data) -> RUN/transfer/<name>/evaluate/LABEL/")] = None,
+    split_column: Annotated[str | None, typer.Option(
+        help="metadata column of train / test values (e.g. a UCR/UEA set's official `split`): the one test split, "
+             "instead of random stratified ones")] = None,
     batch: Annotated[str | None, typer.Option(
         help="metadata column with each sample's batch: adds batch integration metrics (iLISI, kBET, batch ASW; "
              "label ASW, NMI, ARI of --label) of the embedding, its random init and PCA -> "
@@ -146,8 +149,9 @@ def evaluate(
         raise ConfigError("--batch needs --label COLUMN (the cell types whose conservation is measured)")
     if (label is None) == (not expression):
         raise ConfigError("give either --label COLUMN or --expression (spatial runs), not both or neither")
-    if expression and (test_splits != 1 or protocol is not None):
-        raise ConfigError("--test-splits and --protocol apply to --label evaluations, not --expression")
+    if expression and (test_splits != 1 or protocol is not None or split_column is not None):
+        raise ConfigError("--test-splits, --split-column and --protocol apply to --label evaluations, not "
+                          "--expression")
     if data is not None and (batch is not None or expression):
         raise ConfigError("--data (transfer) evaluates --label columns; it does not combine with --batch or "
                           "--expression")
@@ -166,7 +170,7 @@ def evaluate(
 
         head = evaluate_run(run_dir, label, fractions=_fractions(fractions) if fractions else DEFAULT_FRACTIONS,
                             seeds=seeds, supervised_steps=supervised_steps, task=task, test_splits=test_splits,
-                            protocol=protocol, data=data, say=say)
+                            protocol=protocol, data=data, split_column=split_column, say=say)
     _print_headline(head)
     typer.echo(head["efficiency"])
 

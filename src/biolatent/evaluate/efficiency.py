@@ -164,11 +164,13 @@ def run_label_efficiency(
 
 def labelled_sizes(
     labels: np.ndarray, fractions: Sequence[float], *, test_fraction: float = 0.2, split_seed: int = 0,
-    task: str = "classification",
+    task: str = "classification", train_idx: np.ndarray | None = None,
 ) -> dict[float, int]:
-    """How many labelled samples each fraction gives (seed 0; stratified fractions keep one per class at least)."""
+    """How many labelled samples each fraction gives (seed 0; stratified fractions keep one per class at least) of
+    the training part of the split of ``split_seed``, or of the given ``train_idx`` (a fixed split)."""
     stratify = task != "regression"
-    train_idx, _ = holdout_split(np.asarray(labels), test_fraction, split_seed, stratify=stratify)
+    if train_idx is None:
+        train_idx, _ = holdout_split(np.asarray(labels), test_fraction, split_seed, stratify=stratify)
     return {float(f): int(label_subset(train_idx, np.asarray(labels), f, 0, stratify=stratify).size)
             for f in fractions}
 

@@ -65,10 +65,12 @@ def prepare_label_column(obs: pd.DataFrame, label: str, task: str = "auto") -> L
     return Labels(resolved, codes, keep, classes)
 
 
-def _announce_sizes(labels: Labels, fractions: Sequence[float], test_fraction: float, say) -> dict[str, int]:
+def _announce_sizes(labels: Labels, fractions: Sequence[float], test_fraction: float, say,
+                    train_idx: np.ndarray | None = None) -> dict[str, int]:
     from biolatent.evaluate.efficiency import labelled_sizes, same_size_fractions
 
-    sizes = labelled_sizes(labels.values, fractions, test_fraction=test_fraction, task=labels.task)
+    sizes = labelled_sizes(labels.values, fractions, test_fraction=test_fraction, task=labels.task,
+                           train_idx=train_idx)
     for sentence in same_size_fractions(sizes):
         floor = " (one per class: the minimum)" if labels.n_classes and min(sizes.values()) == labels.n_classes else ""
         say(f"note: {sentence}{floor}")
@@ -142,6 +144,30 @@ def _splits(labels: Labels, ids: np.ndarray, n_splits: int, test_fraction: float
                             "for testing")
         out.append((np.flatnonzero(~is_test), np.flatnonzero(is_test)))
     return out
+
+
+SPLIT_VALUES = ("train", "test")
+
+
+def column_split(obs: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed ``(train, test)`` positions of the labelled samples' metadata rows ``obs`` from ``column``, whose
+    values are ``train`` or ``test`` (any case; e.g. the official split of a UCR/UEA set, column ``split``).
+    A missing column, another value (e.g. ``validation``, or none) or an empty part is a one-line DataError."""
+    if column not in obs.columns:
+        raise DataError(f"--split-column {column!r}: no such metadata column (columns: "
+                        f"{', '.join(map(str, obs.columns[:12]))})")
+    raw = obs[column]
+    values = raw.astype(str).str.strip().str.lower().to_numpy()
+    unknown = sorted({str(v) for v, ok in zip(raw, np.isin(values, SPLIT_VALUES), strict=True) if not ok}
+                     | ({"(missing)"} if raw.isna().any() else set()))
+    if unknown:
+        raise DataError(f"--split-column {column!r}: every labelled sample needs train or test, found "
+                        f"{', '.join(unknown[:5])}")
+    train, test = np.flatnonzero(values == "train"), np.flatnonzero(values == "test")
+    if train.size == 0 or test.size == 0:
+        raise DataError(f"--split-column {column!r}: {train.size} training and {test.size} test samples among the "
+                        "labelled ones (both parts are needed)")
+    return train, test
 
 
 @dataclass
@@ -313,9 +339,14 @@ def evaluate_run(
     test_splits: int = 1,
     protocol: str | None = None,
     data: Path | None = None,
+    split_column: str | None = None,
     say=print,
 ) -> dict:
     """SSL probes vs random-init probes vs PCA-of-raw-features probes vs the supervised baseline.
+
+    ``split_column``: a metadata column of ``train`` / ``test`` values (e.g. a data set's official split) gives the
+    one test split instead of ``test_splits`` random stratified ones (:func:`column_split`); a run pre-trained with
+    its own holdout splits refuses it.
 
     ``data``: evaluate on other data than the run's (transfer; a config YAML or a path, as ``embed --data``): the
     outputs go to ``RUN/transfer/<name>/``, PCA and the supervised baseline see only that data, and the supervised
@@ -342,7 +373,17 @@ def evaluate_run(
     if holdout is not None:
         test_fraction = float(holdout.get("test_fraction", test_fraction))
     keep = labels.keep
-    splits = _splits(labels, run.ids, test_splits, test_fraction, holdout)  # bad input fails before any write
+    if split_column is None:
+        splits = _splits(labels, run.ids, test_splits, test_fraction, holdout)  # bad input fails before any write
+    else:
+        if holdout is not None:
+            raise DataError("--split-column: this run was pre-trained with its own holdout splits (pretrain "
+                            "--holdout-splits); evaluate it without --split-column")
+        if test_splits != 1:
+            raise DataError("--split-column gives one fixed test split: drop --test-splits")
+        train_part, test_part = column_split(run.obs, split_column)
+        splits = [(train_part, test_part)]
+        test_fraction = test_part.size / (train_part.size + test_part.size)
     reps = build_representations(run, say)
     raw = reps.raw
     transductive_pca = pca_features(raw, seed=config.train.seed) if protocol == "transductive" else None
@@ -357,10 +398,12 @@ def evaluate_run(
     n_runs = len(reps.pretrain_seeds)
     say(f"{labels.task} on {label!r} ({int(keep.sum())} labelled samples; {n_runs} pre-training seed(s) x "
         f"{test_splits} test split(s) x {seeds} labelled subset(s), {protocol})")
-    sizes = _announce_sizes(labels, fractions, test_fraction, say)
+    sizes = _announce_sizes(labels, fractions, test_fraction, say,
+                            train_idx=None if split_column is None else splits[0][0])
     tables = []
     for split_seed, split in enumerate(splits):
-        pca = transductive_pca if split is None else pca_features(raw, seed=config.train.seed, fit_rows=split[0])
+        inductive = protocol == "inductive" and split is not None
+        pca = pca_features(raw, seed=config.train.seed, fit_rows=split[0]) if inductive else transductive_pca
         for index, pretrain_seed in enumerate(reps.pretrain_seeds):
             representations = {"ssl": reps.ssl[index], "random_init": reps.random_init[index]}
             first = index == 0
@@ -369,7 +412,7 @@ def evaluate_run(
             table = run_label_efficiency(
                 representations, labels.values, labels.n_classes, list(fractions), list(range(seeds)),
                 test_fraction=test_fraction, split_seed=split_seed, split=split,
-                finetune=finetune_for(None if split is None else split[0]) if first else None,
+                finetune=finetune_for(split[0] if inductive else None) if first else None,
                 progress=say, task=labels.task,
             )
             varies = table["representation"].isin(["ssl", "random_init"])
@@ -380,7 +423,7 @@ def evaluate_run(
     per_seed = pd.concat(tables, ignore_index=True)
     settings = {"label": label, **labels.settings(), "protocol": protocol, "fractions": list(fractions),
                 "seeds": seeds, "test_splits": test_splits, "pretrain_seeds": reps.pretrain_seeds,
-                "data": None if data is None else str(data),
+                "data": None if data is None else str(data), "split_column": split_column,
                 "labelled_per_fraction": sizes, "test_fraction": test_fraction,
                 "pca_components": int(pca.shape[1]),
                 "supervised": {**supervised_budget, "validation_fraction": VALIDATION_FRACTION,
