@@ -186,13 +186,15 @@ def probe(
     task: Annotated[Literal["auto", "classification", "regression"], typer.Option(
         help="auto: a numeric column with more than 10 distinct values (or fractional values) is a regression "
              "target (ridge/kNN probes, pearson_r and r2); anything else is classification")] = "auto",
+    split_column: Annotated[str | None, typer.Option(
+        help="obs column of train / test values: the one test split, instead of a random stratified one")] = None,
 ) -> None:
     """Linear and kNN probes on any embeddings file (classification, or regression on a numeric column)."""
     from biolatent.workflows.evaluate import probe_embeddings
 
     out_dir = out or embeddings.parent / f"probe-{label}"
     head = probe_embeddings(embeddings, label, out_dir, fractions=_fractions(fractions), seeds=seeds, key=key,
-                            task=task, say=say)
+                            task=task, split_column=split_column, say=say)
     _print_headline(head)
     typer.echo(head["efficiency"])
 

@@ -68,3 +68,33 @@ def test_evaluate_uses_the_split_column_as_the_test_set(run_cli, tmp_path, count
     assert settings["split_column"] == "split"
     assert settings["test_fraction"] == pytest.approx(is_test.mean())
     assert settings["labelled_per_fraction"]["1"] == int((~is_test).sum())  # all of the training part
+
+
+def test_probe_uses_the_split_column_and_refuses_a_bad_one(run_cli, tmp_path, monkeypatch):
+    import biolatent.evaluate.efficiency as efficiency
+
+    rng = np.random.default_rng(1)
+    labels = np.repeat(["a", "b"], 40)
+    split = np.where(rng.random(80) < 0.3, "test", "train")
+    x = rng.normal(size=(80, 4)) + 3.0 * (labels == "b")[:, None]
+    adata = anndata.AnnData(np.zeros((80, 1), np.float32), obs=pd.DataFrame({"kind": labels, "fold": split},
+                                                                           index=[f"s{i}" for i in range(80)]))
+    adata.obsm["X_biolatent"] = x.astype(np.float32)
+    path = tmp_path / "embeddings.h5ad"
+    adata.write_h5ad(path)
+    seen = []
+    original = efficiency.run_label_efficiency
+    monkeypatch.setattr(efficiency, "run_label_efficiency",
+                        lambda *a, **k: seen.append(k["split"]) or original(*a, **k))
+    out = tmp_path / "probe"
+    run_cli("probe", path, "--label", "kind", "--split-column", "split", "--out", out).expect_error(
+        "no such metadata column")
+    assert not out.exists() and not seen
+    result = run_cli("probe", path, "--label", "kind", "--split-column", "fold", "--seeds", "2", "--fractions",
+                     "0.5,1.0", "--out", out)
+    assert result.code == 0, result.err
+    (train, test), = seen
+    assert np.array_equal(test, np.flatnonzero(split == "test"))
+    assert np.array_equal(train, np.flatnonzero(split == "train"))
+    summary = pd.read_csv(out / "evaluate" / "kind" / "efficiency.tsv", sep="\t")
+    assert (summary["mean"][summary.metric == "balanced_accuracy"] > 0.9).all()  # separable classes

@@ -460,11 +460,13 @@ def probe_embeddings(
     test_fraction: float = 0.2,
     key: str = "X_biolatent",
     task: str = "auto",
+    split_column: str | None = None,
     say=print,
 ) -> dict:
     """Linear and kNN probes on an embeddings file from anywhere (AnnData with obsm[key] or X).
 
-    ``task`` as in :func:`evaluate_run`: regression probes (ridge, kNN) for a continuous label.
+    ``task`` and ``split_column`` (an obs column of ``train`` / ``test`` values: the one fixed test split) as in
+    :func:`evaluate_run`: regression probes (ridge, kNN) for a continuous label.
     """
     from biolatent.embed import read_embeddings
     from biolatent.evaluate.efficiency import run_label_efficiency
@@ -472,16 +474,21 @@ def probe_embeddings(
     adata = read_embeddings(embeddings, key)
     labels = prepare_label_column(adata.obs, label, task)
     keep = labels.keep
+    split = None if split_column is None else column_split(adata.obs.iloc[np.flatnonzero(keep)], split_column)
+    if split is not None:
+        test_fraction = split[1].size / (split[0].size + split[1].size)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = {"embeddings": str(embeddings), "label": label, **labels.settings(), "fractions": list(fractions),
-                "seeds": seeds, "test_fraction": test_fraction, "key": key}
+                "seeds": seeds, "test_fraction": test_fraction, "split_column": split_column, "key": key}
     import yaml
 
     write_text(out_dir / "config.yaml", yaml.safe_dump(settings, sort_keys=False))
     write_json(out_dir / "provenance.json", provenance.collect("probe"))
-    settings["labelled_per_fraction"] = _announce_sizes(labels, fractions, test_fraction, say)
+    settings["labelled_per_fraction"] = _announce_sizes(labels, fractions, test_fraction, say,
+                                                        train_idx=None if split is None else split[0])
     per_seed = run_label_efficiency(
         {"ssl": np.asarray(adata.obsm[key], dtype=np.float32)[keep]}, labels.values, labels.n_classes,
-        list(fractions), list(range(seeds)), test_fraction=test_fraction, progress=say, task=labels.task,
+        list(fractions), list(range(seeds)), test_fraction=test_fraction, split=split, progress=say,
+        task=labels.task,
     )
     return write_evaluation(out_dir, labels.n_classes, per_seed, settings, say)
