@@ -3,12 +3,9 @@ against an independent computation, and the device tag of its output stem."""
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -16,18 +13,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _script(name: str) -> Any:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
 
-
-def test_defaults_modes_and_device_tag():
+def test_defaults_modes_and_device_tag(bench_script):
     import torch
 
-    volumes = _script("anomaly_volumes")
+    volumes = bench_script("anomaly_volumes")
     args = volumes.parse_args([])
     assert (args.healthy, args.test, args.epochs, args.size, args.modes) == (60, 60, 10, 64, "3d,slicewise")
     assert (args.validation, args.cohort_seed, args.tuned) == (40, 0, "ae,vae,cevae,supervised")
@@ -37,22 +27,22 @@ def test_defaults_modes_and_device_tag():
     assert (quick.healthy, quick.test, quick.epochs, quick.size) == (6, 6, 1, 32)
     with pytest.raises(SystemExit):
         volumes.parse_args(["--modes", "3d,2d"])
-    assert _script("_report").device_tag() == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert bench_script("_report").device_tag() == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @pytest.mark.slow
-def test_quick_run_has_a_row_per_detector_and_mode_and_the_baselines(monkeypatch, tmp_path):
+def test_quick_run_has_a_row_per_detector_and_mode_and_the_baselines(monkeypatch, tmp_path, bench_script):
     from sklearn.metrics import roc_auc_score
 
     from biolatent.anomaly.volumes import brain_region, write_brain_set
     from biolatent.data.simulate.brain import ellipsoid_template
     from biolatent.workflows.anomaly_tasks import read_volume_set
 
-    volumes = _script("anomaly_volumes")
+    volumes = bench_script("anomaly_volumes")
     template = ellipsoid_template()  # no registry download
     monkeypatch.setattr(volumes, "write_brain_set", partial(write_brain_set, template=template))
     payload = volumes.main(["--quick", "--detectors", "ae", "--out-dir", str(tmp_path)])
-    stored = json.loads((tmp_path / f"anomaly_volumes-{_script('_report').device_tag()}-quick.json").read_text())
+    stored = json.loads((tmp_path / f"anomaly_volumes-{bench_script('_report').device_tag()}-quick.json").read_text())
     assert stored["arguments"]["modes"] == "3d,slicewise"
     rows = {(row["detector"], row["mode"]): row for row in stored["rows"]}
     assert set(rows) == {("ae", "3d"), ("ae", "slicewise"), ("supervised (reference)", "3d"),
@@ -71,8 +61,8 @@ def test_quick_run_has_a_row_per_detector_and_mode_and_the_baselines(monkeypatch
         assert 0.0 <= row["voxel_auroc"] <= 1.0 and np.isfinite(row["sample_auroc"])
 
 
-def test_the_validation_cohort_chooses_the_grid_point_and_the_test_cohort_does_not():
-    volumes = _script("anomaly_volumes")
+def test_the_validation_cohort_chooses_the_grid_point_and_the_test_cohort_does_not(bench_script):
+    volumes = bench_script("anomaly_volumes")
     args = volumes.parse_args(["--detectors", "ae,ddpm", "--tuned", "ae,supervised", "--modes", "3d",
                                "--lr-grid", "1e-3,1e-2", "--batch-grid-3d", "2,8"])
     tasks = volumes.tasks_of(args)

@@ -9,10 +9,8 @@ kept them in its text (``_nafld_arguments``). Paths of the machine that ran a be
 from __future__ import annotations
 
 import ast
-import importlib
 import json
 import re
-import sys
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
@@ -72,14 +70,6 @@ PENDING: dict[str, str] = {  # its older arguments are a subset of the script's:
 NOT_BENCHMARKS = {"results_doc", "paper_table"}
 
 
-def _script(name: str) -> Any:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-
-
 def _nafld_arguments(payload: dict) -> dict[str, Any]:
     text = (RESULTS / "nafld_behrt-cpu.md").read_text()
     steps = re.search(r"for at most (\d+) steps", text)
@@ -106,11 +96,11 @@ def test_every_published_result_is_mapped_to_its_script():
 
 @pytest.mark.parametrize("file", [pytest.param(f, marks=pytest.mark.xfail(reason=PENDING[f], strict=False))
                                   if f in PENDING else f for f in sorted(PUBLISHED)])
-def test_script_defaults_equal_the_published_arguments(file: str):
+def test_script_defaults_equal_the_published_arguments(file: str, bench_script):
     script, argv = PUBLISHED[file]
     payload = json.loads((RESULTS / file).read_text())
     stored = stored_arguments(file, script, payload)
-    defaults = vars(_script(script).parse_args(argv))
+    defaults = vars(bench_script(script).parse_args(argv))
     compared = set(defaults) & set(stored) - MACHINE - FROM_DATA.get(file, set())
     assert compared, f"{file} records none of {script}.py's arguments"
     differ = {key: (defaults[key], stored[key]) for key in compared if str(defaults[key]) != str(stored[key])}
@@ -123,27 +113,27 @@ def _calls_write_results_with_args(path: Path) -> list[bool]:
     return [any(k.arg == "args" for k in call.keywords) for call in calls]
 
 
-def test_every_benchmark_script_stores_its_arguments(tmp_path: Path):
+def test_every_benchmark_script_stores_its_arguments(tmp_path: Path, bench_script):
     scripts = sorted(p for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_"))
     for path in scripts:
         if path.stem in NOT_BENCHMARKS:
             continue
         calls = _calls_write_results_with_args(path)
         assert calls and all(calls), f"{path.name}: write_results(..., args=args) stores the arguments"
-        assert callable(getattr(_script(path.stem), "parse_args", None)), f"{path.name} has no parse_args(argv)"
-    report = _script("_report")
+        assert callable(getattr(bench_script(path.stem), "parse_args", None)), f"{path.name} has no parse_args(argv)"
+    report = bench_script("_report")
     args = Namespace(epochs=3, out_dir=tmp_path, sizes=(1, 2), quick=False, name=None)
     json_path, _ = report.write_results(tmp_path, "x", {"rows": []}, "# x", args=args)
     assert json.loads(json_path.read_text())["arguments"] == {"epochs": 3, "name": None, "out_dir": str(tmp_path),
                                                               "quick": False, "sizes": [1, 2]}
 
 
-def test_the_supervised_budget_note_of_the_benchmark_tables():
+def test_the_supervised_budget_note_of_the_benchmark_tables(bench_script):
     from biolatent.config import TrainConfig
     from biolatent.train.supervised import budget
 
-    note = _script("_report").supervised_note(budget(TrainConfig(epochs=2, batch_size=10, lr=1e-3), 40))
+    note = bench_script("_report").supervised_note(budget(TrainConfig(epochs=2, batch_size=10, lr=1e-3), 40))
     assert "at most 8 optimizer steps (pretraining_steps)" in note and "0.0003, 0.001, 0.003" in note
     assert "2 epochs x 4 batches of 40 samples" in note
-    legacy = _script("_report").supervised_note({"max_steps": 300})
+    legacy = bench_script("_report").supervised_note({"max_steps": 300})
     assert "at most 300 optimizer steps" in legacy and "before the learning-rate grid" in legacy

@@ -3,10 +3,7 @@ and the paired conditioned-minus-unconditioned differences."""
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,16 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _script(name: str) -> Any:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
 
-
-def test_defaults_and_quick():
-    bench = _script("batch_integration")
+def test_defaults_and_quick(bench_script):
+    bench = bench_script("batch_integration")
     args = bench.parse_args([])
     assert (args.epochs, args.seeds) == (100, 3)
     quick = bench.parse_args(["--quick"])
@@ -50,8 +40,8 @@ def test_the_batch_effect_is_known_and_keeps_the_cells():
     assert flat.mean() == pytest.approx(counts.mean(), rel=0.02)
 
 
-def test_paired_differences_and_summary():
-    bench = _script("batch_integration")
+def test_paired_differences_and_summary(bench_script):
+    bench = bench_script("batch_integration")
     per_seed = pd.DataFrame([
         {"method": "biolatent vae + batch", "seed": s, **{m: 0.5 + 0.1 * s for m in bench.METRICS}} for s in (0, 1)
     ] + [{"method": "biolatent vae", "seed": s, **{m: 0.4 for m in bench.METRICS}} for s in (0, 1)])
