@@ -26,6 +26,7 @@ PUBLISHED: dict[str, tuple[str, list[str]]] = {
     "anomaly_series-cpu.json": ("anomaly_series", []),
     "anomaly_ct-cpu.json": ("anomaly_ct", []),
     "anomaly_ct-cpu-lungmask.json": ("anomaly_ct", ["--lung-mask", "--erosion", "0"]),
+    "anomaly_budget-cpu.json": ("anomaly_budget", []),
     "anomaly_volumes-cuda.json": ("anomaly_volumes", []),
     "anomaly_volumes-cpu.json": ("anomaly_volumes", ["--detectors", "cevae", "--modes", "3d", "--tuned", "cevae"]),
     "anomaly_volumes-cpu-cohort1.json": ("anomaly_volumes", ["--detectors", "cevae", "--modes", "3d",
