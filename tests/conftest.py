@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -102,3 +105,21 @@ def tiny_config(tmp_path, counts_h5ad, dna_files, image_files):
         return write_config(tmp_path / f"{modality}-{method}.yaml", config)
 
     return make
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def import_benchmark(name: str) -> ModuleType:
+    """The module of ``benchmarks/<name>.py`` (not a package; its sibling helpers importable while it loads)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+@pytest.fixture
+def bench_script() -> Callable[[str], ModuleType]:
+    """``bench_script(name)`` -> the imported benchmark script ``benchmarks/<name>.py``."""
+    return import_benchmark
