@@ -38,6 +38,7 @@ def test_the_examples_cover_both_series_methods():
         assert load_config(path).data.modality == "series"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
 def test_example_config_pretrains_embeds_and_evaluates(config: Path, run_cli, tmp_path: Path):
     raw = yaml.safe_load(config.read_text())
