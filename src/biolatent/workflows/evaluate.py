@@ -158,8 +158,9 @@ def column_split(obs: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray
                         f"{', '.join(map(str, obs.columns[:12]))})")
     raw = obs[column]
     values = raw.astype(str).str.strip().str.lower().to_numpy()
-    unknown = sorted({str(v) for v, ok in zip(raw, np.isin(values, SPLIT_VALUES), strict=True) if not ok}
-                     | ({"(missing)"} if raw.isna().any() else set()))
+    missing = raw.isna().to_numpy()
+    unknown = sorted({str(v) for v, ok, gap in zip(raw, np.isin(values, SPLIT_VALUES), missing, strict=True)
+                      if not ok and not gap} | ({"(missing)"} if missing.any() else set()))
     if unknown:
         raise DataError(f"--split-column {column!r}: every labelled sample needs train or test, found "
                         f"{', '.join(unknown[:5])}")
