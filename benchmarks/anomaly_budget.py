@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from _anomaly_runs import VALIDATION, evaluate_detector, fit_detector
 from _report import RESULTS_DIR, device_tag, host_info, markdown_table, write_results
 from anomaly_volumes import COHORT_SEEDS, MODES, _executor, _grid, _write_cohort, mode_train, trivial_baselines
@@ -100,10 +101,10 @@ def _run_task(item: tuple[tuple[Any, ...], Path, argparse.Namespace]) -> list[di
                                  run_name=f"{args.detector}-{mode}-e{epochs}")
     row, _ = evaluate_detector(args.detector, run, cohort_root / COHORT, args.validation, "volumes_per_s")
     items = fit_items(cohort_root, data, mode)
-    history = (run / "history.tsv").read_text().strip().splitlines()
-    loss = float(history[-1].split("\t")[history[0].split("\t").index("loss")])
+    history = run / "history.tsv"  # none for a detector that is not trained by gradient (PatchCore)
+    loss = float(pd.read_csv(history, sep="\t")["loss"].iloc[-1]) if history.is_file() else float("nan")
     row.update({"cohort_seed": cohort_seed, "mode": mode, "epochs": epochs, "fit_s": fit_s, "final_loss": loss,
-                "steps": epochs * math.ceil(items / train["batch_size"])})
+                "steps": epochs * math.ceil(items / train["batch_size"]) if history.is_file() else 0})
     print(f"{args.detector} ({mode}, {epochs} epochs, cohort {cohort_seed}): validation voxel AUROC "
           f"{row['voxel_auroc']:.3f}", flush=True)
     return [row]
