@@ -26,9 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from _anomaly_runs import VALIDATION, evaluate_detector, fit_detector
+from _anomaly_runs import evaluate_detector, fit_detector
 from _report import RESULTS_DIR, device_tag, host_info, markdown_table, write_results
-from anomaly_volumes import COHORT_SEEDS, MODES, _executor, _grid, _write_cohort, mode_train, trivial_baselines
+from anomaly_volumes import (
+    COHORT_SEEDS,
+    MODES,
+    _executor,
+    _grid,
+    _write_cohort,
+    healthy_fit_split,
+    mode_train,
+    trivial_baselines,
+)
 
 from biolatent.anomaly.detectors import IMAGE_DETECTORS
 
@@ -76,12 +85,8 @@ def fit_items(root: Path, data: dict[str, Any], mode: str) -> int:
     """How many items one epoch of ``anomaly fit`` trains on: the healthy fitting volumes (``anomaly fit``'s seeded
     split by subject), or in ``slicewise`` mode their axial slices that hold brain."""
     from biolatent.anomaly.volumes import brain_slices
-    from biolatent.workflows.anomaly_config import load_anomaly_config
-    from biolatent.workflows.anomaly_tasks import healthy_split, read_volume_set
 
-    config = load_anomaly_config({"data": data, "method": {"name": "ae"}, "validation": VALIDATION})
-    _, healthy, _, _ = read_volume_set(root / "healthy", int(data["image_size"]), normalise=data["normalise"])
-    fit_idx, _ = healthy_split(len(healthy), None, None, config, str(root / "healthy"), "volumes", min_fit=1)
+    healthy, fit_idx, _ = healthy_fit_split(root, data)
     return len(brain_slices(healthy[fit_idx])) if mode == "slicewise" else len(fit_idx)
 
 

@@ -110,6 +110,18 @@ def map_rows(name: str, mode: str, maps: np.ndarray, test: np.ndarray, labels: n
     return row, sizes[sizes.segmentation == "raw_val_threshold"].drop(columns="segmentation")
 
 
+def healthy_fit_split(root: Path, data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the healthy cohort's volumes, the positions ``anomaly fit`` trains on, those it holds out for the
+    thresholds): its seeded split by subject (``workflows.anomaly_tasks.healthy_split``)."""
+    from biolatent.workflows.anomaly_config import load_anomaly_config
+    from biolatent.workflows.anomaly_tasks import healthy_split, read_volume_set
+
+    config = load_anomaly_config({"data": data, "method": {"name": "ae"}, "validation": VALIDATION})
+    _, healthy, _, _ = read_volume_set(root / "healthy", int(data["image_size"]), normalise=data["normalise"])
+    fit_idx, val_idx = healthy_split(len(healthy), None, None, config, str(root / "healthy"), "volumes", min_fit=1)
+    return healthy, fit_idx, val_idx
+
+
 def trivial_baselines(root: Path, data: dict[str, Any], erosion: int, cohort: str = "test",
                       ) -> list[tuple[dict[str, Any], pd.DataFrame]]:
     """``voxel intensity`` and ``distance to mean healthy volume`` on ``cohort`` (a folder under ``root``): maps
@@ -117,13 +129,10 @@ def trivial_baselines(root: Path, data: dict[str, Any], erosion: int, cohort: st
     volumes (the same seeded split of ``anomaly fit``: ``workflows.anomaly_tasks.healthy_split``)."""
     from biolatent.anomaly.metrics import threshold_at_fpr
     from biolatent.anomaly.volumes import brain_region, volume_scores
-    from biolatent.workflows.anomaly_config import load_anomaly_config
-    from biolatent.workflows.anomaly_tasks import healthy_split, read_volume_set
+    from biolatent.workflows.anomaly_tasks import read_volume_set
 
     size, keys = int(data["image_size"]), {"normalise": data["normalise"]}
-    config = load_anomaly_config({"data": data, "method": {"name": "ae"}, "validation": VALIDATION})
-    _, healthy, _, _ = read_volume_set(root / "healthy", size, **keys)
-    fit_idx, val_idx = healthy_split(len(healthy), None, None, config, str(root / "healthy"), "volumes", min_fit=1)
+    healthy, fit_idx, val_idx = healthy_fit_split(root, data)
     start = time.perf_counter()
     mean = healthy[fit_idx].mean(axis=0)
     fit_s = time.perf_counter() - start

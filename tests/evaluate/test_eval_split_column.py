@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from biolatent.errors import DataError
-from biolatent.workflows.evaluate import column_split
+from biolatent.evaluate.splits import column_split
 
 
 def test_column_split_reads_train_and_test_in_any_case():

@@ -187,3 +187,28 @@ def check_test_splits(labels: np.ndarray, n_splits: int, test_fraction: float, *
         what = "the smallest class" if stratify else "the samples"
         raise DataError(f"--test-splits {n_splits} is more than {what} allows: {size} samples give only {fewest} "
                         f"different test part(s) at test fraction {test_fraction:g}")
+
+
+SPLIT_VALUES = ("train", "test")
+
+
+def column_split(obs: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed ``(train, test)`` positions of the labelled samples' metadata rows ``obs`` from ``column``, whose
+    values are ``train`` or ``test`` (any case; e.g. the official split of a UCR/UEA set, column ``split``).
+    A missing column, another value (e.g. ``validation``, or none) or an empty part is a one-line DataError."""
+    if column not in obs.columns:
+        raise DataError(f"--split-column {column!r}: no such metadata column (columns: "
+                        f"{', '.join(map(str, obs.columns[:12]))})")
+    raw = obs[column]
+    values = raw.astype(str).str.strip().str.lower().to_numpy()
+    missing = raw.isna().to_numpy()
+    unknown = sorted({str(v) for v, ok, gap in zip(raw, np.isin(values, SPLIT_VALUES), missing, strict=True)
+                      if not ok and not gap} | ({"(missing)"} if missing.any() else set()))
+    if unknown:
+        raise DataError(f"--split-column {column!r}: every labelled sample needs train or test, found "
+                        f"{', '.join(unknown[:5])}")
+    train, test = np.flatnonzero(values == "train"), np.flatnonzero(values == "test")
+    if train.size == 0 or test.size == 0:
+        raise DataError(f"--split-column {column!r}: {train.size} training and {test.size} test samples among the "
+                        "labelled ones (both parts are needed)")
+    return train, test

@@ -146,31 +146,6 @@ def _splits(labels: Labels, ids: np.ndarray, n_splits: int, test_fraction: float
     return out
 
 
-SPLIT_VALUES = ("train", "test")
-
-
-def column_split(obs: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
-    """The fixed ``(train, test)`` positions of the labelled samples' metadata rows ``obs`` from ``column``, whose
-    values are ``train`` or ``test`` (any case; e.g. the official split of a UCR/UEA set, column ``split``).
-    A missing column, another value (e.g. ``validation``, or none) or an empty part is a one-line DataError."""
-    if column not in obs.columns:
-        raise DataError(f"--split-column {column!r}: no such metadata column (columns: "
-                        f"{', '.join(map(str, obs.columns[:12]))})")
-    raw = obs[column]
-    values = raw.astype(str).str.strip().str.lower().to_numpy()
-    missing = raw.isna().to_numpy()
-    unknown = sorted({str(v) for v, ok, gap in zip(raw, np.isin(values, SPLIT_VALUES), missing, strict=True)
-                      if not ok and not gap} | ({"(missing)"} if missing.any() else set()))
-    if unknown:
-        raise DataError(f"--split-column {column!r}: every labelled sample needs train or test, found "
-                        f"{', '.join(unknown[:5])}")
-    train, test = np.flatnonzero(values == "train"), np.flatnonzero(values == "test")
-    if train.size == 0 or test.size == 0:
-        raise DataError(f"--split-column {column!r}: {train.size} training and {test.size} test samples among the "
-                        "labelled ones (both parts are needed)")
-    return train, test
-
-
 @dataclass
 class LabelledRun:
     """A run directory with one label column read: its config, data facts, holdout record, samples and labels."""
@@ -346,8 +321,8 @@ def evaluate_run(
     """SSL probes vs random-init probes vs PCA-of-raw-features probes vs the supervised baseline.
 
     ``split_column``: a metadata column of ``train`` / ``test`` values (e.g. a data set's official split) gives the
-    one test split instead of ``test_splits`` random stratified ones (:func:`column_split`); a run pre-trained with
-    its own holdout splits refuses it.
+    one test split instead of ``test_splits`` random stratified ones (``evaluate.splits.column_split``); a run
+    pre-trained with its own holdout splits refuses it.
 
     ``data``: evaluate on other data than the run's (transfer; a config YAML or a path, as ``embed --data``): the
     outputs go to ``RUN/transfer/<name>/``, PCA and the supervised baseline see only that data, and the supervised
@@ -382,6 +357,8 @@ def evaluate_run(
                             "--holdout-splits); evaluate it without --split-column")
         if test_splits != 1:
             raise DataError("--split-column gives one fixed test split: drop --test-splits")
+        from biolatent.evaluate.splits import column_split
+
         train_part, test_part = column_split(run.obs, split_column)
         splits = [(train_part, test_part)]
         test_fraction = test_part.size / (train_part.size + test_part.size)
@@ -471,6 +448,7 @@ def probe_embeddings(
     """
     from biolatent.embed import read_embeddings
     from biolatent.evaluate.efficiency import run_label_efficiency
+    from biolatent.evaluate.splits import column_split
 
     adata = read_embeddings(embeddings, key)
     labels = prepare_label_column(adata.obs, label, task)
