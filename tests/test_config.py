@@ -64,6 +64,8 @@ def test_relative_paths_resolve_against_the_yaml_folder(tmp_path: Path):
     config_path = tmp_path / "sub" / "run.yaml"
     config_path.write_text("data: {modality: counts, path: cells.h5ad}\nmethod: {name: vae}\n")
     assert load_config(config_path).data.path == (tmp_path / "sub" / "cells.h5ad").resolve()
+    config_path.write_text("data: {modality: volume, path: brains, template: atlas/t1.nii.gz}\nmethod: {name: mae}\n")
+    assert load_config(config_path).data.template == (tmp_path / "sub" / "atlas" / "t1.nii.gz").resolve()
 
 
 def test_missing_and_invalid_yaml(tmp_path: Path):

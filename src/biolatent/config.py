@@ -321,7 +321,7 @@ def parse_config(
         raw = source if isinstance(source, dict) else read_yaml(source)
         check_old_anomaly_keys(deep_merge(raw, parse_overrides(overrides)))
     config, base_dir = validated_config(model, source, overrides, base_dir)
-    resolve_paths(config.data, ("path", "metadata", "image", "positions", "genotypes", "births"), base_dir)
+    resolve_paths(config.data, ("path", "metadata", "image", "positions", "genotypes", "births", "template"), base_dir)
     tables = getattr(config.data, "genetic_tables", None)
     if tables and base_dir is not None:
         config.data.genetic_tables = {name: resolve_path(path, base_dir) for name, path in tables.items()}

@@ -169,6 +169,10 @@ class VolumeData(_VolumeBase):
     lesion_column: str | None = Field(None, description="meta.tsv column with a lesion-mask NIfTI per volume "
                                                         "(empty: no lesion), on its volume's grid: SampleSet."
                                                         "fields['lesion'] (anomaly evaluation)")
+    template: Path | None = Field(None, description="NIfTI template every volume is affinely registered to "
+                                                    "(mutual information; SimpleITK) after resizing: volumes and "
+                                                    "masks are then on the template's grid, and so are anomaly "
+                                                    "maps; None = no registration")
 
 
 class CineData(_VolumeBase):

@@ -12,7 +12,9 @@ mixing series is an error); volumes only, a cine is a 4D NIfTI. Every volume is 
    resampled to s mm isotropic (``resample``) and centre-cropped / padded (with its minimum) to ``image_size``^3;
 2. time (cine): with ``frames`` F the cycle is resampled to F frames by periodic linear interpolation; without,
    every cine must have the same number of frames;
-3. intensities to [0, 1] per volume (``normalise_intensity``: MRI foreground percentiles, CT window, min-max;
+3. alignment (volumes, with ``template``): an affine registration to the template put on the same cube, and the
+   volume and its masks resampled on the template's cube (``biolatent.data.volume_alignment``);
+4. intensities to [0, 1] per volume (``normalise_intensity``: MRI foreground percentiles, CT window, min-max;
    a cine is normalised over all its frames at once, so contrast changes over the cycle are kept).
 
 Files are read and preprocessed one at a time (``stream_volumes``): only the preprocessed arrays of a cohort are
@@ -26,6 +28,7 @@ names the subject/patient column whose codes become ``SampleSet.groups`` (MICLe)
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -190,16 +193,42 @@ def stream_volumes(folder: Path, table: pd.DataFrame, ids: list[str], ndim: int,
         yield sid, volume
 
 
-def preprocess_volume(path: Path, sid: str, cfg: VolumeData, spacing: tuple[float, ...] | None) -> np.ndarray:
+def template_cube(cfg: VolumeData) -> np.ndarray | None:
+    """``data.template`` on the cohort's cube (module docstring, step 3), or None without one."""
+    if cfg.template is None:
+        return None
+    if not Path(cfg.template).is_file():
+        raise DataError(f"data.template not found: {cfg.template} (a NIfTI volume)")
+    volume = read_volume(Path(cfg.template), 3)
+    if not np.isfinite(volume.data).all():
+        raise DataError(f"data.template {cfg.template} holds NaN or inf intensities")
+    return to_grid(volume.data, volume.spacing, cfg, 1)
+
+
+def _aligned(grid: np.ndarray, masks: Sequence[np.ndarray], template: np.ndarray | None, sid: str,
+             ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A volume's cube and its masks' cubes, on the template's cube when there is one (module docstring, step 3)."""
+    if template is None:
+        return grid, list(masks)
+    from biolatent.data.volume_alignment import register_affine, resample_to_template
+
+    transform = register_affine(grid, template, f"volume {sid!r}")
+    return (resample_to_template(grid, transform, template.shape),
+            [resample_to_template(m, transform, template.shape, nearest=True) for m in masks])
+
+
+def preprocess_volume(path: Path, sid: str, cfg: VolumeData, spacing: tuple[float, ...] | None,
+                      template: np.ndarray | None = None) -> np.ndarray:
     """One volume file -> its (S, S, S) float32 grid, as ``load_volume`` makes it; ``spacing``: the cohort's shared
-    spacing that it must have (``data.spacing`` unset)."""
+    spacing that it must have (``data.spacing`` unset); ``template``: ``template_cube(cfg)``."""
     volume = read_volume(path, 3)
     if not np.isfinite(volume.data).all():
         raise DataError(f"volume {sid!r} holds NaN or inf intensities")
     if spacing is not None and not np.allclose(volume.spacing[:3], spacing[:3], rtol=SPACING_TOLERANCE):
         raise DataError(f"volume {sid!r} has voxel spacing {volume.spacing[:3]}, not the cohort's {spacing[:3]}: "
                         "set data.spacing to resample them")
-    return normalise_volume(to_grid(volume.data, volume.spacing, cfg, 1), cfg, f"volume {sid!r}")
+    grid, _ = _aligned(to_grid(volume.data, volume.spacing, cfg, 1), (), template, sid)
+    return normalise_volume(grid, cfg, f"volume {sid!r}")
 
 
 def load_lazy_volumes(cfg: VolumeData, folder: Path, table: pd.DataFrame, ids: list[str],
@@ -222,8 +251,12 @@ def load_lazy_volumes(cfg: VolumeData, folder: Path, table: pd.DataFrame, ids: l
         spacings = [read_volume(p, 3).spacing if p.is_dir() else read_nifti_spacing(p) for p in paths]
         _check_spacings([tuple(s) for s in spacings], ids, folder)
         shared = tuple(spacings[0])
-    preprocess = partial(preprocess_volume, cfg=cfg, spacing=shared)
-    x = LazyVolumes(paths, ids, cfg.image_size, preprocess, grid_settings(cfg), cfg.cache_dir)
+    template = template_cube(cfg)
+    preprocess = partial(preprocess_volume, cfg=cfg, spacing=shared, template=template)
+    settings = grid_settings(cfg)
+    if template is not None:  # the cache key follows the template's content, not only its path
+        settings += f"|template={hashlib.sha256(template.tobytes()).hexdigest()}"
+    x = LazyVolumes(paths, ids, cfg.image_size, preprocess, settings, cfg.cache_dir)
     info = DataInfo(modality="volume", channels=1, image_size=cfg.image_size, spatial_dims=3)
     return SampleSet(info, x, obs, groups=_groups(obs, cfg.group_column))  # type: ignore[arg-type]
 
@@ -238,12 +271,17 @@ def load_volume(cfg: VolumeData) -> SampleSet:
     x = np.empty((len(ids), 1, size, size, size), dtype=np.float32)
     masks = np.empty((len(ids), 1, size, size, size), dtype=bool) if cfg.mask_column is not None else None
     lesions = np.zeros((len(ids), 1, size, size, size), dtype=bool) if cfg.lesion_column is not None else None
+    template = template_cube(cfg)
     for i, (sid, volume) in enumerate(stream_volumes(folder, table, ids, 3, cfg.spacing is None)):
-        x[i, 0] = normalise_volume(to_grid(volume.data, volume.spacing, cfg, 1), cfg, f"volume {sid!r}")
+        read = {}
         if masks is not None:
-            masks[i, 0] = _read_mask(folder, sid, table[cfg.mask_column].iloc[i], volume, cfg)
+            read["mask"] = _read_mask(folder, sid, table[cfg.mask_column].iloc[i], volume, cfg)
         if lesions is not None and str(table[cfg.lesion_column].iloc[i]).strip():
-            lesions[i, 0] = _read_mask(folder, sid, table[cfg.lesion_column].iloc[i], volume, cfg, "lesion")
+            read["lesion"] = _read_mask(folder, sid, table[cfg.lesion_column].iloc[i], volume, cfg, "lesion")
+        grid, aligned = _aligned(to_grid(volume.data, volume.spacing, cfg, 1), list(read.values()), template, sid)
+        x[i, 0] = normalise_volume(grid, cfg, f"volume {sid!r}")
+        for key, mask in zip(read, aligned, strict=True):
+            (masks if key == "mask" else lesions)[i, 0] = mask  # type: ignore[index]
     fields: dict[str, torch.Tensor] = {} if masks is None else {"mask": torch.from_numpy(masks)}
     if lesions is not None:
         fields["lesion"] = torch.from_numpy(lesions)
