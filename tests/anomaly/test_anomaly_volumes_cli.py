@@ -12,8 +12,9 @@ import pytest
 import yaml
 from scipy import ndimage
 
-from biolatent.anomaly.volumes import volume_scores, write_brain_set
+from biolatent.anomaly.volumes import brain_region, volume_scores, write_brain_set
 from biolatent.data.simulate.brain import ellipsoid_template
+from biolatent.workflows.anomaly_tasks import read_volume_set
 
 
 def _config(tmp_path, data: dict, **extra) -> str:
@@ -74,6 +75,38 @@ def test_fit_score_evaluate_volumes(run_cli, sets, tmp_path):
     assert voxel["auroc"] > 0.6  # the lesions are brighter or darker than anything the AE saw in healthy brains
     assert voxel["dice_best"] >= voxel["dice_val_threshold"] - 1e-9  # best over thresholds bounds any threshold
     assert (run / "anomaly_maps.png").is_file()
+
+
+def test_fit_and_score_in_the_atlas_space_of_data_template(run_cli, sets, tmp_path):
+    """A simulated set carries its atlas (template.nii.gz); with data.template every volume and lesion mask is
+    registered to it, and the maps are written on the template's grid, not the inputs'."""
+    pytest.importorskip("SimpleITK")
+    template = sets / "healthy" / "template.nii.gz"
+    stored = nib.load(template)
+    assert stored.shape == (32, 32, 32)
+    np.testing.assert_array_equal(stored.affine, nib.load(sets / "healthy" / "brain-0001.nii.gz").affine)
+    run = tmp_path / "run"
+    config = _config(tmp_path, {"path": str(sets / "healthy"), "template": str(template)})
+    result = run_cli("anomaly", "fit", config, "--out", run)
+    assert result.code == 0, result.err
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["template"] == str(template)
+    result = run_cli("anomaly", "score", run, "--data", sets / "test", "--out", tmp_path / "scored")
+    assert result.code == 0, result.err
+    written = nib.load(tmp_path / "scored" / "maps" / "brain-0001_map.nii.gz")
+    np.testing.assert_array_equal(written.affine, stored.affine)
+    # the map lies in the registered brain's region, and not in the region of the brain as stored
+    _, registered, _, _ = read_volume_set(sets / "test", 32, normalise="none", template=str(template))
+    _, raw, _, _ = read_volume_set(sets / "test", 32, normalise="none")
+    volume_map = np.asarray(written.dataobj).transpose(2, 1, 0)
+    assert not volume_map[~brain_region(registered[:1])[0]].any()
+    assert volume_map[~brain_region(raw[:1])[0]].any()
+    result = run_cli("anomaly", "evaluate", run, "--data", sets / "test")
+    assert result.code == 0, result.err
+    metrics = pd.read_csv(run / "anomaly_metrics.tsv", sep="\t")
+    assert "voxel" in set(metrics.level) and metrics.value.between(0, 1).all()
+    missing = _config(tmp_path, {"path": str(sets / "healthy"), "template": str(tmp_path / "none.nii.gz")})
+    run_cli("anomaly", "fit", missing, "--out", tmp_path / "run2").expect_error("data.template not found")
+    assert not (tmp_path / "run2").exists()
 
 
 def test_slicewise_mode_and_the_mode_against_spatial_dims(run_cli, sets, tmp_path):
@@ -161,6 +194,8 @@ def test_data_simulate_brain_cli(run_cli, tmp_path):
         mask = np.asarray(nib.load(out / row.mask).dataobj)
         assert mask.shape == (32, 32, 32) and mask.sum() == row.lesion_voxels > 0
     assert (out / "preview.png").read_bytes()[:4] == b"\x89PNG"
+    atlas = nib.load(out / "template.nii.gz")  # the atlas for data.template, on the subjects' grid
+    assert atlas.shape == (32, 32, 32) and np.array_equal(atlas.affine, nib.load(out / meta.path[0]).affine)
     failed = run_cli("data", "simulate", "brain", "--n", "2", "--size", "48", "--out", tmp_path / "x")
     failed.expect_error("power of two")
 

@@ -25,6 +25,7 @@ from biolatent.errors import DataError
 from biolatent.rundir import atomic_path
 
 META = "meta.tsv"
+TEMPLATE_FILE = "template.nii.gz"  # the atlas a simulated set is registered to (``data.template``)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: boo
                     seed: int = 0, lesion_fraction: float = 0.5, template: Any = None, sites: int = 0,
                     subject_parameters: bool = False, scans_per_subject: int = 1, contrast: str = "t1",
                     exact_fraction: bool = False, say: Callable[[str], object] | None = None) -> Path:
-    """``<id>.nii.gz`` (+ ``<id>_mask.nii.gz`` for lesioned subjects), ``meta.tsv`` and ``preview.png``.
+    """``<id>.nii.gz`` (+ ``<id>_mask.nii.gz`` for lesioned subjects), ``meta.tsv``, ``preview.png`` and
+    ``template.nii.gz`` (``simulate.brain.template_image``: the atlas for ``data.template``).
 
     ``scans_per_subject`` = K > 1 writes K scans of every subject (ids ``brain-0001-scan1`` ..; the same anatomy
     re-acquired, each scan at its own site when ``sites`` > 0) with a ``subject`` column: MICLe's positives.
@@ -110,6 +112,7 @@ def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: boo
         simulate_brain,
         site_profiles,
         subject_atrophy,
+        template_image,
     )
 
     out_dir, size = Path(out_dir), check_size(size)
@@ -179,6 +182,7 @@ def write_brain_set(out_dir: str | Path, n: int, *, size: int = 64, lesions: boo
         names = template.region_names or {int(k): str(k) for k in np.unique(template.regions) if k}
         with atomic_path(out_dir / "label_names.tsv") as tmp:
             pd.DataFrame({"index": list(names), "name": list(names.values())}).to_csv(tmp, sep="\t", index=False)
+    save_volume(out_dir / TEMPLATE_FILE, *template_image(template, size=size, contrast=contrast))
     meta = out_dir / META
     with atomic_path(meta) as tmp:
         pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)

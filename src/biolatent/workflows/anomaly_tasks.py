@@ -290,13 +290,23 @@ class VolumeTask(ImageTask):
         return volume_map_figure(extra["images"], extra["maps"], extra["masks"], ids, labels=labels)
 
     def write_maps(self, out_dir, maps, samples, data):
-        """maps/<id>_map.nii.gz on each input's own grid with its affine (``anomaly.volumes.write_volume_map``)."""
-        from biolatent.anomaly.volumes import read_volume_headers, write_volume_map
+        """maps/<id>_map.nii.gz on each input's own grid with its affine (``anomaly.volumes.write_volume_map``), or,
+        with ``data.template``, on the template's grid (where the volumes were registered)."""
+        from dataclasses import replace
+
+        from biolatent.anomaly.volumes import VolumeHeader, read_volume_headers, write_volume_map
 
         if data.spacing is not None:
             raise DataError("anomaly score writes maps on each input's grid: volumes resampled to data.spacing are "
                             "not supported yet (leave data.spacing unset)")
-        headers = read_volume_headers(Path(str(data.path)), samples.ids)
+        if getattr(data, "template", None) is not None:
+            import nibabel as nib
+
+            image = nib.load(data.template)
+            space = VolumeHeader("template", Path(data.template), np.asarray(image.affine), tuple(image.shape[:3]))
+            headers = [replace(space, id=sid) for sid in samples.ids]
+        else:
+            headers = read_volume_headers(Path(str(data.path)), samples.ids)
         for header, volume_map in zip(headers, maps, strict=True):
             write_volume_map(out_dir / "maps" / f"{header.id}_map.nii.gz", volume_map, header)
 

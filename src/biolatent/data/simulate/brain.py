@@ -291,6 +291,25 @@ def simulate_brain(template: BrainTemplate, seed: int, index: int, *, size: int 
                         grid.spacing**3 / 1000.0, regions)
 
 
+def template_image(template: BrainTemplate, *, size: int = 64, contrast: str = "t1") -> tuple[np.ndarray, np.ndarray]:
+    """(image float32 (z, y, x), affine): the template's own anatomy rendered at the identity pose (no affine, no
+    elastic displacement) with the middle of every tissue-mean range (WM 0.66, GM 0.66 x 0.675, CSF 0.125; ``t2``:
+    1 - each), no bias field and no noise: the atlas that subjects are registered to (``data.template``), as real
+    cohorts are registered to the MNI T1 template."""
+    size = check_size(size)
+    if contrast not in CONTRASTS:
+        raise ConfigError(f"contrast must be one of {', '.join(CONTRASTS)}, got {contrast!r}")
+    grid = template.grid(size)
+    means = {"wm": 0.66, "gm": 0.66 * 0.675, "csf": 0.125}
+    if contrast == "t2":
+        means = {k: 1.0 - v for k, v in means.items()}
+    identity = _Anatomy(np.eye(3), np.zeros(3), np.zeros((3,) + (size,) * 3), means, np.ones((size,) * 3),
+                        np.zeros((size,) * 3))
+    tissue = _sample_maps(grid, _template_coordinates(grid, identity))
+    image = sum(tissue[n] * means[t] for n, t in enumerate(TISSUES)) * (np.clip(tissue.sum(axis=0), 0, 1) > 0.05)
+    return np.clip(image, 0.0, 1.0).astype(np.float32), grid.affine
+
+
 def simulate_brains(n: int, *, size: int = 64, lesions: bool = False, mass_effect: bool = False, seed: int = 0,
                     template: BrainTemplate | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``n`` subjects -> (images float32 (N, D, H, W) in [0, 1], lesion masks bool (N, D, H, W)).
