@@ -14,6 +14,7 @@ fixed settings of ``_anomaly_runs`` (16 slices a step, lr 1e-2); only the epochs
 optimizer steps (fitting items / batch, rounded up, x epochs).
 
     python benchmarks/anomaly_budget.py            # cohort seeds 0 and 1, 10 and 30 epochs, 3D and slice-wise
+    python benchmarks/anomaly_budget.py --register --epochs-grid 10  # the same in the atlas space (data.template)
     python benchmarks/anomaly_budget.py --quick    # 6 + 6 brains of 32^3, 1 and 2 epochs (a smoke run)
 """
 
@@ -34,6 +35,7 @@ from anomaly_volumes import (
     _executor,
     _grid,
     _write_cohort,
+    cohort_data,
     healthy_fit_split,
     mode_train,
     trivial_baselines,
@@ -60,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--validation", type=int, default=None, help="validation brains, half of them lesioned")
     parser.add_argument("--size", type=int, default=None)
     parser.add_argument("--brain-erosion", type=int, default=2)
+    parser.add_argument("--register", action=argparse.BooleanOptionalAction, default=False,
+                        help="register every brain affinely to the set's atlas (data.template), as "
+                             "anomaly_volumes.py does by default")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--jobs", type=int, default=1, help="fits run in this many processes at once")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
@@ -76,10 +81,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _data(root: Path, size: int) -> dict[str, Any]:
-    return {"modality": "volume", "path": str(root / "healthy"), "image_size": size, "lesion_column": "mask",
-            "normalise": "none"}
-
 
 def fit_items(root: Path, data: dict[str, Any], mode: str) -> int:
     """How many items one epoch of ``anomaly fit`` trains on: the healthy fitting volumes (``anomaly fit``'s seeded
@@ -94,7 +95,7 @@ def _run_task(item: tuple[tuple[Any, ...], Path, argparse.Namespace]) -> list[di
     """``("fit", cohort_seed, mode, epochs)`` or ``("baselines", cohort_seed)`` -> rows on the validation cohort."""
     task, root, args = item
     cohort_root = root / f"cohort{task[1]}"
-    data = _data(cohort_root, args.size)
+    data = cohort_data(cohort_root, args.size, args.register)
     if task[0] == "baselines":
         rows = [row for row, _ in trivial_baselines(cohort_root, data, args.brain_erosion, cohort=COHORT)]
         return [{**row, "cohort_seed": task[1], "epochs": 0, "steps": 0} for row in rows]
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = device_tag()
     markdown = (f"# Training budget of the {args.detector} against the average healthy brain ({args.healthy} healthy "
                 f"brains, {args.validation} validation brains (half lesioned) per cohort seed {args.cohort_seeds}; "
-                f"{args.size}^3 voxels; budgets {args.epochs_grid} epochs; {device})\n\n"
+                f"{args.size}^3 voxels; budgets {args.epochs_grid} epochs; "
+                f"{'registered to the atlas' if args.register else 'no registration'}; {device})\n\n"
                 f"{markdown_table(rows, COLUMNS)}\n\n"
                 "Validation cohorts of anomaly_volumes.py only (its test cohorts are not read). Maps inside the "
                 f"brain mask eroded by {args.brain_erosion} voxels, as there; mode n/a: the trivial baselines "
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{markdown_table(compared, SUMMARY_COLUMNS)}\n")
     print(markdown)
     payload = {"rows": rows, "summary": compared, "meta": {"host": host_info(), "device": device}}
-    stem = f"anomaly_budget-{device}" + ("-quick" if args.quick else "")
+    stem = f"anomaly_budget-{device}" + ("-registered" if args.register else "") + ("-quick" if args.quick else "")
     json_path, md_path = write_results(args.out_dir, stem, payload, markdown, args=args)
     print(f"-> {json_path}\n-> {md_path}")
     return payload

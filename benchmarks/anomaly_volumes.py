@@ -27,6 +27,12 @@ healthy fitting volumes|). The supervised reference is the segmenter with the de
 mode and on the axial slices in the ``slicewise`` mode, its threshold chosen on a held-out fifth of the labelled
 subjects.
 
+With ``--register`` (the default) every brain is first registered affinely to its set's atlas (``template.nii.gz``
+of ``data simulate brain``: the template's anatomy at the identity pose) through ``data.template``, as brain anomaly
+benchmarks work in an atlas space (MNI, SRI24): detectors, baselines, masks and metrics are then all in atlas space.
+``--no-register`` scores the brains in their own poses (rotations up to 10 degrees, scalings up to 8 %); the choice
+was made on the validation cohorts (``anomaly_budget.py --register``), not on a test cohort.
+
     python benchmarks/anomaly_volumes.py                  # 60 healthy + 60 test + 16 labelled + 40 validation
                                                           # brains of 64^3
     python benchmarks/anomaly_volumes.py --cohort-seed 1  # a replicate on cohorts drawn anew
@@ -51,7 +57,7 @@ from _report import RESULTS_DIR, device_tag, host_info, markdown_table, write_re
 
 from biolatent.anomaly.detectors import IMAGE_DETECTORS
 from biolatent.anomaly.lesion_sizes import VOLUME_EDGES, bin_labels
-from biolatent.anomaly.volumes import write_brain_set
+from biolatent.anomaly.volumes import TEMPLATE_FILE, write_brain_set
 from biolatent.workflows.anomaly import lesion_size_table
 
 MODES = ("3d", "slicewise")
@@ -71,6 +77,14 @@ VOLUME_BATCH, VOLUME_LR = 2, {"ae": 1e-3, "vae": 1e-3, "cevae": 1e-3}
 SLICE_BATCH = 16
 # cohort seeds: 10 * --cohort-seed + these (healthy, test, labelled, validation)
 COHORT_SEEDS = {"healthy": 0, "test": 1, "labelled": 2, "validation": 3}
+
+
+def cohort_data(root: Path, size: int, register: bool) -> dict[str, Any]:
+    """The ``data`` section every fit and read of the benchmark uses: the healthy cohort under ``root``, no intensity
+    normalisation (the simulated brains are in [0, 1]), and with ``register`` the set's atlas as ``data.template``."""
+    data = {"modality": "volume", "path": str(root / "healthy"), "image_size": size, "lesion_column": "mask",
+            "normalise": "none"}
+    return data | ({"template": str(root / "healthy" / TEMPLATE_FILE)} if register else {})
 
 
 def mode_train(name: str, epochs: int, mode: str, batch_size: int | None = None,
@@ -117,7 +131,8 @@ def healthy_fit_split(root: Path, data: dict[str, Any]) -> tuple[np.ndarray, np.
     from biolatent.workflows.anomaly_tasks import healthy_split, read_volume_set
 
     config = load_anomaly_config({"data": data, "method": {"name": "ae"}, "validation": VALIDATION})
-    _, healthy, _, _ = read_volume_set(root / "healthy", int(data["image_size"]), normalise=data["normalise"])
+    _, healthy, _, _ = read_volume_set(root / "healthy", int(data["image_size"]), normalise=data["normalise"],
+                                       template=data.get("template"))
     fit_idx, val_idx = healthy_split(len(healthy), None, None, config, str(root / "healthy"), "volumes", min_fit=1)
     return healthy, fit_idx, val_idx
 
@@ -131,7 +146,7 @@ def trivial_baselines(root: Path, data: dict[str, Any], erosion: int, cohort: st
     from biolatent.anomaly.volumes import brain_region, volume_scores
     from biolatent.workflows.anomaly_tasks import read_volume_set
 
-    size, keys = int(data["image_size"]), {"normalise": data["normalise"]}
+    size, keys = int(data["image_size"]), {"normalise": data["normalise"], "template": data.get("template")}
     healthy, fit_idx, val_idx = healthy_fit_split(root, data)
     start = time.perf_counter()
     mean = healthy[fit_idx].mean(axis=0)
@@ -158,16 +173,17 @@ def trivial_baselines(root: Path, data: dict[str, Any], erosion: int, cohort: st
 
 def supervised_reference(root: Path, size: int, epochs: int, seed: int = 0, erosion: int = 0, mode: str = "3d",
                          batch_size: int | None = None, lr: float = 1e-2,
-                         cohorts: tuple[str, ...] = ("test",)) -> list[dict[str, Any]]:
+                         cohorts: tuple[str, ...] = ("test",), template: str | None = None) -> list[dict[str, Any]]:
     """The segmenter trained on the labelled brains (whole volumes in 3D, or their axial slices with ``mode``
     slicewise) for the detectors' ``epochs`` at ``batch_size`` (default: the untuned detectors') and ``lr``, applied
-    likewise to each of ``cohorts`` (folders under ``root``): one row per cohort."""
+    likewise to each of ``cohorts`` (folders under ``root``): one row per cohort. ``template``: ``data.template``
+    of every read (the detectors' atlas space)."""
     from biolatent.anomaly.metrics import best_dice
     from biolatent.anomaly.segmentation import train_segmenter
     from biolatent.anomaly.volumes import brain_region
     from biolatent.workflows.anomaly_tasks import read_volume_set
 
-    _, volumes, _, masks = read_volume_set(root / "labelled", size, normalise="none")
+    _, volumes, _, masks = read_volume_set(root / "labelled", size, normalise="none", template=template)
     order = np.random.default_rng(seed).permutation(len(volumes))
     n_val = max(1, len(volumes) // 5)
     fit_ids, val_ids = order[n_val:], order[:n_val]
@@ -201,7 +217,7 @@ def supervised_reference(root: Path, size: int, epochs: int, seed: int = 0, eros
     rows = []
     for cohort in cohorts:
         start = time.perf_counter()
-        _, test, labels, test_masks = read_volume_set(root / cohort, size, normalise="none")
+        _, test, labels, test_masks = read_volume_set(root / cohort, size, normalise="none", template=template)
         maps = predict(segmenter, test) * brain_region(test, erosion)
         volumes_per_s = len(test) / (time.perf_counter() - start)
         row, sizes = map_rows(SUPERVISED_ROW, mode, maps, test, labels, test_masks, segmenter.threshold,
@@ -238,6 +254,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--modes", default=",".join(MODES), help="3d (anomaly fit's default) and/or slicewise")
     parser.add_argument("--brain-erosion", type=int, default=2,
                         help="maps kept inside the brain mask eroded by this many voxels (0: dilated by one)")
+    parser.add_argument("--register", action=argparse.BooleanOptionalAction, default=True,
+                        help="register every brain affinely to the set's atlas (data.template) before detection")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--jobs", type=int, default=1,
                         help="tasks (a detector in a mode, a supervised reference, the baselines) run in this many "
@@ -307,7 +325,8 @@ def _run_task(item: tuple[tuple[Any, ...], Path, dict[str, Any], argparse.Namesp
         _, mode, batch, lr = task
         cohorts = ("test",) if batch is None else ("validation", "test")
         references = supervised_reference(root, args.size, args.epochs, erosion=args.brain_erosion, mode=mode,
-                                          batch_size=batch, lr=1e-2 if lr is None else lr, cohorts=cohorts)
+                                          batch_size=batch, lr=1e-2 if lr is None else lr, cohorts=cohorts,
+                                          template=data.get("template"))
         print(f"supervised ({mode}, batch {batch}, lr {lr}): validation/test voxel AUROC "
               f"{references[0]['voxel_auroc']:.3f}", flush=True)
         return [(reference, reference.pop("_sizes")) for reference in references]
@@ -365,9 +384,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if set(_grid(args.tuned, str)):
             cohorts.append(("validation", args.validation, {"lesions": True, "exact_fraction": True,
                                                             "seed": seed + COHORT_SEEDS["validation"]}))
-        # the simulated brains are in [0, 1] already: no intensity normalisation (as before the core loader)
-        data = {"modality": "volume", "path": str(root / "healthy"), "image_size": args.size, "lesion_column": "mask",
-                "normalise": "none"}
+        data = cohort_data(root, args.size, args.register)
         tasks = tasks_of(args)
         # the longest tasks first (the diffusion models train for 10/3 of the budget), so that no worker idles late
         order = sorted(range(len(tasks)), key=lambda i: tasks[i][1:2] not in (("ddpm",), ("masked_diffusion",)))
@@ -393,7 +410,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{args.cohort_seed}; {device})\n\n"
                 f"{markdown_table(rows, COLUMNS)}\n\n"
                 "Volumes from the real MNI ICBM152 template (SynthSeg-style per-subject deformation, contrasts, bias, "
-                "noise) with planted tumour-like lesions. mode 3d: the detector is built with spatial_dims=3 and "
+                "noise) with planted tumour-like lesions"
+                + (", each registered affinely to the atlas (data.template; maps, masks and metrics in atlas "
+                   "space). " if args.register else ", in their own poses (no registration). ")
+                + "mode 3d: the detector is built with spatial_dims=3 and "
                 "trains on and scores whole volumes (anomaly fit's default); slicewise: a 2D detector on the axial "
                 f"slices. Tuned on the validation cohort ({tuned}): batch size (3d: {args.batch_grid_3d} volumes, "
                 f"slicewise: {args.batch_grid_slicewise} slices per step) x learning rate ({args.lr_grid}), the grid "
@@ -421,7 +441,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     payload = {"rows": rows, "selection": selection, "sizes": sizes.to_dict("records"),
                "meta": {**{k: str(v) for k, v in vars(args).items()}, "host": host_info(), "device": device}}
     stem = (f"anomaly_volumes-{device}" + (f"-cohort{args.cohort_seed}" if args.cohort_seed else "")
-            + ("-quick" if args.quick else ""))
+            + ("" if args.register else "-unregistered") + ("-quick" if args.quick else ""))
     json_path, md_path = write_results(args.out_dir, stem, payload, markdown, args=args)
     print(f"-> {json_path}\n-> {md_path}")
     return payload

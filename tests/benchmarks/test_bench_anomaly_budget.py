@@ -20,6 +20,7 @@ def test_defaults_and_bad_arguments(bench_script):
     assert (args.detector, args.cohort_seeds, args.epochs_grid, args.modes) == ("cevae", "0,1", "10,30",
                                                                                  "3d,slicewise")
     assert (args.healthy, args.validation, args.size, args.brain_erosion) == (60, 40, 64, 2)
+    assert not args.register and budget.parse_args(["--register"]).register  # the stored run: no registration
     for bad in (["--modes", "2d"], ["--epochs-grid", "0,10"], ["--detector", "cevea"]):
         with pytest.raises(SystemExit):
             budget.parse_args(bad)
@@ -69,7 +70,7 @@ def test_quick_run_reads_validation_cohorts_only(monkeypatch, tmp_path, bench_sc
     _, healthy, _, _ = read_volume_set(root / "healthy", 32, normalise="none")
     _, validation, labels, masks = read_volume_set(root / "validation", 32, normalise="none")
     assert labels.sum() == 3  # exactly half of the validation brains are lesioned
-    config = load_anomaly_config({"data": budget._data(root, 32), "method": {"name": "ae"},
+    config = load_anomaly_config({"data": volumes.cohort_data(root, 32, False), "method": {"name": "ae"},
                                   "validation": bench_script("_anomaly_runs").VALIDATION})
     fit_idx, _ = healthy_split(6, None, None, config, str(root / "healthy"), "volumes", min_fit=1)
     inside = brain_region(validation, 2)

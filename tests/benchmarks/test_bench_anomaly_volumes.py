@@ -21,6 +21,7 @@ def test_defaults_modes_and_device_tag(bench_script):
     args = volumes.parse_args([])
     assert (args.healthy, args.test, args.epochs, args.size, args.modes) == (60, 60, 10, 64, "3d,slicewise")
     assert (args.validation, args.cohort_seed, args.tuned) == (40, 0, "ae,vae,cevae,supervised")
+    assert args.register and not volumes.parse_args(["--no-register"]).register
     with pytest.raises(SystemExit):
         volumes.parse_args(["--tuned", "cevea"])  # no such model
     quick = volumes.parse_args(["--quick"])
@@ -43,16 +44,17 @@ def test_quick_run_has_a_row_per_detector_and_mode_and_the_baselines(monkeypatch
     monkeypatch.setattr(volumes, "write_brain_set", partial(write_brain_set, template=template))
     payload = volumes.main(["--quick", "--detectors", "ae", "--out-dir", str(tmp_path)])
     stored = json.loads((tmp_path / f"anomaly_volumes-{bench_script('_report').device_tag()}-quick.json").read_text())
-    assert stored["arguments"]["modes"] == "3d,slicewise"
+    assert stored["arguments"]["modes"] == "3d,slicewise" and stored["arguments"]["register"] is True
     rows = {(row["detector"], row["mode"]): row for row in stored["rows"]}
     assert set(rows) == {("ae", "3d"), ("ae", "slicewise"), ("supervised (reference)", "3d"),
                          ("supervised (reference)", "slicewise"), ("voxel intensity", "n/a"),
                          ("distance to mean healthy volume", "n/a")}
     assert len(payload["rows"]) == len(rows)
-    # the voxel-intensity baseline's voxel AUROC, recomputed from the test brains inside the same region
+    # the voxel-intensity baseline's voxel AUROC, recomputed from the test brains inside the same region, in the
+    # atlas space the benchmark registers every brain to by default (the set's template.nii.gz)
     root = tmp_path / "again"
     write_brain_set(root, 6, size=32, lesions=True, seed=1, template=template, exact_fraction=True)
-    _, test, labels, masks = read_volume_set(root, 32, normalise="none")
+    _, test, labels, masks = read_volume_set(root, 32, normalise="none", template=str(root / "template.nii.gz"))
     assert labels.sum() == 3  # exactly half of the test brains are lesioned
     region = brain_region(test, 2) | masks
     expected = roc_auc_score(masks[region], (test * brain_region(test, 2))[region])
