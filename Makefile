@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/anomaly_images.py
 	$(BIN)/python benchmarks/anomaly_volumes.py
 	$(BIN)/python benchmarks/anomaly_budget.py
+	$(BIN)/python benchmarks/anomaly_budget.py --register --epochs-grid 10
 	$(BIN)/python benchmarks/anomaly_ct.py
 	$(BIN)/python benchmarks/spatial_expression.py
 	$(BIN)/python benchmarks/series_ssl.py
