@@ -37,7 +37,8 @@ def test_pretrain_embed_evaluate_report(run_cli, tiny_config, tmp_path, modality
     assert list(table.columns) == EFFICIENCY_COLUMNS
     assert set(table.representation) == {"ssl", "random_init", "pca", "supervised"}
     assert set(table.metric) == {"accuracy", "balanced_accuracy", "auroc", "f1"}
-    assert (table.n_seeds == 2).all() and table["mean"].between(0, 1).all()
+    assert (table.n_seeds == (table.fraction < 1).map({True: 2, False: 1})).all()  # 100%: one fit, 2 seeds
+    assert table["mean"].between(0, 1).all()
     assert (run / "evaluate" / label / "efficiency.png").is_file()
 
     assert run_cli("report", run).code == 0

@@ -118,7 +118,7 @@ def test_knn_with_few_labels_is_not_outvoted_by_the_majority_class():
 def test_intervals_stay_inside_the_range_of_the_metric():
     rows = []
     for seed, (acc, r) in enumerate([(1.0, -0.98), (0.9, -1.0), (1.0, -0.7)]):
-        rows += [("ssl", "linear", 1.0, seed, "balanced_accuracy", acc), ("ssl", "linear", 1.0, seed, "pearson_r", r)]
+        rows += [("ssl", "linear", 0.5, seed, "balanced_accuracy", acc), ("ssl", "linear", 0.5, seed, "pearson_r", r)]
     summary = summarise(pd.DataFrame(rows, columns=PER_SEED_COLUMNS)).set_index("metric")
     assert summary.loc["balanced_accuracy", "ci_high"] == 1.0 < 1.0 + 1e-12
     assert summary.loc["balanced_accuracy", "ci_low"] < summary.loc["balanced_accuracy", "mean"]

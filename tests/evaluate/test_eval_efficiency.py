@@ -79,7 +79,9 @@ def test_summarise_exact_columns_and_t_interval(sweep):
     per_seed = sweep[0]
     summary = summarise(per_seed)
     assert list(summary.columns) == SUMMARY_COLUMNS
-    assert (summary.n_seeds == 3).all() and len(summary) == 5 * 3 * 4
+    full = summary.fraction == 1.0  # one fit under three subset seeds: one value, no interval
+    assert (summary.n_seeds[~full] == 3).all() and (summary.n_seeds[full] == 1).all() and len(summary) == 5 * 3 * 4
+    assert summary.loc[full & (summary.probe == "linear"), "ci_low"].isna().all()
     row = summary[(summary.representation == "random_init") & (summary.probe == "linear")
                   & (summary.fraction == 0.1) & (summary.metric == "auroc")].iloc[0]
     values = per_seed[(per_seed.representation == "random_init") & (per_seed.probe == "linear")
@@ -163,3 +165,26 @@ def test_sources_name_what_varied_and_old_tables_still_read(tmp_path):
     old.write_text("\t".join(LEGACY_SUMMARY_COLUMNS) + "\nssl\tlinear\t0.1\tf1\t0.5\t0.4\t0.6\t3\n")
     table = read_efficiency(old)  # written before sources/protocol existed: what it was
     assert table.loc[0, "sources"] == "label_subset" and table.loc[0, "protocol"] == "transductive"
+
+
+def test_the_whole_pool_under_several_subset_seeds_is_not_pseudo_replicated():
+    # 3 pre-training seeds x 4 subset seeds; at fraction 1.0 every subset seed repeats the fit of its pre-training
+    # seed (a deterministic probe: equal values), below it the subsets differ
+    rng = np.random.default_rng(3)
+    rows = []
+    for fraction in (0.5, 1.0):
+        for pretrain_seed, fit in enumerate([0.70, 0.74, 0.79]):
+            for seed in range(4):
+                value = fit if fraction == 1.0 else fit + rng.normal(0, 0.02)
+                rows.append(("ssl", "linear", fraction, seed, "auroc", value, pretrain_seed, 0))
+    per_seed = pd.DataFrame(rows, columns=["representation", "probe", "fraction", "seed", "metric", "value",
+                                           "pretrain_seed", "test_split"])
+    summary = summarise(per_seed).set_index("fraction")
+    fits = np.array([0.70, 0.74, 0.79])  # the three independent values: t interval with 2 degrees of freedom
+    lo, hi = stats.t.interval(0.95, 2, loc=fits.mean(), scale=stats.sem(fits))
+    assert summary.loc[1.0, "n_seeds"] == 3 and summary.loc[1.0, "sources"] == "pretrain_seed"
+    assert (summary.loc[1.0, "ci_low"], summary.loc[1.0, "ci_high"]) == pytest.approx((lo, hi))
+    half = per_seed[per_seed.fraction == 0.5]["value"].to_numpy()  # below 1.0 all 12 rows count
+    lo, hi = stats.t.interval(0.95, 11, loc=half.mean(), scale=stats.sem(half))
+    assert summary.loc[0.5, "n_seeds"] == 12
+    assert (summary.loc[0.5, "ci_low"], summary.loc[0.5, "ci_high"]) == pytest.approx((lo, hi))

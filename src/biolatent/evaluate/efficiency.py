@@ -200,14 +200,37 @@ def sources(group: pd.DataFrame) -> str:
     return "+".join(names) or "none"
 
 
+def independent_values(group: pd.DataFrame) -> np.ndarray:
+    """The values of one summary cell that count as independent repeats.
+
+    Below fraction 1.0, every row. At fraction 1.0 (the whole training pool, whatever the labelled-subset seed),
+    the mean over ``seed`` of each (pre-training seed, test split) present, NaN values ignored, so one fit repeated
+    under several subset seeds counts once.
+    """
+    values = group["value"].to_numpy(dtype=np.float64)
+    if "seed" not in group.columns or not np.isclose(group["fraction"].to_numpy(dtype=float), 1.0).all():
+        return values
+    units = [column for column in SOURCE_COLUMNS if column != "seed" and column in group.columns]
+    finite = group.assign(value=np.where(np.isfinite(values), values, np.nan))
+    if not units:
+        return np.array([finite["value"].mean(skipna=True)], dtype=np.float64)
+    means = finite.groupby(units, dropna=False, sort=False)["value"].mean()
+    return means.to_numpy(dtype=np.float64)
+
+
 def summarise(per_seed: pd.DataFrame, level: float = 0.95, protocol: str = "transductive") -> pd.DataFrame:
     """Mean and Student-t CI over every value of a cell (clipped to the metric's range): columns exactly
     ``SUMMARY_COLUMNS``.
 
     The values behind one (representation, probe, fraction, metric) are all its rows: every pre-training seed x
     test split x labelled subset the per-seed table holds (``sources`` names those that varied, ``protocol`` is
-    written as given). ``n_seeds`` counts the finite values; rows keep the order in which representations and
-    probes appear, then metric (``METRICS`` then ``REGRESSION_METRICS`` order; others last), then increasing fraction.
+    written as given). At fraction 1.0 the labelled subset is the whole training pool whatever its seed, so the rows
+    of one pre-training seed and test split repeat one fit (identical values for a deterministic probe): they are
+    averaged into one value first (:func:`independent_values`), and the interval covers the sources that varied
+    only; counting the repeats as independent would narrow it by about the square root of their number
+    (pseudo-replication). ``n_seeds`` counts the finite values behind the interval; rows keep the order in which
+    representations and probes appear, then metric (``METRICS`` then ``REGRESSION_METRICS`` order; others last),
+    then increasing fraction.
     """
     if protocol not in PROTOCOLS:
         raise DataError(f"protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
@@ -219,9 +242,9 @@ def summarise(per_seed: pd.DataFrame, level: float = 0.95, protocol: str = "tran
     keys = ["representation", "probe", "fraction", "metric"]
     rows = []
     for key, group in per_seed.groupby(keys, sort=False):
-        mean, low, high = mean_ci(group["value"].to_numpy(dtype=np.float64), level, METRIC_RANGES.get(key[3]))
-        rows.append((*key, mean, low, high, int(np.isfinite(group["value"].to_numpy(dtype=float)).sum()),
-                     sources(group), protocol))
+        values = independent_values(group)
+        mean, low, high = mean_ci(values, level, METRIC_RANGES.get(key[3]))
+        rows.append((*key, mean, low, high, int(np.isfinite(values).sum()), sources(group), protocol))
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     order = {name: i for i, name in enumerate(dict.fromkeys(per_seed["representation"]))}
     probe_order = {name: i for i, name in enumerate(dict.fromkeys(per_seed["probe"]))}
