@@ -130,16 +130,6 @@ def steps_of(run_dir: Path) -> int:
     return pretraining_steps(int(n), load_run_config(run_dir).train)
 
 
-def one_draw_per_split(per_seed: pd.DataFrame) -> pd.DataFrame:
-    """At fraction 1.0 every labelled-subset seed labels the whole training split: its repeats are one draw, so
-    they are averaged (seed 0) and the intervals count test splits x pre-training seeds only (a probe repeats the
-    same value; the supervised encoder's repeats differ only in its initialisation)."""
-    whole = np.isclose(per_seed["fraction"].to_numpy(dtype=float), 1.0)
-    keys = ["representation", "probe", "fraction", "metric", "pretrain_seed", "test_split"]
-    merged = per_seed[whole].groupby(keys, sort=False, as_index=False)["value"].mean().assign(seed=0)
-    return pd.concat([per_seed[~whole], merged[per_seed.columns]], ignore_index=True)
-
-
 def paired(per_seed: pd.DataFrame, a: str, b: str, probe: str, fraction: float) -> dict[str, float]:
     """Mean and 95% t-interval of a - b over the draws (test split, labelled subset, pre-training seed) both share."""
     from biolatent.evaluate.metrics import mean_ci
@@ -162,7 +152,7 @@ def paired(per_seed: pd.DataFrame, a: str, b: str, probe: str, fraction: float) 
 
 
 def evaluate(run_dirs: dict[str, Path], args: argparse.Namespace) -> dict[str, Any]:
-    from biolatent.evaluate.efficiency import pca_features, run_label_efficiency, summarise
+    from biolatent.evaluate.efficiency import one_draw_per_fit, pca_features, run_label_efficiency, summarise
     from biolatent.train.supervised import budget
     from biolatent.workflows.evaluate import (
         build_representations,
@@ -207,7 +197,7 @@ def evaluate(run_dirs: dict[str, Path], args: argparse.Namespace) -> dict[str, A
             tables.append(table)
     per_seed = pd.concat(tables, ignore_index=True)
     per_seed["pretrain_seed"] = per_seed["pretrain_seed"].fillna(-1).astype(int)
-    draws = one_draw_per_split(per_seed)
+    draws = one_draw_per_fit(per_seed)  # the paired differences count draws too
     summary = summarise(draws.assign(pretrain_seed=draws["pretrain_seed"].replace(-1, pd.NA)))
     rows = []
     for record in summary[summary.metric == "auroc"].to_dict("records"):

@@ -44,13 +44,3 @@ def test_paired_differences_pair_the_same_draws():
         assert result["n"] == 6
         assert result["mean"] == pytest.approx(diff.mean())
         assert (result["ci_low"], result["ci_high"]) == pytest.approx((diff.mean() - half, diff.mean() + half))
-
-
-def test_repeats_of_the_whole_training_split_are_one_draw():
-    rows = [{"representation": "genome", "probe": "linear", "fraction": f, "metric": "auroc", "test_split": split,
-             "seed": seed, "pretrain_seed": 0, "value": 0.5 + 0.1 * split + (0.01 * seed if f < 1 else 0.0)}
-            for f in (0.1, 1.0) for split in range(2) for seed in range(3)]
-    draws = bench.one_draw_per_split(pd.DataFrame(rows))
-    whole = draws[draws.fraction == 1.0].sort_values("test_split")
-    assert len(whole) == 2 and whole.value.tolist() == pytest.approx([0.5, 0.6]) and (whole.seed == 0).all()
-    assert (draws.fraction == 0.1).sum() == 6

@@ -10,6 +10,7 @@ from biolatent.errors import DataError
 from biolatent.evaluate.efficiency import (
     SUMMARY_COLUMNS,
     headline,
+    one_draw_per_fit,
     pca_features,
     read_efficiency,
     run_label_efficiency,
@@ -188,3 +189,14 @@ def test_the_whole_pool_under_several_subset_seeds_is_not_pseudo_replicated():
     lo, hi = stats.t.interval(0.95, 11, loc=half.mean(), scale=stats.sem(half))
     assert summary.loc[0.5, "n_seeds"] == 12
     assert (summary.loc[0.5, "ci_low"], summary.loc[0.5, "ci_high"]) == pytest.approx((lo, hi))
+
+
+def test_repeats_of_the_whole_training_split_are_one_draw():
+    rows = [{"representation": "genome", "probe": "linear", "fraction": f, "metric": "auroc", "test_split": split,
+             "seed": seed, "pretrain_seed": pd.NA, "value": 0.5 + 0.1 * split + (0.01 * seed if f < 1 else 0.0)}
+            for f in (0.1, 1.0) for split in range(2) for seed in range(3)]
+    draws = one_draw_per_fit(pd.DataFrame(rows))
+    whole = draws[draws.fraction == 1.0].sort_values("test_split")
+    assert len(whole) == 2 and whole.value.tolist() == pytest.approx([0.5, 0.6]) and (whole.seed == 0).all()
+    assert whole.pretrain_seed.isna().all() and (draws.fraction == 0.1).sum() == 6
+    assert list(draws.columns) == list(pd.DataFrame(rows).columns)

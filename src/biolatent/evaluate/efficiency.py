@@ -200,22 +200,19 @@ def sources(group: pd.DataFrame) -> str:
     return "+".join(names) or "none"
 
 
-def independent_values(group: pd.DataFrame) -> np.ndarray:
-    """The values of one summary cell that count as independent repeats.
-
-    Below fraction 1.0, every row. At fraction 1.0 (the whole training pool, whatever the labelled-subset seed),
-    the mean over ``seed`` of each (pre-training seed, test split) present, NaN values ignored, so one fit repeated
-    under several subset seeds counts once.
+def one_draw_per_fit(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """The per-seed table with the repeats of one fit merged: at fraction 1.0 every labelled-subset ``seed`` labels
+    the whole training pool, so the rows that differ only in ``seed`` (and ``value``) are averaged into one row
+    (NaN values ignored; ``seed`` the smallest of them). A probe repeats the same value there; a supervised
+    encoder's repeats differ in its initialisation only. Rows below fraction 1.0 are kept as they are.
     """
-    values = group["value"].to_numpy(dtype=np.float64)
-    if "seed" not in group.columns or not np.isclose(group["fraction"].to_numpy(dtype=float), 1.0).all():
-        return values
-    units = [column for column in SOURCE_COLUMNS if column != "seed" and column in group.columns]
-    finite = group.assign(value=np.where(np.isfinite(values), values, np.nan))
-    if not units:
-        return np.array([finite["value"].mean(skipna=True)], dtype=np.float64)
-    means = finite.groupby(units, dropna=False, sort=False)["value"].mean()
-    return means.to_numpy(dtype=np.float64)
+    whole = np.isclose(per_seed["fraction"].to_numpy(dtype=float), 1.0)
+    if "seed" not in per_seed.columns or not whole.any():
+        return per_seed
+    keys = [column for column in per_seed.columns if column not in ("seed", "value")]
+    merged = (per_seed[whole].groupby(keys, sort=False, dropna=False, as_index=False)
+              .agg(value=("value", "mean"), seed=("seed", "min")))
+    return pd.concat([per_seed[~whole], merged[per_seed.columns]], ignore_index=True)
 
 
 def summarise(per_seed: pd.DataFrame, level: float = 0.95, protocol: str = "transductive") -> pd.DataFrame:
@@ -226,7 +223,7 @@ def summarise(per_seed: pd.DataFrame, level: float = 0.95, protocol: str = "tran
     test split x labelled subset the per-seed table holds (``sources`` names those that varied, ``protocol`` is
     written as given). At fraction 1.0 the labelled subset is the whole training pool whatever its seed, so the rows
     of one pre-training seed and test split repeat one fit (identical values for a deterministic probe): they are
-    averaged into one value first (:func:`independent_values`), and the interval covers the sources that varied
+    averaged into one value first (:func:`one_draw_per_fit`), and the interval covers the sources that varied
     only; counting the repeats as independent would narrow it by about the square root of their number
     (pseudo-replication). ``n_seeds`` counts the finite values behind the interval; rows keep the order in which
     representations and probes appear, then metric (``METRICS`` then ``REGRESSION_METRICS`` order; others last),
@@ -241,8 +238,8 @@ def summarise(per_seed: pd.DataFrame, level: float = 0.95, protocol: str = "tran
         raise DataError("per-seed table is empty: nothing to summarise")
     keys = ["representation", "probe", "fraction", "metric"]
     rows = []
-    for key, group in per_seed.groupby(keys, sort=False):
-        values = independent_values(group)
+    for key, group in one_draw_per_fit(per_seed).groupby(keys, sort=False):
+        values = group["value"].to_numpy(dtype=np.float64)
         mean, low, high = mean_ci(values, level, METRIC_RANGES.get(key[3]))
         rows.append((*key, mean, low, high, int(np.isfinite(values).sum()), sources(group), protocol))
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
