@@ -81,7 +81,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-
 def fit_items(root: Path, data: dict[str, Any], mode: str) -> int:
     """How many items one epoch of ``anomaly fit`` trains on: the healthy fitting volumes (``anomaly fit``'s seeded
     split by subject), or in ``slicewise`` mode their axial slices that hold brain."""

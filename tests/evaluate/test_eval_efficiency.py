@@ -160,7 +160,8 @@ def test_sources_name_what_varied_and_old_tables_still_read(tmp_path):
     rows = pd.DataFrame({"fraction": [0.5] * 4, "pretrain_seed": [0, 0, 1, 1], "test_split": [0, 0, 0, 0],
                          "seed": [0, 1, 0, 1]})
     assert sources(rows) == "pretrain_seed+label_subset"
-    assert sources(rows.assign(fraction=1.0)) == "pretrain_seed"  # the whole pool: the subset does not vary
+    whole = rows.assign(representation="ssl", probe="linear", metric="auroc", value=0.7, fraction=1.0)
+    assert sources(one_draw_per_fit(whole)) == "pretrain_seed"  # the whole pool: the subset does not vary
     assert sources(rows.drop(columns=["pretrain_seed", "test_split"]).iloc[:1]) == "none"
     old = tmp_path / "efficiency.tsv"
     old.write_text("\t".join(LEGACY_SUMMARY_COLUMNS) + "\nssl\tlinear\t0.1\tf1\t0.5\t0.4\t0.6\t3\n")

@@ -38,25 +38,26 @@ class VolumeHeader:
     shape: tuple[int, ...]
 
 
+def read_volume_header(path: Path, sid: str) -> VolumeHeader:
+    """The stored affine and shape of one NIfTI volume (its header only)."""
+    import nibabel as nib
+
+    if not path.is_file():
+        raise DataError(f"volume {sid!r} not found: {path}")
+    image = nib.load(path)
+    return VolumeHeader(sid, path, np.asarray(image.affine), tuple(image.shape[:3]))
+
+
 def read_volume_headers(folder: str | Path, ids: list[str] | None = None) -> list[VolumeHeader]:
     """The stored affine and shape of the volumes of a set (``data.volume_sets.list_volumes``; those of ``ids``,
     in their order, when given), for writing maps on the input's grid."""
-    import nibabel as nib
-
     from biolatent.data.volume_sets import list_volumes
 
     folder = Path(folder)
     table, _ = list_volumes(folder)
     if ids is not None:
         table = table.set_index(table["id"].astype(str), drop=False).loc[ids]
-    headers = []
-    for row in table.itertuples(index=False):
-        path = folder / str(row.path)
-        if not path.is_file():
-            raise DataError(f"volume {row.id!r} not found: {path}")
-        image = nib.load(path)
-        headers.append(VolumeHeader(str(row.id), path, np.asarray(image.affine), tuple(image.shape[:3])))
-    return headers
+    return [read_volume_header(folder / str(row.path), str(row.id)) for row in table.itertuples(index=False)]
 
 
 def save_volume(path: str | Path, volume: np.ndarray, affine: np.ndarray) -> Path:

@@ -40,6 +40,7 @@ from scipy import ndimage
 from biolatent.config import CineData, VolumeData
 from biolatent.data.inputs import META, join_metadata, read_meta, require_path
 from biolatent.data.samples import DataInfo, SampleSet
+from biolatent.data.volume_alignment import register_affine, resample_to_template
 from biolatent.errors import DataError
 
 SUFFIXES = (".nii.gz", ".nii")
@@ -210,8 +211,6 @@ def _aligned(grid: np.ndarray, masks: Sequence[np.ndarray], template: np.ndarray
     """A volume's cube and its masks' cubes, on the template's cube when there is one (module docstring, step 3)."""
     if template is None:
         return grid, list(masks)
-    from biolatent.data.volume_alignment import register_affine, resample_to_template
-
     transform = register_affine(grid, template, f"volume {sid!r}")
     return (resample_to_template(grid, transform, template.shape),
             [resample_to_template(m, transform, template.shape, nearest=True) for m in masks])

@@ -187,16 +187,11 @@ def same_size_fractions(sizes: dict[float, int]) -> list[str]:
 def sources(group: pd.DataFrame) -> str:
     """What varied behind one summary row, ``+``-joined in the order pretrain_seed, test_split, label_subset.
 
-    A source counts when its column takes more than one value in ``group``; the labelled subset does not count at
-    fraction 1.0 (the whole train pool, whatever the seed). ``none`` when nothing varied.
+    A source counts when its column takes more than one value in ``group`` (a group of :func:`one_draw_per_fit`'s
+    table, where the labelled subset no longer varies at fraction 1.0). ``none`` when nothing varied.
     """
-    names = []
-    for column, name in SOURCE_COLUMNS.items():
-        if column not in group.columns or group[column].dropna().nunique() < 2:
-            continue
-        if column == "seed" and np.isclose(group["fraction"].to_numpy(dtype=float), 1.0).all():
-            continue
-        names.append(name)
+    names = [name for column, name in SOURCE_COLUMNS.items()
+             if column in group.columns and group[column].dropna().nunique() >= 2]
     return "+".join(names) or "none"
 
 

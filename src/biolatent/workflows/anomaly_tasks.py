@@ -294,16 +294,13 @@ class VolumeTask(ImageTask):
         with ``data.template``, on the template's grid (where the volumes were registered)."""
         from dataclasses import replace
 
-        from biolatent.anomaly.volumes import VolumeHeader, read_volume_headers, write_volume_map
+        from biolatent.anomaly.volumes import read_volume_header, read_volume_headers, write_volume_map
 
         if data.spacing is not None:
             raise DataError("anomaly score writes maps on each input's grid: volumes resampled to data.spacing are "
                             "not supported yet (leave data.spacing unset)")
-        if getattr(data, "template", None) is not None:
-            import nibabel as nib
-
-            image = nib.load(data.template)
-            space = VolumeHeader("template", Path(data.template), np.asarray(image.affine), tuple(image.shape[:3]))
+        if data.template is not None:  # one header, read once: every map is on the template's grid
+            space = read_volume_header(Path(data.template), "template")
             headers = [replace(space, id=sid) for sid in samples.ids]
         else:
             headers = read_volume_headers(Path(str(data.path)), samples.ids)
