@@ -128,3 +128,17 @@ def test_anomaly_maps_are_written_on_the_template_grid(tmp_path):
     written = nib.load(tmp_path / "out" / "maps" / "a_map.nii.gz")
     np.testing.assert_array_equal(written.affine, np.diag([2.0, 2.0, 2.0, 1.0]))
     assert written.shape == template.shape
+
+
+def test_the_registration_is_reproducible_and_leaves_the_thread_setting_as_it_was():
+    import SimpleITK as sitk
+
+    from biolatent.data.volume_alignment import register_affine
+
+    matrix, offset = _known_affine()
+    template = _phantom()
+    moving = ndimage.affine_transform(template, matrix, offset, order=1).astype(np.float32)
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    parameters = {tuple(register_affine(moving, template).GetParameters()) for _ in range(3)}
+    assert len(parameters) == 1  # bit-identical transforms (ITK's threaded metric sums were not)
+    assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == threads

@@ -49,12 +49,16 @@ def register_affine(moving: np.ndarray, template: np.ndarray, what: str = "volum
     fixed, image = _image(template), _image(moving)
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(HISTOGRAM_BINS)
-    method.SetMetricSamplingStrategy(method.NONE)  # every voxel: deterministic
+    method.SetMetricSamplingStrategy(method.NONE)  # every voxel, no random sample
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(1.0, 1e-4, ITERATIONS)
     method.SetOptimizerScalesFromPhysicalShift()
     method.SetShrinkFactorsPerLevel(list(SHRINK_FACTORS))
     method.SetSmoothingSigmasPerLevel(list(SMOOTHING_SIGMAS))
+    # ITK's metric threads sum their parts in a varying order (the transform then differs run to run in the 8th
+    # digit; the method's own thread count does not reach the metric): one thread for the registration only
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     try:
         start = sitk.CenteredTransformInitializer(fixed, image, sitk.AffineTransform(3),
                                                   sitk.CenteredTransformInitializerFilter.MOMENTS)
@@ -63,6 +67,8 @@ def register_affine(moving: np.ndarray, template: np.ndarray, what: str = "volum
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{what} could not be registered to data.template: {reason}") from None
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
 
 
 def resample_to_template(array: np.ndarray, transform: Any, template_shape: tuple[int, ...], *,
